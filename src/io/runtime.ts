@@ -1,0 +1,31 @@
+/**
+ * The two runtimes tapnet runs on, Node (through tsx) and Deno, differ in how they call C and
+ * how they start a worker from a .ts file. Everything that differs is here.
+ */
+import { Worker } from "node:worker_threads";
+
+// Deno's global, typed only as far as tapnet uses it.
+// deno-lint-ignore no-explicit-any
+export const Deno: any = (globalThis as any).Deno;
+export const isDeno = typeof Deno !== "undefined";
+export const runtimeName = isDeno ? `deno ${Deno.version.deno}` : `node ${process.versions.node}`;
+
+/**
+ * Starts a worker thread running the TypeScript module `entry` (a file URL).
+ * Node cannot load .ts in a worker by itself, so there a small .mjs boot file registers tsx
+ * first; Deno loads .ts natively.
+ */
+export function startWorker(entry: URL, workerData: unknown, transferList: unknown[] = []): Worker {
+  // deno-lint-ignore no-explicit-any
+  const transfer = transferList as any[];
+  if (isDeno) return new Worker(entry, { workerData, transferList: transfer });
+  const boot = new URL("./worker-boot.mjs", import.meta.url);
+  return new Worker(boot, { workerData: { entry: entry.href, data: workerData }, transferList: transfer });
+}
+
+/** The data a worker was started with, on both runtimes. */
+export async function workerInput<T>(): Promise<T> {
+  const wt = await import("node:worker_threads");
+  const d = wt.workerData as { entry?: string; data?: T };
+  return (isDeno ? wt.workerData : d.data) as T;
+}

@@ -1,0 +1,89 @@
+/**
+ * TAP devices: an Ethernet interface in the kernel whose other end is a file descriptor here.
+ * A frame the kernel sends out of the interface is read from the fd; a frame written to the fd
+ * arrives on the interface as if received from a wire.
+ *
+ * tapnet opens them non-persistent (they vanish when the fd is closed, so a crashed switch
+ * leaves no device behind), non-blocking (a datapath thread polls them) and with a
+ * virtio_net_hdr in front of every frame, which lets the kernel hand over and accept TCP
+ * super-frames of up to 64 KB when offloads are on (see wire/virtio.ts).
+ *
+ * Constants and struct layout: linux/if_tun.h, linux/if.h (x86-64).
+ */
+import { VIRTIO_NET_HDR_LEN as VNET_HDR_LEN } from "../wire/virtio.ts";
+import { errnoName, type Libc } from "./libc.ts";
+
+export const O_RDWR = 2;
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+
+export const TUNSETIFF = 0x400454ca;
+export const TUNSETOFFLOAD = 0x400454d0;
+export const TUNSETVNETHDRSZ = 0x400454d8;
+
+export const IFF_TAP = 0x0002;
+export const IFF_NO_PI = 0x1000;
+export const IFF_VNET_HDR = 0x4000;
+
+export const TUN_F_CSUM = 0x01;
+export const TUN_F_TSO4 = 0x02;
+export const TUN_F_TSO6 = 0x04;
+
+/** struct ifreq: 16 bytes of name, then a union whose first member is `short ifr_flags`. */
+export const IFREQ_SIZE = 40;
+export const IFNAMSIZ = 16;
+
+export interface TapOptions {
+  /** Let the kernel pass partial checksums and TCP super-frames (needs vnetHdr). */
+  offloads: boolean;
+}
+
+export interface Tap {
+  fd: number;
+  name: string;
+  /** Bytes of virtio_net_hdr before each frame read or written. */
+  vnetHdrLen: number;
+  offloads: boolean;
+}
+
+/** Linux interface names: 1-15 bytes, no '/', ':' or whitespace. */
+export function checkIfName(name: string): string | undefined {
+  if (name.length === 0 || name.length >= IFNAMSIZ) return `interface name "${name}" must be 1-15 characters`;
+  if (/[\s/:]/.test(name) || name === "." || name === "..") return `interface name "${name}" has a character Linux refuses`;
+  return undefined;
+}
+
+export function encodeIfreq(name: string, flags: number): Uint8Array {
+  const ifr = new Uint8Array(IFREQ_SIZE);
+  new TextEncoder().encodeInto(name, ifr.subarray(0, IFNAMSIZ - 1));
+  ifr[16] = flags & 0xff;
+  ifr[17] = (flags >> 8) & 0xff;
+  return ifr;
+}
+
+export class TapError extends Error {}
+
+export function openTap(libc: Libc, name: string, opts: TapOptions): Tap {
+  const bad = checkIfName(name);
+  if (bad) throw new TapError(bad);
+  const fd = libc.open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw new TapError(`cannot open /dev/net/tun: ${errnoName(libc.errno())}`);
+  const fail = (what: string): never => {
+    const e = libc.errno();
+    libc.close(fd);
+    throw new TapError(`${what} for TAP ${name}: ${errnoName(e)}`);
+  };
+  if (libc.ioctlPtr(fd, TUNSETIFF, encodeIfreq(name, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)) < 0) fail("TUNSETIFF");
+  const hdrLen = new Uint8Array(4);
+  hdrLen[0] = VNET_HDR_LEN;
+  if (libc.ioctlPtr(fd, TUNSETVNETHDRSZ, hdrLen) < 0) fail("TUNSETVNETHDRSZ");
+  const offloadFlags = opts.offloads ? TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 : 0;
+  if (libc.ioctlInt(fd, TUNSETOFFLOAD, offloadFlags) < 0) fail("TUNSETOFFLOAD");
+  return { fd, name, vnetHdrLen: VNET_HDR_LEN, offloads: opts.offloads };
+}
+
+export function closeTap(libc: Libc, tap: Tap): void {
+  libc.close(tap.fd);
+}
+
+

@@ -1,0 +1,5 @@
+// Node only: register tsx in this worker thread, then load the TypeScript entry it was given.
+import { workerData } from "node:worker_threads";
+import { register } from "tsx/esm/api";
+register();
+await import(workerData.entry);

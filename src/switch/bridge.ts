@@ -1,0 +1,56 @@
+/**
+ * The learning bridge's decision for one frame (IEEE 802.1D, without spanning tree: a switch's
+ * ports are pods and the node, so there are no loops). It learns the source MAC's port, then
+ * picks where the frame goes:
+ *   - broadcast, multicast, and unicast to a MAC not in the FDB: flooded to every other port;
+ *   - unicast to a known MAC: that port, or dropped if it is the port the frame came in on;
+ *   - too short for an Ethernet header, or from a group source address: dropped and counted.
+ * Nothing here does I/O; the forwarder acts on the answer.
+ */
+import { Drop } from "../wire/drop.ts";
+import { ETH_DST, ETH_HEADER_LEN, ETH_SRC } from "../wire/ethernet.ts";
+import { isGroupMac, macHi, macLo } from "../wire/mac.ts";
+import { Counters, SwitchCounter } from "./counters.ts";
+import { Fdb, Learn } from "./fdb.ts";
+
+/** `decide` returns a port number, or one of these. */
+export const FLOOD = -1;
+export const DROP = -2;
+
+export class Bridge {
+  constructor(readonly fdb: Fdb, readonly counters: Counters) {}
+
+  /** The output for the Ethernet frame at `buf[off..off+len)` that came in on `inPort`. */
+  decide(inPort: number, buf: Uint8Array, off: number, len: number, now: number): number {
+    const c = this.counters;
+    if (len < ETH_HEADER_LEN) {
+      c.drop(inPort, Drop.EthRunt);
+      return DROP;
+    }
+    if (isGroupMac(buf, off + ETH_SRC)) {
+      c.drop(inPort, Drop.EthBadSource);
+      return DROP;
+    }
+    const learned = this.fdb.learn(macHi(buf, off + ETH_SRC), macLo(buf, off + ETH_SRC), inPort, now);
+    if (learned !== Learn.Known) {
+      if (learned === Learn.New) c.v[c.switchBase + SwitchCounter.FdbLearned]++;
+      else if (learned === Learn.Moved) c.v[c.switchBase + SwitchCounter.FdbMoved]++;
+      else c.v[c.switchBase + SwitchCounter.FdbFull]++;
+    }
+    if (isGroupMac(buf, off + ETH_DST)) {
+      const bcast = buf[off] === 0xff && macHi(buf, off) === 0xffff && macLo(buf, off) === 0xffffffff;
+      c.v[c.switchBase + (bcast ? SwitchCounter.Broadcast : SwitchCounter.Multicast)]++;
+      return FLOOD;
+    }
+    const out = this.fdb.lookup(macHi(buf, off + ETH_DST), macLo(buf, off + ETH_DST), now);
+    if (out < 0) {
+      c.v[c.switchBase + SwitchCounter.UnknownUnicast]++;
+      return FLOOD;
+    }
+    if (out === inPort) {
+      c.drop(inPort, Drop.SamePort);
+      return DROP;
+    }
+    return out;
+  }
+}

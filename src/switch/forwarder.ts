@@ -1,0 +1,103 @@
+/**
+ * Moves one batch of received frames to their output ports. The frames sit in the batch's
+ * reused slots; the bridge decides each one's output, and the forwarder writes it there (or
+ * to every other live port when flooded), counting frames and bytes in and out and every drop.
+ *
+ * Frames keep whatever device header they arrived with (`l2Off` bytes of virtio_net_hdr before
+ * the Ethernet header): every port of this switch is a TAP with the same header, so a TCP
+ * super-frame crosses it whole and untouched.
+ */
+import { Drop } from "../wire/drop.ts";
+import { Bridge, DROP, FLOOD } from "./bridge.ts";
+import { PORT_COUNTERS, PortCounter } from "./counters.ts";
+
+/** Where frames leave. `write` returns false when the port could not take the frame. */
+export interface PortWriter {
+  write(port: number, buf: Uint8Array, len: number): boolean;
+}
+
+/** Frames read in one round: slot i holds `lens[i]` bytes that came in on `ports[i]`. */
+export class FrameBatch {
+  readonly slots: Uint8Array[];
+  readonly lens: Int32Array;
+  readonly ports: Int32Array;
+  count = 0;
+
+  constructor(readonly capacity: number, readonly slotSize: number) {
+    const mem = new Uint8Array(capacity * slotSize);
+    this.slots = Array.from({ length: capacity }, (_, i) => mem.subarray(i * slotSize, (i + 1) * slotSize));
+    this.lens = new Int32Array(capacity);
+    this.ports = new Int32Array(capacity);
+  }
+}
+
+export class Forwarder {
+  /** Live ports, for flooding; `live[i]` is true while port i is attached. */
+  private readonly live: Uint8Array;
+  private readonly liveList: Int32Array;
+  private liveCount = 0;
+
+  constructor(readonly bridge: Bridge, readonly writer: PortWriter, readonly l2Off: number) {
+    this.live = new Uint8Array(bridge.counters.maxPorts);
+    this.liveList = new Int32Array(bridge.counters.maxPorts);
+  }
+
+  addPort(port: number): void {
+    if (this.live[port]) return;
+    this.live[port] = 1;
+    this.liveList[this.liveCount++] = port;
+  }
+
+  removePort(port: number): void {
+    if (!this.live[port]) return;
+    this.live[port] = 0;
+    let j = 0;
+    for (let i = 0; i < this.liveCount; i++) if (this.liveList[i] !== port) this.liveList[j++] = this.liveList[i];
+    this.liveCount = j;
+    this.bridge.fdb.flushPort(port);
+  }
+
+  isLive(port: number): boolean {
+    return this.live[port] === 1;
+  }
+
+  forward(batch: FrameBatch, now: number): void {
+    const v = this.bridge.counters.v;
+    for (let i = 0; i < batch.count; i++) {
+      const buf = batch.slots[i];
+      const len = batch.lens[i];
+      const inPort = batch.ports[i];
+      const base = inPort * PORT_COUNTERS;
+      v[base + PortCounter.RxFrames]++;
+      v[base + PortCounter.RxBytes] += len - this.l2Off;
+      if (len < this.l2Off) {
+        this.bridge.counters.drop(inPort, Drop.VnetHdrTruncated);
+        continue;
+      }
+      const out = this.bridge.decide(inPort, buf, this.l2Off, len - this.l2Off, now);
+      if (out === DROP) continue;
+      if (out === FLOOD) {
+        v[base + PortCounter.RxFlooded]++;
+        for (let k = 0; k < this.liveCount; k++) {
+          const p = this.liveList[k];
+          if (p !== inPort) this.transmit(p, buf, len, inPort);
+        }
+      } else if (this.live[out]) {
+        this.transmit(out, buf, len, inPort);
+      } else {
+        this.bridge.counters.drop(inPort, Drop.NoPort);
+      }
+    }
+    batch.count = 0;
+  }
+
+  private transmit(port: number, buf: Uint8Array, len: number, inPort: number): void {
+    if (this.writer.write(port, buf, len)) {
+      const v = this.bridge.counters.v;
+      v[port * PORT_COUNTERS + PortCounter.TxFrames]++;
+      v[port * PORT_COUNTERS + PortCounter.TxBytes] += len - this.l2Off;
+    } else {
+      this.bridge.counters.drop(inPort, Drop.TxError);
+    }
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * The switch as the control thread sees it: it opens the TAP devices, numbers them as ports,
+ * starts the datapath worker (datapath.ts) and tells it which fds to serve. Counters are read
+ * straight from shared memory; the FDB is asked for through the worker's command port.
+ * A port's fd is closed only after the worker has let go of it.
+ */
+import { MessageChannel, type MessagePort, type Worker } from "node:worker_threads";
+import { loadLibc, type Libc } from "../io/libc.ts";
+import { startWorker } from "../io/runtime.ts";
+import { closeTap, openTap, type Tap } from "../io/tap.ts";
+import { VIRTIO_NET_HDR_LEN } from "../wire/virtio.ts";
+import { Counters } from "./counters.ts";
+import { Ctrl, CTRL_WORDS, type Command, type DatapathInput, type Reply } from "./datapath.ts";
+import { FDB_DEFAULTS, type FdbEntry, type FdbOptions } from "./fdb.ts";
+
+export interface SwitchOptions {
+  maxPorts: number;
+  fdb: FdbOptions;
+  /** TAP offloads (checksum, TSO): TCP super-frames cross the switch whole. */
+  offloads: boolean;
+  /** Frames read per round across all ports. */
+  batch: number;
+}
+
+export const SWITCH_DEFAULTS: SwitchOptions = { maxPorts: 512, fdb: FDB_DEFAULTS, offloads: true, batch: 64 };
+
+/** Large enough for a 64 KB TSO super-frame with its Ethernet and virtio_net headers. */
+const SLOT_SIZE = 65536 + 256;
+const READY_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 2_000;
+
+export interface PortInfo {
+  port: number;
+  ifname: string;
+  role: "gateway" | "pod";
+  pod?: string;
+}
+
+export class SwitchError extends Error {}
+
+export class Switch {
+  readonly counters: Counters;
+  private readonly ctrl: Int32Array;
+  private readonly taps = new Map<number, Tap>();
+  private readonly info = new Map<number, PortInfo>();
+  private readonly pending = new Map<number, (r: Reply) => void>();
+  private nextId = 1;
+  private stopped = false;
+  private portDownHandler: (port: PortInfo, reason: string) => void = () => {};
+
+  private constructor(
+    private readonly libc: Libc,
+    private readonly worker: Worker,
+    private readonly cmdPort: MessagePort,
+    ctrl: SharedArrayBuffer,
+    counters: SharedArrayBuffer,
+    readonly options: SwitchOptions,
+  ) {
+    this.ctrl = new Int32Array(ctrl);
+    this.counters = new Counters(options.maxPorts, counters);
+    cmdPort.on("message", (r: Reply) => this.onReply(r));
+  }
+
+  static async start(opts: Partial<SwitchOptions> = {}): Promise<Switch> {
+    const options = { ...SWITCH_DEFAULTS, ...opts, fdb: { ...FDB_DEFAULTS, ...opts.fdb } };
+    const libc = await loadLibc();
+    const ctrl = new SharedArrayBuffer(CTRL_WORDS * 4);
+    const counters = new Counters(options.maxPorts);
+    const { port1, port2 } = new MessageChannel();
+    const input: DatapathInput = {
+      ctrl, counters: counters.buffer, maxPorts: options.maxPorts, port: port2, fdb: options.fdb,
+      l2Off: VIRTIO_NET_HDR_LEN, batch: options.batch, slotSize: SLOT_SIZE,
+    };
+    const worker = startWorker(new URL("./datapath-worker.ts", import.meta.url), input, [port2]);
+    const sw = new Switch(libc, worker, port1, ctrl, counters.buffer, options);
+    await sw.waitReady();
+    return sw;
+  }
+
+  private waitReady(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const t0 = Date.now();
+      const fail = (e: unknown) => { clearInterval(timer); reject(e instanceof Error ? e : new SwitchError(String(e))); };
+      this.worker.once("error", fail);
+      this.worker.once("exit", (code) => fail(new SwitchError(`datapath worker exited (${code}) before it was ready`)));
+      this.fatal = fail;
+      const timer = setInterval(() => {
+        if (Atomics.load(this.ctrl, Ctrl.Ready) === 1) { clearInterval(timer); resolve(); }
+        else if (Date.now() - t0 > READY_TIMEOUT_MS) fail(new SwitchError("datapath worker did not start"));
+      }, 10);
+    });
+  }
+
+  private fatal: (e: unknown) => void = () => {};
+
+  private onReply(r: Reply): void {
+    if (r.op === "down") {
+      const info = this.info.get(r.port);
+      if (info) this.portDownHandler(info, r.reason);
+      return;
+    }
+    if (r.op === "fatal") {
+      this.fatal(new SwitchError(`datapath failed: ${r.message}`));
+      return;
+    }
+    const done = this.pending.get(r.id);
+    if (done) { this.pending.delete(r.id); done(r); }
+  }
+
+  private send(cmd: Command): void {
+    this.cmdPort.postMessage(cmd);
+    Atomics.add(this.ctrl, Ctrl.CmdSeq, 1);
+  }
+
+  private request(make: (id: number) => Command): Promise<Reply> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { this.pending.delete(id); reject(new SwitchError("datapath did not answer")); }, 5_000);
+      this.pending.set(id, (r) => { clearTimeout(timer); resolve(r); });
+      this.send(make(id));
+    });
+  }
+
+  onPortDown(handler: (port: PortInfo, reason: string) => void): void {
+    this.portDownHandler = handler;
+  }
+
+  /** Opens TAP `ifname` in this process's network namespace and attaches it as a port. */
+  addTap(ifname: string, role: PortInfo["role"], pod?: string): PortInfo {
+    if (this.stopped) throw new SwitchError("switch is stopped");
+    let port = 0;
+    while (this.taps.has(port)) port++;
+    if (port >= this.options.maxPorts) throw new SwitchError(`all ${this.options.maxPorts} ports are in use`);
+    const tap = openTap(this.libc, ifname, { offloads: this.options.offloads });
+    this.taps.set(port, tap);
+    const info: PortInfo = { port, ifname, role, ...(pod ? { pod } : {}) };
+    this.info.set(port, info);
+    this.counters.clearPort(port);
+    this.send({ op: "add", port, fd: tap.fd });
+    return info;
+  }
+
+  async removePort(port: number): Promise<void> {
+    const tap = this.taps.get(port);
+    if (!tap) return;
+    await this.request((id) => ({ op: "remove", port, id }));
+    this.taps.delete(port);
+    this.info.delete(port);
+    closeTap(this.libc, tap);
+  }
+
+  async fdb(): Promise<FdbEntry[]> {
+    const r = await this.request((id) => ({ op: "fdb", id }));
+    return r.op === "fdb" ? r.entries : [];
+  }
+
+  ports(): (PortInfo & { counters: Record<string, number> })[] {
+    return [...this.info.values()].map((p) => ({ ...p, counters: this.counters.portSnapshot(p.port) }));
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    Atomics.store(this.ctrl, Ctrl.Stop, 1);
+    const exited = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
+    const timeout = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), STOP_TIMEOUT_MS).unref());
+    if ((await Promise.race([exited, timeout])) === "timeout") await this.worker.terminate();
+    for (const tap of this.taps.values()) closeTap(this.libc, tap);
+    this.taps.clear();
+    this.info.clear();
+    this.cmdPort.close();
+  }
+}

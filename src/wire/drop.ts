@@ -1,0 +1,45 @@
+/**
+ * Why a frame was dropped. Parsers return one of these instead of throwing: on the hot path a
+ * malformed frame is a counted drop, never an exception. `DROP_NAMES` is the counter name of
+ * each, in order; the switch keeps one counter per port per reason.
+ */
+export const Drop = {
+  None: 0,
+  /** Shorter than an Ethernet header. */
+  EthRunt: 1,
+  /** An 802.1Q/802.1ad tag cut short. */
+  EthVlanTruncated: 2,
+  /** Source MAC is multicast or broadcast: no station sends from a group address. */
+  EthBadSource: 3,
+  /** The destination is on the port the frame came in on: a bridge filters it. */
+  SamePort: 4,
+  ArpTruncated: 5,
+  ArpUnsupported: 6,
+  Ipv4Truncated: 7,
+  Ipv4BadVersion: 8,
+  Ipv4BadHeaderLen: 9,
+  Ipv4BadTotalLen: 10,
+  Ipv4BadChecksum: 11,
+  IcmpTruncated: 12,
+  UdpTruncated: 13,
+  UdpBadLength: 14,
+  TcpTruncated: 15,
+  TcpBadHeaderLen: 16,
+  VnetHdrTruncated: 17,
+  /** Writing to the output port failed (its queue full, or the device gone). */
+  TxError: 18,
+  /** The output port was removed while the frame was in flight. */
+  NoPort: 19,
+} as const;
+
+export type DropReason = (typeof Drop)[keyof typeof Drop];
+
+export const DROP_NAMES: readonly string[] = [
+  "none", "eth_runt", "eth_vlan_truncated", "eth_bad_source", "same_port",
+  "arp_truncated", "arp_unsupported", "ipv4_truncated", "ipv4_bad_version",
+  "ipv4_bad_header_len", "ipv4_bad_total_len", "ipv4_bad_checksum", "icmp_truncated",
+  "udp_truncated", "udp_bad_length", "tcp_truncated", "tcp_bad_header_len",
+  "vnet_hdr_truncated", "tx_error", "no_port",
+];
+
+export const DROP_REASON_COUNT = DROP_NAMES.length;
