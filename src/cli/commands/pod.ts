@@ -1,0 +1,72 @@
+/** `tapnet pod add|del|list`: attach pods to the switch running on this node. */
+import { existsSync, readdirSync } from "node:fs";
+import { rpcCall, RpcError } from "../../control/rpc.ts";
+import type { PodRecord } from "../../control/agent.ts";
+import { UsageError, type Command, type Parsed } from "../args.ts";
+import { formatTable } from "../table.ts";
+import { defaultControlPath } from "./switch.ts";
+
+const controlOptions = {
+  node: { type: "string", value: "NAME", help: "the switch of node NAME (its socket /run/tapnet/NAME.sock)" },
+  control: { type: "string", value: "PATH", help: "the switch's control socket (default: the only one in /run/tapnet)" },
+} as const;
+
+/** Which switch to talk to: --control, else --node, else the only socket in /run/tapnet. */
+export function controlPath(p: Parsed, dir = "/run/tapnet"): string {
+  if (p.values.control) return String(p.values.control);
+  if (p.values.node) return defaultControlPath(String(p.values.node));
+  const socks = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".sock")) : [];
+  if (socks.length === 1) return `${dir}/${socks[0]}`;
+  if (socks.length === 0) throw new RpcError(`no switch is running here (no control socket in ${dir}); start one with tapnet switch, or give --control PATH`);
+  throw new UsageError(`several switches run here (${socks.join(", ")}): say which with --node NAME or --control PATH`);
+}
+
+const out = (s: string) => process.stdout.write(s + "\n");
+
+export const podAddCommand: Command = {
+  name: "pod add",
+  positionals: "NAME",
+  summary: "Attach a pod: a network namespace (new, or existing with --netns) gets an eth0 on the switch, an address from the node's pod CIDR and a default route via the gateway.",
+  options: {
+    ip: { type: "string", value: "ADDR", help: "the pod's address (default: the lowest free one)" },
+    netns: { type: "string", value: "NS", help: "attach this existing namespace (default: create one named NAME; it is deleted with the pod)" },
+    ifname: { type: "string", value: "IF", help: "the interface name inside the pod", default: "eth0" },
+    ...controlOptions,
+  },
+  async run(p) {
+    const name = p.positionals[0];
+    if (!name) throw new UsageError("pod add needs a NAME (see tapnet pod add --help)");
+    const params: Record<string, unknown> = { name, ifname: p.values.ifname };
+    if (p.values.ip) params.ip = p.values.ip;
+    if (p.values.netns) params.netns = p.values.netns;
+    const rec = await rpcCall<PodRecord>(controlPath(p), "pod.add", params);
+    out(`pod ${rec.name}: namespace ${rec.netns}, ${rec.ifname} ${rec.ip} ${rec.mac}, switch port ${rec.port}`);
+    return 0;
+  },
+};
+
+export const podDelCommand: Command = {
+  name: "pod del",
+  positionals: "NAME",
+  summary: "Detach a pod (and delete its namespace if `pod add` created it). Succeeds if there is no such pod.",
+  options: { ...controlOptions },
+  async run(p) {
+    const name = p.positionals[0];
+    if (!name) throw new UsageError("pod del needs a NAME (see tapnet pod del --help)");
+    const r = await rpcCall<{ removed: boolean }>(controlPath(p), "pod.del", { name });
+    out(r.removed ? `pod ${name} detached` : `no pod ${name}; nothing to do`);
+    return 0;
+  },
+};
+
+export const podListCommand: Command = {
+  name: "pod list",
+  summary: "List the pods attached to the switch.",
+  options: { json: { type: "boolean", help: "print a JSON array" }, ...controlOptions },
+  async run(p) {
+    const pods = await rpcCall<PodRecord[]>(controlPath(p), "pod.list");
+    if (p.values.json) out(JSON.stringify(pods, null, 2));
+    else out(formatTable(["POD", "NETNS", "IFNAME", "IP", "MAC", "PORT"], pods.map((x) => [x.name, x.netns, x.ifname, x.ip, x.mac, String(x.port)])));
+    return 0;
+  },
+};

@@ -1,0 +1,87 @@
+/**
+ * tapnet's command line. Each command lives in commands/ and declares its options; this file
+ * finds the command, parses its options, runs it, and turns errors into one-line messages.
+ * Exit status: 0 success, 1 failure, 2 wrong usage.
+ */
+import { readFileSync } from "node:fs";
+import { commandHelp, parse, UsageError, type Command } from "./args.ts";
+import { labCheckCommand, labDownCommand, labStatusCommand, labUpCommand } from "./commands/lab.ts";
+import { podAddCommand, podDelCommand, podListCommand } from "./commands/pod.ts";
+import { switchCommand } from "./commands/switch.ts";
+import { runtimeName } from "../io/runtime.ts";
+
+export const COMMANDS: Command[] = [
+  labUpCommand, labStatusCommand, labCheckCommand, labDownCommand,
+  switchCommand, podAddCommand, podDelCommand, podListCommand,
+];
+
+/** Errors whose message is the whole story; anything else is a bug and shows its stack. */
+const EXPECTED = new Set(["ConfigError", "PreflightError", "LabError", "AgentError", "RpcError", "TapError", "ExecError", "IpamError", "SwitchError", "UsageError"]);
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+export function usage(): string {
+  const w = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    "tapnet: a userspace pod network (TAP devices, a learning switch, UDP/VXLAN between nodes)",
+    "",
+    "Usage: tapnet <command> [options]",
+    "",
+    "Commands:",
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary.split(": ")[0].split(". ")[0]}`),
+    `  ${"version".padEnd(w)}  print the version`,
+    "",
+    "Run `tapnet <command> --help` for a command's options.",
+  ].join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === "help" || argv[0] === "--help" || argv[0] === "-h") {
+    process.stdout.write(usage() + "\n");
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (argv[0] === "version" || argv[0] === "--version") {
+    process.stdout.write(`tapnet ${version()} (${runtimeName})\n`);
+    return 0;
+  }
+  // Longest match: "lab up" before "lab".
+  const cmd = COMMANDS.find((c) => c.name.split(" ").every((w, i) => argv[i] === w));
+  if (!cmd) {
+    const group = COMMANDS.filter((c) => c.name.split(" ")[0] === argv[0]);
+    if (group.length && (argv.length === 1 || argv[1] === "--help" || argv[1] === "-h")) {
+      process.stdout.write(`Usage: tapnet ${argv[0]} <${group.map((c) => c.name.split(" ")[1]).join("|")}> [options]\n\n` +
+        group.map((c) => `  ${c.name}: ${c.summary}`).join("\n") + "\n");
+      return argv.length === 1 ? 2 : 0;
+    }
+    process.stderr.write(`tapnet: unknown command "${argv.slice(0, group.length ? 2 : 1).join(" ")}" (see tapnet --help)\n`);
+    return 2;
+  }
+  const rest = argv.slice(cmd.name.split(" ").length);
+  try {
+    const parsed = parse(cmd, rest, cmd.positionals ? 1 : 0);
+    if (parsed === "help") {
+      process.stdout.write(commandHelp(cmd) + "\n");
+      return 0;
+    }
+    return await cmd.run(parsed);
+  } catch (e) {
+    const err = e as Error;
+    if (EXPECTED.has(err?.constructor?.name)) {
+      process.stderr.write(`tapnet: ${err.message}\n`);
+      return err instanceof UsageError ? 2 : 1;
+    }
+    process.stderr.write(`tapnet: internal error: ${err?.stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+const isMain = (() => {
+  const entry = process.argv[1] ?? "";
+  return entry.endsWith("/cli/main.ts") || entry.endsWith("/bin/tapnet.mjs") || entry.endsWith("/bin/tapnet");
+})();
+if (isMain) {
+  process.exitCode = await main(process.argv.slice(2));
+}

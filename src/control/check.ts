@@ -1,0 +1,126 @@
+/**
+ * `lab check`: proves the pod network works, end to end, with the system's own tools.
+ *   - ping between every ordered pair of pods, and between every node and every pod;
+ *   - an iperf3 TCP transfer between every pair of pods and every node and pod, checking
+ *     that the server saw the client's own address (no NAT on the way).
+ */
+import { spawn } from "node:child_process";
+import { inNetns, ExecError } from "./exec.ts";
+import type { LabState } from "./lab.ts";
+
+export interface Endpoint {
+  /** "node1" or "node1-pod2" */
+  name: string;
+  netns: string;
+  /** The address others use to reach it. */
+  ip: string;
+  /** Addresses it may send from: a pod its own; a node its underlay address or its gateway. */
+  sources: string[];
+}
+
+export interface CheckResult {
+  from: string;
+  to: string;
+  test: "ping" | "tcp";
+  ok: boolean;
+  /** "0.08 ms", "1234 Mbit/s, server saw 10.244.1.2", or why it failed. */
+  detail: string;
+}
+
+export interface CheckOptions {
+  tcpBytes: number;
+  progress?: (r: CheckResult) => void;
+}
+
+export function endpoints(state: LabState): { nodes: Endpoint[]; pods: Endpoint[] } {
+  return {
+    nodes: state.nodes.map((n) => ({ name: n.name, netns: n.netns, ip: n.address, sources: [n.address, n.gateway] })),
+    pods: state.pods.map((p) => ({ name: p.name, netns: p.netns, ip: p.ip, sources: [p.ip] })),
+  };
+}
+
+export async function ping(from: Endpoint, to: Endpoint): Promise<CheckResult> {
+  const base = { from: from.name, to: to.name, test: "ping" as const };
+  try {
+    const out = await inNetns(from.netns, "ping", ["-c", "3", "-i", "0.2", "-W", "1", "-q", to.ip], { timeoutMs: 10_000 });
+    const m = /= [\d.]+\/([\d.]+)\//.exec(out);
+    return { ...base, ok: true, detail: m ? `${m[1]} ms` : "ok" };
+  } catch (e) {
+    const out = e instanceof ExecError ? e.stdout : "";
+    const loss = /(\d+)% packet loss/.exec(out);
+    return { ...base, ok: false, detail: loss ? `${loss[1]}% packet loss to ${to.ip}` : (e as Error).message };
+  }
+}
+
+interface IperfJson {
+  error?: string;
+  start?: { connected?: { remote_host?: string }[] };
+  end?: { sum_sent?: { bytes?: number }; sum_received?: { bits_per_second?: number } };
+}
+
+export async function tcpTransfer(client: Endpoint, server: Endpoint, bytes: number): Promise<CheckResult> {
+  const base = { from: client.name, to: server.name, test: "tcp" as const };
+  const srv = spawn("ip", ["netns", "exec", server.netns, "iperf3", "-s", "-1", "-J", "--idle-timeout", "10"], { stdio: ["ignore", "pipe", "pipe"] });
+  let srvOut = "";
+  srv.stdout.on("data", (d) => (srvOut += d));
+  // "close", not "exit": exit may come before the last of stdout has been read.
+  const srvDone = new Promise<void>((resolve) => srv.on("close", () => resolve()));
+  try {
+    let lastErr = "";
+    let clientOut = "";
+    for (let attempt = 0; attempt < 30; attempt++) {
+      // iperf3 3.12 with -J can exit 0 after "unable to connect": its JSON's error field, not
+      // the exit status, says whether it worked.
+      clientOut = await inNetns(client.netns, "iperf3", ["-c", server.ip, "-n", String(bytes), "-J", "--connect-timeout", "2000"], { timeoutMs: 60_000 })
+        .catch((e) => (e instanceof ExecError && e.stdout ? e.stdout : JSON.stringify({ error: (e as Error).message })));
+      try {
+        lastErr = (JSON.parse(clientOut) as IperfJson).error ?? "";
+      } catch {
+        lastErr = `iperf3 printed no JSON: ${clientOut.slice(0, 200)}`;
+      }
+      if (!lastErr || !/refused|unable to (connect|send)/i.test(lastErr)) break; // else the server may not listen yet
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (lastErr) return { ...base, ok: false, detail: lastErr };
+    const timer = setTimeout(() => srv.kill(), 10_000);
+    await srvDone;
+    clearTimeout(timer);
+    // The client's report says all bytes were sent and acknowledged (TCP delivered them); the
+    // server's own byte count is not used, as iperf3 stops it when the client's end message
+    // arrives, which may overtake the last data.
+    const c = JSON.parse(clientOut) as IperfJson;
+    const s = JSON.parse(srvOut) as IperfJson;
+    const seen = s.start?.connected?.[0]?.remote_host ?? "?";
+    const sent = c.end?.sum_sent?.bytes ?? 0;
+    const mbps = Math.round((c.end?.sum_received?.bits_per_second ?? 0) / 1e6);
+    if (sent < bytes) return { ...base, ok: false, detail: `only ${sent} of ${bytes} bytes were sent` };
+    if (!client.sources.includes(seen)) return { ...base, ok: false, detail: `server saw ${seen}, not ${client.sources.join(" or ")}: the address was rewritten` };
+    return { ...base, ok: true, detail: `${mbps} Mbit/s, server saw ${seen}` };
+  } catch (e) {
+    return { ...base, ok: false, detail: (e as Error).message };
+  } finally {
+    if (srv.exitCode === null) srv.kill();
+    await srvDone;
+  }
+}
+
+export async function labCheck(state: LabState, opts: CheckOptions): Promise<CheckResult[]> {
+  const { nodes, pods } = endpoints(state);
+  const results: CheckResult[] = [];
+  const record = (r: CheckResult) => { results.push(r); opts.progress?.(r); };
+  for (const a of pods) for (const b of pods) if (a !== b) record(await ping(a, b));
+  for (const n of nodes) {
+    for (const p of pods) {
+      record(await ping(p, n));
+      record(await ping(n, p));
+    }
+  }
+  for (let i = 0; i < pods.length; i++) for (let j = i + 1; j < pods.length; j++) record(await tcpTransfer(pods[i], pods[j], opts.tcpBytes));
+  for (const n of nodes) {
+    for (const p of pods) {
+      record(await tcpTransfer(p, n, opts.tcpBytes));
+      record(await tcpTransfer(n, p, opts.tcpBytes));
+    }
+  }
+  return results;
+}

@@ -1,0 +1,316 @@
+/**
+ * The lab: a whole cluster on one machine, in network namespaces.
+ *
+ *   <prefix>-underlay     a bridge br0, the "switch" the nodes' VMs would be cabled to
+ *   <prefix>-node<i>      a node: eth0 on the underlay (192.168.56.<10+i>), its tapnet switch
+ *                         process, and the switch's gateway port tapnet0
+ *   <prefix>-node<i>-pod<j>  a pod: eth0 is a TAP held by node i's switch
+ *
+ * Every namespace is written to the lab's journal (/run/tapnet/<prefix>/lab.json) before it is
+ * created, and every switch's pid as soon as it starts, so `lab down` can remove exactly what
+ * was made, by name, even after an `up` that failed half way or a machine that lost the lab's
+ * processes. Nothing is matched by pattern.
+ */
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify as toYaml } from "yaml";
+import { isDeno } from "../io/runtime.ts";
+import { formatIpv4 } from "../wire/ipv4.ts";
+import { formatCidr } from "./cidr.ts";
+import { checkClusterConfig, formatClusterConfig, type BackendType, type ClusterConfig } from "./config.ts";
+import { inNetns, ip, ipBatch, netnsDelete, netnsExists, which } from "./exec.ts";
+import { gatewayOf } from "./ipam.ts";
+import { isAlive, rpcCall } from "./rpc.ts";
+
+export const LAB_ROOT = "/run/tapnet";
+export const UNDERLAY_CIDR_BASE = "192.168.56.";
+const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+export interface LabOptions {
+  nodes: number;
+  pods: number;
+  prefix: string;
+  backend: BackendType;
+  runtime: "node" | "deno";
+  /** Progress lines for a person; the lab prints nothing itself. */
+  progress?: (line: string) => void;
+  /** Aborting stops `up` between steps; it then removes what it made. */
+  signal?: AbortSignal;
+}
+
+export interface LabNode {
+  name: string;
+  netns: string;
+  address: string;
+  podCidr: string;
+  gateway: string;
+  pid: number;
+  control: string;
+  log: string;
+}
+
+export interface LabPod {
+  name: string;
+  netns: string;
+  node: string;
+  ip: string;
+  mac: string;
+  ifname: string;
+}
+
+export interface LabState {
+  prefix: string;
+  backend: BackendType;
+  runtime: "node" | "deno";
+  createdAt: string;
+  /** Namespaces this lab made, in the order they were made. */
+  namespaces: string[];
+  nodes: LabNode[];
+  pods: LabPod[];
+}
+
+export class LabError extends Error {}
+
+export function labDir(prefix: string): string {
+  return join(LAB_ROOT, prefix);
+}
+
+export function checkPrefix(prefix: string): void {
+  // Namespace names derive from it, and node veths are named in the underlay namespace only.
+  if (!/^[a-z][a-z0-9-]{0,23}$/.test(prefix)) throw new LabError(`--prefix ${JSON.stringify(prefix)} must start with a letter and be lower-case letters, digits and '-', at most 24 long`);
+}
+
+export function readLabState(prefix: string): LabState | undefined {
+  const file = join(labDir(prefix), "lab.json");
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as LabState;
+  } catch (e) {
+    throw new LabError(`the lab journal ${file} is unreadable (${(e as Error).message}); remove the lab's namespaces by hand and delete ${labDir(prefix)}`);
+  }
+}
+
+function saveLabState(s: LabState): void {
+  const file = join(labDir(s.prefix), "lab.json");
+  writeFileSync(file + ".tmp", JSON.stringify(s, null, 2) + "\n");
+  renameSync(file + ".tmp", file); // atomic: a reader never sees half a journal
+}
+
+/** The lab's cluster config: nodes on the underlay, pod CIDRs assigned from the default cluster CIDR. */
+export function labConfig(nodes: number, backend: BackendType): ClusterConfig {
+  return checkClusterConfig({
+    backend: { type: backend },
+    nodes: Array.from({ length: nodes }, (_, i) => ({ name: `node${i + 1}`, address: `${UNDERLAY_CIDR_BASE}${11 + i}` })),
+  });
+}
+
+/** How a switch process is started for the given runtime. */
+export function switchCommand(runtime: "node" | "deno"): string[] {
+  if (runtime === "node") {
+    const nodeBin = isDeno ? which("node") : process.execPath;
+    if (!nodeBin) throw new LabError("--runtime node: no node executable found in PATH");
+    return [nodeBin, join(REPO_ROOT, "bin/tapnet.mjs")];
+  }
+  const local = join(REPO_ROOT, "node_modules/.bin/deno");
+  const deno = existsSync(local) ? local : which("deno");
+  if (!deno) throw new LabError("--runtime deno: deno is not installed (npm install adds it to node_modules)");
+  return [deno, "run", "--allow-all", "--quiet", join(REPO_ROOT, "src/cli/main.ts")];
+}
+
+async function addNetns(state: LabState, name: string, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) throw new LabError("interrupted");
+  if (netnsExists(name)) throw new LabError(`network namespace ${name} already exists: another lab or tool is using the prefix ${state.prefix} (choose another --prefix)`);
+  state.namespaces.push(name);
+  saveLabState(state); // journal first: a crash between these two lines leaves nothing unrecorded
+  await ip("netns", "add", name);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitForSwitch(node: LabNode, signal?: AbortSignal, timeoutMs = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    if (signal?.aborted) throw new LabError("interrupted");
+    if (await isAlive(node.control)) return;
+    if (!pidAlive(node.pid)) break;
+    await sleep(100);
+  }
+  const tail = existsSync(node.log) ? readFileSync(node.log, "utf8").trim().split("\n").slice(-5).join("\n  ") : "(no log)";
+  throw new LabError(`the switch of ${node.name} ${pidAlive(node.pid) ? "did not answer in time" : "exited"}; its log ${node.log} ends:\n  ${tail}`);
+}
+
+async function waitForwarding(pod: LabPod, gateway: string, timeoutMs = 15_000): Promise<void> {
+  const t0 = Date.now();
+  let last = "";
+  while (Date.now() - t0 < timeoutMs) {
+    try {
+      await inNetns(pod.netns, "ping", ["-c", "1", "-W", "1", "-q", gateway]);
+      return;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+  }
+  throw new LabError(`pod ${pod.name} cannot reach its gateway ${gateway}: ${last}`);
+}
+
+export async function labUp(opts: LabOptions): Promise<LabState> {
+  checkPrefix(opts.prefix);
+  if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 16) throw new LabError("--nodes must be 1 to 16");
+  if (!Number.isInteger(opts.pods) || opts.pods < 0 || opts.pods > 64) throw new LabError("--pods must be 0 to 64");
+  const say = opts.progress ?? (() => {});
+  const dir = labDir(opts.prefix);
+  if (readLabState(opts.prefix)) throw new LabError(`a lab named ${opts.prefix} is already up: see \`tapnet lab status\`, or remove it with \`tapnet lab down${opts.prefix === "tapnet" ? "" : ` --prefix ${opts.prefix}`}\``);
+  const config = labConfig(opts.nodes, opts.backend);
+  const cmd = switchCommand(opts.runtime);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const state: LabState = {
+    prefix: opts.prefix, backend: opts.backend, runtime: opts.runtime, createdAt: new Date().toISOString(),
+    namespaces: [], nodes: [], pods: [],
+  };
+  saveLabState(state);
+  try {
+    const configPath = join(dir, "cluster.yaml");
+    writeFileSync(configPath, `# written by tapnet lab up\n${toYaml(formatClusterConfig(config))}`);
+
+    const underlay = `${opts.prefix}-underlay`;
+    say(`underlay: namespace ${underlay}, bridge br0`);
+    await addNetns(state, underlay, opts.signal);
+    await ipBatch(["link add br0 type bridge", "link set br0 up", "link set lo up"], underlay);
+
+    for (const n of config.nodes) {
+      const netns = `${opts.prefix}-${n.name}`;
+      await addNetns(state, netns, opts.signal);
+      await ip("-n", underlay, "link", "add", n.name, "mtu", String(config.mtu), "type", "veth", "peer", "name", "eth0", "netns", netns);
+      await ipBatch([`link set ${n.name} master br0`, `link set ${n.name} up`], underlay);
+      await ipBatch([`addr add ${formatIpv4(n.address)}/24 dev eth0`, "link set eth0 up", "link set lo up"], netns);
+      const control = join(dir, `${n.name}.sock`);
+      const log = join(dir, `${n.name}.log`);
+      const fd = openSync(log, "a");
+      const child = spawn("ip", ["netns", "exec", netns, ...cmd, "switch", "--config", configPath, "--node", n.name, "--control", control], {
+        detached: true, stdio: ["ignore", fd, fd], cwd: REPO_ROOT,
+      });
+      closeSync(fd);
+      child.unref();
+      const node: LabNode = {
+        name: n.name, netns, address: formatIpv4(n.address), podCidr: formatCidr(n.podCidr),
+        gateway: formatIpv4(gatewayOf(n.podCidr)), pid: child.pid ?? -1, control, log,
+      };
+      state.nodes.push(node);
+      saveLabState(state);
+      say(`${n.name}: namespace ${netns}, address ${node.address}, pod CIDR ${node.podCidr}, switch pid ${node.pid} (${opts.runtime})`);
+    }
+    for (const node of state.nodes) await waitForSwitch(node, opts.signal);
+
+    for (const node of state.nodes) {
+      for (let j = 1; j <= opts.pods; j++) {
+        const name = `${node.name}-pod${j}`;
+        const netns = `${opts.prefix}-${name}`;
+        await addNetns(state, netns, opts.signal);
+        const rec = await rpcCall<{ ip: string; mac: string; ifname: string }>(node.control, "pod.add", { name, netns });
+        const pod: LabPod = { name, netns, node: node.name, ip: rec.ip, mac: rec.mac, ifname: rec.ifname };
+        state.pods.push(pod);
+        saveLabState(state);
+        say(`${name}: namespace ${netns}, ${pod.ifname} ${pod.ip} ${pod.mac}`);
+      }
+    }
+    for (const pod of state.pods) await waitForwarding(pod, state.nodes.find((n) => n.name === pod.node)!.gateway);
+    say("forwarding");
+    return state;
+  } catch (e) {
+    say(`lab up failed, removing what it made: ${(e as Error).message.split("\n")[0]}`);
+    await labDown(opts.prefix).catch(() => {});
+    throw e;
+  }
+}
+
+/** Is `pid` still the switch this lab started (and not a recycled pid)? */
+function isOurSwitch(pid: number, control: string): boolean {
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return cmdline.includes("switch") && cmdline.includes(control);
+  } catch {
+    return false;
+  }
+}
+
+/** Removes everything the lab made. Safe to run twice, and when nothing is up. */
+export async function labDown(prefix: string, say: (l: string) => void = () => {}): Promise<{ removed: boolean }> {
+  checkPrefix(prefix);
+  const state = readLabState(prefix);
+  if (!state) {
+    rmSync(labDir(prefix), { recursive: true, force: true });
+    return { removed: false };
+  }
+  const running = state.nodes.filter((n) => n.pid > 0 && isOurSwitch(n.pid, n.control));
+  for (const n of running) {
+    try { process.kill(n.pid, "SIGTERM"); } catch { /* gone already */ }
+  }
+  const t0 = Date.now();
+  while (running.some((n) => isOurSwitch(n.pid, n.control)) && Date.now() - t0 < 5_000) await sleep(50);
+  for (const n of running) {
+    if (isOurSwitch(n.pid, n.control)) {
+      say(`${n.name}: switch did not stop on SIGTERM, killing it`);
+      try { process.kill(n.pid, "SIGKILL"); } catch { /* gone */ }
+    }
+  }
+  for (const n of running) say(`${n.name}: switch stopped`);
+  const failures: string[] = [];
+  for (const ns of [...state.namespaces].reverse()) {
+    try {
+      if (await netnsDelete(ns)) say(`namespace ${ns} deleted`);
+    } catch (e) {
+      failures.push(`${ns}: ${(e as Error).message}`);
+    }
+  }
+  if (failures.length) throw new LabError(`could not delete: ${failures.join("; ")} (the journal is kept; run lab down again)`);
+  rmSync(labDir(prefix), { recursive: true, force: true });
+  return { removed: true };
+}
+
+export interface LabStatus {
+  prefix: string;
+  backend: BackendType;
+  runtime: string;
+  nodes: (Omit<LabNode, "control" | "log">)[];
+  pods: LabPod[];
+  /** What each node's switch says; absent for a switch that does not answer. */
+  switches: Record<string, SwitchStatus | { error: string }>;
+}
+
+export interface SwitchStatus {
+  fdb: { mac: string; port: number; ifname?: string; pod?: string; age: number }[];
+  ports: { port: number; ifname: string; role: string; pod?: string; counters: Record<string, number> }[];
+  counters: Record<string, number>;
+}
+
+export async function labStatus(prefix: string): Promise<LabStatus | undefined> {
+  checkPrefix(prefix);
+  const state = readLabState(prefix);
+  if (!state) return undefined;
+  const switches: LabStatus["switches"] = {};
+  await Promise.all(state.nodes.map(async (n) => {
+    try {
+      switches[n.name] = await rpcCall<SwitchStatus>(n.control, "status", {}, 5_000);
+    } catch (e) {
+      switches[n.name] = { error: (e as Error).message };
+    }
+  }));
+  return {
+    prefix: state.prefix, backend: state.backend, runtime: state.runtime,
+    nodes: state.nodes.map(({ name, netns, address, podCidr, gateway, pid }) => ({ name, netns, address, podCidr, gateway, pid })),
+    pods: state.pods,
+    switches,
+  };
+}
+
