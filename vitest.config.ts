@@ -11,6 +11,7 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
+          globalSetup: ["test/integration/global-setup.ts"],
           fileParallelism: false,
           testTimeout: 180_000,
           hookTimeout: 120_000,

@@ -26,12 +26,12 @@ function version(): string {
 export function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
-    "tapnet: a userspace pod network (TAP devices, a learning switch, UDP/VXLAN between nodes)",
+    "tapnet: a userspace pod network: pods are network namespaces, a learning switch holds their TAP devices",
     "",
     "Usage: tapnet <command> [options]",
     "",
     "Commands:",
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary.split(": ")[0].split(". ")[0]}`),
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
     `  ${"version".padEnd(w)}  print the version`,
     "",
     "Run `tapnet <command> --help` for a command's options.",

@@ -154,6 +154,7 @@ export class NodeAgent {
         `link set ${ifname} up`,
         `route replace default via ${formatIpv4(this.gateway)} dev ${ifname}`,
       ], netns);
+      this.sw.relocated(port.port, ifname, netns);
       const rec: PodRecord = { name, netns, ip: ipStr, mac, ifname, port: port.port, ownsNetns };
       this.pods.set(name, rec);
       this.log.info("pod attached", { pod: name, netns, ip: ipStr, mac, port: port.port });
@@ -197,7 +198,10 @@ export class NodeAgent {
       },
       pods: this.listPods(),
       ports,
-      fdb: fdb.map((e) => ({ ...e, ifname: byPort.get(e.port)?.ifname, pod: byPort.get(e.port)?.pod })),
+      fdb: fdb.map((e) => {
+        const p = byPort.get(e.port);
+        return { ...e, device: p ? (p.netns ? `${p.ifname}@${p.netns}` : p.ifname) : undefined, pod: p?.pod };
+      }),
       counters: this.sw.counters.switchSnapshot(),
     };
   }

@@ -197,7 +197,9 @@ export async function labUp(opts: LabOptions): Promise<LabState> {
       const control = join(dir, `${n.name}.sock`);
       const log = join(dir, `${n.name}.log`);
       const fd = openSync(log, "a");
-      const child = spawn("ip", ["netns", "exec", netns, ...cmd, "switch", "--config", configPath, "--node", n.name, "--control", control], {
+      // nsenter, not `ip netns exec`: that also gives the process a mount namespace of its own,
+      // from which namespaces the switch creates for pods would never show on the host.
+      const child = spawn("nsenter", [`--net=/run/netns/${netns}`, "--", ...cmd, "switch", "--config", configPath, "--node", n.name, "--control", control], {
         detached: true, stdio: ["ignore", fd, fd], cwd: REPO_ROOT,
       });
       closeSync(fd);
@@ -289,7 +291,7 @@ export interface LabStatus {
 }
 
 export interface SwitchStatus {
-  fdb: { mac: string; port: number; ifname?: string; pod?: string; age: number }[];
+  fdb: { mac: string; port: number; device?: string; pod?: string; age: number }[];
   ports: { port: number; ifname: string; role: string; pod?: string; counters: Record<string, number> }[];
   counters: Record<string, number>;
 }

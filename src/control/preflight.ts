@@ -19,10 +19,11 @@ export const systemProbe: Probe = {
   which: (cmd) => which(cmd),
 };
 
-export type Need = "root" | "tun" | "ip" | "ping" | "iperf3";
+export type Need = "root" | "tun" | "ip" | "nsenter" | "ping" | "iperf3";
 
 const TOOLS: Partial<Record<Need, { cmd: string; pkg: string }>> = {
   ip: { cmd: "ip", pkg: "iproute2" },
+  nsenter: { cmd: "nsenter", pkg: "util-linux" },
   ping: { cmd: "ping", pkg: "iputils-ping" },
   iperf3: { cmd: "iperf3", pkg: "iperf3" },
 };

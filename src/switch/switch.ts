@@ -31,7 +31,10 @@ const STOP_TIMEOUT_MS = 2_000;
 
 export interface PortInfo {
   port: number;
+  /** The device's name where it lives now (a pod's TAP is renamed eth0 inside the pod). */
   ifname: string;
+  /** The namespace it was moved to; absent while it is in the switch's own. */
+  netns?: string;
   role: "gateway" | "pod";
   pod?: string;
 }
@@ -138,6 +141,12 @@ export class Switch {
     this.counters.clearPort(port);
     this.send({ op: "add", port, fd: tap.fd });
     return info;
+  }
+
+  /** Records where a port's device went (moved to another namespace, renamed). */
+  relocated(port: number, ifname: string, netns: string): void {
+    const info = this.info.get(port);
+    if (info) Object.assign(info, { ifname, netns });
   }
 
   async removePort(port: number): Promise<void> {

@@ -14,7 +14,7 @@ const downHint = (prefix: string) => `tapnet lab down${prefix === "tapnet" ? "" 
 
 export const labUpCommand: Command = {
   name: "lab up",
-  summary: "Create a cluster on this machine: nodes and pods as network namespaces, one tapnet switch per node, and wait until it forwards.",
+  summary: "create a cluster of namespaces on this machine and wait until it forwards",
   options: {
     nodes: { type: "string", value: "N", help: "how many nodes (only 1 for now: cross-node forwarding is not built yet)", default: "1" },
     pods: { type: "string", value: "P", help: "pods per node", default: "3" },
@@ -22,9 +22,9 @@ export const labUpCommand: Command = {
     backend: { type: "string", value: "TYPE", help: `how nodes reach each other: ${Object.keys(BACKENDS).join(" or ")}`, default: "udp" },
     runtime: { type: "string", value: "RT", help: "what runs the switches: node or deno", default: isDeno ? "deno" : "node" },
   },
-  details: "The lab's journal, config and switch logs are kept in /run/tapnet/<prefix>/. Remove it all with `tapnet lab down`.",
+  details: "Nodes and pods are network namespaces; each node runs a tapnet switch whose TAP ports are the pods' eth0.\nThe lab's journal, cluster config and switch logs are kept in /run/tapnet/<prefix>/. Remove it all with `tapnet lab down`.",
   async run(p) {
-    preflight(["root", "tun", "ip", "ping"]);
+    preflight(["root", "tun", "ip", "nsenter", "ping"]);
     const nodes = intOption(p, "nodes", 1, 16);
     if (nodes > 1) throw new LabError("--nodes: only 1 node for now; cross-node forwarding (the udp and vxlan backends) is not built yet");
     const pods = intOption(p, "pods", 0, 64);
@@ -49,7 +49,7 @@ export const labUpCommand: Command = {
 
 export const labStatusCommand: Command = {
   name: "lab status",
-  summary: "Show the lab's nodes, pods and the MACs each switch has learned.",
+  summary: "show the lab's nodes, pods, learned MACs and drops",
   options: {
     prefix: prefixOption,
     json: { type: "boolean", help: "print one JSON object: {nodes:[...], pods:[...], ...}" },
@@ -72,16 +72,18 @@ export const labStatusCommand: Command = {
     })));
     out("");
     const learned = new Map<string, string>();
-    for (const sw of Object.values(s.switches)) {
+    for (const [node, sw] of Object.entries(s.switches)) {
       if ("error" in sw) continue;
-      for (const e of (sw as SwitchStatus).fdb) learned.set(e.mac, `port ${e.port} (${e.pod ?? e.ifname}), ${Math.round(e.age)}s ago`);
+      for (const e of (sw as SwitchStatus).fdb) learned.set(e.mac, `${node} port ${e.port}, ${Math.round(e.age)}s ago`);
     }
     out(formatTable(["POD", "NETNS", "NODE", "IP", "MAC", "IFNAME", "LEARNED"], s.pods.map((pod) =>
       [pod.name, pod.netns, pod.node, pod.ip, pod.mac, pod.ifname, learned.get(pod.mac) ?? "not yet (no traffic)"])));
     for (const [node, sw] of Object.entries(s.switches)) {
       if ("error" in sw) continue;
       out(`\n${node} FDB: ${sw.fdb.length} entr${sw.fdb.length === 1 ? "y" : "ies"}`);
-      out(formatTable(["MAC", "PORT", "IFNAME", "POD", "AGE"], sw.fdb.map((e) => [e.mac, String(e.port), e.ifname ?? "?", e.pod ?? "-", `${Math.round(e.age)}s`])));
+      out(formatTable(["MAC", "PORT", "DEVICE", "POD", "AGE"], sw.fdb.map((e) => [e.mac, String(e.port), e.device ?? "?", e.pod ?? "-", `${Math.round(e.age)}s`])));
+      const drops = sw.ports.flatMap((pt) => Object.entries(pt.counters).filter(([k, v]) => k.startsWith("drop_") && v).map(([k, v]) => `${pt.pod ?? pt.ifname} ${k.slice(5)}=${v}`));
+      out(`${node} drops: ${drops.length ? drops.join(", ") : "none"}`);
     }
     return 0;
   },
@@ -89,7 +91,8 @@ export const labStatusCommand: Command = {
 
 export const labCheckCommand: Command = {
   name: "lab check",
-  summary: "Ping and move TCP between every pair of pods and between every node and pod; exit status 1 if anything fails.",
+  summary: "ping and move TCP between all pods and nodes",
+  details: "Pings every ordered pair of pods and every node and pod both ways, and runs an iperf3 TCP transfer between every pair,\nchecking that the server saw the client's own address. Exit status 1 if anything fails.",
   options: {
     prefix: prefixOption,
     bytes: { type: "string", value: "N", help: "bytes of TCP per transfer", default: "2000000" },
@@ -118,7 +121,8 @@ export const labCheckCommand: Command = {
 
 export const labDownCommand: Command = {
   name: "lab down",
-  summary: "Stop the lab's switches and delete every namespace it made. Safe to run twice.",
+  summary: "remove everything the lab made",
+  details: "Stops the lab's switches and deletes every namespace in its journal, by name. Safe to run twice, or when no lab is up.",
   options: { prefix: prefixOption },
   async run(p) {
     preflight(["root", "ip"]);

@@ -26,7 +26,8 @@ const out = (s: string) => process.stdout.write(s + "\n");
 export const podAddCommand: Command = {
   name: "pod add",
   positionals: "NAME",
-  summary: "Attach a pod: a network namespace (new, or existing with --netns) gets an eth0 on the switch, an address from the node's pod CIDR and a default route via the gateway.",
+  summary: "attach a pod to this node's switch",
+  details: "A network namespace (new, or an existing one with --netns) gets an eth0 on the switch, an address from the node's\npod CIDR and a default route via the gateway.",
   options: {
     ip: { type: "string", value: "ADDR", help: "the pod's address (default: the lowest free one)" },
     netns: { type: "string", value: "NS", help: "attach this existing namespace (default: create one named NAME; it is deleted with the pod)" },
@@ -48,7 +49,8 @@ export const podAddCommand: Command = {
 export const podDelCommand: Command = {
   name: "pod del",
   positionals: "NAME",
-  summary: "Detach a pod (and delete its namespace if `pod add` created it). Succeeds if there is no such pod.",
+  summary: "detach a pod",
+  details: "Deletes the pod's namespace too if `pod add` created it. Succeeds if there is no such pod.",
   options: { ...controlOptions },
   async run(p) {
     const name = p.positionals[0];
@@ -61,7 +63,7 @@ export const podDelCommand: Command = {
 
 export const podListCommand: Command = {
   name: "pod list",
-  summary: "List the pods attached to the switch.",
+  summary: "list the pods on this node's switch",
   options: { json: { type: "boolean", help: "print a JSON array" }, ...controlOptions },
   async run(p) {
     const pods = await rpcCall<PodRecord[]>(controlPath(p), "pod.list");

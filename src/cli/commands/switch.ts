@@ -12,7 +12,7 @@ export function defaultControlPath(node: string): string {
 
 export const switchCommand: Command = {
   name: "switch",
-  summary: "Run this node's switch: the gateway port tapnet0, the pods' TAP ports, and a control socket for `tapnet pod`.",
+  summary: "run this node's switch",
   options: {
     config: { type: "string", value: "FILE", help: "the cluster config (YAML or JSON)" },
     node: { type: "string", value: "NAME", help: "which node of the config this is" },
@@ -20,7 +20,7 @@ export const switchCommand: Command = {
     "no-offloads": { type: "boolean", help: "turn off TAP checksum and TSO offloads (every frame at most one MTU)" },
     "log-level": { type: "string", value: "LEVEL", help: "debug, info, warn or error", default: "info" },
   },
-  details: "Logs are JSON lines on stderr. SIGTERM or SIGINT stops the switch: its pods are detached and its devices removed.",
+  details: "The switch holds the gateway port tapnet0 and the pods' TAP ports, and listens on a control socket for `tapnet pod`.\nLogs are JSON lines on stderr. SIGTERM or SIGINT stops the switch: its pods are detached and its devices removed.",
   async run(p) {
     if (!p.values.config) throw new ConfigError("--config FILE is required (see tapnet switch --help)");
     if (!p.values.node) throw new ConfigError("--node NAME is required (see tapnet switch --help)");
