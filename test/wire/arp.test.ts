@@ -1,0 +1,142 @@
+import { describe, expect, it } from "vitest";
+import {
+  ARP_HLEN, ARP_HTYPE, ARP_LEN, ARP_PLEN, ARP_PTYPE, ARP_REPLY, ARP_REQUEST, ArpView, emitArp, parseArp, type ArpRepr,
+} from "../../src/wire/arp.ts";
+import { fromHex, put16 } from "../../src/wire/bytes.ts";
+import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
+
+// Golden ARP messages (the 28 bytes after the Ethernet header), captured 2026-11-23 (UTC)
+// between network namespaces tapnet-golden-a (veth-ga, 02:00:0a:63:00:01, 10.99.0.1/24) and
+// tapnet-golden-b (veth-gb, 02:00:0a:63:00:02, 10.99.0.2/24), with
+// `ip netns exec tapnet-golden-a tcpdump -U -i veth-ga -w arp_icmp.pcap -c 4 'arp or icmp'`
+// while `ip netns exec tapnet-golden-a ping -c 1 -s 16 10.99.0.2` ran with an empty neighbour
+// cache; dumped with `tcpdump -r arp_icmp.pcap -xx`. Whole frames:
+//   request: ffff ffff ffff 0200 0a63 0001 0806 | 0001 0800 0604 0001 ...
+//   reply:   0200 0a63 0001 0200 0a63 0002 0806 | 0001 0800 0604 0002 ...
+
+/** Who has 10.99.0.2? Tell 10.99.0.1. */
+const ARP_REQUEST_MSG = fromHex(`
+  0001 0800 0604 0001 0200 0a63 0001 0a63
+  0001 0000 0000 0000 0a63 0002`);
+
+/** 10.99.0.2 is at 02:00:0a:63:00:02. */
+const ARP_REPLY_MSG = fromHex(`
+  0001 0800 0604 0002 0200 0a63 0002 0a63
+  0002 0200 0a63 0001 0a63 0001`);
+
+/** The request as a whole frame, on VLAN 5 (see ethernet.test.ts for how it was captured). */
+const VLAN_ARP_REQUEST_FRAME = fromHex(`
+  ffff ffff ffff 0200 0a63 0001 8100 0005
+  0806 0001 0800 0604 0001 0200 0a63 0001
+  0a63 0501 0000 0000 0000 0a63 0502`);
+
+const REQUEST_REPR: ArpRepr = {
+  operation: ARP_REQUEST, senderMac: "02:00:0a:63:00:01", senderIp: "10.99.0.1",
+  targetMac: "00:00:00:00:00:00", targetIp: "10.99.0.2",
+};
+const REPLY_REPR: ArpRepr = {
+  operation: ARP_REPLY, senderMac: "02:00:0a:63:00:02", senderIp: "10.99.0.2",
+  targetMac: "02:00:0a:63:00:01", targetIp: "10.99.0.1",
+};
+
+function ok<T extends object>(r: T | DropReason): T {
+  if (typeof r === "number") throw new Error(`dropped: ${DROP_NAMES[r]}`);
+  return r;
+}
+
+describe("ARP, golden capture", () => {
+  it("deconstruct: the view reads operation and addresses of the request", () => {
+    const v = new ArpView();
+    expect(v.wrap(ARP_REQUEST_MSG, 0, ARP_REQUEST_MSG.length)).toBe(Drop.None);
+    expect(v.operation).toBe(ARP_REQUEST);
+    expect(v.senderIp).toBe(0x0a630001);
+    expect(v.targetIp).toBe(0x0a630002);
+  });
+
+  it("deconstruct: the view reads the reply", () => {
+    const v = new ArpView();
+    expect(v.wrap(ARP_REPLY_MSG, 0, ARP_REPLY_MSG.length)).toBe(Drop.None);
+    expect(v.operation).toBe(ARP_REPLY);
+    expect(v.senderIp).toBe(0x0a630002);
+    expect(v.targetIp).toBe(0x0a630001);
+  });
+
+  it("deconstruct: the view reads a message at an offset inside a tagged frame", () => {
+    const v = new ArpView();
+    expect(v.wrap(VLAN_ARP_REQUEST_FRAME, 18, VLAN_ARP_REQUEST_FRAME.length - 18)).toBe(Drop.None);
+    expect(v.operation).toBe(ARP_REQUEST);
+    expect(v.senderIp).toBe(0x0a630501);
+    expect(v.targetIp).toBe(0x0a630502);
+  });
+
+  it("construct: emitArp reproduces the captured request and reply and returns 28", () => {
+    for (const [repr, golden] of [[REQUEST_REPR, ARP_REQUEST_MSG], [REPLY_REPR, ARP_REPLY_MSG]] as const) {
+      const buf = new Uint8Array(ARP_LEN);
+      expect(emitArp(repr, buf, 0)).toBe(ARP_LEN);
+      expect(buf).toEqual(golden);
+    }
+  });
+
+  it("construct: emitArp writes at its offset", () => {
+    const buf = new Uint8Array(18 + ARP_LEN).fill(0xee);
+    emitArp(REQUEST_REPR, buf, 18);
+    expect(buf.subarray(18)).toEqual(ARP_REQUEST_MSG);
+    expect(buf.subarray(0, 18).every((x) => x === 0xee)).toBe(true);
+  });
+
+  it("parse: the captured messages give their reprs", () => {
+    expect(parseArp(ARP_REQUEST_MSG)).toEqual(REQUEST_REPR);
+    expect(parseArp(ARP_REPLY_MSG)).toEqual(REPLY_REPR);
+    expect(parseArp(VLAN_ARP_REQUEST_FRAME.slice(18))).toEqual({ ...REQUEST_REPR, senderIp: "10.99.5.1", targetIp: "10.99.5.2" });
+  });
+
+  it("round-trip: parse then emit gives the same bytes", () => {
+    for (const golden of [ARP_REQUEST_MSG, ARP_REPLY_MSG]) {
+      const buf = new Uint8Array(ARP_LEN);
+      emitArp(ok(parseArp(golden)), buf, 0);
+      expect(buf).toEqual(golden);
+    }
+  });
+
+  it("ignores bytes after the 28 of the message (Ethernet padding)", () => {
+    const padded = new Uint8Array(46);
+    padded.set(ARP_REPLY_MSG);
+    padded.fill(0xaa, ARP_LEN);
+    expect(parseArp(padded)).toEqual(REPLY_REPR);
+  });
+});
+
+describe("ARP malformed input", () => {
+  it("every length below 28 is truncated", () => {
+    const v = new ArpView();
+    for (let len = 0; len < ARP_LEN; len++) {
+      expect(v.wrap(ARP_REQUEST_MSG, 0, len), `len ${len}`).toBe(Drop.ArpTruncated);
+      expect(parseArp(ARP_REQUEST_MSG.slice(0, len)), `len ${len}`).toBe(Drop.ArpTruncated);
+    }
+  });
+
+  const unsupported: [string, (b: Uint8Array) => void][] = [
+    ["hardware type IEEE 802 (6)", (b) => put16(b, ARP_HTYPE, 6)],
+    ["hardware type 0", (b) => put16(b, ARP_HTYPE, 0)],
+    ["hardware type 0x0100 (Ethernet with its bytes swapped)", (b) => put16(b, ARP_HTYPE, 0x0100)],
+    ["protocol type IPv6", (b) => put16(b, ARP_PTYPE, 0x86dd)],
+    ["hardware address length 8", (b) => { b[ARP_HLEN] = 8; }],
+    ["protocol address length 16", (b) => { b[ARP_PLEN] = 16; }],
+  ];
+  for (const [what, corrupt] of unsupported) {
+    it(`${what} is unsupported`, () => {
+      const b = ARP_REQUEST_MSG.slice();
+      corrupt(b);
+      expect(new ArpView().wrap(b, 0, b.length)).toBe(Drop.ArpUnsupported);
+      expect(parseArp(b)).toBe(Drop.ArpUnsupported);
+    });
+  }
+
+  it("emitArp refuses a repr with a malformed address", () => {
+    const buf = new Uint8Array(ARP_LEN);
+    expect(() => emitArp({ ...REQUEST_REPR, senderIp: "10.99.0.256" }, buf, 0)).toThrow();
+    expect(() => emitArp({ ...REQUEST_REPR, targetIp: "10.99.0" }, buf, 0)).toThrow();
+    expect(() => emitArp({ ...REQUEST_REPR, senderMac: "02:00:0a:63:00:0g" }, buf, 0)).toThrow();
+    expect(() => emitArp({ ...REQUEST_REPR, targetMac: "" }, buf, 0)).toThrow();
+  });
+});
