@@ -173,8 +173,9 @@ export class Datapath {
       const t = now();
       if (t - this.lastSweep >= AGEING_SWEEP_S) {
         this.lastSweep = t;
-        const aged = this.fdb.age(t);
-        if (aged) this.forwarder.bridge.counters.v[this.forwarder.bridge.counters.switchBase + SwitchCounter.FdbAged] += aged;
+        this.fdb.age(t);
+        const c = this.forwarder.bridge.counters;
+        c.v[c.switchBase + SwitchCounter.FdbAged] = this.fdb.agedOut;
       }
       if (n <= 0) continue;
       this.readReady();

@@ -4,7 +4,8 @@
  * An open-addressing hash table with linear probing over typed arrays, sized once: learning
  * and lookup allocate nothing, and the table never grows past `maxEntries` (a flood of random
  * source MACs fills it, then is counted, instead of eating memory). Entries age out
- * `ageingSeconds` after the station was last heard from, as in 802.1D (default 300 s).
+ * `ageingSeconds` after the station was last heard from, as in 802.1D (default 300 s); a full
+ * table sweeps out expired entries before it refuses a new one.
  * Deletion shifts the following entries back, so no tombstones build up.
  *
  * A MAC is passed as `hi` (bytes 0-1) and `lo` (bytes 2-5), as read from the frame.
@@ -39,6 +40,10 @@ export class Fdb {
   private readonly ports: Int32Array;
   private readonly seen: Float64Array;
   private count = 0;
+  /** When a full table last swept out expired entries to make room. */
+  private lastFullSweep = -Infinity;
+  /** Entries removed because they expired, by lookups and sweeps alike. */
+  agedOut = 0;
 
   constructor(opts: Partial<FdbOptions> = {}) {
     const o = { ...FDB_DEFAULTS, ...opts };
@@ -83,8 +88,15 @@ export class Fdb {
       this.ports[i] = port;
       return Learn.Moved;
     }
-    if (this.count >= this.maxEntries) return Learn.Full;
-    const slot = -1 - i;
+    let slot = -1 - i;
+    if (this.count >= this.maxEntries) {
+      // Full: make room from expired entries, at most once a second, so that a flood of new
+      // MACs into a full table costs a sweep a second, not one a frame.
+      if (now - this.lastFullSweep < 1) return Learn.Full;
+      this.lastFullSweep = now;
+      if (this.age(now) === 0) return Learn.Full;
+      slot = -1 - this.find(hi, lo);
+    }
     this.his[slot] = hi;
     this.los[slot] = lo;
     this.ports[slot] = port;
@@ -99,6 +111,7 @@ export class Fdb {
     if (i < 0) return -1;
     if (now - this.seen[i] > this.ageingSeconds) {
       this.removeAt(i);
+      this.agedOut++;
       return -1;
     }
     return this.ports[i];
@@ -114,6 +127,7 @@ export class Fdb {
         removed++;
       }
     }
+    this.agedOut += removed;
     return removed;
   }
 

@@ -69,11 +69,11 @@ export class Forwarder {
       const inPort = batch.ports[i];
       const base = inPort * PORT_COUNTERS;
       v[base + PortCounter.RxFrames]++;
-      v[base + PortCounter.RxBytes] += len - this.l2Off;
       if (len < this.l2Off) {
         this.bridge.counters.drop(inPort, Drop.VnetHdrTruncated);
         continue;
       }
+      v[base + PortCounter.RxBytes] += len - this.l2Off;
       const out = this.bridge.decide(inPort, buf, this.l2Off, len - this.l2Off, now);
       if (out === DROP) continue;
       if (out === FLOOD) {

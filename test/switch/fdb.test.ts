@@ -50,10 +50,13 @@ function macsHomedAt(fdb: Fdb, slot: number, n: number, seed = 1): Mac[] {
 
 /**
  * The reference: what a forwarding database means, written the obvious way. Expired entries
- * stay (and count towards the maximum) until a lookup or an ageing sweep removes them.
+ * stay (and count towards the maximum) until a lookup or an ageing sweep removes them; a full
+ * table sweeps them out before refusing a new MAC, at most once a second.
  */
 class ModelFdb {
   readonly m = new Map<string, { port: number; seen: number }>();
+  private lastFullSweep = -Infinity;
+  agedOut = 0;
   constructor(readonly maxEntries: number, readonly ageingSeconds: number) {}
 
   learn(mac: string, port: number, now: number): LearnResult {
@@ -64,7 +67,11 @@ class ModelFdb {
       e.port = port;
       return Learn.Moved;
     }
-    if (this.m.size >= this.maxEntries) return Learn.Full;
+    if (this.m.size >= this.maxEntries) {
+      if (now - this.lastFullSweep < 1) return Learn.Full;
+      this.lastFullSweep = now;
+      if (this.age(now) === 0) return Learn.Full;
+    }
     this.m.set(mac, { port, seen: now });
     return Learn.New;
   }
@@ -74,6 +81,7 @@ class ModelFdb {
     if (!e) return -1;
     if (now - e.seen > this.ageingSeconds) {
       this.m.delete(mac);
+      this.agedOut++;
       return -1;
     }
     return e.port;
@@ -82,6 +90,7 @@ class ModelFdb {
   age(now: number): number {
     let n = 0;
     for (const [mac, e] of this.m) if (now - e.seen > this.ageingSeconds) { this.m.delete(mac); n++; }
+    this.agedOut += n;
     return n;
   }
 
@@ -302,6 +311,28 @@ describe("Fdb collisions and backward-shift deletion", () => {
   });
 });
 
+describe("Fdb when full", () => {
+  it("makes room from expired entries before refusing a new MAC, at most one sweep a second", () => {
+    const fdb = new Fdb({ maxEntries: 2, ageingSeconds: 10 });
+    fdb.learn(0x0200, 1, 1, 0);
+    fdb.learn(0x0200, 2, 2, 5);
+    expect(fdb.learn(0x0200, 3, 3, 8)).toBe(Learn.Full); // nothing expired yet
+    expect(fdb.learn(0x0200, 3, 3, 8.5)).toBe(Learn.Full); // within a second: no second sweep
+    expect(fdb.learn(0x0200, 3, 3, 11)).toBe(Learn.New); // the one heard at 0 has expired
+    expect(fdb.agedOut).toBe(1);
+    expect(fdb.lookup(0x0200, 1, 11)).toBe(-1);
+    expect(fdb.lookup(0x0200, 2, 11)).toBe(2);
+    expect(fdb.lookup(0x0200, 3, 11)).toBe(3);
+  });
+
+  it("counts entries that a lookup finds expired as aged", () => {
+    const fdb = new Fdb({ maxEntries: 4, ageingSeconds: 10 });
+    fdb.learn(0x0200, 1, 1, 0);
+    expect(fdb.lookup(0x0200, 1, 20)).toBe(-1);
+    expect(fdb.agedOut).toBe(1);
+  });
+});
+
 describe("Fdb against a naive model, random operations", () => {
   const OPS = 20_000;
   const PORTS = 5;
@@ -361,6 +392,7 @@ describe("Fdb against a naive model, random operations", () => {
           }
           if (i % 500 === 499) {
             same(fdb.size, model.m.size, i, "size");
+            same(fdb.agedOut, model.agedOut, i, "agedOut");
             same(fdb.entries(now).sort(byPortThenMac), model.entries(now).sort(byPortThenMac), i, `entries at ${now}`);
           }
         }

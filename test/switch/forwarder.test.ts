@@ -148,12 +148,11 @@ describe("Forwarder", () => {
     expect(counters.portSnapshot(2)).toMatchObject({ drop_vnet_hdr_truncated: 1, rx_frames: 1 });
   });
 
-  // Bug: forwarder.ts adds `len - l2Off` to rx_bytes before checking len >= l2Off, so a 4-byte
-  // read subtracts 6 from the port's byte counter.
-  it.fails("a frame shorter than the virtio header never makes rx_bytes go down", () => {
+  // Once a bug: rx_bytes was added to before the length check, and went down by 6 here.
+  it("a frame shorter than the virtio header adds nothing to rx_bytes", () => {
     const { send, counters } = setup();
     send([2, new Uint8Array(4)]);
-    expect(counters.portSnapshot(2).rx_bytes).toBeGreaterThanOrEqual(0);
+    expect(counters.portSnapshot(2).rx_bytes).toBe(0);
   });
 
   it("a station heard on another port has moved: counted as fdb_moved, and frames follow it", () => {
