@@ -1,0 +1,481 @@
+import { describe, expect, it } from "vitest";
+import { stringify as stringifyYaml } from "yaml";
+import { cidrInside, cidrOverlaps, formatCidr, nthSubnet, parseCidr, type Cidr } from "../../src/control/cidr.ts";
+import {
+  BACKENDS, ConfigError, checkClusterConfig, formatClusterConfig, parseClusterConfig, vtepMacFor, type ClusterConfig,
+} from "../../src/control/config.ts";
+import { parseIpv4Address } from "../../src/wire/ipv4.ts";
+
+/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SEED = Number(process.env.TAPNET_SEED ?? 0xc0f1_6);
+
+function ip(s: string): number {
+  const a = parseIpv4Address(s);
+  if (a === undefined) throw new Error(`bad test address ${s}`);
+  return a;
+}
+
+function cidr(s: string): Cidr {
+  const c = parseCidr(s);
+  if (typeof c === "string") throw new Error(`bad test CIDR ${s}: ${c}`);
+  return c;
+}
+
+function node(i: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { name: `node${i}`, address: `192.168.56.${10 + i}`, ...extra };
+}
+
+function nodes(n: number): Record<string, unknown>[] {
+  return Array.from({ length: n }, (_, i) => node(i + 1));
+}
+
+/** The ConfigError `raw` is refused with; fails the test if it is accepted or throws anything else. */
+function refusal(raw: unknown): ConfigError {
+  try {
+    checkClusterConfig(raw);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error(`accepted: ${JSON.stringify(raw)}`);
+}
+
+/** Asserts that `raw` is refused with a message naming `field` and matching every pattern. */
+function expectRefused(raw: unknown, field: string, ...patterns: RegExp[]): void {
+  const msg = refusal(raw).message;
+  expect(msg, "names the field").toContain(field);
+  for (const p of patterns) expect(msg).toMatch(p);
+  expect(msg, "one line").not.toContain("\n");
+}
+
+describe("defaults", () => {
+  it("fills in cluster CIDR 10.244.0.0/16, /24 node subnets, MTU 1500 and the udp backend on port 8285", () => {
+    const c = checkClusterConfig({ nodes: [node(1)] });
+    expect(c.clusterCidr).toEqual(cidr("10.244.0.0/16"));
+    expect(c.nodeSubnetPrefix).toBe(24);
+    expect(c.mtu).toBe(1500);
+    expect(c.backend).toEqual({ type: "udp", port: 8285, vni: 1 });
+  });
+
+  it("gives pods the MTU less 28 bytes on udp (IPv4 + UDP headers)", () => {
+    expect(checkClusterConfig({ nodes: [node(1)] }).podMtu).toBe(1472);
+    expect(checkClusterConfig({ mtu: 9000, nodes: [node(1)] }).podMtu).toBe(8972);
+  });
+
+  it("defaults vxlan to port 8472 and VNI 1, and gives pods the MTU less 50 bytes", () => {
+    const c = checkClusterConfig({ backend: { type: "vxlan" }, nodes: [node(1)] });
+    expect(c.backend).toEqual({ type: "vxlan", port: 8472, vni: 1 });
+    expect(c.podMtu).toBe(1450);
+    expect(checkClusterConfig({ mtu: 9000, backend: { type: "vxlan" }, nodes: [node(1)] }).podMtu).toBe(8950);
+  });
+
+  it("keeps a given port, VNI, MTU, cluster CIDR and node subnet prefix", () => {
+    const c = checkClusterConfig({
+      clusterCidr: "172.20.0.0/14", nodeSubnetPrefix: 26, mtu: 1400, backend: { type: "vxlan", port: 4789, vni: 42 }, nodes: [node(1)],
+    });
+    expect(c.clusterCidr).toEqual(cidr("172.20.0.0/14"));
+    expect(c.nodeSubnetPrefix).toBe(26);
+    expect(c.mtu).toBe(1400);
+    expect(c.podMtu).toBe(1350);
+    expect(c.backend).toEqual({ type: "vxlan", port: 4789, vni: 42 });
+    expect(c.nodes[0].podCidr).toEqual(cidr("172.20.0.64/26"));
+  });
+
+  it("keeps node names and parses addresses to 32-bit integers", () => {
+    const c = checkClusterConfig({ nodes: [{ name: "worker-a", address: "10.0.0.7" }] });
+    expect(c.nodes[0].name).toBe("worker-a");
+    expect(c.nodes[0].address).toBe(ip("10.0.0.7"));
+  });
+});
+
+describe("pod CIDR assignment", () => {
+  it("gives node1 10.244.1.0/24: subnet 0 is skipped, as flannel's SubnetMin does", () => {
+    const c = checkClusterConfig({ nodes: [node(1)] });
+    expect(formatCidr(c.nodes[0].podCidr)).toBe("10.244.1.0/24");
+  });
+
+  it("assigns the next subnets in node order", () => {
+    const c = checkClusterConfig({ nodes: nodes(3) });
+    expect(c.nodes.map((n) => formatCidr(n.podCidr))).toEqual(["10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"]);
+  });
+
+  it("assigns subnets of the configured node subnet prefix", () => {
+    const c = checkClusterConfig({ clusterCidr: "10.0.0.0/8", nodeSubnetPrefix: 20, nodes: nodes(2) });
+    expect(c.nodes.map((n) => formatCidr(n.podCidr))).toEqual(["10.0.16.0/20", "10.0.32.0/20"]);
+  });
+
+  it("keeps a given pod CIDR and never assigns one that overlaps it, even for an earlier node", () => {
+    const c = checkClusterConfig({ nodes: [node(1), node(2, { podCidr: "10.244.1.0/24" }), node(3)] });
+    expect(c.nodes.map((n) => formatCidr(n.podCidr))).toEqual(["10.244.2.0/24", "10.244.1.0/24", "10.244.3.0/24"]);
+  });
+
+  it("skips every subnet that a larger given pod CIDR covers", () => {
+    const c = checkClusterConfig({ nodes: [node(1, { podCidr: "10.244.0.0/23" }), node(2), node(3, { podCidr: "10.244.3.0/25" }), node(4)] });
+    expect(c.nodes.map((n) => formatCidr(n.podCidr))).toEqual(["10.244.0.0/23", "10.244.2.0/24", "10.244.3.0/25", "10.244.4.0/24"]);
+  });
+
+  it("gives the same answer for the same input", () => {
+    const raw = { nodes: [node(1), node(2, { podCidr: "10.244.7.0/24" }), node(3), node(4)] };
+    const a = checkClusterConfig(structuredClone(raw));
+    const b = checkClusterConfig(structuredClone(raw));
+    expect(a).toEqual(b);
+    expect(parseClusterConfig(JSON.stringify(raw))).toEqual(a);
+  });
+
+  it("uses every usable subnet: a /22 with /24 nodes holds exactly three", () => {
+    const c = checkClusterConfig({ clusterCidr: "10.244.0.0/22", nodes: nodes(3) });
+    expect(c.nodes.map((n) => formatCidr(n.podCidr))).toEqual(["10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24"]);
+  });
+
+  it(`agrees with a naive lowest-free model on random mixes of given and assigned CIDRs (seed ${SEED})`, () => {
+    const rnd = prng(SEED);
+    const cluster = cidr("10.96.0.0/20");
+    let assigned = 0;
+    let given = 0;
+    for (let run = 0; run < 200; run++) {
+      const prefix = 24 + Math.floor(rnd() * 3); // /24../26: 16..64 subnets
+      const count = 2 ** (prefix - 20);
+      const n = 1 + Math.floor(rnd() * 10);
+      // Some nodes are given a distinct subnet; the rest are left to the assigner.
+      const picks = new Set<number>();
+      const raw = Array.from({ length: n }, (_, i) => {
+        if (rnd() < 0.4) {
+          let k: number;
+          do k = Math.floor(rnd() * count); while (picks.has(k));
+          picks.add(k);
+          return node(i + 1, { podCidr: formatCidr(nthSubnet(cluster, prefix, k)!) });
+        }
+        return node(i + 1);
+      });
+      const c = checkClusterConfig({ clusterCidr: formatCidr(cluster), nodeSubnetPrefix: prefix, nodes: raw });
+
+      const taken = new Set(picks);
+      let next = 1;
+      const want = raw.map((r) => {
+        if (r.podCidr) { given++; return r.podCidr as string; }
+        while (taken.has(next)) next++;
+        taken.add(next);
+        assigned++;
+        return formatCidr(nthSubnet(cluster, prefix, next)!);
+      });
+      const where = `seed ${SEED}, run ${run}: ${JSON.stringify(raw)}`;
+      expect(c.nodes.map((x) => formatCidr(x.podCidr)), where).toEqual(want);
+      c.nodes.forEach((a, i) => {
+        expect(cidrInside(a.podCidr, cluster), where).toBe(true);
+        c.nodes.forEach((b, j) => { if (i < j) expect(cidrOverlaps(a.podCidr, b.podCidr), where).toBe(false); });
+      });
+    }
+    expect(assigned).toBeGreaterThan(100);
+    expect(given).toBeGreaterThan(100);
+  });
+});
+
+describe("VTEP MAC", () => {
+  it("is derived as 0e:00 followed by the node's address bytes", () => {
+    expect(vtepMacFor(ip("192.168.56.11"))).toBe("0e:00:c0:a8:38:0b");
+    expect(vtepMacFor(ip("255.255.255.255"))).toBe("0e:00:ff:ff:ff:ff");
+    expect(vtepMacFor(0)).toBe("0e:00:00:00:00:00");
+    const c = checkClusterConfig({ backend: { type: "vxlan" }, nodes: [{ name: "a", address: "10.1.2.3" }] });
+    expect(c.nodes[0].vtepMac).toBe("0e:00:0a:01:02:03");
+  });
+
+  it("keeps an explicit vtepMac, normalised to lower case with colons", () => {
+    const c = checkClusterConfig({ backend: { type: "vxlan" }, nodes: [node(1, { vtepMac: "02:AA:bb:CC:dd:0E" }), node(2, { vtepMac: "02-00-00-00-00-02" })] });
+    expect(c.nodes.map((n) => n.vtepMac)).toEqual(["02:aa:bb:cc:dd:0e", "02:00:00:00:00:02"]);
+  });
+
+  it("refuses a vtepMac that is not a MAC address", () => {
+    expectRefused({ nodes: [node(1, { vtepMac: "02:00:00:00:00" })] }, "nodes[0].vtepMac", /not a MAC/);
+    expectRefused({ nodes: [node(1, { vtepMac: 12 })] }, "nodes[0].vtepMac", /not a MAC/);
+  });
+
+  it("refuses a multicast vtepMac", () => {
+    expectRefused({ nodes: [node(1, { vtepMac: "01:00:5e:00:00:01" })] }, "nodes[0].vtepMac", /multicast/);
+  });
+
+  it("refuses an explicit vtepMac equal to another node's, written differently", () => {
+    expectRefused({ nodes: [node(1, { vtepMac: "02:00:00:00:00:aa" }), node(2, { vtepMac: "02-00-00-00-00-AA" })] }, "nodes[1].vtepMac", /also nodes\[0\]\.vtepMac/);
+  });
+
+  it("refuses an explicit vtepMac equal to another node's derived one", () => {
+    expectRefused({ nodes: [node(1), node(2, { vtepMac: vtepMacFor(ip("192.168.56.11")) })] }, "nodes[1].vtepMac", /0e:00:c0:a8:38:0b/, /also nodes\[0\]\.vtepMac/);
+  });
+});
+
+describe("refusals: every fault is a ConfigError naming the field", () => {
+  it("refuses a pod CIDR outside the cluster CIDR", () => {
+    expectRefused({ nodes: [node(1, { podCidr: "10.245.0.0/24" })] }, "nodes[0].podCidr", /10\.245\.0\.0\/24/, /outside/, /10\.244\.0\.0\/16/);
+    expectRefused({ nodes: [node(1, { podCidr: "10.244.0.0/15" })] }, "nodes[0].podCidr", /outside/);
+  });
+
+  it("refuses overlapping pod CIDRs, naming both nodes", () => {
+    expectRefused({ nodes: [node(1, { podCidr: "10.244.1.0/24" }), node(2, { podCidr: "10.244.1.128/25" })] }, "nodes[1].podCidr", /overlaps/, /nodes\[0\]\.podCidr/);
+    expectRefused({ nodes: [node(1, { podCidr: "10.244.4.0/24" }), node(2), node(3, { podCidr: "10.244.4.0/24" })] }, "nodes[2].podCidr", /overlaps/, /nodes\[0\]/);
+  });
+
+  it("refuses duplicate node names", () => {
+    expectRefused({ nodes: [node(1), { name: "node1", address: "192.168.56.99" }] }, "nodes[1].name", /node1/, /also nodes\[0\]\.name/);
+  });
+
+  it("refuses duplicate node addresses, written as an address", () => {
+    expectRefused({ nodes: [node(1), { name: "other", address: "192.168.56.11" }] }, "nodes[1].address", /192\.168\.56\.11/, /also nodes\[0\]\.address/);
+  });
+
+  it("refuses a pod CIDR too small for a gateway and a pod (/31, /32)", () => {
+    expectRefused({ nodes: [node(1, { podCidr: "10.244.1.0/31" })] }, "nodes[0].podCidr", /too small/);
+    expectRefused({ nodes: [node(1, { podCidr: "10.244.1.0/32" })] }, "nodes[0].podCidr", /too small/);
+    expect(checkClusterConfig({ nodes: [node(1, { podCidr: "10.244.1.4/30" })] }).nodes[0].podCidr).toEqual(cidr("10.244.1.4/30"));
+  });
+
+  it("refuses a node subnet prefix too long for a gateway and a pod, or shorter than the cluster's", () => {
+    expectRefused({ nodeSubnetPrefix: 31, nodes: [node(1)] }, "nodeSubnetPrefix", /whole number/, /31/);
+    expectRefused({ nodeSubnetPrefix: 15, nodes: [node(1)] }, "nodeSubnetPrefix", /whole number/, /15/);
+    expectRefused({ nodeSubnetPrefix: "24", nodes: [node(1)] }, "nodeSubnetPrefix", /whole number/);
+  });
+
+  it("refuses a cluster CIDR too small for a cluster", () => {
+    expectRefused({ clusterCidr: "10.244.0.0/29", nodes: [node(1)] }, "clusterCidr", /too small/);
+  });
+
+  it("refuses host bits in the cluster CIDR and in a pod CIDR", () => {
+    expectRefused({ clusterCidr: "10.244.0.1/16", nodes: [node(1)] }, "clusterCidr", /host bits/, /10\.244\.0\.0\/16/);
+    expectRefused({ nodes: [node(1, { podCidr: "10.244.1.1/24" })] }, "nodes[0].podCidr", /host bits/, /10\.244\.1\.0\/24/);
+  });
+
+  it("refuses a cluster CIDR or pod CIDR that is not a CIDR", () => {
+    expectRefused({ clusterCidr: "10.244.0.0", nodes: [node(1)] }, "clusterCidr", /not an IPv4 CIDR/);
+    expectRefused({ nodes: [node(1, { podCidr: "ten/24" })] }, "nodes[0].podCidr", /not an IPv4 CIDR/);
+  });
+
+  it("refuses an unknown backend, listing the known ones", () => {
+    expectRefused({ backend: { type: "wireguard" }, nodes: [node(1)] }, "backend.type", /unknown backend/, /wireguard/, /udp/, /vxlan/);
+  });
+
+  // BUG (src/control/config.ts, `type in BACKENDS`): the `in` operator also finds names on
+  // Object.prototype, so "constructor" passes as a backend type; with a port given, the config is
+  // accepted with backend.type "constructor" and podMtu NaN (1500 - undefined).
+  it.fails("refuses a backend type that names an Object.prototype member (constructor)", () => {
+    expectRefused({ backend: { type: "constructor", port: 1 }, nodes: [node(1)] }, "backend.type", /unknown backend/);
+  });
+
+  // Same BUG: without a port, "toString" is refused, but as `backend.port: ... not undefined`.
+  it.fails("names backend.type when refusing a backend type that names an Object.prototype member (toString)", () => {
+    expectRefused({ backend: { type: "toString" }, nodes: [node(1)] }, "backend.type", /unknown backend/);
+  });
+
+  it("refuses a backend that is not a mapping", () => {
+    expectRefused({ backend: "udp", nodes: [node(1)] }, "backend", /mapping/);
+  });
+
+  it("refuses an unknown field anywhere, listing the expected ones", () => {
+    expectRefused({ backend: { type: "udp", prot: 8285 }, nodes: [node(1)] }, "backend.prot", /unknown field/, /type, port, vni/);
+    expectRefused({ nodez: [node(1)] }, "nodez", /unknown field/, /nodes/);
+    expectRefused({ nodes: [node(1, { adress: "192.168.56.11" })] }, "nodes[0].adress", /unknown field/, /address/);
+  });
+
+  it("refuses an MTU that leaves pods less than 576 bytes after the backend's headers", () => {
+    expectRefused({ mtu: 600, backend: { type: "vxlan" }, nodes: [node(1)] }, "mtu", /600/, /550/, /vxlan/, /576/);
+    expectRefused({ mtu: 603, nodes: [node(1)] }, "mtu", /575/, /udp/);
+    expectRefused({ mtu: 625, backend: { type: "vxlan" }, nodes: [node(1)] }, "mtu", /575/);
+  });
+
+  it("accepts an MTU that leaves pods exactly 576 bytes", () => {
+    expect(checkClusterConfig({ mtu: 604, nodes: [node(1)] }).podMtu).toBe(576);
+    expect(checkClusterConfig({ mtu: 626, backend: { type: "vxlan" }, nodes: [node(1)] }).podMtu).toBe(576);
+  });
+
+  it("refuses an MTU that is not a whole number in range", () => {
+    expectRefused({ mtu: 1500.5, nodes: [node(1)] }, "mtu", /whole number/);
+    expectRefused({ mtu: "1500", nodes: [node(1)] }, "mtu", /whole number/);
+    expectRefused({ mtu: 70000, nodes: [node(1)] }, "mtu", /whole number/, /65535/);
+  });
+
+  it("refuses a VNI on the udp backend", () => {
+    expectRefused({ backend: { vni: 1 }, nodes: [node(1)] }, "backend.vni", /vxlan/);
+    expectRefused({ backend: { type: "udp", vni: 7 }, nodes: [node(1)] }, "backend.vni", /vxlan/);
+  });
+
+  it("refuses a VNI outside 24 bits and a port outside 1..65535", () => {
+    expectRefused({ backend: { type: "vxlan", vni: 0x1000000 }, nodes: [node(1)] }, "backend.vni", /16777215/);
+    expectRefused({ backend: { type: "vxlan", port: 0 }, nodes: [node(1)] }, "backend.port", /whole number/);
+    expectRefused({ backend: { type: "udp", port: 65536 }, nodes: [node(1)] }, "backend.port", /whole number/);
+  });
+
+  it.each([
+    ["upper case", "Node1"],
+    ["a leading hyphen", "-node"],
+    ["a trailing hyphen", "node-"],
+    ["an underscore", "node_1"],
+    ["a dot", "node.1"],
+    ["the empty string", ""],
+    ["64 characters", "a".repeat(64)],
+    ["a number", 1],
+    ["nothing", undefined],
+  ])("refuses a node name with %s", (_what, name) => {
+    expectRefused({ nodes: [{ name, address: "192.168.56.11" }] }, "nodes[0].name", /lower-case/);
+  });
+
+  it("accepts a 63-character node name and a one-character one", () => {
+    expect(checkClusterConfig({ nodes: [{ name: "a".repeat(63), address: "10.0.0.1" }, { name: "b", address: "10.0.0.2" }] }).nodes).toHaveLength(2);
+  });
+
+  it.each([
+    ["three octets", "192.168.56"],
+    ["an octet above 255", "192.168.56.256"],
+    ["a leading zero", "192.168.056.11"],
+    ["a prefix", "192.168.56.11/24"],
+    ["a hostname", "node1.local"],
+    ["a number", 3232249867],
+    ["nothing", undefined],
+  ])("refuses a node address with %s", (_what, address) => {
+    expectRefused({ nodes: [{ name: "node1", address }] }, "nodes[0].address", /not an IPv4 address/);
+  });
+
+  it("refuses an empty or missing nodes list, or nodes that is not a list", () => {
+    expectRefused({ nodes: [] }, "nodes", /at least one node/);
+    expectRefused({ clusterCidr: "10.244.0.0/16" }, "nodes", /at least one node/);
+    expectRefused({ nodes: { name: "node1", address: "10.0.0.1" } }, "nodes", /list/);
+  });
+
+  it("refuses a config that is not a mapping", () => {
+    for (const raw of [null, undefined, "nodes", 42, [node(1)]]) {
+      expect(refusal(raw).message, JSON.stringify(raw)).toMatch(/mapping/);
+    }
+  });
+
+  it("refuses a node that is not a mapping, naming its index", () => {
+    expectRefused({ nodes: [node(1), "node2"] }, "nodes[1]", /mapping/);
+  });
+
+  it("refuses when the cluster CIDR runs out: a /22 of /24s has room for 3 nodes, not 4", () => {
+    expectRefused({ clusterCidr: "10.244.0.0/22", nodes: nodes(4) }, "nodes[3].podCidr", /no \/24 left/, /10\.244\.0\.0\/22/);
+  });
+
+  it("refuses when given pod CIDRs leave no room for the others", () => {
+    expectRefused({ clusterCidr: "10.244.0.0/22", nodes: [node(1, { podCidr: "10.244.2.0/23" }), node(2), node(3)] }, "nodes[2].podCidr", /no \/24 left/);
+  });
+});
+
+describe("text input", () => {
+  const yaml = `
+# a two-node cluster
+clusterCidr: 10.244.0.0/16
+nodeSubnetPrefix: 24
+mtu: 1500
+backend: { type: vxlan, port: 8472, vni: 7 }
+nodes:
+  - { name: node1, address: 192.168.56.11, podCidr: 10.244.1.0/24 }
+  - name: node2
+    address: 192.168.56.12
+    vtepMac: "02:00:00:00:00:02"
+`;
+
+  it("parses YAML", () => {
+    const c = parseClusterConfig(yaml);
+    expect(c.backend).toEqual({ type: "vxlan", port: 8472, vni: 7 });
+    expect(c.nodes.map((n) => [n.name, n.address, formatCidr(n.podCidr), n.vtepMac])).toEqual([
+      ["node1", ip("192.168.56.11"), "10.244.1.0/24", "0e:00:c0:a8:38:0b"],
+      ["node2", ip("192.168.56.12"), "10.244.2.0/24", "02:00:00:00:00:02"],
+    ]);
+  });
+
+  it("parses JSON, which is a subset of YAML, to the same config", () => {
+    const json = JSON.stringify({
+      clusterCidr: "10.244.0.0/16", nodeSubnetPrefix: 24, mtu: 1500, backend: { type: "vxlan", port: 8472, vni: 7 },
+      nodes: [{ name: "node1", address: "192.168.56.11", podCidr: "10.244.1.0/24" }, { name: "node2", address: "192.168.56.12", vtepMac: "02:00:00:00:00:02" }],
+    }, null, 2);
+    expect(parseClusterConfig(json)).toEqual(parseClusterConfig(yaml));
+  });
+
+  it("refuses invalid YAML with a ConfigError naming the source", () => {
+    for (const text of ["nodes: [\n  - a", "nodes:\n\t- name: a", "a: 1\na: 2\n"]) {
+      let err: unknown;
+      try { parseClusterConfig(text, "/etc/tapnet/cluster.yaml"); } catch (e) { err = e; }
+      expect(err, JSON.stringify(text)).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toContain("/etc/tapnet/cluster.yaml");
+      expect((err as Error).message).toMatch(/not valid YAML or JSON/);
+      expect((err as Error).message).not.toContain("\n");
+    }
+  });
+
+  it("refuses an empty file as not a mapping", () => {
+    expect(() => parseClusterConfig("")).toThrow(ConfigError);
+    expect(() => parseClusterConfig("")).toThrow(/mapping/);
+  });
+
+  it("reports faults found after parsing with the field path", () => {
+    expect(() => parseClusterConfig("nodes:\n  - name: node1\n    address: 192.168.56.300\n")).toThrow(/nodes\[0\]\.address/);
+  });
+});
+
+describe("formatClusterConfig", () => {
+  const roundTrip = (c: ClusterConfig) => parseClusterConfig(stringifyYaml(formatClusterConfig(c)));
+
+  it("writes every default out", () => {
+    const f = formatClusterConfig(checkClusterConfig({ nodes: [node(1)] }));
+    expect(f).toEqual({
+      clusterCidr: "10.244.0.0/16", nodeSubnetPrefix: 24, mtu: 1500, backend: { type: "udp", port: 8285 },
+      nodes: [{ name: "node1", address: "192.168.56.11", podCidr: "10.244.1.0/24" }],
+    });
+  });
+
+  it("writes the VNI and the VTEP MACs for vxlan", () => {
+    const f = formatClusterConfig(checkClusterConfig({ backend: { type: "vxlan", vni: 9 }, nodes: [node(1)] }));
+    expect(f.backend).toEqual({ type: "vxlan", port: 8472, vni: 9 });
+    expect(f.nodes).toEqual([{ name: "node1", address: "192.168.56.11", podCidr: "10.244.1.0/24", vtepMac: "0e:00:c0:a8:38:0b" }]);
+  });
+
+  it.each([
+    ["defaults", { nodes: nodes(3) }],
+    ["udp with a port and MTU", { mtu: 9000, backend: { type: "udp", port: 9999 }, nodes: nodes(2) }],
+    ["vxlan with VNI and explicit VTEP MAC", { backend: { type: "vxlan", port: 4789, vni: 0xabcdef }, nodes: [node(1, { vtepMac: "02:00:00:00:00:01" }), node(2)] }],
+    ["given and assigned pod CIDRs", { clusterCidr: "172.16.0.0/12", nodeSubnetPrefix: 20, nodes: [node(1), node(2, { podCidr: "172.16.16.0/20" }), node(3)] }],
+  ])("round-trips: parse(format(c)) equals c (%s)", (_what, raw) => {
+    const c = checkClusterConfig(raw);
+    expect(roundTrip(c)).toEqual(c);
+    expect(checkClusterConfig(JSON.parse(JSON.stringify(formatClusterConfig(c))))).toEqual(c);
+  });
+
+  // BUG (src/control/config.ts formatClusterConfig): on the udp backend an explicit vtepMac is
+  // accepted by checkClusterConfig but left out of the formatted config, so parsing it back
+  // derives 0e:00:... instead, and parse(format(c)) differs from c.
+  it.fails("round-trips an explicit vtepMac on the udp backend", () => {
+    const c = checkClusterConfig({ nodes: [node(1, { vtepMac: "02:00:00:00:00:01" })] });
+    expect(roundTrip(c)).toEqual(c);
+  });
+
+  it(`round-trips random vxlan configs (seed ${SEED})`, () => {
+    const rnd = prng(SEED + 1);
+    for (let run = 0; run < 100; run++) {
+      const n = 1 + Math.floor(rnd() * 6);
+      const raw = {
+        clusterCidr: "10.200.0.0/16",
+        nodeSubnetPrefix: 22 + Math.floor(rnd() * 5),
+        mtu: 1000 + Math.floor(rnd() * 8000),
+        backend: { type: "vxlan", port: 1 + Math.floor(rnd() * 65535), vni: Math.floor(rnd() * 0x1000000) },
+        nodes: Array.from({ length: n }, (_, i) => node(i + 1, rnd() < 0.3 ? { vtepMac: `02:00:00:00:00:${(i + 1).toString(16).padStart(2, "0")}` } : {})),
+      };
+      const c = checkClusterConfig(raw);
+      expect(roundTrip(c), `seed ${SEED + 1}, run ${run}: ${JSON.stringify(raw)}`).toEqual(c);
+    }
+  });
+});
+
+describe("BACKENDS", () => {
+  it("lists udp and vxlan with flannel's ports and their header overheads", () => {
+    expect(Object.keys(BACKENDS).sort()).toEqual(["udp", "vxlan"]);
+    expect(BACKENDS.udp).toMatchObject({ port: 8285, overhead: 28 });
+    expect(BACKENDS.vxlan).toMatchObject({ port: 8472, overhead: 50 });
+  });
+});
