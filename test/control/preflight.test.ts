@@ -22,17 +22,17 @@ function preflightError(needs: Need[], probe: Probe): PreflightError {
   throw new Error("preflight passed");
 }
 
-const ALL: Need[] = ["root", "tun", "ip", "ping", "iperf3"];
+const ALL: Need[] = ["root", "tun", "ip", "nsenter", "ping", "iperf3"];
 
 describe("preflight", () => {
   it("passes when everything is present, having checked each need", () => {
     const probe = fakeProbe();
     expect(() => preflight(ALL, probe)).not.toThrow();
-    expect(probe.asked).toEqual(["uid", "open /dev/net/tun", "which ip", "which ping", "which iperf3"]);
+    expect(probe.asked).toEqual(["uid", "open /dev/net/tun", "which ip", "which nsenter", "which ping", "which iperf3"]);
   });
 
   it("passes with no needs without probing anything", () => {
-    const probe = fakeProbe({ root: true, tun: true, cmds: ["ip", "ping", "iperf3"] });
+    const probe = fakeProbe({ root: true, tun: true, cmds: ["ip", "nsenter", "ping", "iperf3"] });
     expect(() => preflight([], probe)).not.toThrow();
     expect(probe.asked).toEqual([]);
   });
@@ -41,6 +41,7 @@ describe("preflight", () => {
     ["root", { root: true }, [/root/, /sudo/]],
     ["tun", { tun: true }, [/\/dev\/net\/tun/, /modprobe tun/]],
     ["ip", { cmds: ["ip"] }, [/\bip\b.*missing/, /apt-get install iproute2/]],
+    ["nsenter", { cmds: ["nsenter"] }, [/\bnsenter\b.*missing/, /apt-get install util-linux/]],
     ["ping", { cmds: ["ping"] }, [/\bping\b.*missing/, /apt-get install iputils-ping/]],
     ["iperf3", { cmds: ["iperf3"] }, [/\biperf3\b.*missing/, /apt-get install iperf3/]],
   ] as const)("a missing %s gives a one-line error naming it and how to get it", (need, missing, patterns) => {
@@ -52,7 +53,7 @@ describe("preflight", () => {
   });
 
   it("reports the first missing need in the order the needs are given, and probes no further", () => {
-    const everythingMissing = { root: true, tun: true, cmds: ["ip", "ping", "iperf3"] };
+    const everythingMissing = { root: true, tun: true, cmds: ["ip", "nsenter", "ping", "iperf3"] };
     expect(preflightError(ALL, fakeProbe(everythingMissing)).message).toMatch(/root/);
     expect(preflightError(["tun", "root"], fakeProbe(everythingMissing)).message).toMatch(/\/dev\/net\/tun/);
     expect(preflightError(["iperf3", "ip"], fakeProbe(everythingMissing)).message).toMatch(/iperf3/);
