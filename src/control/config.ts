@@ -76,7 +76,7 @@ export function parseClusterConfig(text: string, source = "config"): ClusterConf
   try {
     raw = parseYaml(text);
   } catch (e) {
-    throw new ConfigError(`${source} is not valid YAML or JSON: ${(e as Error).message.split("\n")[0]}`);
+    throw new ConfigError(`${source} is not valid YAML or JSON: ${(e as Error).message.split("\n")[0].replace(/:\s*$/, "")}`);
   }
   return checkClusterConfig(raw);
 }
@@ -88,14 +88,15 @@ export function checkClusterConfig(raw: unknown): ClusterConfig {
   const cc = parseCidr(String(raw.clusterCidr ?? "10.244.0.0/16"));
   if (typeof cc === "string") fail("clusterCidr", cc);
   if (cc.prefix > 28) fail("clusterCidr", `/${cc.prefix} is too small for a cluster`);
-  const nodeSubnetPrefix = int(raw.nodeSubnetPrefix ?? 24, "nodeSubnetPrefix", cc.prefix, 30);
+  // At least two subnets: the first is reserved (as flannel does), so one subnet would leave none.
+  const nodeSubnetPrefix = int(raw.nodeSubnetPrefix ?? 24, "nodeSubnetPrefix", Math.max(cc.prefix + 1, 16), 30);
   const mtu = int(raw.mtu ?? 1500, "mtu", 68, 65535);
 
   const b = raw.backend ?? {};
   if (!isObject(b)) fail("backend", "must be a mapping like { type: udp }");
   checkKeys(b, "backend", ["type", "port", "vni"]);
   const type = (b.type ?? "udp") as string;
-  if (!(type in BACKENDS)) fail("backend.type", `unknown backend "${type}" (known: ${Object.keys(BACKENDS).join(", ")})`);
+  if (typeof type !== "string" || !Object.hasOwn(BACKENDS, type)) fail("backend.type", `unknown backend "${type}" (known: ${Object.keys(BACKENDS).join(", ")})`);
   const backendType = type as BackendType;
   const port = int(b.port ?? BACKENDS[backendType].port, "backend.port", 1, 65535);
   if (b.vni !== undefined && backendType !== "vxlan") fail("backend.vni", "only the vxlan backend has a VNI");
@@ -118,6 +119,7 @@ export function checkClusterConfig(raw: unknown): ClusterConfig {
       if (typeof p === "string") fail(`${where}.podCidr`, p);
       if (!cidrInside(p, cc)) fail(`${where}.podCidr`, `${formatCidr(p)} is outside clusterCidr ${formatCidr(cc)}`);
       if (p.prefix > 30) fail(`${where}.podCidr`, `${formatCidr(p)} is too small: a node needs a gateway and at least one pod (/30 or larger)`);
+      if (p.prefix < 16) fail(`${where}.podCidr`, `${formatCidr(p)} is too large: a node's pod CIDR can be at most a /16`);
       podCidr = p;
     }
     let vtepMac = vtepMacFor(address);
@@ -172,7 +174,7 @@ export function formatClusterConfig(c: ClusterConfig): Record<string, unknown> {
     backend: c.backend.type === "vxlan" ? { ...c.backend } : { type: c.backend.type, port: c.backend.port },
     nodes: c.nodes.map((n) => ({
       name: n.name, address: formatIpv4(n.address), podCidr: formatCidr(n.podCidr),
-      ...(c.backend.type === "vxlan" ? { vtepMac: n.vtepMac } : {}),
+      ...(c.backend.type === "vxlan" || n.vtepMac !== vtepMacFor(n.address) ? { vtepMac: n.vtepMac } : {}),
     })),
   };
 }

@@ -20,7 +20,9 @@ export function jsonLogger(
 ): Logger {
   const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < ORDER[min]) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }));
+    const head = { time: new Date().toISOString(), level, msg };
+    // time, level and msg come first and cannot be overridden by a field of the same name.
+    write(JSON.stringify(Object.assign({}, head, base, fields, head)));
   };
   return {
     debug: (m, f) => emit("debug", m, f),

@@ -40,6 +40,8 @@ export class RpcServer {
 
 function serve(sock: Socket, handlers: Record<string, Handler>): void {
   let buf = "";
+  // Answers go out in the order the requests came, whatever order their handlers finish in.
+  let queue: Promise<void> = Promise.resolve();
   sock.setEncoding("utf8");
   sock.on("error", () => sock.destroy());
   sock.on("data", (chunk: string) => {
@@ -52,7 +54,11 @@ function serve(sock: Socket, handlers: Record<string, Handler>): void {
     while ((nl = buf.indexOf("\n")) >= 0) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
-      void answer(line, handlers).then((r) => { if (!sock.destroyed) sock.write(JSON.stringify(r) + "\n"); });
+      const answered = answer(line, handlers);
+      queue = queue.then(async () => {
+        const r = await answered;
+        if (!sock.destroyed) sock.write(JSON.stringify(r) + "\n");
+      });
     }
   });
 }
@@ -79,10 +85,13 @@ export function rpcCall<T = unknown>(path: string, method: string, params: Recor
   return new Promise((resolve, reject) => {
     const sock = createConnection(path);
     let buf = "";
-    const timer = setTimeout(() => { sock.destroy(); reject(new RpcError(`no answer from ${path} within ${timeoutMs} ms`)); }, timeoutMs);
+    let settled = false;
+    const timer = setTimeout(() => { settled = true; sock.destroy(); reject(new RpcError(`no answer from ${path} within ${timeoutMs} ms`)); }, timeoutMs);
     sock.setEncoding("utf8");
     sock.on("connect", () => sock.write(JSON.stringify({ method, params }) + "\n"));
     sock.on("error", (e: NodeJS.ErrnoException) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       const why = e.code === "ENOENT" || e.code === "ECONNREFUSED" ? "no switch is running there" : e.message;
       reject(new RpcError(`cannot reach the switch at ${path}: ${why}`));
@@ -90,21 +99,35 @@ export function rpcCall<T = unknown>(path: string, method: string, params: Recor
     sock.on("data", (chunk: string) => {
       buf += chunk;
       const nl = buf.indexOf("\n");
-      if (nl < 0) return;
+      if (nl < 0 || settled) return;
+      settled = true;
       clearTimeout(timer);
       sock.end();
-      const r = JSON.parse(buf.slice(0, nl)) as { ok: boolean; result?: T; error?: string };
+      let r: { ok?: boolean; result?: T; error?: string };
+      try {
+        r = JSON.parse(buf.slice(0, nl));
+      } catch {
+        reject(new RpcError(`the switch at ${path} answered something that is not JSON`));
+        return;
+      }
       if (r.ok) resolve(r.result as T);
       else reject(new RpcError(r.error ?? "failed"));
+    });
+    sock.on("close", () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new RpcError(`the switch at ${path} closed the connection without answering`));
     });
   });
 }
 
+/** Does a server answer on `path`? Any answer counts, an error included. */
 export async function isAlive(path: string): Promise<boolean> {
   try {
     await rpcCall(path, "ping", {}, 2_000);
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    return !/no switch is running there|closed the connection|no answer/.test((e as Error).message);
   }
 }

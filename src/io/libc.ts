@@ -1,5 +1,5 @@
 /**
- * The handful of libc calls tapnet makes, behind one interface, over koffi on Node and
+ * The libc calls tapnet makes (files, ioctl, poll, UDP sockets), behind one interface, over koffi on Node and
  * Deno.dlopen on Deno. Calls return what the C function returns (-1 on error); `errno()`
  * then says why. Buffers are passed as Uint8Array views: a subarray passes its own offset,
  * so a caller can hand over a slot of a larger buffer without copying.
@@ -17,6 +17,12 @@ export interface Libc {
   write(fd: number, buf: Uint8Array, len: number): number;
   /** `fds` holds `nfds` struct pollfd (8 bytes each). */
   poll(fds: Uint8Array, nfds: number, timeoutMs: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, addr: Uint8Array, addrLen: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Uint8Array, valueLen: number): number;
+  /** `addr` (16 bytes, sockaddr_in) receives the sender; `addrLen` (4 bytes) must hold 16 on entry. */
+  recvfrom(fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, addrLen: Uint8Array): number;
+  sendto(fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, addrLen: number): number;
   errno(): number;
 }
 
@@ -36,6 +42,11 @@ async function loadNode(): Promise<Libc> {
   const read = lib.func("int read(int fd, _Out_ uint8_t *buf, unsigned long n)");
   const write = lib.func("int write(int fd, const uint8_t *buf, unsigned long n)");
   const poll = lib.func("int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)");
+  const socket = lib.func("int socket(int domain, int type, int protocol)");
+  const bind = lib.func("int bind(int fd, const uint8_t *addr, unsigned int len)");
+  const setsockopt = lib.func("int setsockopt(int fd, int level, int name, const uint8_t *value, unsigned int len)");
+  const recvfrom = lib.func("int recvfrom(int fd, _Out_ uint8_t *buf, unsigned long len, int flags, _Out_ uint8_t *addr, _Inout_ uint8_t *addrLen)");
+  const sendto = lib.func("int sendto(int fd, const uint8_t *buf, unsigned long len, int flags, const uint8_t *addr, unsigned int addrLen)");
   return {
     open: (path, flags) => open(path, flags),
     close: (fd) => close(fd),
@@ -44,6 +55,11 @@ async function loadNode(): Promise<Libc> {
     read: (fd, buf, len) => read(fd, buf, len),
     write: (fd, buf, len) => write(fd, buf, len),
     poll: (fds, nfds, timeout) => poll(fds, nfds, timeout),
+    socket: (d, t, p) => socket(d, t, p),
+    bind: (fd, a, l) => bind(fd, a, l),
+    setsockopt: (fd, level, name, v, l) => setsockopt(fd, level, name, v, l),
+    recvfrom: (fd, buf, len, flags, a, al) => recvfrom(fd, buf, len, flags, a, al),
+    sendto: (fd, buf, len, flags, a, al) => sendto(fd, buf, len, flags, a, al),
     errno: () => koffi.errno(),
   };
 }
@@ -60,6 +76,11 @@ function loadDeno(): Libc {
     read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
     write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
     poll: { parameters: ["buffer", "usize", "i32"], result: "i32" },
+    socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+    bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+    setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+    recvfrom: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"], result: "i32" },
+    sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
     __errno_location: { parameters: [], result: "pointer" },
   });
   const errnoView = new Deno.UnsafePointerView(s.__errno_location());
@@ -72,6 +93,11 @@ function loadDeno(): Libc {
     read: (fd, buf, len) => s.read(fd, buf, len),
     write: (fd, buf, len) => s.write(fd, buf, len),
     poll: (fds, nfds, timeout) => s.poll(fds, nfds, timeout),
+    socket: (d, t, p) => s.socket(d, t, p),
+    bind: (fd, a, l) => s.bind(fd, a, l),
+    setsockopt: (fd, level, name, v, l) => s.setsockopt(fd, level, name, v, l),
+    recvfrom: (fd, buf, len, flags, a, al) => s.recvfrom(fd, buf, len, flags, a, al),
+    sendto: (fd, buf, len, flags, a, al) => s.sendto(fd, buf, len, flags, a, al),
     // errno is thread-local; each worker loads its own Libc, so this view is its own.
     errno: () => errnoView.getInt32(),
   };
@@ -85,7 +111,8 @@ const ERRNO_NAMES: Record<number, string> = {
   4: "EINTR", 5: "EIO: input/output error", 9: "EBADF: bad file descriptor",
   11: "EAGAIN", 12: "ENOMEM", 13: "EACCES: permission denied", 16: "EBUSY: device or resource busy",
   17: "EEXIST: already exists", 19: "ENODEV: no such device", 22: "EINVAL: invalid argument",
-  24: "EMFILE: too many open files", 105: "ENOBUFS: no buffer space",
+  24: "EMFILE: too many open files", 98: "EADDRINUSE: address already in use",
+  99: "EADDRNOTAVAIL: no such address on this machine", 105: "ENOBUFS: no buffer space",
 };
 export function errnoName(e: number): string {
   return ERRNO_NAMES[e] ?? `errno ${e}`;

@@ -107,10 +107,10 @@ describe("main: a command's options", () => {
     expect(stderr).toBe('tapnet: --nodes must be a whole number from 1 to 16, not "x"\n');
   });
 
-  // BUG (src/cli/commands/lab.ts labUpCommand.run): preflight(["root", ...]) runs before the
+  // Once a bug (src/cli/commands/lab.ts labUpCommand.run): preflight(["root", ...]) runs before the
   // options are checked, so without root a wrong --nodes exits 1 with "must run as root"
   // instead of 2 with the usage error that main.ts documents ("2 wrong usage").
-  it.fails("returns 2 for `lab up --nodes x` when not root", async () => {
+  it("returns 2 for `lab up --nodes x` when not root", async () => {
     pretendRoot(1000);
     expect(await main(["lab", "up", "--nodes", "x"])).toBe(2);
   });

@@ -23,6 +23,17 @@ describe("jsonLogger", () => {
     expect(JSON.parse(out.lines[0])).toEqual({ time: "2026-03-04T05:06:07.089Z", level: "info", msg: "pod added", pod: "pod1", ip: "10.244.1.2" });
   });
 
+  it("keeps time, level and msg first and its own, whatever fields of those names say", () => {
+    const out = capture();
+    const log = jsonLogger({ level: "base" }, "info", out.write);
+    log.warn("real", { msg: "fake", time: "never" });
+    const o = JSON.parse(out.lines[0]);
+    expect(Object.keys(o).slice(0, 3)).toEqual(["time", "level", "msg"]);
+    expect(o.level).toBe("warn");
+    expect(o.msg).toBe("real");
+    expect(o.time).not.toBe("never");
+  });
+
   it("writes a line per call, each with its own level", () => {
     const out = capture();
     const log = jsonLogger({}, "debug", out.write);

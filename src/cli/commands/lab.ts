@@ -24,12 +24,12 @@ export const labUpCommand: Command = {
   },
   details: "Nodes and pods are network namespaces; each node runs a tapnet switch whose TAP ports are the pods' eth0.\nThe lab's journal, cluster config and switch logs are kept in /run/tapnet/<prefix>/. Remove it all with `tapnet lab down`.",
   async run(p) {
-    preflight(["root", "tun", "ip", "nsenter", "ping"]);
     const nodes = intOption(p, "nodes", 1, 16);
-    if (nodes > 1) throw new LabError("--nodes: only 1 node for now; cross-node forwarding (the udp and vxlan backends) is not built yet");
     const pods = intOption(p, "pods", 0, 64);
     const backend = choiceOption(p, "backend", Object.keys(BACKENDS) as BackendType[]);
     const runtime = choiceOption(p, "runtime", ["node", "deno"] as const);
+    if (nodes > 1) throw new LabError("--nodes: only 1 node for now; cross-node forwarding (the udp and vxlan backends) is not built yet");
+    preflight(["root", "tun", "ip", "nsenter", "ping"]);
     const prefix = String(p.values.prefix);
     const abort = new AbortController();
     const onSignal = () => { err("interrupted: removing what the lab made so far"); abort.abort(); };
@@ -99,6 +99,7 @@ export const labCheckCommand: Command = {
     json: { type: "boolean", help: "print the results as one JSON object" },
   },
   async run(p) {
+    const tcpBytes = intOption(p, "bytes", 1, 10_000_000_000);
     preflight(["root", "ip", "ping", "iperf3"]);
     const prefix = String(p.values.prefix);
     const state = readLabState(prefix);
@@ -106,7 +107,6 @@ export const labCheckCommand: Command = {
       err(`no lab named ${prefix} is up (start one with tapnet lab up)`);
       return 1;
     }
-    const tcpBytes = intOption(p, "bytes", 1, 10_000_000_000);
     const results = await labCheck(state, { tcpBytes, progress: p.values.json ? undefined : (r) => err(`${r.ok ? "ok  " : "FAIL"} ${r.test.padEnd(4)} ${r.from} -> ${r.to}`) });
     const failed = results.filter((r) => !r.ok).length;
     if (p.values.json) {
