@@ -30,6 +30,16 @@ export const Drop = {
   TxError: 18,
   /** The output port was removed while the frame was in flight. */
   NoPort: 19,
+  /** A super-frame of a kind not segmented here: TCPv6, UFO, anything over IPv6, an unknown gso_type. */
+  GsoUnsupported: 20,
+  /** A super-frame whose headers parse but do not fit its gso_type (wrong protocol, an IP fragment, not IP). */
+  GsoMalformed: 21,
+  /** A super-frame with gso_size 0. */
+  GsoBadSize: 22,
+  /** A segment would not fit the wire (maxSegmentFrame) or the output buffer. */
+  GsoTooBig: 23,
+  /** NEEDS_CSUM with csum_start/csum_offset pointing outside the frame. */
+  CsumBadOffset: 24,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -40,6 +50,7 @@ export const DROP_NAMES: readonly string[] = [
   "ipv4_bad_header_len", "ipv4_bad_total_len", "ipv4_bad_checksum", "icmp_truncated",
   "udp_truncated", "udp_bad_length", "tcp_truncated", "tcp_bad_header_len",
   "vnet_hdr_truncated", "tx_error", "no_port",
+  "gso_unsupported", "gso_malformed", "gso_bad_size", "gso_too_big", "csum_bad_offset",
 ];
 
 export const DROP_REASON_COUNT = DROP_NAMES.length;

@@ -1,0 +1,598 @@
+import { describe, expect, it } from "vitest";
+import { fromHex, get16, get32, put16, put32 } from "../../src/wire/bytes.ts";
+import { fold, pseudoHeaderSum } from "../../src/wire/checksum.ts";
+import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN } from "../../src/wire/ethernet.ts";
+import { GsoSegmenter, completeChecksum, completeChecksumAt, segmentTcp4ToArrays, segmentToArrays } from "../../src/wire/gso.ts";
+import { IPV4_FLAG_MF, PROTO_TCP, PROTO_UDP } from "../../src/wire/ipv4.ts";
+import { TCP_ACK_FLAG, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH, TCP_URG } from "../../src/wire/tcp.ts";
+import {
+  GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, VIRTIO_NET_HDR_LEN, VNET_F_NEEDS_CSUM,
+  emitVirtioNetHdr, parseVirtioNetHdr, type VirtioNetHdr,
+} from "../../src/wire/virtio.ts";
+
+// Headers reused from the golden captures in ipv4.test.ts, tcp.test.ts, udp.test.ts and
+// ethernet.test.ts (namespaces tapnet-golden-a/b, 10.99.0.1 ↔ 10.99.0.2, 2026-11-23): the IPv4
+// header of the SYN 10.99.0.1 → 10.99.0.2 (DF, TTL 64, id 0x2d7f), the TCP header of the final
+// ACK 40001 → 7777 (32 bytes: NOP, NOP, timestamps), the UDP header 40000 → 5555, and the MACs
+// of veth-ga/veth-gb. Lengths, ids, flags and checksums are rewritten per test frame.
+const ETH = fromHex("0200 0a63 0002 0200 0a63 0001 0800");
+const IPV4 = fromHex("4500 003c 2d7f 4000 4006 f874 0a63 0001 0a63 0002");
+const TCP_ACK_HDR = fromHex("9c41 1e61 a041 8ee1 08af cbbd 8010 003f cec6 0000 0101 080a f2c5 fd4b d645 0e65");
+const UDP_HDR = fromHex("9c40 15b3 0014 aad3");
+const SRC = 0x0a630001;
+const DST = 0x0a630002;
+
+// ---- naive references, written the obvious way, independent of src/wire/checksum.ts ----
+
+function naiveSum(bytes: Uint8Array, init = 0): number {
+  let s = init;
+  for (let i = 0; i < bytes.length; i += 2) {
+    s += (bytes[i] << 8) | (i + 1 < bytes.length ? bytes[i + 1] : 0);
+    s = (s & 0xffff) + (s >>> 16);
+  }
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return s;
+}
+const naiveChecksum = (bytes: Uint8Array, init = 0) => ~naiveSum(bytes, init) & 0xffff;
+const pseudo = (src: number, dst: number, proto: number, len: number) =>
+  naiveSum(Uint8Array.of(src >>> 24, src >>> 16, src >>> 8, src, dst >>> 24, dst >>> 16, dst >>> 8, dst, 0, proto, len >>> 8, len));
+
+/** Byte equality, fast; `expect(...).toEqual` on big arrays is slow, so call it only to show a difference. */
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+function expectSameSegments(got: Uint8Array[], want: Uint8Array[], what: string): void {
+  expect(got.length, what).toBe(want.length);
+  for (let k = 0; k < want.length; k++) if (!same(got[k], want[k])) expect(got[k], `${what}, segment ${k}`).toEqual(want[k]);
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+interface Located { l2: number; l3: number; l4: number; l4Len: number; end: number; src: number; dst: number }
+function locate(frame: Uint8Array, proto: number): Located {
+  let l2 = 14;
+  while (get16(frame, l2 - 2) === ETHERTYPE_VLAN || get16(frame, l2 - 2) === ETHERTYPE_QINQ) l2 += 4;
+  const l4 = l2 + (frame[l2] & 15) * 4;
+  return {
+    l2, l3: l2, l4, l4Len: proto === PROTO_TCP ? (frame[l4 + 12] >> 4) * 4 : 8, end: l2 + get16(frame, l2 + 2),
+    src: get32(frame, l2 + 12), dst: get32(frame, l2 + 16),
+  };
+}
+
+/** Segments the way a textbook would: slice, copy, fix the fields, checksum everything. */
+function referenceSegment(frame: Uint8Array, proto: number, mss: number): Uint8Array[] {
+  const { l2, l4, l4Len, end, src, dst } = locate(frame, proto);
+  const payload = frame.slice(l4 + l4Len, end);
+  const segs: Uint8Array[] = [];
+  let i = 0;
+  let k = 0;
+  do {
+    const chunk = payload.slice(i, i + mss);
+    const ip = frame.slice(l2, l4);
+    const l4h = frame.slice(l4, l4 + l4Len);
+    put16(ip, 2, ip.length + l4Len + chunk.length);
+    put16(ip, 4, (get16(ip, 4) + k) % 65536);
+    put16(ip, 10, 0);
+    put16(ip, 10, naiveChecksum(ip));
+    let seg: Uint8Array;
+    if (proto === PROTO_TCP) {
+      put32(l4h, 4, (get32(l4h, 4) + i) % 2 ** 32);
+      if (i + chunk.length < payload.length) l4h[13] &= ~(TCP_FIN | TCP_PSH);
+      if (k > 0) l4h[13] &= ~TCP_CWR;
+      put16(l4h, 16, 0);
+      seg = concat(l4h, chunk);
+      put16(seg, 16, naiveChecksum(seg, pseudo(src, dst, PROTO_TCP, seg.length)));
+    } else {
+      put16(l4h, 4, 8 + chunk.length);
+      put16(l4h, 6, 0);
+      seg = concat(l4h, chunk);
+      const c = naiveChecksum(seg, pseudo(src, dst, PROTO_UDP, seg.length));
+      put16(seg, 6, c === 0 ? 0xffff : c);
+    }
+    segs.push(concat(frame.slice(0, l2), ip, seg));
+    i += chunk.length;
+    k++;
+  } while (i < payload.length);
+  return segs;
+}
+
+// ---- test frames ----
+
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface SuperFrameSpec {
+  proto?: number;
+  payload: Uint8Array;
+  gsoSize: number;
+  vlans?: number[];
+  ipOptions?: Uint8Array;
+  /** TCP options; default those of the golden ACK (timestamps). */
+  tcpOptions?: Uint8Array;
+  flags?: number;
+  seq?: number;
+  id?: number;
+  /** What the kernel left in the L4 checksum field: the pseudo-header sum without the length (GSO), with it, or junk. */
+  partial?: "nolen" | "len" | "junk";
+}
+
+/** A virtio_net_hdr and the super-frame after it, as a TAP with TSO on hands them over. */
+function superFrame(s: SuperFrameSpec): { buf: Uint8Array; frame: Uint8Array; hdr: VirtioNetHdr } {
+  const proto = s.proto ?? PROTO_TCP;
+  const vlans = s.vlans ?? [];
+  const eth = new Uint8Array(14 + 4 * vlans.length);
+  eth.set(ETH.subarray(0, 12));
+  vlans.forEach((vid, i) => { put16(eth, 12 + 4 * i, i < vlans.length - 1 ? ETHERTYPE_QINQ : ETHERTYPE_VLAN); put16(eth, 14 + 4 * i, vid); });
+  put16(eth, eth.length - 2, ETHERTYPE_IPV4);
+  const ipOpts = s.ipOptions ?? new Uint8Array(0);
+  const ip = concat(IPV4, ipOpts);
+  ip[0] = 0x40 | (ip.length / 4);
+  ip[9] = proto;
+  let l4: Uint8Array;
+  if (proto === PROTO_TCP) {
+    const opts = s.tcpOptions ?? TCP_ACK_HDR.subarray(20);
+    l4 = concat(TCP_ACK_HDR.subarray(0, 20), opts);
+    l4[12] = (l4.length / 4) << 4;
+    l4[13] = s.flags ?? (TCP_ACK_FLAG | TCP_PSH);
+    if (s.seq !== undefined) put32(l4, 4, s.seq);
+  } else {
+    l4 = UDP_HDR.slice();
+    put16(l4, 4, 8 + s.payload.length);
+  }
+  put16(ip, 2, ip.length + l4.length + s.payload.length);
+  if (s.id !== undefined) put16(ip, 4, s.id);
+  put16(ip, 10, 0);
+  put16(ip, 10, naiveChecksum(ip));
+  const csumField = proto === PROTO_TCP ? 16 : 6;
+  const l4Total = l4.length + s.payload.length;
+  const partial = s.partial ?? "nolen";
+  put16(l4, csumField, partial === "junk" ? 0xbeef : fold(pseudoHeaderSum(SRC, DST, proto, partial === "len" ? l4Total : 0)));
+  const frame = concat(eth, ip, l4, s.payload);
+  const hdr: VirtioNetHdr = {
+    flags: VNET_F_NEEDS_CSUM, gsoType: proto === PROTO_TCP ? GSO_TCPV4 : GSO_UDP_L4,
+    hdrLen: eth.length + ip.length + l4.length, gsoSize: s.gsoSize,
+    csumStart: eth.length + ip.length, csumOffset: csumField,
+  };
+  const buf = new Uint8Array(VIRTIO_NET_HDR_LEN + frame.length);
+  emitVirtioNetHdr(hdr, buf, 0);
+  buf.set(frame, VIRTIO_NET_HDR_LEN);
+  return { buf, frame: buf.subarray(VIRTIO_NET_HDR_LEN), hdr };
+}
+
+function randomBytes(r: () => number, n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (r() * 256) | 0;
+  return b;
+}
+
+// ---- running the segmenter the way the datapath does, with guard bytes around `out` ----
+
+const GUARD = 64;
+const HEADROOM = 50; // outer Ethernet + IPv4 + UDP + VXLAN
+const OUT_SIZE = 70_000;
+const arena = new Uint8Array(GUARD + OUT_SIZE + GUARD);
+const out = arena.subarray(GUARD, GUARD + OUT_SIZE);
+let collected: Uint8Array[] = [];
+let target = out;
+const sink = (b: Uint8Array, o: number, l: number) => {
+  expect(b === target).toBe(true);
+  expect(o).toBe(HEADROOM);
+  collected.push(b.slice(o, o + l));
+};
+
+function run(seg: GsoSegmenter, buf: Uint8Array, gsoType: number, gsoSize: number, o = VIRTIO_NET_HDR_LEN, len = buf.length - o,
+  into = out): { drop: DropReason; segs: Uint8Array[] } {
+  arena.fill(0xa5);
+  collected = [];
+  target = into;
+  const drop = seg.segment(buf, o, len, gsoType, gsoSize, into, HEADROOM, sink);
+  // Nothing written outside the segment area: not before `out`, not in the headroom, not after.
+  const maxEnd = GUARD + HEADROOM + Math.max(0, ...collected.map((s) => s.length));
+  for (let i = 0; i < GUARD + HEADROOM; i++) if (arena[i] !== 0xa5) throw new Error(`wrote at arena ${i}`);
+  for (let i = maxEnd; i < arena.length; i++) if (arena[i] !== 0xa5) throw new Error(`wrote at arena ${i}`);
+  return { drop, segs: collected };
+}
+
+function name(d: DropReason): string {
+  return DROP_NAMES[d];
+}
+
+/** Checks a TCP segment list against the super-frame it came from, by the rules, not by a reference. */
+function checkTcpSegments(frame: Uint8Array, segs: Uint8Array[], mss: number): void {
+  const orig = locate(frame, PROTO_TCP);
+  const payload = frame.subarray(orig.l4 + orig.l4Len, orig.end);
+  const seq0 = get32(frame, orig.l4 + 4);
+  const id0 = get16(frame, orig.l3 + 4);
+  const flags0 = frame[orig.l4 + 13];
+  expect(segs.length).toBe(Math.max(1, Math.ceil(payload.length / mss)));
+  let sent = 0;
+  segs.forEach((seg, k) => {
+    const s = locate(seg, PROTO_TCP);
+    expect(seg.subarray(0, s.l3), "Ethernet header and tags").toEqual(frame.subarray(0, orig.l3));
+    expect(s.end, "IPv4 total length").toBe(seg.length);
+    expect(naiveChecksum(seg.subarray(s.l3, s.l4)), "IPv4 header checksum").toBe(0);
+    expect(get16(seg, s.l3 + 4), "IP id").toBe((id0 + k) & 0xffff);
+    expect(seg.subarray(s.l3 + 6, s.l3 + 10)).toEqual(frame.subarray(orig.l3 + 6, orig.l3 + 10));
+    expect(seg.subarray(s.l3 + 12, s.l4), "addresses and options").toEqual(frame.subarray(orig.l3 + 12, orig.l4));
+    const tcpLen = seg.length - s.l4;
+    expect(naiveChecksum(seg.subarray(s.l4), pseudo(SRC, DST, PROTO_TCP, tcpLen)), "TCP checksum").toBe(0);
+    expect(get32(seg, s.l4 + 4), "seq").toBe((seq0 + sent) % 2 ** 32);
+    const last = k === segs.length - 1;
+    const f = seg[s.l4 + 13];
+    expect(f & (TCP_FIN | TCP_PSH), "FIN/PSH").toBe(last ? flags0 & (TCP_FIN | TCP_PSH) : 0);
+    expect(f & TCP_CWR, "CWR").toBe(k === 0 ? flags0 & TCP_CWR : 0);
+    expect(f & ~(TCP_FIN | TCP_PSH | TCP_CWR)).toBe(flags0 & ~(TCP_FIN | TCP_PSH | TCP_CWR));
+    expect(seg.subarray(s.l4 + 8, s.l4 + 13), "ack, data offset").toEqual(frame.subarray(orig.l4 + 8, orig.l4 + 13));
+    expect(get16(seg, s.l4 + 14), "window").toBe(get16(frame, orig.l4 + 14));
+    expect(seg.subarray(s.l4 + 18, s.l4 + s.l4Len), "urgent, options").toEqual(frame.subarray(orig.l4 + 18, orig.l4 + orig.l4Len));
+    const p = seg.subarray(s.l4 + s.l4Len);
+    expect(p.length).toBeLessThanOrEqual(mss);
+    if (!last) expect(p.length).toBe(mss);
+    if (!same(p, payload.subarray(sent, sent + p.length))) expect(p).toEqual(payload.subarray(sent, sent + p.length));
+    sent += p.length;
+  });
+  expect(sent).toBe(payload.length);
+}
+
+// ---- tests ----
+
+describe("TCP segmentation", () => {
+  const seg = new GsoSegmenter(9100);
+
+  it("a 64 KB super-frame at MSS 1448 becomes 45 correct segments", () => {
+    const payload = randomBytes(rng(1), 65_160);
+    const { buf, frame, hdr } = superFrame({ payload, gsoSize: 1448, flags: TCP_ACK_FLAG | TCP_PSH | TCP_FIN | TCP_CWR | TCP_ECE });
+    expect(parseVirtioNetHdr(buf)).toMatchObject({ gsoType: GSO_TCPV4, gsoSize: 1448, csumStart: 34, csumOffset: 16, hdrLen: 66 });
+    const { drop, segs } = run(seg, buf, hdr.gsoType, hdr.gsoSize);
+    expect(name(drop)).toBe("none");
+    expect(segs).toHaveLength(45);
+    expect(segs[0].length).toBe(14 + 20 + 32 + 1448);
+    expect(segs[44].length).toBe(14 + 20 + 32 + 65_160 - 44 * 1448);
+    checkTcpSegments(frame, segs, 1448);
+    expectSameSegments(segs, referenceSegment(frame, PROTO_TCP, 1448), "reference");
+  });
+
+  it("the super-frame itself is not modified", () => {
+    const { buf, hdr } = superFrame({ payload: randomBytes(rng(2), 5000), gsoSize: 1000 });
+    const copy = buf.slice();
+    expect(run(seg, buf, hdr.gsoType, hdr.gsoSize).drop).toBe(Drop.None);
+    expect(buf).toEqual(copy);
+  });
+
+  it("VLAN and QinQ tags stay on every segment", () => {
+    for (const vlans of [[5], [100, 5]]) {
+      const { buf, frame } = superFrame({ payload: randomBytes(rng(3), 4000), gsoSize: 1400, vlans });
+      const { drop, segs } = run(seg, buf, GSO_TCPV4, 1400);
+      expect(name(drop)).toBe("none");
+      expect(segs).toHaveLength(3);
+      for (const s of segs) expect(s.subarray(0, 14 + 4 * vlans.length)).toEqual(frame.subarray(0, 14 + 4 * vlans.length));
+      checkTcpSegments(frame, segs, 1400);
+    }
+  });
+
+  it("IPv4 options are copied into every segment", () => {
+    const ipOptions = fromHex("0101 0101 9404 0000"); // NOPs, Router Alert
+    const { buf, frame } = superFrame({ payload: randomBytes(rng(4), 3000), gsoSize: 1000, ipOptions });
+    const { drop, segs } = run(seg, buf, GSO_TCPV4, 1000);
+    expect(name(drop)).toBe("none");
+    checkTcpSegments(frame, segs, 1000);
+    for (const s of segs) expect(s[14]).toBe(0x47);
+  });
+
+  it("a payload of at most gso_size comes out as one segment: the frame with its checksum completed", () => {
+    for (const n of [0, 1, 999, 1000]) {
+      const { buf, frame } = superFrame({ payload: randomBytes(rng(5), n), gsoSize: 1000, flags: TCP_ACK_FLAG | TCP_PSH | TCP_FIN | TCP_CWR });
+      const { drop, segs } = run(seg, buf, GSO_TCPV4, 1000);
+      expect(name(drop)).toBe("none");
+      expect(segs).toHaveLength(1);
+      checkTcpSegments(frame, segs, 1000);
+      // Everything but the TCP checksum is as it was.
+      const expected = frame.slice();
+      put16(expected, 50, get16(segs[0], 50));
+      expect(segs[0]).toEqual(expected);
+    }
+  });
+
+  it("sequence numbers wrap at 2^32 and IP ids at 2^16", () => {
+    const { buf, frame } = superFrame({ payload: randomBytes(rng(6), 10_000), gsoSize: 1448, seq: 0xffff_f000, id: 0xfffd });
+    const { drop, segs } = run(seg, buf, GSO_TCPV4, 1448);
+    expect(name(drop)).toBe("none");
+    checkTcpSegments(frame, segs, 1448);
+    expect(segs.map((s) => get16(s, 18))).toEqual([0xfffd, 0xfffe, 0xffff, 0, 1, 2, 3]);
+    expect(get32(segs[3], 38)).toBe(0xffff_f000 + 3 * 1448 - 2 ** 32);
+  });
+
+  it("the ECN bit of gso_type is accepted; CWR stays on the first segment only; URG and ECE stay on all", () => {
+    const { buf, frame } = superFrame({ payload: randomBytes(rng(7), 3000), gsoSize: 1000, flags: TCP_ACK_FLAG | TCP_CWR | TCP_ECE | TCP_URG | TCP_FIN });
+    const { drop, segs } = run(seg, buf, GSO_TCPV4 | GSO_ECN, 1000);
+    expect(name(drop)).toBe("none");
+    expect(segs.map((s) => s[47])).toEqual([
+      TCP_ACK_FLAG | TCP_CWR | TCP_ECE | TCP_URG, TCP_ACK_FLAG | TCP_ECE | TCP_URG, TCP_ACK_FLAG | TCP_ECE | TCP_URG | TCP_FIN]);
+    checkTcpSegments(frame, segs, 1000);
+  });
+
+  it("whatever the kernel left in the checksum field (GSO: no length; or with it; or junk), the result is the same", () => {
+    const payload = randomBytes(rng(8), 7777);
+    const results = (["nolen", "len", "junk"] as const).map((partial) => {
+      const { buf, frame } = superFrame({ payload, gsoSize: 1448, partial });
+      const r = run(seg, buf, GSO_TCPV4, 1448);
+      expect(name(r.drop)).toBe("none");
+      checkTcpSegments(frame, r.segs, 1448);
+      return r.segs;
+    });
+    expectSameSegments(results[1], results[0], "with length");
+    expectSameSegments(results[2], results[0], "junk");
+  });
+
+  it("segmentTcp4 directly, segment() by gso_type and segmentTcp4ToArrays agree", () => {
+    const { buf, frame } = superFrame({ payload: randomBytes(rng(9), 20_000), gsoSize: 1448 });
+    const viaType = run(seg, buf, GSO_TCPV4, 1448).segs;
+    collected = [];
+    expect(seg.segmentTcp4(buf, VIRTIO_NET_HDR_LEN, frame.length, 1448, out, HEADROOM, sink)).toBe(Drop.None);
+    expectSameSegments(collected, viaType, "segmentTcp4");
+    expectSameSegments(segmentTcp4ToArrays(frame, 1448) as Uint8Array[], viaType, "segmentTcp4ToArrays");
+    expectSameSegments(segmentToArrays(frame, GSO_TCPV4, 1448) as Uint8Array[], viaType, "segmentToArrays");
+    expect(segmentTcp4ToArrays(frame, 0)).toBe(Drop.GsoBadSize);
+  });
+
+  it("2,000 random super-frames match the naive reference segmenter", () => {
+    const r = rng(2026);
+    const big = new GsoSegmenter(9100);
+    for (let n = 0; n < 2000; n++) {
+      const payload = randomBytes(r, 1 + Math.floor(r() * 65_000));
+      const gsoSize = 500 + Math.floor(r() * 8501);
+      const tcpOptions = randomBytes(r, 4 * Math.floor(r() * 11));
+      const ipOptions = new Uint8Array(4 * Math.floor(r() * 3)).fill(1); // NOPs: the header must still fit 64 KB
+      const vlans = r() < 0.2 ? [Math.floor(r() * 4095)] : [];
+      const spec: SuperFrameSpec = {
+        payload, gsoSize, tcpOptions, ipOptions, vlans, flags: (r() * 256) | 0,
+        seq: Math.floor(r() * 2 ** 32), id: Math.floor(r() * 65536), partial: r() < 0.5 ? "nolen" : "len",
+      };
+      const total = 20 + ipOptions.length + 20 + tcpOptions.length + payload.length;
+      if (total > 0xffff) spec.payload = payload.subarray(0, payload.length - (total - 0xffff));
+      const { buf, frame } = superFrame(spec);
+      const { drop, segs } = run(big, buf, GSO_TCPV4, gsoSize);
+      if (drop !== Drop.None) throw new Error(`frame ${n}: ${name(drop)}`);
+      expectSameSegments(segs, referenceSegment(frame, PROTO_TCP, gsoSize), `frame ${n}`);
+      if (n % 50 === 0) checkTcpSegments(frame, segs, gsoSize);
+    }
+  });
+});
+
+describe("UDP segmentation (GSO_UDP_L4)", () => {
+  const seg = new GsoSegmenter(9100);
+
+  it("a super-datagram becomes datagrams with their own lengths and checksums", () => {
+    const payload = randomBytes(rng(10), 10_000);
+    const { buf, frame } = superFrame({ proto: PROTO_UDP, payload, gsoSize: 1400, vlans: [7] });
+    const { drop, segs } = run(seg, buf, GSO_UDP_L4, 1400);
+    expect(name(drop)).toBe("none");
+    expect(segs).toHaveLength(8);
+    let sent = 0;
+    segs.forEach((s, k) => {
+      const l = locate(s, PROTO_UDP);
+      expect(s.subarray(0, 18)).toEqual(frame.subarray(0, 18));
+      expect(l.end).toBe(s.length);
+      expect(naiveChecksum(s.subarray(l.l3, l.l4))).toBe(0);
+      expect(get16(s, l.l3 + 4)).toBe((0x2d7f + k) & 0xffff);
+      expect(get16(s, l.l4 + 4), "UDP length").toBe(s.length - l.l4);
+      expect(get16(s, l.l4 + 6)).not.toBe(0);
+      expect(naiveChecksum(s.subarray(l.l4), pseudo(SRC, DST, PROTO_UDP, s.length - l.l4))).toBe(0);
+      const p = s.subarray(l.l4 + 8);
+      expect(p).toEqual(payload.subarray(sent, sent + p.length));
+      sent += p.length;
+    });
+    expect(sent).toBe(payload.length);
+    expectSameSegments(segs, referenceSegment(frame, PROTO_UDP, 1400), "reference");
+  });
+
+  it("500 random super-datagrams match the reference", () => {
+    const r = rng(77);
+    for (let n = 0; n < 500; n++) {
+      const payload = randomBytes(r, 1 + Math.floor(r() * 60_000));
+      const gsoSize = 500 + Math.floor(r() * 8501);
+      const { buf, frame } = superFrame({ proto: PROTO_UDP, payload, gsoSize, vlans: r() < 0.3 ? [3] : [], id: (r() * 65536) | 0 });
+      const { drop, segs } = run(seg, buf, GSO_UDP_L4, gsoSize);
+      expect(name(drop), `datagram ${n}`).toBe("none");
+      expectSameSegments(segs, referenceSegment(frame, PROTO_UDP, gsoSize), `datagram ${n}`);
+    }
+  });
+
+  it("a checksum that comes out 0 is sent as 0xffff", () => {
+    // One segment; choose its last two payload bytes so the sum folds to 0xffff.
+    const payload = randomBytes(rng(11), 100);
+    payload[98] = payload[99] = 0;
+    const { frame } = superFrame({ proto: PROTO_UDP, payload, gsoSize: 1000 });
+    const l = locate(frame, PROTO_UDP);
+    const seg = frame.slice(l.l4);
+    put16(seg, 6, 0);
+    const s = naiveSum(seg, pseudo(SRC, DST, PROTO_UDP, seg.length));
+    put16(payload, 98, 0xffff - s);
+    const { frame: f2 } = superFrame({ proto: PROTO_UDP, payload, gsoSize: 1000 });
+    const segs = segmentToArrays(f2, GSO_UDP_L4, 1000) as Uint8Array[];
+    expect(segs).toHaveLength(1);
+    expect(get16(segs[0], l.l4 + 6)).toBe(0xffff);
+    expect(naiveChecksum(segs[0].subarray(l.l4), pseudo(SRC, DST, PROTO_UDP, segs[0].length - l.l4))).toBe(0);
+  });
+});
+
+describe("completeChecksum", () => {
+  function partialFrame(r: () => number, proto: number): { frame: Uint8Array; csumStart: number; csumOffset: number; expected: number } {
+    const payload = randomBytes(r, Math.floor(r() * 3000));
+    const vlans = r() < 0.3 ? [Math.floor(r() * 4095)] : [];
+    const tcpOptions = randomBytes(r, 4 * Math.floor(r() * 11));
+    const { frame, hdr } = superFrame({ proto, payload, gsoSize: 0, vlans, tcpOptions, partial: "len" });
+    const l4 = frame.slice(hdr.csumStart);
+    put16(l4, hdr.csumOffset, 0);
+    const c = naiveChecksum(l4, pseudo(SRC, DST, proto, l4.length));
+    return { frame, csumStart: hdr.csumStart, csumOffset: hdr.csumOffset, expected: c === 0 ? 0xffff : c };
+  }
+
+  it("matches a full recompute for 1,000 random TCP and 1,000 random UDP frames", () => {
+    const r = rng(3);
+    for (const proto of [PROTO_TCP, PROTO_UDP]) {
+      for (let n = 0; n < 1000; n++) {
+        const { frame, csumStart, csumOffset, expected } = partialFrame(r, proto);
+        const buf = new Uint8Array(frame.length + 20).fill(0x5a);
+        buf.set(frame, 7);
+        expect(completeChecksum(buf, 7, frame.length, { csumStart, csumOffset })).toBe(Drop.None);
+        expect(get16(buf, 7 + csumStart + csumOffset)).toBe(expected);
+        const l4 = buf.subarray(7 + csumStart, 7 + frame.length);
+        expect(naiveChecksum(l4, pseudo(SRC, DST, proto, l4.length))).toBe(0);
+        // Only the checksum field changed.
+        put16(buf, 7 + csumStart + csumOffset, get16(frame, csumStart + csumOffset));
+        if (!same(buf.subarray(7, 7 + frame.length), frame)) expect(buf.subarray(7, 7 + frame.length)).toEqual(frame);
+        expect(buf.subarray(0, 7).every((b) => b === 0x5a) && buf.subarray(7 + frame.length).every((b) => b === 0x5a)).toBe(true);
+      }
+    }
+  });
+
+  it("offsets outside the frame are a drop, and nothing is written", () => {
+    const { frame, csumStart } = partialFrame(rng(4), PROTO_UDP);
+    const copy = frame.slice();
+    const len = frame.length;
+    for (const [start, offset] of [[len, 0], [len - 1, 0], [len - 2, 1], [csumStart, len], [0xffff, 0xffff], [-1, 6], [csumStart, -1]]) {
+      expect(completeChecksumAt(frame, 0, len, start, offset), `${start}/${offset}`).toBe(Drop.CsumBadOffset);
+    }
+    expect(completeChecksumAt(frame, 0, len + 1, csumStart, 6)).toBe(Drop.CsumBadOffset);
+    expect(completeChecksumAt(frame, 5, len, csumStart, 6)).toBe(Drop.CsumBadOffset);
+    expect(frame).toEqual(copy);
+    expect(completeChecksumAt(frame, 0, len, len - 2, 0)).toBe(Drop.None); // the last two bytes: in bounds
+  });
+});
+
+describe("malformed super-frames are counted drops, never exceptions or stray writes", () => {
+  const seg = new GsoSegmenter(9100);
+  const base = () => superFrame({ payload: randomBytes(rng(12), 3000), gsoSize: 1000 });
+
+  it("every truncation", () => {
+    const { buf } = base();
+    for (let len = 0; len < buf.length - VIRTIO_NET_HDR_LEN; len++) {
+      const { drop, segs } = run(seg, buf, GSO_TCPV4, 1000, VIRTIO_NET_HDR_LEN, len);
+      expect(drop, `len ${len}`).not.toBe(Drop.None);
+      expect(segs).toEqual([]);
+    }
+    // Length and offset beyond the buffer itself.
+    expect(run(seg, buf, GSO_TCPV4, 1000, VIRTIO_NET_HDR_LEN, buf.length).drop).toBe(Drop.GsoMalformed);
+    expect(run(seg, buf, GSO_TCPV4, 1000, -1, 100).drop).toBe(Drop.GsoMalformed);
+  });
+
+  it("bad IHL, bad version, total length beyond the frame", () => {
+    const cases: [number, number, DropReason][] = [
+      [24, 0x44, Drop.Ipv4BadHeaderLen], [24, 0x40, Drop.Ipv4BadHeaderLen],
+      [24, 0x65, Drop.Ipv4BadVersion],
+    ];
+    for (const [at, v, want] of cases) {
+      const { buf } = base();
+      buf[at] = v;
+      expect(name(run(seg, buf, GSO_TCPV4, 1000).drop), `${at}=${v}`).toBe(name(want));
+    }
+    const { buf } = base();
+    put16(buf, 26, get16(buf, 26) + 1);
+    expect(name(run(seg, buf, GSO_TCPV4, 1000).drop)).toBe("ipv4_bad_total_len");
+    // An IHL of 15 in a frame too short for it (only the IPv4 header and 10 bytes after it).
+    const short = buf.slice(0, 10 + 14 + 30);
+    short[24] = 0x4f;
+    put16(short, 26, 30);
+    expect(name(run(seg, short, GSO_TCPV4, 1000).drop)).toBe("ipv4_bad_header_len");
+  });
+
+  it("TCP data offset below 5 or beyond the IP payload", () => {
+    for (const doff of [0, 4, 15]) {
+      const { buf } = superFrame({ payload: new Uint8Array(10), gsoSize: 1000 });
+      buf[10 + 34 + 12] = doff << 4;
+      expect(name(run(seg, buf, GSO_TCPV4, 1000).drop), `data offset ${doff}`).toBe("tcp_bad_header_len");
+    }
+    const { buf } = superFrame({ payload: new Uint8Array(0), gsoSize: 1000, tcpOptions: new Uint8Array(0) });
+    put16(buf, 10 + 16, 20 + 19); // the IP payload is 19 bytes: no room for a TCP header
+    expect(name(run(seg, buf, GSO_TCPV4, 1000, 10, 14 + 39).drop)).toBe("tcp_truncated");
+  });
+
+  it("gso_size 0 or negative", () => {
+    const { buf } = base();
+    expect(run(seg, buf, GSO_TCPV4, 0).drop).toBe(Drop.GsoBadSize);
+    expect(run(seg, buf, GSO_TCPV4, -5).drop).toBe(Drop.GsoBadSize);
+    expect(run(seg, buf, GSO_UDP_L4, 0).drop).toBe(Drop.GsoBadSize);
+  });
+
+  it("unsupported gso types and network layers", () => {
+    const { buf } = base();
+    for (const t of [GSO_TCPV6, GSO_UDP, GSO_NONE, 2, 6, 0x7f]) expect(run(seg, buf, t, 1000).drop, `type ${t}`).toBe(Drop.GsoUnsupported);
+    const v6 = buf.slice();
+    put16(v6, 10 + 12, ETHERTYPE_IPV6);
+    expect(run(seg, v6, GSO_TCPV4, 1000).drop).toBe(Drop.GsoUnsupported);
+  });
+
+  it("headers that do not match the gso type", () => {
+    const { buf } = base();
+    const arp = buf.slice();
+    put16(arp, 10 + 12, 0x0806);
+    expect(run(seg, arp, GSO_TCPV4, 1000).drop).toBe(Drop.GsoMalformed);
+    expect(run(seg, buf, GSO_UDP_L4, 1000).drop).toBe(Drop.GsoMalformed); // TCP under a UDP type
+    const frag = buf.slice();
+    put16(frag, 10 + 20, IPV4_FLAG_MF);
+    expect(run(seg, frag, GSO_TCPV4, 1000).drop).toBe(Drop.GsoMalformed);
+    const fragOff = buf.slice();
+    put16(fragOff, 10 + 20, 0x4000 | 185);
+    expect(run(seg, fragOff, GSO_TCPV4, 1000).drop).toBe(Drop.GsoMalformed);
+    const { buf: u } = superFrame({ proto: PROTO_UDP, payload: new Uint8Array(100), gsoSize: 50 });
+    put16(u, 10 + 34 + 4, 7);
+    expect(name(run(seg, u, GSO_UDP_L4, 50).drop)).toBe("udp_bad_length");
+  });
+
+  it("a segment larger than the wire or the output buffer", () => {
+    const { buf } = base();
+    const wire = new GsoSegmenter(1514);
+    expect(run(wire, buf, GSO_TCPV4, 1448).drop).toBe(Drop.None); // 66 + 1448 = 1514
+    expect(run(wire, buf, GSO_TCPV4, 1449).drop).toBe(Drop.GsoTooBig);
+    const small = out.subarray(0, HEADROOM + 66 + 999);
+    expect(run(seg, buf, GSO_TCPV4, 1000, 10, buf.length - 10, small).drop).toBe(Drop.GsoTooBig);
+    expect(run(seg, buf, GSO_TCPV4, 999, 10, buf.length - 10, small).drop).toBe(Drop.None);
+    // A payload shorter than gso_size is measured as it is.
+    const { buf: tiny } = superFrame({ payload: new Uint8Array(5), gsoSize: 1000 });
+    expect(run(new GsoSegmenter(70), tiny, GSO_TCPV4, 1000).drop).toBe(Drop.GsoTooBig); // 66 + 5
+    expect(run(new GsoSegmenter(71), tiny, GSO_TCPV4, 1000).drop).toBe(Drop.None);
+  });
+
+  it("3,000 random corruptions of valid super-frames: a drop or correct segments, never a throw", () => {
+    const r = rng(99);
+    let dropped = 0;
+    for (let n = 0; n < 3000; n++) {
+      const proto = r() < 0.7 ? PROTO_TCP : PROTO_UDP;
+      const { buf } = superFrame({
+        proto, payload: randomBytes(r, Math.floor(r() * 5000)), gsoSize: 1000, vlans: r() < 0.3 ? [9] : [],
+        tcpOptions: randomBytes(r, 4 * Math.floor(r() * 11)),
+      });
+      const hits = 1 + Math.floor(r() * 4);
+      for (let h = 0; h < hits; h++) buf[10 + Math.floor(r() * Math.min(100, buf.length - 10))] = (r() * 256) | 0;
+      const len = r() < 0.3 ? Math.floor(r() * (buf.length - 10)) : buf.length - 10;
+      const gso = r() < 0.9 ? (proto === PROTO_TCP ? GSO_TCPV4 : GSO_UDP_L4) : (r() * 256) | 0;
+      const gsoSize = r() < 0.95 ? 1 + Math.floor(r() * 2000) : 0;
+      const { drop, segs } = run(seg, buf, gso, gsoSize, 10, len);
+      if (drop !== Drop.None) { dropped++; expect(segs).toEqual([]); continue; }
+      for (const s of segs) {
+        const p = (gso & 0x7f) === GSO_TCPV4 ? PROTO_TCP : PROTO_UDP;
+        const l = locate(s, p);
+        expect(naiveChecksum(s.subarray(l.l3, l.l4))).toBe(0);
+        expect(naiveChecksum(s.subarray(l.l4), pseudo(l.src, l.dst, p, s.length - l.l4))).toBe(0);
+        expect(s.length).toBeLessThanOrEqual(9100);
+      }
+    }
+    expect(dropped).toBeGreaterThan(100);
+    expect(dropped).toBeLessThan(3000);
+  });
+});
