@@ -10,6 +10,16 @@
  *   3. there, rename it eth0, give it its MAC, address and MTU, bring it and lo up, and route
  *      the default via the gateway.
  * If any step fails, the steps before it are undone. Closing the fd removes the device.
+ *
+ * With other nodes in the config, the agent also opens the tunnel (the switch's router does the
+ * rest, see switch/router.ts) and sets up the node's kernel as flannel's vxlan backend would:
+ *   - for each remote pod CIDR, a route via that CIDR's network address, onlink on tapnet0, and
+ *     a permanent neighbour entry giving that address the remote node's VTEP MAC: the node's
+ *     own traffic to remote pods goes to the switch, addressed so the router takes it;
+ *   - IP forwarding on, and a masquerade rule (nftables, else iptables) for traffic from the
+ *     cluster to anywhere but the cluster and its nodes: what leaves the cluster leaves with
+ *     the node's address, and nothing within it is translated.
+ * All of it is removed when the switch stops.
  */
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { macForIpv4 } from "../wire/mac.ts";
@@ -18,7 +28,9 @@ import { runtimeName } from "../io/runtime.ts";
 import { Switch, type PortInfo, type SwitchOptions } from "../switch/switch.ts";
 import { formatCidr } from "./cidr.ts";
 import type { ClusterConfig, NodeConfig } from "./config.ts";
-import { ip, ipBatch, netnsExists } from "./exec.ts";
+import { ip, ipBatch, netnsExists, run, which } from "./exec.ts";
+import type { RouterConfig } from "../switch/router.ts";
+import { readFileSync, writeFileSync } from "node:fs";
 import { gatewayOf, PodIpam } from "./ipam.ts";
 import type { Logger } from "./log.ts";
 import { RpcServer } from "./rpc.ts";
@@ -54,12 +66,33 @@ export interface PodRequest {
 
 export class AgentError extends Error {}
 
+/** The router's view of the cluster from node `self`. */
+export function routerConfig(config: ClusterConfig, self: number): RouterConfig {
+  const gw = gatewayOf(config.nodes[self].podCidr);
+  return {
+    gatewayIp: gw,
+    gatewayMac: macForIpv4(gw),
+    clusterNetwork: config.clusterCidr.network,
+    clusterPrefix: config.clusterCidr.prefix,
+    tunnelMtu: config.podMtu,
+    self,
+    nodes: config.nodes.map((n) => ({ name: n.name, address: n.address, network: n.podCidr.network, prefix: n.podCidr.prefix, vtepMac: n.vtepMac })),
+    backend: { type: config.backend.type, vni: config.backend.vni },
+  };
+}
+
+const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
+const NFT_TABLE = "tapnet";
+const IPT_CHAIN = "TAPNET-MASQ";
+
 export class NodeAgent {
   private readonly pods = new Map<string, PodRecord>();
   private readonly ipam: PodIpam;
   private rpc?: RpcServer;
   private tapSerial = 0;
   private stopping = false;
+  private forwardingWas?: string;
+  private masquerade?: "nft" | "iptables";
   readonly node: NodeConfig;
   readonly gateway: number;
 
@@ -76,18 +109,26 @@ export class NodeAgent {
     if (!opts.config.nodes.some((n) => n.name === opts.nodeName)) {
       throw new AgentError(`node "${opts.nodeName}" is not in the config (it has: ${opts.config.nodes.map((n) => n.name).join(", ")})`);
     }
-    const sw = await Switch.start(opts.switchOptions);
+    const config = opts.config;
+    const self = config.nodes.findIndex((n) => n.name === opts.nodeName);
+    const routing = config.nodes.length > 1
+      ? { config: routerConfig(config, self), address: config.nodes[self].address, port: config.backend.port }
+      : undefined;
+    const sw = await Switch.start({ ...opts.switchOptions, routing });
     const agent = new NodeAgent(opts, sw, opts.log);
     try {
       await agent.attachGateway();
+      if (routing) await agent.setUpNode();
       agent.rpc = await RpcServer.listen(opts.controlPath, agent.handlers());
     } catch (e) {
+      await agent.tearDownNode();
       await sw.stop();
       throw e;
     }
     opts.log.info("switch ready", {
       node: agent.node.name, podCidr: formatCidr(agent.node.podCidr), gateway: formatIpv4(agent.gateway),
-      control: opts.controlPath, runtime: runtimeName, pid: process.pid,
+      backend: routing ? `${config.backend.type} on ${formatIpv4(agent.node.address)}:${config.backend.port}` : "none (one node)",
+      masquerade: agent.masquerade ?? "none", control: opts.controlPath, runtime: runtimeName, pid: process.pid,
     });
     return agent;
   }
@@ -106,6 +147,72 @@ export class NodeAgent {
       `link set ${GATEWAY_IFNAME} up`,
     ]);
     this.log.info("gateway attached", { ifname: GATEWAY_IFNAME, port: port.port, address: gw });
+  }
+
+  /** Routes to the other nodes' pod CIDRs, forwarding and masquerade: see the top of this file. */
+  private async setUpNode(): Promise<void> {
+    const c = this.opts.config;
+    const lines: string[] = [];
+    for (const n of c.nodes) {
+      if (n === this.node) continue;
+      const via = formatIpv4(n.podCidr.network);
+      lines.push(`neigh replace ${via} lladdr ${n.vtepMac} dev ${GATEWAY_IFNAME} nud permanent`);
+      lines.push(`route replace ${formatCidr(n.podCidr)} via ${via} dev ${GATEWAY_IFNAME} onlink`);
+    }
+    await ipBatch(lines);
+    try {
+      const was = readFileSync(IP_FORWARD, "utf8").trim();
+      if (was !== "1") {
+        writeFileSync(IP_FORWARD, "1");
+        this.forwardingWas = was;
+      }
+    } catch (e) {
+      this.log.warn("cannot turn on IP forwarding: pods cannot reach beyond the cluster", { error: (e as Error).message });
+    }
+    const cluster = formatCidr(c.clusterCidr);
+    const nodes = c.nodes.map((n) => formatIpv4(n.address));
+    if (which("nft")) {
+      await run("nft", ["delete", "table", "ip", NFT_TABLE]).catch(() => {});
+      await run("nft", ["-f", "-"], { input: [
+        `table ip ${NFT_TABLE} {`,
+        "  chain postrouting {",
+        "    type nat hook postrouting priority srcnat; policy accept;",
+        `    ip saddr ${cluster} ip daddr != ${cluster} ip daddr != { ${nodes.join(", ")} } masquerade`,
+        "  }",
+        "}",
+      ].join("\n") + "\n" });
+      this.masquerade = "nft";
+    } else if (which("iptables")) {
+      await this.removeIptables();
+      const ipt = (...a: string[]) => run("iptables", ["-w", "-t", "nat", ...a]);
+      await ipt("-N", IPT_CHAIN);
+      await ipt("-A", IPT_CHAIN, "-d", cluster, "-j", "RETURN");
+      for (const a of nodes) await ipt("-A", IPT_CHAIN, "-d", a, "-j", "RETURN");
+      await ipt("-A", IPT_CHAIN, "-j", "MASQUERADE");
+      await ipt("-A", "POSTROUTING", "-s", cluster, "-j", IPT_CHAIN);
+      this.masquerade = "iptables";
+    } else {
+      this.log.warn("neither nft nor iptables is installed: traffic leaving the cluster is not masqueraded");
+    }
+  }
+
+  private async removeIptables(): Promise<void> {
+    const ipt = (...a: string[]) => run("iptables", ["-w", "-t", "nat", ...a]).catch(() => "");
+    const cluster = formatCidr(this.opts.config.clusterCidr);
+    await ipt("-D", "POSTROUTING", "-s", cluster, "-j", IPT_CHAIN);
+    await ipt("-F", IPT_CHAIN);
+    await ipt("-X", IPT_CHAIN);
+  }
+
+  /** Undoes setUpNode (the routes and neighbours go with tapnet0). */
+  private async tearDownNode(): Promise<void> {
+    if (this.masquerade === "nft") await run("nft", ["delete", "table", "ip", NFT_TABLE]).catch(() => {});
+    if (this.masquerade === "iptables") await this.removeIptables();
+    this.masquerade = undefined;
+    if (this.forwardingWas !== undefined) {
+      try { writeFileSync(IP_FORWARD, this.forwardingWas); } catch { /* the namespace may be gone */ }
+      this.forwardingWas = undefined;
+    }
   }
 
   private handlers() {
@@ -155,6 +262,7 @@ export class NodeAgent {
         `route replace default via ${formatIpv4(this.gateway)} dev ${ifname}`,
       ], netns);
       this.sw.relocated(port.port, ifname, netns);
+      this.sw.neighbor(addr, mac);
       const rec: PodRecord = { name, netns, ip: ipStr, mac, ifname, port: port.port, ownsNetns };
       this.pods.set(name, rec);
       this.log.info("pod attached", { pod: name, netns, ip: ipStr, mac, port: port.port });
@@ -203,6 +311,7 @@ export class NodeAgent {
         return { ...e, device: p ? (p.netns ? `${p.ifname}@${p.netns}` : p.ifname) : undefined, pod: p?.pod };
       }),
       counters: this.sw.counters.switchSnapshot(),
+      tunnel: this.sw.tunnelCounters(),
     };
   }
 
@@ -211,6 +320,7 @@ export class NodeAgent {
     this.stopping = true;
     await this.rpc?.close();
     for (const name of [...this.pods.keys()]) await this.delPod(name).catch(() => {});
+    await this.tearDownNode();
     await this.sw.stop();
     this.log.info("switch stopped", { node: this.node.name });
   }

@@ -2,11 +2,13 @@
  * `lab check`: proves the pod network works, end to end, with the system's own tools.
  *   - ping between every ordered pair of pods, and between every node and every pod;
  *   - an iperf3 TCP transfer between every pair of pods and every node and pod, checking
- *     that the server saw the client's own address (no NAT on the way).
+ *     that the server saw the client's own address (no NAT on the way);
+ *   - ping and TCP from every pod to the outside namespace, which must see the pod's node's
+ *     address instead (masqueraded).
  */
 import { spawn } from "node:child_process";
 import { inNetns, ExecError } from "./exec.ts";
-import type { LabState } from "./lab.ts";
+import { OUTSIDE_NODE_ADDRESS, type LabState } from "./lab.ts";
 
 export interface Endpoint {
   /** "node1" or "node1-pod2" */
@@ -32,17 +34,39 @@ export interface CheckOptions {
   progress?: (r: CheckResult) => void;
 }
 
-export function endpoints(state: LabState): { nodes: Endpoint[]; pods: Endpoint[] } {
+export function endpoints(state: LabState): { nodes: Endpoint[]; pods: Endpoint[]; outside?: Endpoint } {
+  const nodes = state.nodes.map((n, i) => {
+    const sources = [n.address, n.gateway];
+    // A kernel node's own traffic to remote pods leaves from flannel.1, which holds the pod
+    // CIDR's network address; node1's to the outside from ext0.
+    if (n.pid === 0) sources.push(n.podCidr.split("/")[0]);
+    if (i === 0 && state.outside) sources.push(OUTSIDE_NODE_ADDRESS);
+    return { name: n.name, netns: n.netns, ip: n.address, sources };
+  });
   return {
-    nodes: state.nodes.map((n) => ({ name: n.name, netns: n.netns, ip: n.address, sources: [n.address, n.gateway] })),
+    nodes,
     pods: state.pods.map((p) => ({ name: p.name, netns: p.netns, ip: p.ip, sources: [p.ip] })),
+    ...(state.outside ? { outside: { name: "outside", netns: state.outside.netns, ip: state.outside.address, sources: [state.outside.address] } } : {}),
   };
+}
+
+/** Runs `tasks` with at most `width` at a time; results in task order. */
+async function pool<T>(tasks: (() => Promise<T>)[], width: number): Promise<T[]> {
+  const out: T[] = new Array(tasks.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(width, tasks.length) }, async () => {
+    while (next < tasks.length) {
+      const i = next++;
+      out[i] = await tasks[i]();
+    }
+  }));
+  return out;
 }
 
 export async function ping(from: Endpoint, to: Endpoint): Promise<CheckResult> {
   const base = { from: from.name, to: to.name, test: "ping" as const };
   try {
-    const out = await inNetns(from.netns, "ping", ["-c", "3", "-i", "0.2", "-W", "1", "-q", to.ip], { timeoutMs: 10_000 });
+    const out = await inNetns(from.netns, "ping", ["-c", "3", "-i", "0.05", "-W", "2", "-q", to.ip], { timeoutMs: 10_000 });
     const m = /= [\d.]+\/([\d.]+)\//.exec(out);
     return { ...base, ok: true, detail: m ? `${m[1]} ms` : "ok" };
   } catch (e) {
@@ -58,7 +82,11 @@ interface IperfJson {
   end?: { sum_sent?: { bytes?: number }; sum_received?: { bits_per_second?: number } };
 }
 
-export async function tcpTransfer(client: Endpoint, server: Endpoint, bytes: number): Promise<CheckResult> {
+/**
+ * An iperf3 transfer of `bytes` from `client` to `server`; the server must see one of
+ * `expectSeen` as the client's address (by default the client's own addresses).
+ */
+export async function tcpTransfer(client: Endpoint, server: Endpoint, bytes: number, expectSeen = client.sources): Promise<CheckResult> {
   const base = { from: client.name, to: server.name, test: "tcp" as const };
   const srv = spawn("ip", ["netns", "exec", server.netns, "iperf3", "-s", "-1", "-J", "--idle-timeout", "10"], { stdio: ["ignore", "pipe", "pipe"] });
   let srvOut = "";
@@ -94,7 +122,7 @@ export async function tcpTransfer(client: Endpoint, server: Endpoint, bytes: num
     const sent = c.end?.sum_sent?.bytes ?? 0;
     const mbps = Math.round((c.end?.sum_received?.bits_per_second ?? 0) / 1e6);
     if (sent < bytes) return { ...base, ok: false, detail: `only ${sent} of ${bytes} bytes were sent` };
-    if (!client.sources.includes(seen)) return { ...base, ok: false, detail: `server saw ${seen}, not ${client.sources.join(" or ")}: the address was rewritten` };
+    if (!expectSeen.includes(seen)) return { ...base, ok: false, detail: `server saw ${seen}, not ${expectSeen.join(" or ")}` };
     return { ...base, ok: true, detail: `${mbps} Mbit/s, server saw ${seen}` };
   } catch (e) {
     return { ...base, ok: false, detail: (e as Error).message };
@@ -105,21 +133,30 @@ export async function tcpTransfer(client: Endpoint, server: Endpoint, bytes: num
 }
 
 export async function labCheck(state: LabState, opts: CheckOptions): Promise<CheckResult[]> {
-  const { nodes, pods } = endpoints(state);
+  const { nodes, pods, outside } = endpoints(state);
   const results: CheckResult[] = [];
   const record = (r: CheckResult) => { results.push(r); opts.progress?.(r); };
-  for (const a of pods) for (const b of pods) if (a !== b) record(await ping(a, b));
+  const pings: (() => Promise<CheckResult>)[] = [];
+  for (const a of pods) for (const b of pods) if (a !== b) pings.push(() => ping(a, b));
   for (const n of nodes) {
     for (const p of pods) {
-      record(await ping(p, n));
-      record(await ping(n, p));
+      pings.push(() => ping(p, n));
+      pings.push(() => ping(n, p));
     }
   }
+  if (outside) for (const p of pods) pings.push(() => ping(p, outside));
+  for (const r of await pool(pings.map((t) => async () => { const r = await t(); opts.progress?.(r); return r; }), 8)) results.push(r);
   for (let i = 0; i < pods.length; i++) for (let j = i + 1; j < pods.length; j++) record(await tcpTransfer(pods[i], pods[j], opts.tcpBytes));
   for (const n of nodes) {
     for (const p of pods) {
       record(await tcpTransfer(p, n, opts.tcpBytes));
       record(await tcpTransfer(n, p, opts.tcpBytes));
+    }
+  }
+  if (outside) {
+    for (const p of pods) {
+      const node = nodes.find((n) => n.name === state.pods.find((x) => x.name === p.name)!.node)!;
+      record(await tcpTransfer(p, outside, opts.tcpBytes, node.sources.filter((a) => a === node.ip || a === OUTSIDE_NODE_ADDRESS)));
     }
   }
   return results;

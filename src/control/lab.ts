@@ -5,6 +5,12 @@
  *   <prefix>-node<i>      a node: eth0 on the underlay (192.168.56.<10+i>), its tapnet switch
  *                         process, and the switch's gateway port tapnet0
  *   <prefix>-node<i>-pod<j>  a pod: eth0 is a TAP held by node i's switch
+ *   <prefix>-outside      "the internet": beyond node 1 (ext0 203.0.113.1 - eth0 203.0.113.2),
+ *                         the default route of every node; it sees what leaves the cluster
+ *                         masqueraded to a node's address
+ *
+ * With --kernel-node K, node K runs no tapnet: it is a plain Linux node with a bridge, veth
+ * pods and a VXLAN device, as flannel's vxlan backend sets one up (kernel-node.ts).
  *
  * Every namespace is written to the lab's journal (/run/tapnet/<prefix>/lab.json) before it is
  * created, and every switch's pid as soon as it starts, so `lab down` can remove exactly what
@@ -21,11 +27,15 @@ import { formatIpv4 } from "../wire/ipv4.ts";
 import { formatCidr } from "./cidr.ts";
 import { checkClusterConfig, formatClusterConfig, type BackendType, type ClusterConfig } from "./config.ts";
 import { inNetns, ip, ipBatch, netnsDelete, netnsExists, which } from "./exec.ts";
-import { gatewayOf } from "./ipam.ts";
+import { gatewayOf, PodIpam } from "./ipam.ts";
+import { addKernelPod, setUpKernelNode } from "./kernel-node.ts";
 import { isAlive, rpcCall } from "./rpc.ts";
 
 export const LAB_ROOT = "/run/tapnet";
 export const UNDERLAY_CIDR_BASE = "192.168.56.";
+/** The outside namespace's link to node 1 (TEST-NET-3, RFC 5737: never routed anywhere real). */
+export const OUTSIDE_NODE_ADDRESS = "203.0.113.1";
+export const OUTSIDE_ADDRESS = "203.0.113.2";
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 export interface LabOptions {
@@ -34,6 +44,8 @@ export interface LabOptions {
   prefix: string;
   backend: BackendType;
   runtime: "node" | "deno";
+  /** 1-based index of a node to set up as a plain Linux VXLAN node (vxlan backend only). */
+  kernelNode?: number;
   /** Progress lines for a person; the lab prints nothing itself. */
   progress?: (line: string) => void;
   /** Aborting stops `up` between steps; it then removes what it made. */
@@ -69,6 +81,9 @@ export interface LabState {
   namespaces: string[];
   nodes: LabNode[];
   pods: LabPod[];
+  /** Nodes that are plain Linux VXLAN nodes, without a switch (pid 0). */
+  kernelNodes: string[];
+  outside?: { netns: string; address: string };
 }
 
 export class LabError extends Error {}
@@ -168,6 +183,11 @@ export async function labUp(opts: LabOptions): Promise<LabState> {
   checkPrefix(opts.prefix);
   if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 16) throw new LabError("--nodes must be 1 to 16");
   if (!Number.isInteger(opts.pods) || opts.pods < 0 || opts.pods > 64) throw new LabError("--pods must be 0 to 64");
+  const kernel = opts.kernelNode;
+  if (kernel !== undefined) {
+    if (opts.backend !== "vxlan") throw new LabError("--kernel-node needs --backend vxlan: a plain Linux node speaks VXLAN, not flannel's udp");
+    if (!Number.isInteger(kernel) || kernel < 1 || kernel > opts.nodes) throw new LabError(`--kernel-node must be a node number from 1 to ${opts.nodes}`);
+  }
   const say = opts.progress ?? (() => {});
   const dir = labDir(opts.prefix);
   if (readLabState(opts.prefix)) throw new LabError(`a lab named ${opts.prefix} is already up: see \`tapnet lab status\`, or remove it with \`tapnet lab down${opts.prefix === "tapnet" ? "" : ` --prefix ${opts.prefix}`}\``);
@@ -176,7 +196,7 @@ export async function labUp(opts: LabOptions): Promise<LabState> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const state: LabState = {
     prefix: opts.prefix, backend: opts.backend, runtime: opts.runtime, createdAt: new Date().toISOString(),
-    namespaces: [], nodes: [], pods: [],
+    namespaces: [], nodes: [], pods: [], kernelNodes: [],
   };
   saveLabState(state);
   try {
@@ -188,12 +208,21 @@ export async function labUp(opts: LabOptions): Promise<LabState> {
     await addNetns(state, underlay, opts.signal);
     await ipBatch(["link add br0 type bridge", "link set br0 up", "link set lo up"], underlay);
 
-    for (const n of config.nodes) {
+    for (const [i, n] of config.nodes.entries()) {
       const netns = `${opts.prefix}-${n.name}`;
       await addNetns(state, netns, opts.signal);
       await ip("-n", underlay, "link", "add", n.name, "mtu", String(config.mtu), "type", "veth", "peer", "name", "eth0", "netns", netns);
       await ipBatch([`link set ${n.name} master br0`, `link set ${n.name} up`], underlay);
       await ipBatch([`addr add ${formatIpv4(n.address)}/24 dev eth0`, "link set eth0 up", "link set lo up"], netns);
+      const base = { name: n.name, netns, address: formatIpv4(n.address), podCidr: formatCidr(n.podCidr), gateway: formatIpv4(gatewayOf(n.podCidr)) };
+      if (i + 1 === kernel) {
+        await setUpKernelNode(config, n, netns, "eth0");
+        state.nodes.push({ ...base, pid: 0, control: "", log: "" });
+        state.kernelNodes.push(n.name);
+        saveLabState(state);
+        say(`${n.name}: namespace ${netns}, address ${base.address}, pod CIDR ${base.podCidr}, a plain Linux node (cni0, flannel.1)`);
+        continue;
+      }
       const control = join(dir, `${n.name}.sock`);
       const log = join(dir, `${n.name}.log`);
       const fd = openSync(log, "a");
@@ -204,23 +233,41 @@ export async function labUp(opts: LabOptions): Promise<LabState> {
       });
       closeSync(fd);
       child.unref();
-      const node: LabNode = {
-        name: n.name, netns, address: formatIpv4(n.address), podCidr: formatCidr(n.podCidr),
-        gateway: formatIpv4(gatewayOf(n.podCidr)), pid: child.pid ?? -1, control, log,
-      };
+      const node: LabNode = { ...base, pid: child.pid ?? -1, control, log };
       state.nodes.push(node);
       saveLabState(state);
       say(`${n.name}: namespace ${netns}, address ${node.address}, pod CIDR ${node.podCidr}, switch pid ${node.pid} (${opts.runtime})`);
     }
-    for (const node of state.nodes) await waitForSwitch(node, opts.signal);
 
-    for (const node of state.nodes) {
+    // The outside, beyond node 1; every other node's way out is node 1.
+    const outside = `${opts.prefix}-outside`;
+    const node1 = state.nodes[0];
+    await addNetns(state, outside, opts.signal);
+    await ip("-n", node1.netns, "link", "add", "ext0", "type", "veth", "peer", "name", "eth0", "netns", outside);
+    await ipBatch([`addr add ${OUTSIDE_NODE_ADDRESS}/24 dev ext0`, "link set ext0 up", `route replace default via ${OUTSIDE_ADDRESS}`], node1.netns);
+    await ipBatch([`addr add ${OUTSIDE_ADDRESS}/24 dev eth0`, "link set eth0 up", "link set lo up", `route replace ${UNDERLAY_CIDR_BASE}0/24 via ${OUTSIDE_NODE_ADDRESS}`], outside);
+    for (const n of state.nodes.slice(1)) await ip("-n", n.netns, "route", "replace", "default", "via", node1.address);
+    state.outside = { netns: outside, address: OUTSIDE_ADDRESS };
+    saveLabState(state);
+    say(`outside: namespace ${outside}, address ${OUTSIDE_ADDRESS}, reached through ${node1.name}`);
+
+    for (const node of state.nodes) if (node.pid) await waitForSwitch(node, opts.signal);
+
+    for (const [i, node] of state.nodes.entries()) {
+      const ipam = new PodIpam(config.nodes[i].podCidr);
       for (let j = 1; j <= opts.pods; j++) {
         const name = `${node.name}-pod${j}`;
         const netns = `${opts.prefix}-${name}`;
         await addNetns(state, netns, opts.signal);
-        const rec = await rpcCall<{ ip: string; mac: string; ifname: string }>(node.control, "pod.add", { name, netns });
-        const pod: LabPod = { name, netns, node: node.name, ip: rec.ip, mac: rec.mac, ifname: rec.ifname };
+        let pod: LabPod;
+        if (node.pid === 0) {
+          const addr = ipam.allocate();
+          const mac = await addKernelPod(config, config.nodes[i], node.netns, netns, `veth${j}`, addr);
+          pod = { name, netns, node: node.name, ip: formatIpv4(addr), mac, ifname: "eth0" };
+        } else {
+          const rec = await rpcCall<{ ip: string; mac: string; ifname: string }>(node.control, "pod.add", { name, netns });
+          pod = { name, netns, node: node.name, ip: rec.ip, mac: rec.mac, ifname: rec.ifname };
+        }
         state.pods.push(pod);
         saveLabState(state);
         say(`${name}: namespace ${netns}, ${pod.ifname} ${pod.ip} ${pod.mac}`);
@@ -286,14 +333,17 @@ export interface LabStatus {
   runtime: string;
   nodes: (Omit<LabNode, "control" | "log">)[];
   pods: LabPod[];
-  /** What each node's switch says; absent for a switch that does not answer. */
-  switches: Record<string, SwitchStatus | { error: string }>;
+  /** What each node's switch says, or why it cannot; a kernel node has none. */
+  switches: Record<string, SwitchStatus | { error: string } | { kernel: true }>;
+  kernelNodes: string[];
+  outside?: { netns: string; address: string };
 }
 
 export interface SwitchStatus {
   fdb: { mac: string; port: number; device?: string; pod?: string; age: number }[];
   ports: { port: number; ifname: string; role: string; pod?: string; counters: Record<string, number> }[];
   counters: Record<string, number>;
+  tunnel?: Record<string, number>;
 }
 
 export async function labStatus(prefix: string): Promise<LabStatus | undefined> {
@@ -302,6 +352,10 @@ export async function labStatus(prefix: string): Promise<LabStatus | undefined> 
   if (!state) return undefined;
   const switches: LabStatus["switches"] = {};
   await Promise.all(state.nodes.map(async (n) => {
+    if (n.pid === 0) {
+      switches[n.name] = { kernel: true };
+      return;
+    }
     try {
       switches[n.name] = await rpcCall<SwitchStatus>(n.control, "status", {}, 5_000);
     } catch (e) {
@@ -313,6 +367,8 @@ export async function labStatus(prefix: string): Promise<LabStatus | undefined> 
     nodes: state.nodes.map(({ name, netns, address, podCidr, gateway, pid }) => ({ name, netns, address, podCidr, gateway, pid })),
     pods: state.pods,
     switches,
+    kernelNodes: state.kernelNodes ?? [],
+    ...(state.outside ? { outside: state.outside } : {}),
   };
 }
 

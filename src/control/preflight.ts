@@ -19,13 +19,14 @@ export const systemProbe: Probe = {
   which: (cmd) => which(cmd),
 };
 
-export type Need = "root" | "tun" | "ip" | "nsenter" | "ping" | "iperf3";
+export type Need = "root" | "tun" | "ip" | "nsenter" | "ping" | "iperf3" | "nft";
 
 const TOOLS: Partial<Record<Need, { cmd: string; pkg: string }>> = {
   ip: { cmd: "ip", pkg: "iproute2" },
   nsenter: { cmd: "nsenter", pkg: "util-linux" },
   ping: { cmd: "ping", pkg: "iputils-ping" },
   iperf3: { cmd: "iperf3", pkg: "iperf3" },
+  nft: { cmd: "nft", pkg: "nftables" },
 };
 
 export class PreflightError extends Error {}

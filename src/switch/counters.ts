@@ -12,8 +12,16 @@ const PORT_BASE_NAMES = ["rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "rx_f
 export const DROP_BASE = PORT_BASE_NAMES.length;
 export const PORT_COUNTERS = DROP_BASE + DROP_REASON_COUNT;
 
-export const SwitchCounter = { FdbLearned: 0, FdbMoved: 1, FdbFull: 2, FdbAged: 3, UnknownUnicast: 4, Broadcast: 5, Multicast: 6 } as const;
-const SWITCH_NAMES = ["fdb_learned", "fdb_moved", "fdb_full", "fdb_aged", "unknown_unicast", "broadcast", "multicast"];
+export const SwitchCounter = {
+  FdbLearned: 0, FdbMoved: 1, FdbFull: 2, FdbAged: 3, UnknownUnicast: 4, Broadcast: 5, Multicast: 6,
+  /** Packets routed into the tunnel, and delivered from it. */
+  Routed: 7, Delivered: 8,
+  IcmpSent: 9, ArpReplies: 10, ArpRequests: 11,
+} as const;
+const SWITCH_NAMES = [
+  "fdb_learned", "fdb_moved", "fdb_full", "fdb_aged", "unknown_unicast", "broadcast", "multicast",
+  "routed", "delivered", "icmp_sent", "arp_replies", "arp_requests",
+];
 
 export class Counters {
   readonly v: Float64Array;

@@ -10,22 +10,31 @@
  *   3. The forwarder write()s it to B's TAP fd (forwarder.ts), and B's kernel receives it on
  *      B's eth0. Slots are reused for the next round; nothing is allocated per frame.
  *
+ * A frame for another node takes a turn at step 2: the router (router.ts) routes it,
+ * encapsulates it and sendto()s it on the tunnel's UDP socket, which this thread polls too;
+ * a datagram read from that socket is decapsulated by the router and written to its pod's TAP.
+ *
  * The control thread (switch.ts) talks to this one through a SharedArrayBuffer (a stop flag
  * and a command sequence number) and a MessagePort it drains only when the sequence moves,
  * because this thread spends its life in poll() and never returns to an event loop.
  */
 import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
-import { EAGAIN, EINTR, loadLibc, type Libc } from "../io/libc.ts";
+import { EAGAIN, EINTR, type Libc } from "../io/libc.ts";
+import { SOCKADDR_IN_LEN, sockaddrAddress, sockaddrIn } from "../io/udp.ts";
+import { parseMac, macHi, macLo } from "../wire/mac.ts";
 import { Bridge } from "./bridge.ts";
 import { Counters, SwitchCounter } from "./counters.ts";
 import { Fdb, type FdbEntry, type FdbOptions } from "./fdb.ts";
-import { FrameBatch, Forwarder, type PortWriter } from "./forwarder.ts";
+import { FrameBatch, Forwarder, TUNNEL, type PortWriter } from "./forwarder.ts";
+import { Router, type RouterConfig } from "./router.ts";
 
 export const Ctrl = { Stop: 0, CmdSeq: 1, Ready: 2 } as const;
 export const CTRL_WORDS = 4;
 
 export type Command =
-  | { op: "add"; port: number; fd: number }
+  | { op: "add"; port: number; fd: number; role: "gateway" | "pod" }
+  /** Tells the router a pod's MAC before it has said anything. */
+  | { op: "neigh"; ip: number; mac: string }
   | { op: "remove"; port: number; id: number }
   | { op: "fdb"; id: number };
 
@@ -45,6 +54,10 @@ export interface DatapathInput {
   l2Off: number;
   batch: number;
   slotSize: number;
+  /** Present when the switch routes between nodes. */
+  router?: RouterConfig;
+  /** The tunnel's UDP socket, and the port datagrams go to on the other nodes. */
+  tunnel?: { fd: number; port: number };
 }
 
 const POLLIN = 0x001;
@@ -75,29 +88,49 @@ export class Datapath {
   private readonly ctrl: Int32Array;
   private seenSeq = 0;
   private lastSweep = 0;
+  readonly router?: Router;
+  private readonly tunnelFd: number = -1;
+  private readonly tunnelViews: Uint8Array[] = [];
+  private readonly peerAddr = new Uint8Array(SOCKADDR_IN_LEN);
+  private readonly peerAddrLen = new Uint8Array(4);
 
   constructor(private readonly libc: Libc, private readonly input: DatapathInput) {
     const max = input.maxPorts;
     this.fds = new Int32Array(max).fill(-1);
-    this.pollfds = new Uint8Array(max * 8);
+    this.pollfds = new Uint8Array((max + 1) * 8);
     this.pollView = new DataView(this.pollfds.buffer);
-    this.pollPorts = new Int32Array(max);
+    this.pollPorts = new Int32Array(max + 1);
     this.batch = new FrameBatch(input.batch, input.slotSize);
     this.fdb = new Fdb(input.fdb);
     const counters = new Counters(max, input.counters);
     this.forwarder = new Forwarder(new Bridge(this.fdb, counters), new TapWriter(libc, this.fds), input.l2Off);
     this.ctrl = new Int32Array(input.ctrl);
+    if (input.router && input.tunnel) {
+      const fd = input.tunnel.fd;
+      const peers = input.router.nodes.map((n) => sockaddrIn(n.address, input.tunnel!.port));
+      // Each sendto passes a view of its datagram: one small allocation per datagram, which
+      // sendmmsg over preset iovecs would remove.
+      const toPeer = (buf: Uint8Array, off: number, len: number, peer: number) =>
+        libc.sendto(fd, buf.subarray(off, off + len), len, 0, peers[peer], SOCKADDR_IN_LEN) === len;
+      this.router = new Router(input.router, counters, this.forwarder.routerIo(toPeer));
+      this.forwarder.router = this.router;
+      this.tunnelFd = fd;
+      this.tunnelViews = this.batch.slots.map((s) => s.subarray(this.router!.backend.recvOff));
+    }
   }
 
   private rebuildPollSet(): void {
     this.nPoll = 0;
-    for (let p = 0; p < this.fds.length; p++) {
-      if (this.fds[p] < 0 || !this.forwarder.isLive(p)) continue;
+    const add = (fd: number, port: number) => {
       const o = this.nPoll * 8;
-      this.pollView.setInt32(o, this.fds[p], true);
+      this.pollView.setInt32(o, fd, true);
       this.pollView.setInt16(o + 4, POLLIN, true);
       this.pollView.setInt16(o + 6, 0, true);
-      this.pollPorts[this.nPoll++] = p;
+      this.pollPorts[this.nPoll++] = port;
+    };
+    if (this.tunnelFd >= 0) add(this.tunnelFd, TUNNEL);
+    for (let p = 0; p < this.fds.length; p++) {
+      if (this.fds[p] >= 0 && this.forwarder.isLive(p)) add(this.fds[p], p);
     }
   }
 
@@ -107,10 +140,17 @@ export class Datapath {
       case "add":
         this.fds[cmd.port] = cmd.fd;
         this.forwarder.addPort(cmd.port);
+        if (cmd.role === "gateway" && this.router) this.router.gatewayPort = cmd.port;
         break;
+      case "neigh": {
+        const m = parseMac(cmd.mac);
+        if (m && this.router) this.router.neighbors.learn(cmd.ip, macHi(m, 0), macLo(m, 0));
+        break;
+      }
       case "remove":
         this.forwarder.removePort(cmd.port);
         this.fds[cmd.port] = -1;
+        if (this.router && this.router.gatewayPort === cmd.port) this.router.gatewayPort = -1;
         port.postMessage({ op: "removed", id: cmd.id } satisfies Reply);
         break;
       case "fdb":
@@ -142,6 +182,10 @@ export class Datapath {
       const revents = pollView.getInt16(k * 8 + 6, true);
       if (revents === 0) continue;
       const port = this.pollPorts[k];
+      if (port === TUNNEL) {
+        this.readTunnel();
+        continue;
+      }
       if (revents & (POLLERR | POLLHUP | POLLNVAL)) {
         this.portDown(port, revents & POLLNVAL ? "fd closed" : "device gone");
         return; // the poll set changed under us; the next round starts afresh
@@ -161,6 +205,21 @@ export class Datapath {
         batch.ports[batch.count] = port;
         batch.count++;
       }
+    }
+  }
+
+  /** Reads datagrams into the batch, each at the backend's receive offset in its slot. */
+  private readTunnel(): void {
+    const { libc, batch } = this;
+    for (let n = 0; n < PER_PORT_BUDGET && batch.count < batch.capacity; n++) {
+      const view = this.tunnelViews[batch.count];
+      this.peerAddrLen[0] = SOCKADDR_IN_LEN; // socklen_t, little-endian: in, the room; out, the length
+      const got = libc.recvfrom(this.tunnelFd, view, view.length, 0, this.peerAddr, this.peerAddrLen);
+      if (got < 0) break; // EAGAIN: drained; anything else is the next round's to see
+      batch.lens[batch.count] = got;
+      batch.ports[batch.count] = TUNNEL;
+      batch.peers[batch.count] = sockaddrAddress(this.peerAddr);
+      batch.count++;
     }
   }
 

@@ -8,10 +8,12 @@ import { MessageChannel, type MessagePort, type Worker } from "node:worker_threa
 import { loadLibc, type Libc } from "../io/libc.ts";
 import { startWorker } from "../io/runtime.ts";
 import { closeTap, openTap, type Tap } from "../io/tap.ts";
+import { openUdp, type UdpSocket } from "../io/udp.ts";
 import { VIRTIO_NET_HDR_LEN } from "../wire/virtio.ts";
 import { Counters } from "./counters.ts";
 import { Ctrl, CTRL_WORDS, type Command, type DatapathInput, type Reply } from "./datapath.ts";
 import { FDB_DEFAULTS, type FdbEntry, type FdbOptions } from "./fdb.ts";
+import type { RouterConfig } from "./router.ts";
 
 export interface SwitchOptions {
   maxPorts: number;
@@ -20,6 +22,8 @@ export interface SwitchOptions {
   offloads: boolean;
   /** Frames read per round across all ports. */
   batch: number;
+  /** Routing between nodes: the router's config, and the address and port the tunnel binds. */
+  routing?: { config: RouterConfig; address: number; port: number };
 }
 
 export const SWITCH_DEFAULTS: SwitchOptions = { maxPorts: 512, fdb: FDB_DEFAULTS, offloads: true, batch: 64 };
@@ -58,6 +62,7 @@ export class Switch {
     ctrl: SharedArrayBuffer,
     counters: SharedArrayBuffer,
     readonly options: SwitchOptions,
+    readonly tunnel?: UdpSocket,
   ) {
     this.ctrl = new Int32Array(ctrl);
     this.counters = new Counters(options.maxPorts, counters);
@@ -69,14 +74,22 @@ export class Switch {
     const libc = await loadLibc();
     const ctrl = new SharedArrayBuffer(CTRL_WORDS * 4);
     const counters = new Counters(options.maxPorts);
+    const r = options.routing;
+    const tunnel = r ? openUdp(libc, r.address, r.port) : undefined;
     const { port1, port2 } = new MessageChannel();
     const input: DatapathInput = {
       ctrl, counters: counters.buffer, maxPorts: options.maxPorts, port: port2, fdb: options.fdb,
       l2Off: VIRTIO_NET_HDR_LEN, batch: options.batch, slotSize: SLOT_SIZE,
+      ...(r && tunnel ? { router: r.config, tunnel: { fd: tunnel.fd, port: r.port } } : {}),
     };
     const worker = startWorker(new URL("./datapath-worker.ts", import.meta.url), input, [port2]);
-    const sw = new Switch(libc, worker, port1, ctrl, counters.buffer, options);
-    await sw.waitReady();
+    const sw = new Switch(libc, worker, port1, ctrl, counters.buffer, options, tunnel);
+    try {
+      await sw.waitReady();
+    } catch (e) {
+      if (tunnel) libc.close(tunnel.fd);
+      throw e;
+    }
     return sw;
   }
 
@@ -133,13 +146,14 @@ export class Switch {
     if (this.stopped) throw new SwitchError("switch is stopped");
     let port = 0;
     while (this.taps.has(port)) port++;
-    if (port >= this.options.maxPorts) throw new SwitchError(`all ${this.options.maxPorts} ports are in use`);
+    // The last row of the counters is the tunnel's.
+    if (port >= this.options.maxPorts - 1) throw new SwitchError(`all ${this.options.maxPorts - 1} ports are in use`);
     const tap = openTap(this.libc, ifname, { offloads: this.options.offloads });
     this.taps.set(port, tap);
     const info: PortInfo = { port, ifname, role, ...(pod ? { pod } : {}) };
     this.info.set(port, info);
     this.counters.clearPort(port);
-    this.send({ op: "add", port, fd: tap.fd });
+    this.send({ op: "add", port, fd: tap.fd, role });
     return info;
   }
 
@@ -156,6 +170,16 @@ export class Switch {
     this.taps.delete(port);
     this.info.delete(port);
     closeTap(this.libc, tap);
+  }
+
+  /** Tells the router the MAC of a pod's address. */
+  neighbor(ip: number, mac: string): void {
+    this.send({ op: "neigh", ip, mac });
+  }
+
+  /** The tunnel's counters (datagrams in and out, drops), if the switch routes between nodes. */
+  tunnelCounters(): Record<string, number> | undefined {
+    return this.tunnel ? this.counters.portSnapshot(this.options.maxPorts - 1) : undefined;
   }
 
   async fdb(): Promise<FdbEntry[]> {
@@ -175,6 +199,7 @@ export class Switch {
     const timeout = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), STOP_TIMEOUT_MS).unref());
     if ((await Promise.race([exited, timeout])) === "timeout") await this.worker.terminate();
     for (const tap of this.taps.values()) closeTap(this.libc, tap);
+    if (this.tunnel) this.libc.close(this.tunnel.fd);
     this.taps.clear();
     this.info.clear();
     this.cmdPort.close();

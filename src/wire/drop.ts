@@ -40,6 +40,34 @@ export const Drop = {
   GsoTooBig: 23,
   /** NEEDS_CSUM with csum_start/csum_offset pointing outside the frame. */
   CsumBadOffset: 24,
+  /** A VXLAN datagram shorter than its header and an inner Ethernet header. */
+  VxlanTruncated: 25,
+  /** A VXLAN header without the I flag (no valid VNI). */
+  VxlanBadFlags: 26,
+  /** A VXLAN header with another VNI than the cluster's. */
+  VxlanWrongVni: 27,
+  /** An inner frame addressed to another VTEP MAC than this node's. */
+  VxlanNotForUs: 28,
+  /** A tunnel datagram whose inner packet is not IPv4. */
+  TunnelNotIpv4: 29,
+  /** A tunnel datagram from an address that is no other node of the cluster. */
+  TunnelUnknownPeer: 30,
+  /** A tunnel datagram whose inner source is a cluster address of another node than the sender. */
+  TunnelSpoofed: 31,
+  /** A tunnel datagram for an address that is not this node's to deliver. */
+  TunnelNotLocal: 32,
+  /** Sent to a VTEP MAC but for no remote pod CIDR. */
+  NoRoute: 33,
+  /** For a cluster address no node owns: ICMP destination unreachable sent back. */
+  ClusterUnreachable: 34,
+  /** DF set and larger than the tunnel MTU: ICMP fragmentation needed sent back. */
+  FragNeeded: 35,
+  /** Larger than the tunnel MTU without DF: tapnet does not fragment. */
+  TooBig: 36,
+  /** TTL would reach 0: ICMP time exceeded sent back (when it came from a port). */
+  TtlExpired: 37,
+  /** For a pod whose MAC is not known yet: an ARP request was sent. */
+  NeighUnresolved: 38,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -51,6 +79,9 @@ export const DROP_NAMES: readonly string[] = [
   "udp_truncated", "udp_bad_length", "tcp_truncated", "tcp_bad_header_len",
   "vnet_hdr_truncated", "tx_error", "no_port",
   "gso_unsupported", "gso_malformed", "gso_bad_size", "gso_too_big", "csum_bad_offset",
+  "vxlan_truncated", "vxlan_bad_flags", "vxlan_wrong_vni", "vxlan_not_for_us", "tunnel_not_ipv4",
+  "tunnel_unknown_peer", "tunnel_spoofed", "tunnel_not_local", "no_route", "cluster_unreachable",
+  "frag_needed", "too_big", "ttl_expired", "neigh_unresolved",
 ];
 
 export const DROP_REASON_COUNT = DROP_NAMES.length;

@@ -80,7 +80,7 @@ describe("main: a command's options", () => {
     expect(await main(["lab", "up", "--help"])).toBe(0);
     expect(stdout).toBe(commandHelp(labUpCommand) + "\n");
     expect(stdout).toContain("Usage: tapnet lab up [options]");
-    expect(stdout).toMatch(/--nodes N\s.*\(default: 1\)/);
+    expect(stdout).toMatch(/--nodes N\s.*\(default: 2\)/);
     expect(stdout).toMatch(/--backend TYPE\s.*\(default: udp\)/);
     expect(stderr).toBe("");
     stdout = "";

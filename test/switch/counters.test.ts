@@ -6,7 +6,7 @@ describe("Counters", () => {
   it("has one row per port of base counters and one counter per drop reason, then the switch row", () => {
     const c = new Counters(4);
     expect(PORT_COUNTERS).toBe(DROP_BASE + DROP_REASON_COUNT);
-    expect(c.v.length).toBe(4 * PORT_COUNTERS + 7);
+    expect(c.v.length).toBe(4 * PORT_COUNTERS + Object.keys(SwitchCounter).length);
     expect(c.switchBase).toBe(4 * PORT_COUNTERS);
   });
 
@@ -38,6 +38,7 @@ describe("Counters", () => {
     expect(c.sw(SwitchCounter.FdbAged)).toBe(5);
     expect(c.switchSnapshot()).toEqual({
       fdb_learned: 0, fdb_moved: 0, fdb_full: 0, fdb_aged: 5, unknown_unicast: 0, broadcast: 0, multicast: 0,
+      routed: 0, delivered: 0, icmp_sent: 0, arp_replies: 0, arp_requests: 0,
     });
   });
 

@@ -2,7 +2,7 @@
 import { isDeno } from "../../io/runtime.ts";
 import { BACKENDS, type BackendType } from "../../control/config.ts";
 import { labCheck, type CheckResult } from "../../control/check.ts";
-import { labDown, labStatus, labUp, readLabState, LabError, type SwitchStatus } from "../../control/lab.ts";
+import { labDown, labStatus, labUp, readLabState, type SwitchStatus } from "../../control/lab.ts";
 import { preflight } from "../../control/preflight.ts";
 import { choiceOption, intOption, type Command } from "../args.ts";
 import { formatTable } from "../table.ts";
@@ -16,27 +16,33 @@ export const labUpCommand: Command = {
   name: "lab up",
   summary: "create a cluster of namespaces on this machine and wait until it forwards",
   options: {
-    nodes: { type: "string", value: "N", help: "how many nodes (only 1 for now: cross-node forwarding is not built yet)", default: "1" },
-    pods: { type: "string", value: "P", help: "pods per node", default: "3" },
+    nodes: { type: "string", value: "N", help: "how many nodes", default: "2" },
+    pods: { type: "string", value: "P", help: "pods per node", default: "2" },
     prefix: prefixOption,
     backend: { type: "string", value: "TYPE", help: `how nodes reach each other: ${Object.keys(BACKENDS).join(" or ")}`, default: "udp" },
     runtime: { type: "string", value: "RT", help: "what runs the switches: node or deno", default: isDeno ? "deno" : "node" },
+    "kernel-node": { type: "string", value: "K", help: "make node K a plain Linux node (bridge, veth pods, VXLAN as flannel sets it up); needs --backend vxlan" },
   },
-  details: "Nodes and pods are network namespaces; each node runs a tapnet switch whose TAP ports are the pods' eth0.\nThe lab's journal, cluster config and switch logs are kept in /run/tapnet/<prefix>/. Remove it all with `tapnet lab down`.",
+  details: [
+    "Nodes and pods are network namespaces; each node runs a tapnet switch whose TAP ports are the pods' eth0.",
+    "Nodes share an underlay (a bridge in <prefix>-underlay, 192.168.56.0/24); <prefix>-outside, beyond node1 at",
+    "203.0.113.2, stands for the world outside the cluster.",
+    "The lab's journal, cluster config and switch logs are kept in /run/tapnet/<prefix>/. Remove it all with `tapnet lab down`.",
+  ].join("\n"),
   async run(p) {
     const nodes = intOption(p, "nodes", 1, 16);
     const pods = intOption(p, "pods", 0, 64);
     const backend = choiceOption(p, "backend", Object.keys(BACKENDS) as BackendType[]);
     const runtime = choiceOption(p, "runtime", ["node", "deno"] as const);
-    if (nodes > 1) throw new LabError("--nodes: only 1 node for now; cross-node forwarding (the udp and vxlan backends) is not built yet");
-    preflight(["root", "tun", "ip", "nsenter", "ping"]);
+    const kernelNode = p.values["kernel-node"] === undefined ? undefined : intOption(p, "kernel-node", 1, nodes);
+    preflight(["root", "tun", "ip", "nsenter", "ping", ...(nodes > 1 || kernelNode ? ["nft" as const] : [])]);
     const prefix = String(p.values.prefix);
     const abort = new AbortController();
     const onSignal = () => { err("interrupted: removing what the lab made so far"); abort.abort(); };
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     try {
-      const state = await labUp({ nodes, pods, prefix, backend, runtime, progress: (l) => err(l), signal: abort.signal });
+      const state = await labUp({ nodes, pods, prefix, backend, runtime, kernelNode, progress: (l) => err(l), signal: abort.signal });
       out(`lab ${prefix} is up: ${state.nodes.length} node(s), ${state.pods.length} pod(s), backend ${backend}`);
       out("next: tapnet lab status | tapnet lab check | " + downHint(prefix));
       return 0;
@@ -68,21 +74,27 @@ export const labStatusCommand: Command = {
     out(`lab ${s.prefix}: ${s.nodes.length} node(s), ${s.pods.length} pod(s), backend ${s.backend}, switches run on ${s.runtime}\n`);
     out(formatTable(["NODE", "NETNS", "ADDRESS", "POD CIDR", "GATEWAY", "PID", "SWITCH"], s.nodes.map((n) => {
       const sw = s.switches[n.name];
-      return [n.name, n.netns, n.address, n.podCidr, n.gateway, String(n.pid), "error" in sw ? `down: ${sw.error}` : "running"];
+      const state = "kernel" in sw ? "none: plain Linux (cni0, flannel.1)" : "error" in sw ? `down: ${sw.error}` : "running";
+      return [n.name, n.netns, n.address, n.podCidr, n.gateway, n.pid ? String(n.pid) : "-", state];
     })));
+    if (s.outside) out(`outside: ${s.outside.netns} at ${s.outside.address}, reached through node1`);
     out("");
+    const switches = Object.entries(s.switches).filter((e): e is [string, SwitchStatus] => "fdb" in e[1]);
     const learned = new Map<string, string>();
-    for (const [node, sw] of Object.entries(s.switches)) {
-      if ("error" in sw) continue;
-      for (const e of (sw as SwitchStatus).fdb) learned.set(e.mac, `${node} port ${e.port}, ${Math.round(e.age)}s ago`);
+    for (const [node, sw] of switches) {
+      for (const e of sw.fdb) learned.set(e.mac, `${node} port ${e.port}, ${Math.round(e.age)}s ago`);
     }
     out(formatTable(["POD", "NETNS", "NODE", "IP", "MAC", "IFNAME", "LEARNED"], s.pods.map((pod) =>
-      [pod.name, pod.netns, pod.node, pod.ip, pod.mac, pod.ifname, learned.get(pod.mac) ?? "not yet (no traffic)"])));
-    for (const [node, sw] of Object.entries(s.switches)) {
-      if ("error" in sw) continue;
+      [pod.name, pod.netns, pod.node, pod.ip, pod.mac, pod.ifname, learned.get(pod.mac) ?? (s.kernelNodes.includes(pod.node) ? "(kernel bridge)" : "not yet (no traffic)")])));
+    for (const [node, sw] of switches) {
       out(`\n${node} FDB: ${sw.fdb.length} entr${sw.fdb.length === 1 ? "y" : "ies"}`);
       out(formatTable(["MAC", "PORT", "DEVICE", "POD", "AGE"], sw.fdb.map((e) => [e.mac, String(e.port), e.device ?? "?", e.pod ?? "-", `${Math.round(e.age)}s`])));
       const drops = sw.ports.flatMap((pt) => Object.entries(pt.counters).filter(([k, v]) => k.startsWith("drop_") && v).map(([k, v]) => `${pt.pod ?? pt.ifname} ${k.slice(5)}=${v}`));
+      if (sw.tunnel) {
+        const t = sw.tunnel;
+        drops.push(...Object.entries(t).filter(([k, v]) => k.startsWith("drop_") && v).map(([k, v]) => `tunnel ${k.slice(5)}=${v}`));
+        out(`${node} tunnel: ${t.rx_frames} datagrams in, ${t.tx_frames} out; routed ${sw.counters.routed}, delivered ${sw.counters.delivered}, ICMP errors sent ${sw.counters.icmp_sent}`);
+      }
       out(`${node} drops: ${drops.length ? drops.join(", ") : "none"}`);
     }
     return 0;

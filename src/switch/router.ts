@@ -1,0 +1,396 @@
+/**
+ * The router in the switch: what happens to a pod's packet that leaves the node, and to a
+ * packet that arrives from another node. Bridging within the node is the bridge's (bridge.ts);
+ * the router sees only what it must:
+ *
+ *   - ARP asking for the gateway address: answered with the gateway MAC (tapnet0's) by the
+ *     switch itself; every ARP from a pod also teaches the neighbour table its MAC.
+ *   - An IPv4 frame sent to the gateway MAC (from a pod), or to a remote node's VTEP MAC (from
+ *     the node's kernel, through tapnet0, along the routes the agent installs), whose
+ *     destination is in another node's pod CIDR: routed. The TTL is decremented (checksum
+ *     updated incrementally), a TCP super-frame is cut into segments that fit the tunnel, a
+ *     partial checksum is completed, and the packet is encapsulated by the backend and sent to
+ *     the owning node's address.
+ *   - A destination inside the cluster CIDR that no node owns: ICMP destination unreachable
+ *     back to the sender. A packet with DF set larger than the tunnel MTU: ICMP fragmentation
+ *     needed, with the tunnel MTU as next-hop MTU. TTL running out: ICMP time exceeded.
+ *   - Anything else sent to the gateway MAC (the node itself, the world beyond it) is bridged
+ *     to tapnet0, and the node's kernel takes it from there (masquerading what leaves).
+ *   - A datagram from the tunnel: accepted only from a node in the subnet map, and never with
+ *     an inner source among another node's pods; its packet goes to the pod that owns the
+ *     destination (MAC from the neighbour table, port from the FDB), or to tapnet0 when it is
+ *     for the gateway address. Everything else is a counted drop.
+ */
+import { BACKENDS, type BackendType } from "../control/config.ts";
+import { ETH_OFF, type PeerMacs, type TunnelBackend } from "../tunnel/backend.ts";
+import { UdpBackend } from "../tunnel/udp.ts";
+import { putMac, VxlanBackend } from "../tunnel/vxlan.ts";
+import { ARP_LEN, ARP_REPLY, ARP_REQUEST, ARP_SHA, ARP_SPA, ArpView } from "../wire/arp.ts";
+import { get16, put16, put32 } from "../wire/bytes.ts";
+import { internetChecksum } from "../wire/checksum.ts";
+import { Drop } from "../wire/drop.ts";
+import { ETH_DST, ETH_HEADER_LEN, ETH_SRC, ETH_TYPE, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
+import { completeChecksum, GsoSegmenter } from "../wire/gso.ts";
+import {
+  ICMP_DEST_UNREACHABLE, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, ICMP_TIME_EXCEEDED,
+  UNREACH_FRAG_NEEDED, UNREACH_NET,
+} from "../wire/icmp.ts";
+import { IPV4_MIN_HEADER_LEN, Ipv4View, PROTO_ICMP } from "../wire/ipv4.ts";
+import { macHi, macLo, parseMac } from "../wire/mac.ts";
+import { GSO_NONE, GSO_TCPV4, GSO_UDP_L4, VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GSO_SIZE, vnetGsoType } from "../wire/virtio.ts";
+import { Counters, PORT_COUNTERS, PortCounter, SwitchCounter } from "./counters.ts";
+import { Neighbors } from "./neighbors.ts";
+import { SubnetMap } from "./routes.ts";
+
+/** The router's view of the cluster: plain data, passed to the datapath worker as it is. */
+export interface RouterConfig {
+  gatewayIp: number;
+  gatewayMac: string;
+  clusterNetwork: number;
+  clusterPrefix: number;
+  /** Largest IPv4 packet the tunnel carries: the pods' MTU. */
+  tunnelMtu: number;
+  /** This node's index in `nodes`. */
+  self: number;
+  nodes: { name: string; address: number; network: number; prefix: number; vtepMac: string }[];
+  backend: { type: BackendType; vni: number };
+}
+
+/** What the router needs from the rest of the datapath to send frames. */
+export interface RouterIo {
+  /** Writes a frame (with its virtio_net_hdr) to a TAP port; false if it could not. */
+  toPort(port: number, buf: Uint8Array, len: number): boolean;
+  /** Writes a frame to the port where the FDB has `hi:lo`, or floods it to every port but `except`. */
+  toMac(buf: Uint8Array, len: number, hi: number, lo: number, except: number): void;
+  /** Sends a datagram of `len` bytes at buf[off..] to node `peer`; false if it could not. */
+  toPeer(buf: Uint8Array, off: number, len: number, peer: number): boolean;
+}
+
+/** Room left before a segment's Ethernet header for the backend's headers. */
+const SEGMENT_HEADROOM = 16;
+const ARP_FRAME_LEN = ETH_OFF + ETH_HEADER_LEN + ARP_LEN;
+/** RFC 792: an ICMP error quotes the IP header and the first 8 bytes of the datagram. */
+const ICMP_QUOTE_DATA = 8;
+
+export function makeBackend(type: BackendType, vni: number, macs: PeerMacs): TunnelBackend {
+  return type === "vxlan" ? new VxlanBackend(vni, macs) : new UdpBackend();
+}
+
+export class Router {
+  readonly map: SubnetMap;
+  readonly neighbors: Neighbors;
+  readonly backend: TunnelBackend;
+  /** The tunnel's row in the counters: after the last TAP port. */
+  readonly tunnelPort: number;
+  gatewayPort = -1;
+  private readonly gwHi: number;
+  private readonly gwLo: number;
+  private readonly macs: PeerMacs;
+  private readonly clusterLast: number;
+  private readonly ip = new Ipv4View();
+  private readonly arp = new ArpView();
+  private readonly scratch = new Uint8Array(ETH_OFF + ETH_HEADER_LEN + 576);
+  private readonly segmentOut: Uint8Array;
+  private readonly segmenter: GsoSegmenter;
+  private segmentPeer = 0;
+  private segmentInPort = 0;
+  private readonly emitSegment: (out: Uint8Array, off: number, len: number) => void;
+  private readonly lastAsked: Float64Array;
+  private icmpId = 0;
+
+  constructor(readonly cfg: RouterConfig, readonly counters: Counters, readonly io: RouterIo) {
+    this.map = new SubnetMap(cfg.nodes);
+    const self = cfg.nodes[cfg.self];
+    this.neighbors = new Neighbors(self.network, self.prefix);
+    this.lastAsked = new Float64Array(2 ** (32 - self.prefix)).fill(-Infinity);
+    const gw = parseMac(cfg.gatewayMac)!;
+    this.gwHi = macHi(gw, 0);
+    this.gwLo = macLo(gw, 0);
+    const vteps = cfg.nodes.map((n) => parseMac(n.vtepMac)!);
+    this.macs = {
+      vtepHi: Uint16Array.from(vteps, (m) => macHi(m, 0)),
+      vtepLo: Uint32Array.from(vteps, (m) => macLo(m, 0)),
+      self: cfg.self,
+    };
+    this.backend = makeBackend(cfg.backend.type, cfg.backend.vni, this.macs);
+    this.clusterLast = cfg.clusterNetwork + 2 ** (32 - cfg.clusterPrefix) - 1;
+    this.tunnelPort = counters.maxPorts - 1;
+    // A segment: the headroom, an Ethernet header, and at most one tunnel MTU of IPv4.
+    this.segmentOut = new Uint8Array(SEGMENT_HEADROOM + ETH_HEADER_LEN + cfg.tunnelMtu);
+    this.segmenter = new GsoSegmenter(ETH_HEADER_LEN + cfg.tunnelMtu);
+    this.emitSegment = (out, off, len) => this.sendFrame(out, off, len - ETH_HEADER_LEN, this.segmentPeer, this.segmentInPort);
+    if (BACKENDS[cfg.backend.type].overhead !== 28 + this.backend.overhead) throw new Error("backend overhead mismatch");
+  }
+
+  private isVtepMac(hi: number, lo: number): boolean {
+    const { vtepHi, vtepLo } = this.macs;
+    for (let i = 0; i < vtepHi.length; i++) if (vtepLo[i] === lo && vtepHi[i] === hi && i !== this.cfg.self) return true;
+    return false;
+  }
+
+  /**
+   * A frame (virtio_net_hdr, then Ethernet at ETH_OFF) that came in on a TAP port. Returns
+   * true if the router took it (routed, answered or dropped), false to let the bridge have it.
+   */
+  fromPort(inPort: number, buf: Uint8Array, len: number): boolean {
+    const ethLen = len - ETH_OFF;
+    if (ethLen < ETH_HEADER_LEN) return false;
+    const type = get16(buf, ETH_OFF + ETH_TYPE);
+    if (type === ETHERTYPE_ARP) return this.fromPortArp(inPort, buf, ethLen);
+    if (type !== ETHERTYPE_IPV4) return false;
+    const dHi = macHi(buf, ETH_OFF + ETH_DST);
+    const dLo = macLo(buf, ETH_OFF + ETH_DST);
+    const toGateway = dHi === this.gwHi && dLo === this.gwLo;
+    const toVtep = !toGateway && inPort === this.gatewayPort && this.isVtepMac(dHi, dLo);
+    if (!toGateway && !toVtep) return false;
+    const ip = this.ip;
+    const r = ip.wrap(buf, ETH_OFF + ETH_HEADER_LEN, ethLen - ETH_HEADER_LEN);
+    if (r !== Drop.None) {
+      this.counters.drop(inPort, r);
+      return true;
+    }
+    const src = ip.src;
+    if (inPort !== this.gatewayPort && src !== this.cfg.gatewayIp) {
+      this.neighbors.learn(src, macHi(buf, ETH_OFF + ETH_SRC), macLo(buf, ETH_OFF + ETH_SRC));
+    }
+    const dst = ip.dst;
+    const node = this.map.nodeForIp(dst);
+    if (node >= 0 && node !== this.cfg.self) {
+      this.route(inPort, buf, len, node);
+      return true;
+    }
+    if (node < 0 && dst >= this.cfg.clusterNetwork && dst <= this.clusterLast) {
+      this.icmpError(inPort, buf, ICMP_DEST_UNREACHABLE, UNREACH_NET, 0);
+      this.counters.drop(inPort, Drop.ClusterUnreachable);
+      return true;
+    }
+    if (toVtep) {
+      this.counters.drop(inPort, Drop.NoRoute);
+      return true;
+    }
+    return false; // for the node or beyond it: bridged to tapnet0
+  }
+
+  private fromPortArp(inPort: number, buf: Uint8Array, ethLen: number): boolean {
+    const arp = this.arp;
+    if (arp.wrap(buf, ETH_OFF + ETH_HEADER_LEN, ethLen - ETH_HEADER_LEN) !== Drop.None) return false;
+    const spa = arp.senderIp;
+    const shaOff = ETH_OFF + ETH_HEADER_LEN + ARP_SHA;
+    if (inPort !== this.gatewayPort && spa !== this.cfg.gatewayIp && spa !== 0) {
+      this.neighbors.learn(spa, macHi(buf, shaOff), macLo(buf, shaOff));
+    }
+    if (arp.operation !== ARP_REQUEST || arp.targetIp !== this.cfg.gatewayIp || inPort === this.gatewayPort) return false;
+    // Answer for the gateway: to the asker, from the gateway MAC.
+    const s = this.scratch;
+    s.fill(0, 0, ETH_OFF);
+    for (let i = 0; i < 6; i++) s[ETH_OFF + ETH_DST + i] = buf[shaOff + i];
+    putMac(s, ETH_OFF + ETH_SRC, this.gwHi, this.gwLo);
+    put16(s, ETH_OFF + ETH_TYPE, ETHERTYPE_ARP);
+    const a = ETH_OFF + ETH_HEADER_LEN;
+    for (let i = 0; i < 6; i++) s[a + i] = buf[a + i]; // htype, ptype, hlen, plen
+    put16(s, a + 6, ARP_REPLY);
+    putMac(s, a + ARP_SHA, this.gwHi, this.gwLo);
+    put32(s, a + ARP_SPA, this.cfg.gatewayIp);
+    for (let i = 0; i < 10; i++) s[a + 18 + i] = buf[shaOff + i]; // target: the asker's MAC and IP
+    if (this.io.toPort(inPort, s, ARP_FRAME_LEN)) this.counters.v[this.counters.switchBase + SwitchCounter.ArpReplies]++;
+    return true;
+  }
+
+  /** Routes the IPv4 frame in `buf` (already checked by `this.ip`) to node `peer`. */
+  private route(inPort: number, buf: Uint8Array, len: number, peer: number): void {
+    const ip = this.ip;
+    if (ip.ttl <= 1) {
+      this.icmpError(inPort, buf, ICMP_TIME_EXCEEDED, 0, 0);
+      this.counters.drop(inPort, Drop.TtlExpired);
+      return;
+    }
+    const gso = vnetGsoType(buf, 0);
+    if (gso === GSO_NONE) {
+      if (ip.totalLen > this.cfg.tunnelMtu) {
+        if (ip.dontFragment) {
+          this.icmpError(inPort, buf, ICMP_DEST_UNREACHABLE, UNREACH_FRAG_NEEDED, this.cfg.tunnelMtu);
+          this.counters.drop(inPort, Drop.FragNeeded);
+        } else {
+          this.counters.drop(inPort, Drop.TooBig);
+        }
+        return;
+      }
+      ip.decrementTtl();
+      if (buf[0] & VNET_F_NEEDS_CSUM) {
+        const r = completeChecksum(buf, ETH_OFF, len - ETH_OFF, { csumStart: le16(buf, VNET_CSUM_START), csumOffset: le16(buf, VNET_CSUM_OFFSET) });
+        if (r !== Drop.None) {
+          this.counters.drop(inPort, r);
+          return;
+        }
+      }
+      this.sendFrame(buf, ETH_OFF, ip.totalLen, peer, inPort);
+    } else if (gso === GSO_TCPV4 || gso === GSO_UDP_L4) {
+      ip.decrementTtl();
+      this.segmentPeer = peer;
+      this.segmentInPort = inPort;
+      const r = this.segmenter.segment(buf, ETH_OFF, len - ETH_OFF, gso, le16(buf, VNET_GSO_SIZE), this.segmentOut, SEGMENT_HEADROOM, this.emitSegment);
+      if (r !== Drop.None) this.counters.drop(inPort, r);
+    } else {
+      this.counters.drop(inPort, Drop.GsoUnsupported);
+    }
+  }
+
+  /** Encapsulates the frame at buf[ethOff..] (IPv4 of `ipLen` bytes) and sends it to `peer`. */
+  private sendFrame(buf: Uint8Array, ethOff: number, ipLen: number, peer: number, inPort: number): void {
+    const off = this.backend.encapsulate(buf, ethOff, ipLen, peer);
+    const dlen = ethOff + ETH_HEADER_LEN + ipLen - off;
+    const v = this.counters.v;
+    if (this.io.toPeer(buf, off, dlen, peer)) {
+      const t = this.tunnelPort * PORT_COUNTERS;
+      v[t + PortCounter.TxFrames]++;
+      v[t + PortCounter.TxBytes] += dlen;
+      v[this.counters.switchBase + SwitchCounter.Routed]++;
+    } else {
+      this.counters.drop(inPort, Drop.TxError);
+    }
+  }
+
+  /**
+   * A datagram of `len` bytes received at buf[backend.recvOff..] from underlay address `from`.
+   * On delivery, the frame written to a TAP starts at buf[0] with a zeroed virtio_net_hdr.
+   */
+  fromTunnel(buf: Uint8Array, len: number, from: number, now: number): void {
+    const t = this.tunnelPort;
+    const v = this.counters.v;
+    v[t * PORT_COUNTERS + PortCounter.RxFrames]++;
+    v[t * PORT_COUNTERS + PortCounter.RxBytes] += len;
+    const peer = this.map.nodeForAddress(from);
+    if (peer < 0 || peer === this.cfg.self) {
+      this.counters.drop(t, Drop.TunnelUnknownPeer);
+      return;
+    }
+    const d = this.backend.decapsulate(buf, len);
+    if (d !== Drop.None) {
+      this.counters.drop(t, d);
+      return;
+    }
+    const ip = this.ip;
+    const innerLen = this.backend.innerLen(len);
+    const ipOff = ETH_OFF + ETH_HEADER_LEN;
+    const r = ip.wrap(buf, ipOff, innerLen);
+    if (r !== Drop.None) {
+      this.counters.drop(t, r);
+      return;
+    }
+    if (!ip.checksumValid()) {
+      this.counters.drop(t, Drop.Ipv4BadChecksum);
+      return;
+    }
+    // A node may speak for its own pods and for itself (its host addresses answer pods too),
+    // never for another node's pods.
+    const src = ip.src;
+    if (src >= this.cfg.clusterNetwork && src <= this.clusterLast && !this.map.owns(peer, src)) {
+      this.counters.drop(t, Drop.TunnelSpoofed);
+      return;
+    }
+    const dst = ip.dst;
+    const frameLen = ETH_OFF + ETH_HEADER_LEN + ip.totalLen;
+    buf.fill(0, 0, ETH_OFF); // virtio_net_hdr: a plain frame, checksums to be verified
+    if (dst === this.cfg.gatewayIp) {
+      if (this.gatewayPort < 0) {
+        this.counters.drop(t, Drop.NoPort);
+        return;
+      }
+      putMac(buf, ETH_OFF + ETH_DST, this.gwHi, this.gwLo);
+      putMac(buf, ETH_OFF + ETH_SRC, this.macs.vtepHi[peer], this.macs.vtepLo[peer]);
+      if (this.io.toPort(this.gatewayPort, buf, frameLen)) v[this.counters.switchBase + SwitchCounter.Delivered]++;
+      else this.counters.drop(t, Drop.TxError);
+      return;
+    }
+    if (!this.neighbors.contains(dst)) {
+      this.counters.drop(t, Drop.TunnelNotLocal);
+      return;
+    }
+    if (ip.ttl <= 1) {
+      this.counters.drop(t, Drop.TtlExpired);
+      return;
+    }
+    if (!this.neighbors.known(dst)) {
+      this.askFor(dst, now);
+      this.counters.drop(t, Drop.NeighUnresolved);
+      return;
+    }
+    ip.decrementTtl();
+    const hi = this.neighbors.hi(dst);
+    const lo = this.neighbors.lo(dst);
+    putMac(buf, ETH_OFF + ETH_DST, hi, lo);
+    putMac(buf, ETH_OFF + ETH_SRC, this.gwHi, this.gwLo);
+    this.io.toMac(buf, frameLen, hi, lo, -1);
+    v[this.counters.switchBase + SwitchCounter.Delivered]++;
+  }
+
+  /** Broadcasts an ARP request for `ip` from the gateway, at most once a second per address. */
+  private askFor(ip: number, now: number): void {
+    const i = ip - this.neighbors.network;
+    if (now - this.lastAsked[i] < 1) return;
+    this.lastAsked[i] = now;
+    const s = this.scratch;
+    s.fill(0, 0, ARP_FRAME_LEN);
+    s.fill(0xff, ETH_OFF + ETH_DST, ETH_OFF + ETH_DST + 6);
+    putMac(s, ETH_OFF + ETH_SRC, this.gwHi, this.gwLo);
+    put16(s, ETH_OFF + ETH_TYPE, ETHERTYPE_ARP);
+    const a = ETH_OFF + ETH_HEADER_LEN;
+    put16(s, a, 1);
+    put16(s, a + 2, ETHERTYPE_IPV4);
+    s[a + 4] = 6;
+    s[a + 5] = 4;
+    put16(s, a + 6, ARP_REQUEST);
+    putMac(s, a + ARP_SHA, this.gwHi, this.gwLo);
+    put32(s, a + ARP_SPA, this.cfg.gatewayIp);
+    put32(s, a + 24, ip);
+    this.io.toMac(s, ARP_FRAME_LEN, 0xffff, 0xffffffff, this.gatewayPort);
+    this.counters.v[this.counters.switchBase + SwitchCounter.ArpRequests]++;
+  }
+
+  /**
+   * Sends an ICMP error about the IPv4 packet in `buf` (checked by `this.ip`) back out of
+   * `inPort`, from the gateway address, quoting its header and first 8 bytes (RFC 792).
+   * Never about an ICMP error, nor about a fragment other than the first (RFC 1812 4.3.2.7).
+   */
+  private icmpError(inPort: number, buf: Uint8Array, type: number, code: number, rest: number): void {
+    const ip = this.ip;
+    const ipOff = ETH_OFF + ETH_HEADER_LEN;
+    if ((ip.flagsFrag & 0x1fff) !== 0) return;
+    if (ip.protocol === PROTO_ICMP) {
+      const t = ip.payloadLen > 0 ? buf[ip.payloadOff] : -1;
+      if (t !== ICMP_ECHO_REQUEST && t !== ICMP_ECHO_REPLY) return;
+    }
+    const quote = Math.min(ip.totalLen, ip.headerLen + ICMP_QUOTE_DATA);
+    const s = this.scratch;
+    s.fill(0, 0, ETH_OFF);
+    for (let i = 0; i < 6; i++) s[ETH_OFF + ETH_DST + i] = buf[ETH_OFF + ETH_SRC + i];
+    putMac(s, ETH_OFF + ETH_SRC, this.gwHi, this.gwLo);
+    put16(s, ETH_OFF + ETH_TYPE, ETHERTYPE_IPV4);
+    const o = ipOff;
+    const total = IPV4_MIN_HEADER_LEN + ICMP_HEADER_LEN + quote;
+    s[o] = 0x45;
+    s[o + 1] = 0;
+    put16(s, o + 2, total);
+    put16(s, o + 4, this.icmpId = (this.icmpId + 1) & 0xffff);
+    put16(s, o + 6, 0);
+    s[o + 8] = 64;
+    s[o + 9] = PROTO_ICMP;
+    put16(s, o + 10, 0);
+    put32(s, o + 12, this.cfg.gatewayIp);
+    put32(s, o + 16, ip.src);
+    put16(s, o + 10, internetChecksum(s, o, IPV4_MIN_HEADER_LEN));
+    const c = o + IPV4_MIN_HEADER_LEN;
+    s[c] = type;
+    s[c + 1] = code;
+    put16(s, c + 2, 0);
+    put32(s, c + 4, rest);
+    for (let i = 0; i < quote; i++) s[c + ICMP_HEADER_LEN + i] = buf[ipOff + i];
+    put16(s, c + 2, internetChecksum(s, c, ICMP_HEADER_LEN + quote));
+    if (this.io.toPort(inPort, s, ETH_OFF + ETH_HEADER_LEN + total)) this.counters.v[this.counters.switchBase + SwitchCounter.IcmpSent]++;
+  }
+}
+
+function le16(b: Uint8Array, o: number): number {
+  return b[o] | (b[o + 1] << 8);
+}
+

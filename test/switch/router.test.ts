@@ -1,0 +1,402 @@
+// The router in the switch, with in-memory ports and tunnel: what it routes, answers, drops.
+import { describe, expect, it } from "vitest";
+import { Counters, SwitchCounter } from "../../src/switch/counters.ts";
+import { Router, type RouterConfig, type RouterIo } from "../../src/switch/router.ts";
+import { ETH_OFF } from "../../src/tunnel/backend.ts";
+import { emitArp, parseArp } from "../../src/wire/arp.ts";
+import { get16, put16 } from "../../src/wire/bytes.ts";
+import { internetChecksum, pseudoHeaderSum } from "../../src/wire/checksum.ts";
+import { emitEthernet, parseEthernet, type EthernetRepr } from "../../src/wire/ethernet.ts";
+import { parseIcmp } from "../../src/wire/icmp.ts";
+import { emitIpv4, formatIpv4, parseIpv4, parseIpv4Address } from "../../src/wire/ipv4.ts";
+import { emitTcp } from "../../src/wire/tcp.ts";
+import { emitUdp } from "../../src/wire/udp.ts";
+import { emitVirtioNetHdr, GSO_TCPV4, VNET_F_NEEDS_CSUM } from "../../src/wire/virtio.ts";
+import { emitVxlan } from "../../src/wire/vxlan.ts";
+
+const ip = (s: string) => parseIpv4Address(s)!;
+const GW = "10.244.1.1";
+const GW_MAC = "0a:58:0a:f4:01:01";
+const POD_A = { ip: "10.244.1.2", mac: "0a:58:0a:f4:01:02", port: 1 };
+const POD_B = { ip: "10.244.1.3", mac: "0a:58:0a:f4:01:03", port: 2 };
+const VTEP = ["0e:00:c0:a8:38:0b", "0e:00:c0:a8:38:0c", "0e:00:c0:a8:38:0d"];
+const ADDR = ["192.168.56.11", "192.168.56.12", "192.168.56.13"];
+const MTU = 1472;
+const GATEWAY_PORT = 0;
+
+function config(type: "udp" | "vxlan", mtu = MTU): RouterConfig {
+  return {
+    gatewayIp: ip(GW), gatewayMac: GW_MAC, clusterNetwork: ip("10.244.0.0"), clusterPrefix: 16, tunnelMtu: mtu, self: 0,
+    nodes: [1, 2, 3].map((i) => ({ name: `node${i}`, address: ip(ADDR[i - 1]), network: ip(`10.244.${i}.0`), prefix: 24, vtepMac: VTEP[i - 1] })),
+    backend: { type, vni: 1 },
+  };
+}
+
+class FakeIo implements RouterIo {
+  toPorts: { port: number; bytes: Uint8Array }[] = [];
+  toMacs: { except: number; bytes: Uint8Array }[] = [];
+  toPeers: { peer: number; bytes: Uint8Array }[] = [];
+  toPort(port: number, buf: Uint8Array, len: number): boolean {
+    this.toPorts.push({ port, bytes: buf.slice(0, len) });
+    return true;
+  }
+  toMac(buf: Uint8Array, len: number, _hi: number, _lo: number, except: number): void {
+    this.toMacs.push({ except, bytes: buf.slice(0, len) });
+  }
+  toPeer(buf: Uint8Array, off: number, len: number, peer: number): boolean {
+    this.toPeers.push({ peer, bytes: buf.slice(off, off + len) });
+    return true;
+  }
+}
+
+function setup(type: "udp" | "vxlan" = "udp", mtu = MTU) {
+  const counters = new Counters(8);
+  const io = new FakeIo();
+  const router = new Router(config(type, mtu), counters, io);
+  router.gatewayPort = GATEWAY_PORT;
+  const drops = (port: number) => Object.fromEntries(Object.entries(counters.portSnapshot(port)).filter(([k]) => k.startsWith("drop_")));
+  return { router, io, counters, drops, tunnel: router.tunnelPort };
+}
+
+interface Packet {
+  eth?: Partial<EthernetRepr>;
+  src: string;
+  dst: string;
+  ttl?: number;
+  df?: boolean;
+  payloadLen?: number;
+  protocol?: number;
+}
+
+/** A frame as a TAP hands it over: virtio_net_hdr (zeros unless `vnet`), Ethernet, IPv4, UDP. */
+function ipFrame(p: Packet): Uint8Array {
+  const payloadLen = p.payloadLen ?? 32;
+  const b = new Uint8Array(ETH_OFF + 14 + 20 + 8 + payloadLen);
+  emitEthernet({ dst: GW_MAC, src: POD_A.mac, vlans: [], etherType: 0x0800, ...p.eth }, b, ETH_OFF);
+  emitIpv4({ tos: 0, id: 7, dontFragment: p.df ?? false, moreFragments: false, fragmentOffset: 0, ttl: p.ttl ?? 64,
+    protocol: p.protocol ?? 17, src: p.src, dst: p.dst, payloadLen: 8 + payloadLen }, b, ETH_OFF + 14);
+  const data = Uint8Array.from({ length: payloadLen }, (_, i) => i & 0xff);
+  emitUdp({ srcPort: 1234, dstPort: 5678, payload: data }, b, ETH_OFF + 34, { src: ip(p.src), dst: ip(p.dst) });
+  return b;
+}
+
+function ipHeaderValid(b: Uint8Array, off: number): boolean {
+  return internetChecksum(b, off, (b[off] & 0x0f) * 4) === 0;
+}
+
+describe("ARP for the gateway", () => {
+  it("is answered by the switch with the gateway MAC, to the asker, and teaches the neighbour table", () => {
+    const { router, io, counters } = setup();
+    const b = new Uint8Array(ETH_OFF + 14 + 28);
+    emitEthernet({ dst: "ff:ff:ff:ff:ff:ff", src: POD_A.mac, vlans: [], etherType: 0x0806 }, b, ETH_OFF);
+    emitArp({ operation: 1, senderMac: POD_A.mac, senderIp: POD_A.ip, targetMac: "00:00:00:00:00:00", targetIp: GW }, b, ETH_OFF + 14);
+    expect(router.fromPort(POD_A.port, b, b.length)).toBe(true);
+    expect(io.toPorts).toHaveLength(1);
+    const reply = io.toPorts[0];
+    expect(reply.port).toBe(POD_A.port);
+    expect(parseEthernet(reply.bytes.subarray(ETH_OFF))).toMatchObject({ dst: POD_A.mac, src: GW_MAC, etherType: 0x0806 });
+    expect(parseArp(reply.bytes.subarray(ETH_OFF + 14))).toEqual({ operation: 2, senderMac: GW_MAC, senderIp: GW, targetMac: POD_A.mac, targetIp: POD_A.ip });
+    expect(router.neighbors.entries()).toEqual([{ ip: POD_A.ip, mac: POD_A.mac }]);
+    expect(counters.sw(SwitchCounter.ArpReplies)).toBe(1);
+  });
+
+  it("leaves other ARP to the bridge, but still learns the sender", () => {
+    const { router, io } = setup();
+    const b = new Uint8Array(ETH_OFF + 14 + 28);
+    emitEthernet({ dst: "ff:ff:ff:ff:ff:ff", src: POD_B.mac, vlans: [], etherType: 0x0806 }, b, ETH_OFF);
+    emitArp({ operation: 1, senderMac: POD_B.mac, senderIp: POD_B.ip, targetMac: "00:00:00:00:00:00", targetIp: POD_A.ip }, b, ETH_OFF + 14);
+    expect(router.fromPort(POD_B.port, b, b.length)).toBe(false);
+    expect(io.toPorts).toEqual([]);
+    expect(router.neighbors.entries()).toEqual([{ ip: POD_B.ip, mac: POD_B.mac }]);
+  });
+});
+
+describe("routing to another node", () => {
+  it("udp backend: the datagram is the IPv4 packet, TTL decremented, checksum still valid", () => {
+    const { router, io, counters } = setup("udp");
+    const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5" });
+    expect(router.fromPort(POD_A.port, f, f.length)).toBe(true);
+    expect(io.toPeers).toHaveLength(1);
+    const { peer, bytes } = io.toPeers[0];
+    expect(peer).toBe(1);
+    expect(parseIpv4(bytes)).toMatchObject({ src: POD_A.ip, dst: "10.244.2.5", ttl: 63, payloadLen: 40 });
+    expect(ipHeaderValid(bytes, 0)).toBe(true);
+    expect(bytes.length).toBe(20 + 8 + 32);
+    expect(counters.sw(SwitchCounter.Routed)).toBe(1);
+    expect(counters.portSnapshot(router.tunnelPort)).toMatchObject({ tx_frames: 1, tx_bytes: 60 });
+  });
+
+  it("vxlan backend: VXLAN header with the VNI, inner frame from our VTEP MAC to theirs", () => {
+    const { router, io } = setup("vxlan");
+    const f = ipFrame({ src: POD_A.ip, dst: "10.244.3.9" });
+    expect(router.fromPort(POD_A.port, f, f.length)).toBe(true);
+    const { peer, bytes } = io.toPeers[0];
+    expect(peer).toBe(2);
+    expect(Array.from(bytes.subarray(0, 8))).toEqual([0x08, 0, 0, 0, 0, 0, 1, 0]);
+    expect(parseEthernet(bytes.subarray(8))).toMatchObject({ dst: VTEP[2], src: VTEP[0], etherType: 0x0800 });
+    expect(parseIpv4(bytes.subarray(22))).toMatchObject({ dst: "10.244.3.9", ttl: 63 });
+    expect(bytes.length).toBe(8 + 14 + 60);
+  });
+
+  it("takes the node kernel's frames sent to a remote VTEP MAC through tapnet0, but not a pod's", () => {
+    const { router, io } = setup();
+    const f = ipFrame({ eth: { dst: VTEP[1], src: GW_MAC }, src: GW, dst: "10.244.2.5" });
+    expect(router.fromPort(GATEWAY_PORT, f, f.length)).toBe(true);
+    expect(io.toPeers.map((p) => p.peer)).toEqual([1]);
+    const g = ipFrame({ eth: { dst: VTEP[1] }, src: POD_A.ip, dst: "10.244.2.5" });
+    expect(router.fromPort(POD_A.port, g, g.length)).toBe(false);
+  });
+
+  it("leaves what is for the node itself, or beyond the cluster, to the bridge (tapnet0)", () => {
+    const { router, io } = setup();
+    for (const dst of [GW, "192.168.56.11", "8.8.8.8", "10.244.1.3"]) {
+      const f = ipFrame({ src: POD_A.ip, dst });
+      expect(router.fromPort(POD_A.port, f, f.length), dst).toBe(false);
+    }
+    expect(io.toPeers).toEqual([]);
+  });
+
+  it("does not touch frames for other MACs", () => {
+    const { router } = setup();
+    const f = ipFrame({ eth: { dst: POD_B.mac }, src: POD_A.ip, dst: "10.244.2.5" });
+    expect(router.fromPort(POD_A.port, f, f.length)).toBe(false);
+  });
+
+  it("completes a partial checksum before sending", () => {
+    const { router, io } = setup();
+    const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5" });
+    // As the kernel leaves it with checksum offload: the pseudo-header sum in the field.
+    const udpOff = ETH_OFF + 34;
+    put16(f, udpOff + 6, pseudoHeaderSum(ip(POD_A.ip), ip("10.244.2.5"), 17, 40) % 0xffff);
+    emitVirtioNetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 34, csumOffset: 6 }, f, 0);
+    router.fromPort(POD_A.port, f, f.length);
+    const d = io.toPeers[0].bytes;
+    expect(internetChecksum(d, 20, 40, pseudoHeaderSum(ip(POD_A.ip), ip("10.244.2.5"), 17, 40))).toBe(0);
+  });
+
+  it("cuts a TCP super-frame into segments that fit the tunnel, each with valid checksums", () => {
+    const { router, io } = setup("vxlan", 1450);
+    const mss = 1410;
+    const payload = 10_000;
+    const b = new Uint8Array(ETH_OFF + 14 + 20 + 20 + payload);
+    emitEthernet({ dst: GW_MAC, src: POD_A.mac, vlans: [], etherType: 0x0800 }, b, ETH_OFF);
+    emitIpv4({ tos: 0, id: 100, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: 6, src: POD_A.ip, dst: "10.244.2.5", payloadLen: 20 + payload }, b, ETH_OFF + 14);
+    emitTcp({ srcPort: 40000, dstPort: 5201, seq: 1000, ack: 1, flags: 0x18, window: 500, checksum: 0, urgent: 0, options: new Uint8Array(0) }, b, ETH_OFF + 34);
+    for (let i = 0; i < payload; i++) b[ETH_OFF + 54 + i] = (i * 7) & 0xff;
+    emitVirtioNetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: mss, csumStart: 34, csumOffset: 16 }, b, 0);
+    expect(router.fromPort(POD_A.port, b, b.length)).toBe(true);
+    expect(io.toPeers).toHaveLength(Math.ceil(payload / mss));
+    const got: number[] = [];
+    for (const { bytes } of io.toPeers) {
+      const ipPkt = bytes.subarray(22);
+      const r = parseIpv4(ipPkt);
+      if (typeof r === "number") throw new Error(`bad segment ${r}`);
+      expect(20 + r.payloadLen).toBeLessThanOrEqual(1450);
+      expect(r.ttl).toBe(63);
+      const tcpLen = r.payloadLen;
+      expect(internetChecksum(ipPkt, 20, tcpLen, pseudoHeaderSum(ip(POD_A.ip), ip("10.244.2.5"), 6, tcpLen))).toBe(0);
+      got.push(...ipPkt.subarray(40, 20 + tcpLen));
+    }
+    expect(got).toEqual(Array.from({ length: payload }, (_, i) => (i * 7) & 0xff));
+  });
+});
+
+describe("ICMP errors from the gateway", () => {
+  function icmpOf(io: FakeIo) {
+    expect(io.toPorts).toHaveLength(1);
+    const f = io.toPorts[0].bytes;
+    const eth = parseEthernet(f.subarray(ETH_OFF));
+    const ipr = parseIpv4(f.subarray(ETH_OFF + 14));
+    if (typeof ipr === "number") throw new Error(`bad ICMP IP header ${ipr}`);
+    const icmpBytes = f.subarray(ETH_OFF + 34);
+    expect(internetChecksum(icmpBytes, 0, icmpBytes.length)).toBe(0);
+    const icmp = parseIcmp(icmpBytes);
+    if (typeof icmp === "number") throw new Error(`bad ICMP ${icmp}`);
+    return { port: io.toPorts[0].port, eth, ip: ipr, icmp };
+  }
+
+  it("destination unreachable for a cluster address no node owns", () => {
+    const { router, io, drops } = setup();
+    const f = ipFrame({ src: POD_A.ip, dst: "10.244.200.1" });
+    expect(router.fromPort(POD_A.port, f, f.length)).toBe(true);
+    const m = icmpOf(io);
+    expect(m.port).toBe(POD_A.port);
+    expect(m.eth).toMatchObject({ dst: POD_A.mac, src: GW_MAC });
+    expect(m.ip).toMatchObject({ src: GW, dst: POD_A.ip, protocol: 1 });
+    expect(m.icmp).toMatchObject({ type: 3, code: 0 });
+    // the quote: the original header (TTL untouched) and 8 bytes after it
+    expect(Array.from(m.icmp.data)).toEqual(Array.from(f.subarray(ETH_OFF + 14, ETH_OFF + 14 + 28)));
+    expect(drops(POD_A.port)).toEqual({ drop_cluster_unreachable: 1 });
+    expect(io.toPeers).toEqual([]);
+  });
+
+  it("fragmentation needed, with the tunnel MTU, for a DF packet too large for the tunnel", () => {
+    const { router, io, drops } = setup("udp", 1000);
+    const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5", df: true, payloadLen: 1000 });
+    router.fromPort(POD_A.port, f, f.length);
+    const m = icmpOf(io);
+    expect(m.icmp).toMatchObject({ type: 3, code: 4, rest: 1000 });
+    expect(drops(POD_A.port)).toEqual({ drop_frag_needed: 1 });
+  });
+
+  it("drops, counted, a packet too large without DF (no fragmentation here)", () => {
+    const { router, io, drops } = setup("udp", 1000);
+    const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5", payloadLen: 1000 });
+    router.fromPort(POD_A.port, f, f.length);
+    expect(io.toPorts).toEqual([]);
+    expect(io.toPeers).toEqual([]);
+    expect(drops(POD_A.port)).toEqual({ drop_too_big: 1 });
+  });
+
+  it("time exceeded when the TTL runs out", () => {
+    const { router, io, drops } = setup();
+    const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5", ttl: 1 });
+    router.fromPort(POD_A.port, f, f.length);
+    expect(icmpOf(io).icmp).toMatchObject({ type: 11, code: 0 });
+    expect(drops(POD_A.port)).toEqual({ drop_ttl_expired: 1 });
+  });
+
+  it("never about an ICMP error", () => {
+    const { router, io, drops } = setup();
+    const f = ipFrame({ src: POD_A.ip, dst: "10.244.200.1", protocol: 1 });
+    f[ETH_OFF + 34] = 3; // an ICMP destination unreachable itself
+    router.fromPort(POD_A.port, f, f.length);
+    expect(io.toPorts).toEqual([]);
+    expect(drops(POD_A.port)).toEqual({ drop_cluster_unreachable: 1 });
+  });
+});
+
+/** A slot holding a datagram from the tunnel, at the backend's receive offset. */
+function datagram(router: Router, type: "udp" | "vxlan", p: Packet, innerDstMac = VTEP[0], vni = 1): { slot: Uint8Array; len: number } {
+  const f = ipFrame(p);
+  const ipPkt = f.subarray(ETH_OFF + 14);
+  const slot = new Uint8Array(2048);
+  const off = router.backend.recvOff;
+  if (type === "udp") {
+    slot.set(ipPkt, off);
+    return { slot, len: ipPkt.length };
+  }
+  emitVxlan({ vni }, slot, off);
+  emitEthernet({ dst: innerDstMac, src: VTEP[1], vlans: [], etherType: 0x0800 }, slot, off + 8);
+  slot.set(ipPkt, off + 22);
+  return { slot, len: 22 + ipPkt.length };
+}
+
+describe("from the tunnel", () => {
+  for (const type of ["udp", "vxlan"] as const) {
+    it(`${type}: delivers to the pod's MAC from the gateway MAC, TTL decremented`, () => {
+      const { router, io, counters } = setup(type);
+      router.neighbors.learn(ip(POD_B.ip), 0x0a58, 0x0af40103);
+      const { slot, len } = datagram(router, type, { src: "10.244.2.5", dst: POD_B.ip });
+      router.fromTunnel(slot, len, ip(ADDR[1]), 0);
+      expect(io.toMacs).toHaveLength(1);
+      const out = io.toMacs[0].bytes;
+      expect(Array.from(out.subarray(0, ETH_OFF))).toEqual(new Array(ETH_OFF).fill(0));
+      expect(parseEthernet(out.subarray(ETH_OFF))).toMatchObject({ dst: POD_B.mac, src: GW_MAC, etherType: 0x0800 });
+      expect(parseIpv4(out.subarray(ETH_OFF + 14))).toMatchObject({ src: "10.244.2.5", dst: POD_B.ip, ttl: 63 });
+      expect(out.length).toBe(ETH_OFF + 14 + 60);
+      expect(counters.sw(SwitchCounter.Delivered)).toBe(1);
+      expect(counters.portSnapshot(router.tunnelPort)).toMatchObject({ rx_frames: 1, rx_bytes: len });
+    });
+
+    it(`${type}: accepts a node's own host address as inner source (its answers to pods)`, () => {
+      const { router, io } = setup(type);
+      router.neighbors.learn(ip(POD_B.ip), 0x0a58, 0x0af40103);
+      const { slot, len } = datagram(router, type, { src: ADDR[1], dst: POD_B.ip });
+      router.fromTunnel(slot, len, ip(ADDR[1]), 0);
+      expect(io.toMacs).toHaveLength(1);
+    });
+
+    it(`${type}: hands what is for the gateway address to tapnet0, from the sender's VTEP MAC`, () => {
+      const { router, io } = setup(type);
+      const { slot, len } = datagram(router, type, { src: "10.244.2.5", dst: GW });
+      router.fromTunnel(slot, len, ip(ADDR[1]), 0);
+      expect(io.toPorts.map((p) => p.port)).toEqual([GATEWAY_PORT]);
+      expect(parseEthernet(io.toPorts[0].bytes.subarray(ETH_OFF))).toMatchObject({ dst: GW_MAC, src: VTEP[1] });
+    });
+
+    it(`${type}: drops, counted, datagrams from strangers, spoofed sources and foreign destinations`, () => {
+      const { router, io, drops, tunnel } = setup(type);
+      router.neighbors.learn(ip(POD_B.ip), 0x0a58, 0x0af40103);
+      const send = (p: Packet, from: string) => {
+        const { slot, len } = datagram(router, type, p);
+        router.fromTunnel(slot, len, ip(from), 0);
+      };
+      send({ src: "10.244.2.5", dst: POD_B.ip }, "192.168.56.99"); // not a node
+      send({ src: "10.244.2.5", dst: POD_B.ip }, ADDR[0]); // ourselves
+      send({ src: "10.244.3.5", dst: POD_B.ip }, ADDR[1]); // node2 speaking for node3's pods
+      send({ src: "10.244.2.5", dst: "10.244.3.7" }, ADDR[1]); // not ours to deliver
+      send({ src: "10.244.2.5", dst: POD_B.ip, ttl: 1 }, ADDR[1]);
+      expect(io.toMacs).toEqual([]);
+      expect(io.toPorts).toEqual([]);
+      expect(drops(tunnel)).toEqual({ drop_tunnel_unknown_peer: 2, drop_tunnel_spoofed: 1, drop_tunnel_not_local: 1, drop_ttl_expired: 1 });
+    });
+
+    it(`${type}: asks by ARP for an unknown pod, once a second, and counts the drop`, () => {
+      const { router, io, drops, counters, tunnel } = setup(type);
+      for (const now of [0, 0.5, 1.5]) {
+        const { slot, len } = datagram(router, type, { src: "10.244.2.5", dst: "10.244.1.77" });
+        router.fromTunnel(slot, len, ip(ADDR[1]), now);
+      }
+      expect(io.toMacs).toHaveLength(2);
+      const req = io.toMacs[0];
+      expect(req.except).toBe(GATEWAY_PORT);
+      expect(parseEthernet(req.bytes.subarray(ETH_OFF))).toMatchObject({ dst: "ff:ff:ff:ff:ff:ff", src: GW_MAC, etherType: 0x0806 });
+      expect(parseArp(req.bytes.subarray(ETH_OFF + 14))).toMatchObject({ operation: 1, senderMac: GW_MAC, senderIp: GW, targetIp: "10.244.1.77" });
+      expect(drops(tunnel)).toEqual({ drop_neigh_unresolved: 3 });
+      expect(counters.sw(SwitchCounter.ArpRequests)).toBe(2);
+    });
+
+    it(`${type}: drops a bad inner header checksum`, () => {
+      const { router, io, drops, tunnel } = setup(type);
+      router.neighbors.learn(ip(POD_B.ip), 0x0a58, 0x0af40103);
+      const { slot, len } = datagram(router, type, { src: "10.244.2.5", dst: POD_B.ip });
+      slot[router.backend.recvOff + len - 60 + 10] ^= 0xff;
+      router.fromTunnel(slot, len, ip(ADDR[1]), 0);
+      expect(io.toMacs).toEqual([]);
+      expect(drops(tunnel)).toEqual({ drop_ipv4_bad_checksum: 1 });
+    });
+  }
+
+  it("vxlan: drops a wrong VNI and an inner frame not for our VTEP MAC", () => {
+    const { router, drops, tunnel } = setup("vxlan");
+    const a = datagram(router, "vxlan", { src: "10.244.2.5", dst: POD_B.ip }, VTEP[0], 2);
+    router.fromTunnel(a.slot, a.len, ip(ADDR[1]), 0);
+    const b = datagram(router, "vxlan", { src: "10.244.2.5", dst: POD_B.ip }, VTEP[2]);
+    router.fromTunnel(b.slot, b.len, ip(ADDR[1]), 0);
+    expect(drops(tunnel)).toEqual({ drop_vxlan_wrong_vni: 1, drop_vxlan_not_for_us: 1 });
+  });
+
+  it("never throws on random datagrams from a node, and counts every one", () => {
+    for (const type of ["udp", "vxlan"] as const) {
+      const { router, counters, tunnel } = setup(type);
+      router.neighbors.learn(ip(POD_B.ip), 0x0a58, 0x0af40103);
+      let seed = 12345;
+      const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+      for (let i = 0; i < 5000; i++) {
+        const slot = new Uint8Array(2048);
+        const len = Math.floor(rnd() * 120);
+        for (let k = 0; k < len; k++) slot[router.backend.recvOff + k] = rnd() * 256;
+        if (type === "vxlan" && rnd() < 0.5) { slot[router.backend.recvOff] = 8; slot[router.backend.recvOff + 6] = 1; }
+        router.fromTunnel(slot, len, ip(ADDR[1]), i);
+      }
+      const snap = counters.portSnapshot(tunnel);
+      const dropped = Object.entries(snap).filter(([k]) => k.startsWith("drop_")).reduce((a, [, v]) => a + v, 0);
+      expect(snap.rx_frames).toBe(5000);
+      expect(dropped + counters.sw(SwitchCounter.Delivered)).toBe(5000);
+    }
+  });
+});
+
+describe("the datagram of a routed frame", () => {
+  it("is made in place, without copying the packet, for both backends", () => {
+    for (const type of ["udp", "vxlan"] as const) {
+      const { router } = setup(type);
+      const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5" });
+      const off = router.backend.encapsulate(f, ETH_OFF, 60, 1);
+      expect(off).toBe(type === "udp" ? ETH_OFF + 14 : ETH_OFF - 8);
+      expect(get16(f, ETH_OFF + 14 + 2)).toBe(60); // the IPv4 total length, where it was
+    }
+    void formatIpv4;
+  });
+});
