@@ -12,7 +12,7 @@
  * If any step fails, the steps before it are undone. Closing the fd removes the device.
  *
  * With other nodes in the config, the agent also opens the tunnel (the switch's router does the
- * rest, see switch/router.ts) and sets up the node's kernel as flannel's vxlan backend would:
+ * rest, see switch/router.ts); and it sets up the node's kernel as flannel's vxlan backend would:
  *   - for each remote pod CIDR, a route via that CIDR's network address, onlink on tapnet0, and
  *     a permanent neighbour entry giving that address the remote node's VTEP MAC: the node's
  *     own traffic to remote pods goes to the switch, addressed so the router takes it;
@@ -118,7 +118,7 @@ export class NodeAgent {
     const agent = new NodeAgent(opts, sw, opts.log);
     try {
       await agent.attachGateway();
-      if (routing) await agent.setUpNode();
+      await agent.setUpNode();
       agent.rpc = await RpcServer.listen(opts.controlPath, agent.handlers());
     } catch (e) {
       await agent.tearDownNode();

@@ -17,10 +17,12 @@ export const SwitchCounter = {
   /** Packets routed into the tunnel, and delivered from it. */
   Routed: 7, Delivered: 8,
   IcmpSent: 9, ArpReplies: 10, ArpRequests: 11,
+  /** Inner checksums from the tunnel left partial by the sender's kernel, completed here. */
+  InnerCsumCompleted: 12,
 } as const;
 const SWITCH_NAMES = [
   "fdb_learned", "fdb_moved", "fdb_full", "fdb_aged", "unknown_unicast", "broadcast", "multicast",
-  "routed", "delivered", "icmp_sent", "arp_replies", "arp_requests",
+  "routed", "delivered", "icmp_sent", "arp_replies", "arp_requests", "inner_csum_completed",
 ];
 
 export class Counters {

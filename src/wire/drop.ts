@@ -68,6 +68,8 @@ export const Drop = {
   TtlExpired: 37,
   /** For a pod whose MAC is not known yet: an ARP request was sent. */
   NeighUnresolved: 38,
+  /** The inner TCP/UDP checksum of a tunnel datagram is wrong (and not merely left partial). */
+  TunnelBadChecksum: 39,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -81,7 +83,7 @@ export const DROP_NAMES: readonly string[] = [
   "gso_unsupported", "gso_malformed", "gso_bad_size", "gso_too_big", "csum_bad_offset",
   "vxlan_truncated", "vxlan_bad_flags", "vxlan_wrong_vni", "vxlan_not_for_us", "tunnel_not_ipv4",
   "tunnel_unknown_peer", "tunnel_spoofed", "tunnel_not_local", "no_route", "cluster_unreachable",
-  "frag_needed", "too_big", "ttl_expired", "neigh_unresolved",
+  "frag_needed", "too_big", "ttl_expired", "neigh_unresolved", "tunnel_bad_checksum",
 ];
 
 export const DROP_REASON_COUNT = DROP_NAMES.length;

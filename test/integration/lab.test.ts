@@ -44,7 +44,8 @@ describe("lab on one node with three pods", () => {
     const r = await tapnet(["lab", "check", "--json", "--prefix", prefix]);
     const res = JSON.parse(r.stdout);
     expect(res.results.filter((x: { ok: boolean }) => !x.ok)).toEqual([]);
-    expect(res.passed).toBe(3 * 2 + 3 * 2 + 3 + 3 * 2);
+    // pod pairs 6 pings + 3 TCP; pod and node 6 pings + 6 TCP; pod to the outside 3 pings + 3 TCP
+    expect(res.passed).toBe(6 + 3 + 6 + 6 + 3 + 3);
     expect(r.code).toBe(0);
   });
 
@@ -82,7 +83,7 @@ describe("lab on one node with three pods", () => {
     expect(r.code).toBe(0);
     const left = netnsList().filter((n) => made.includes(n));
     expect(left).toEqual([]);
-    expect(made.length).toBe(1 + 1 + 3);
+    expect(made.length).toBe(1 + 1 + 1 + 3); // underlay, node, outside, pods
     expect(pidAlive(switchPid)).toBe(false);
     expect(existsSync(`/run/tapnet/${prefix}`)).toBe(false);
     const again = await tapnet(["lab", "down", "--prefix", prefix]);
