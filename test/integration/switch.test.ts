@@ -50,6 +50,14 @@ describe("tapnet switch with tapnet pod", () => {
     expect(r.stderr).toMatch(/^tapnet: nodes\[0\]\.podCidr: 10\.9\.0\.0\/24 is outside clusterCidr 10\.244\.0\.0\/16\n$/);
   });
 
+  it("checks --underlay-dev: it must exist and hold the node's address", async () => {
+    const missing = await tapnet(["switch", "--config", configPath, "--node", "n1", "--control", join(dir, "x.sock"), "--underlay-dev", "nosuch0"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe("tapnet: --underlay-dev nosuch0: no such interface\n");
+    const wrong = await tapnet(["switch", "--config", configPath, "--node", "n1", "--control", join(dir, "x.sock"), "--underlay-dev", "lo"]);
+    expect(wrong.stderr).toBe("tapnet: --underlay-dev lo does not hold 192.168.77.1, node n1's address in the config\n");
+  });
+
   it("holds the gateway address on tapnet0 in its namespace", () => {
     expect(sh("ip", ["-n", nodeNs, "-4", "-o", "addr", "show", "dev", "tapnet0"])).toContain("10.244.7.1/24");
   });

@@ -2,7 +2,10 @@
 import { readFileSync } from "node:fs";
 import { NodeAgent } from "../../control/agent.ts";
 import { ConfigError, parseClusterConfig } from "../../control/config.ts";
-import { jsonLogger, type Level } from "../../control/log.ts";
+import { jsonLogger, type Level, type Logger } from "../../control/log.ts";
+import { ip } from "../../control/exec.ts";
+import { formatIpv4 } from "../../wire/ipv4.ts";
+import type { ClusterConfig } from "../../control/config.ts";
 import { preflight } from "../../control/preflight.ts";
 import { choiceOption, type Command } from "../args.ts";
 
@@ -17,6 +20,7 @@ export const switchCommand: Command = {
     config: { type: "string", value: "FILE", help: "the cluster config (YAML or JSON)" },
     node: { type: "string", value: "NAME", help: "which node of the config this is" },
     control: { type: "string", value: "PATH", help: "the control socket", default: "/run/tapnet/<node>.sock" },
+    "underlay-dev": { type: "string", value: "DEV", help: "the interface the tunnel uses: checked to hold the node's address, its MTU against the config's" },
     "no-offloads": { type: "boolean", help: "turn off TAP checksum and TSO offloads (every frame at most one MTU)" },
     "log-level": { type: "string", value: "LEVEL", help: "debug, info, warn or error", default: "info" },
   },
@@ -37,6 +41,7 @@ export const switchCommand: Command = {
     const level = choiceOption(p, "log-level", ["debug", "info", "warn", "error"] as Level[]);
     const log = jsonLogger({ node }, level);
     const controlPath = p.values.control === "/run/tapnet/<node>.sock" ? defaultControlPath(node) : String(p.values.control);
+    if (p.values["underlay-dev"]) await checkUnderlay(String(p.values["underlay-dev"]), config, node, log);
     const agent = await NodeAgent.start({ config, nodeName: node, controlPath, log, switchOptions: { offloads: !p.values["no-offloads"] } });
     await new Promise<void>((resolve) => {
       let stopping = false;
@@ -56,3 +61,20 @@ export const switchCommand: Command = {
     return 0;
   },
 };
+
+/** Does `dev` hold the node's address, and carry packets as large as the config says? */
+async function checkUnderlay(dev: string, config: ClusterConfig, nodeName: string, log: Logger): Promise<void> {
+  const node = config.nodes.find((n) => n.name === nodeName);
+  if (!node) return; // the agent says which nodes there are
+  let out: string;
+  try {
+    out = await ip("-o", "-4", "addr", "show", "dev", dev);
+  } catch {
+    throw new ConfigError(`--underlay-dev ${dev}: no such interface`);
+  }
+  const want = formatIpv4(node.address);
+  if (!out.includes(` ${want}/`)) throw new ConfigError(`--underlay-dev ${dev} does not hold ${want}, node ${nodeName}'s address in the config`);
+  const link = await ip("-o", "link", "show", "dev", dev);
+  const mtu = Number(/ mtu (\d+)/.exec(link)?.[1] ?? 0);
+  if (mtu && mtu < config.mtu) log.warn("the underlay's MTU is smaller than the config's mtu: large packets will be lost", { dev, mtu, configMtu: config.mtu });
+}
