@@ -50,6 +50,11 @@ export async function setUpKernelNode(config: ClusterConfig, node: NodeConfig, n
   for (const n of config.nodes) {
     if (n !== node) await run("bridge", ["-n", netns, "fdb", "append", n.vtepMac, "dev", KERNEL_VXLAN, "dst", formatIpv4(n.address)]);
   }
+  await forwardAndMasquerade(config, netns);
+}
+
+/** IP forwarding on, and the masquerade rule a tapnet node installs: pods to outside the cluster and its nodes. */
+export async function forwardAndMasquerade(config: ClusterConfig, netns: string): Promise<void> {
   await inNetns(netns, "sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
   const cluster = formatCidr(config.clusterCidr);
   const nodes = config.nodes.map((n) => formatIpv4(n.address)).join(", ");

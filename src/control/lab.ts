@@ -12,6 +12,13 @@
  * With --kernel-node K, node K runs no tapnet: it is a plain Linux node with a bridge, veth
  * pods and a VXLAN device, as flannel's vxlan backend sets one up (kernel-node.ts).
  *
+ * The mode builds the same nodes, pods, addresses and underlay other ways, for comparison
+ * (`tapnet bench`):
+ *   tapnet        every node runs a tapnet switch (but --kernel-node K)
+ *   kernel-vxlan  every node is a plain Linux VXLAN node (kernel-node.ts)
+ *   host-gw       every node is a plain Linux node routing other nodes' pod CIDRs over the
+ *                 underlay, with no encapsulation (host-gw-node.ts): the ceiling
+ *
  * Every namespace is written to the lab's journal (/run/tapnet/<prefix>/lab.json) before it is
  * created, and every switch's pid as soon as it starts, so `lab down` can remove exactly what
  * was made, by name, even after an `up` that failed half way or a machine that lost the lab's
@@ -28,6 +35,7 @@ import { formatCidr } from "./cidr.ts";
 import { checkClusterConfig, formatClusterConfig, type BackendType, type ClusterConfig } from "./config.ts";
 import { inNetns, ip, ipBatch, netnsDelete, netnsExists, which } from "./exec.ts";
 import { gatewayOf, PodIpam } from "./ipam.ts";
+import { setUpHostGwNode } from "./host-gw-node.ts";
 import { addKernelPod, setUpKernelNode } from "./kernel-node.ts";
 import { isAlive, rpcCall } from "./rpc.ts";
 
@@ -38,7 +46,13 @@ export const OUTSIDE_NODE_ADDRESS = "203.0.113.1";
 export const OUTSIDE_ADDRESS = "203.0.113.2";
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
+/** How the lab's nodes are built: see the top of this file. */
+export const LAB_MODES = ["tapnet", "kernel-vxlan", "host-gw"] as const;
+export type LabMode = (typeof LAB_MODES)[number];
+
 export interface LabOptions {
+  /** Default "tapnet". */
+  mode?: LabMode;
   nodes: number;
   pods: number;
   prefix: string;
@@ -75,13 +89,15 @@ export interface LabPod {
 export interface LabState {
   prefix: string;
   backend: BackendType;
+  /** Absent in journals written before modes existed: "tapnet". */
+  mode?: LabMode;
   runtime: "node" | "deno";
   createdAt: string;
   /** Namespaces this lab made, in the order they were made. */
   namespaces: string[];
   nodes: LabNode[];
   pods: LabPod[];
-  /** Nodes that are plain Linux VXLAN nodes, without a switch (pid 0). */
+  /** Nodes that are plain Linux nodes (VXLAN or host-gw), without a switch (pid 0). */
   kernelNodes: string[];
   outside?: { netns: string; address: string };
 }
@@ -94,7 +110,9 @@ export function labDir(prefix: string): string {
 
 export function checkPrefix(prefix: string): void {
   // Namespace names derive from it, and node veths are named in the underlay namespace only.
-  if (!/^[a-z][a-z0-9-]{0,23}$/.test(prefix)) throw new LabError(`--prefix ${JSON.stringify(prefix)} must start with a letter and be lower-case letters, digits and '-', at most 24 long`);
+  // Interface names never derive from it (they are node1, eth0, veth1, ...), so it may be longer
+  // than an interface name; 40 leaves room for "-node16-pod64" within the control socket's path.
+  if (!/^[a-z][a-z0-9-]{0,39}$/.test(prefix)) throw new LabError(`--prefix ${JSON.stringify(prefix)} must start with a letter and be lower-case letters, digits and '-', at most 40 long`);
 }
 
 export function readLabState(prefix: string): LabState | undefined {
@@ -183,19 +201,25 @@ export async function labUp(opts: LabOptions): Promise<LabState> {
   checkPrefix(opts.prefix);
   if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 16) throw new LabError("--nodes must be 1 to 16");
   if (!Number.isInteger(opts.pods) || opts.pods < 0 || opts.pods > 64) throw new LabError("--pods must be 0 to 64");
+  const mode = opts.mode ?? "tapnet";
+  if (!LAB_MODES.includes(mode)) throw new LabError(`--mode must be one of ${LAB_MODES.join(", ")}, not "${mode}"`);
+  if (mode === "kernel-vxlan" && opts.backend !== "vxlan") throw new LabError("--mode kernel-vxlan needs --backend vxlan: plain Linux nodes speak VXLAN, not flannel's udp");
   const kernel = opts.kernelNode;
   if (kernel !== undefined) {
+    if (mode !== "tapnet") throw new LabError(`--kernel-node is for --mode tapnet; with --mode ${mode} no node runs tapnet`);
     if (opts.backend !== "vxlan") throw new LabError("--kernel-node needs --backend vxlan: a plain Linux node speaks VXLAN, not flannel's udp");
     if (!Number.isInteger(kernel) || kernel < 1 || kernel > opts.nodes) throw new LabError(`--kernel-node must be a node number from 1 to ${opts.nodes}`);
   }
   const say = opts.progress ?? (() => {});
   const dir = labDir(opts.prefix);
   if (readLabState(opts.prefix)) throw new LabError(`a lab named ${opts.prefix} is already up: see \`tapnet lab status\`, or remove it with \`tapnet lab down${opts.prefix === "tapnet" ? "" : ` --prefix ${opts.prefix}`}\``);
-  const config = labConfig(opts.nodes, opts.backend);
-  const cmd = switchCommand(opts.runtime);
+  const tunneled = labConfig(opts.nodes, opts.backend);
+  // host-gw carries pods' packets unencapsulated: pods get the underlay's whole MTU.
+  const config = mode === "host-gw" ? { ...tunneled, podMtu: tunneled.mtu } : tunneled;
+  const cmd = mode === "tapnet" ? switchCommand(opts.runtime) : [];
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const state: LabState = {
-    prefix: opts.prefix, backend: opts.backend, runtime: opts.runtime, createdAt: new Date().toISOString(),
+    prefix: opts.prefix, backend: opts.backend, mode, runtime: opts.runtime, createdAt: new Date().toISOString(),
     namespaces: [], nodes: [], pods: [], kernelNodes: [],
   };
   saveLabState(state);
@@ -215,12 +239,13 @@ export async function labUp(opts: LabOptions): Promise<LabState> {
       await ipBatch([`link set ${n.name} master br0`, `link set ${n.name} up`], underlay);
       await ipBatch([`addr add ${formatIpv4(n.address)}/24 dev eth0`, "link set eth0 up", "link set lo up"], netns);
       const base = { name: n.name, netns, address: formatIpv4(n.address), podCidr: formatCidr(n.podCidr), gateway: formatIpv4(gatewayOf(n.podCidr)) };
-      if (i + 1 === kernel) {
-        await setUpKernelNode(config, n, netns, "eth0");
+      if (mode !== "tapnet" || i + 1 === kernel) {
+        if (mode === "host-gw") await setUpHostGwNode(config, n, netns, "eth0");
+        else await setUpKernelNode(config, n, netns, "eth0");
         state.nodes.push({ ...base, pid: 0, control: "", log: "" });
         state.kernelNodes.push(n.name);
         saveLabState(state);
-        say(`${n.name}: namespace ${netns}, address ${base.address}, pod CIDR ${base.podCidr}, a plain Linux node (cni0, flannel.1)`);
+        say(`${n.name}: namespace ${netns}, address ${base.address}, pod CIDR ${base.podCidr}, a plain Linux node (${mode === "host-gw" ? "cni0, routes via the underlay" : "cni0, flannel.1"})`);
         continue;
       }
       const control = join(dir, `${n.name}.sock`);
@@ -330,6 +355,7 @@ export async function labDown(prefix: string, say: (l: string) => void = () => {
 export interface LabStatus {
   prefix: string;
   backend: BackendType;
+  mode: LabMode;
   runtime: string;
   nodes: (Omit<LabNode, "control" | "log">)[];
   pods: LabPod[];
@@ -363,7 +389,7 @@ export async function labStatus(prefix: string): Promise<LabStatus | undefined> 
     }
   }));
   return {
-    prefix: state.prefix, backend: state.backend, runtime: state.runtime,
+    prefix: state.prefix, backend: state.backend, mode: state.mode ?? "tapnet", runtime: state.runtime,
     nodes: state.nodes.map(({ name, netns, address, podCidr, gateway, pid }) => ({ name, netns, address, podCidr, gateway, pid })),
     pods: state.pods,
     switches,

@@ -2,7 +2,7 @@
 import { isDeno } from "../../io/runtime.ts";
 import { BACKENDS, type BackendType } from "../../control/config.ts";
 import { labCheck, type CheckResult } from "../../control/check.ts";
-import { labDown, labStatus, labUp, readLabState, type SwitchStatus } from "../../control/lab.ts";
+import { LAB_MODES, labDown, labStatus, labUp, readLabState, type SwitchStatus } from "../../control/lab.ts";
 import { preflight } from "../../control/preflight.ts";
 import { choiceOption, intOption, type Command } from "../args.ts";
 import { formatTable } from "../table.ts";
@@ -19,12 +19,15 @@ export const labUpCommand: Command = {
     nodes: { type: "string", value: "N", help: "how many nodes", default: "2" },
     pods: { type: "string", value: "P", help: "pods per node", default: "2" },
     prefix: prefixOption,
-    backend: { type: "string", value: "TYPE", help: `how nodes reach each other: ${Object.keys(BACKENDS).join(" or ")}`, default: "udp" },
+    mode: { type: "string", value: "MODE", help: "how nodes are built: tapnet (tapnet switches), kernel-vxlan (plain Linux nodes, VXLAN as flannel sets it up) or host-gw (plain Linux nodes routing pod CIDRs over the underlay, no encapsulation)", default: "tapnet" },
+    backend: { type: "string", value: "TYPE", help: `how tapnet nodes reach each other: ${Object.keys(BACKENDS).join(" or ")} (kernel-vxlan is always vxlan; host-gw has none)`, default: "udp" },
     runtime: { type: "string", value: "RT", help: "what runs the switches: node or deno", default: isDeno ? "deno" : "node" },
     "kernel-node": { type: "string", value: "K", help: "make node K a plain Linux node (bridge, veth pods, VXLAN as flannel sets it up); needs --backend vxlan" },
   },
   details: [
     "Nodes and pods are network namespaces; each node runs a tapnet switch whose TAP ports are the pods' eth0.",
+    "With --mode kernel-vxlan or host-gw the same nodes, pods and addresses are built from the kernel's own bridge, veths",
+    "and VXLAN or routes instead, for comparison (tapnet bench).",
     "Nodes share an underlay (a bridge in <prefix>-underlay, 192.168.56.0/24); <prefix>-outside, beyond node1 at",
     "203.0.113.2, stands for the world outside the cluster.",
     "The lab's journal, cluster config and switch logs are kept in /run/tapnet/<prefix>/. Remove it all with `tapnet lab down`.",
@@ -32,18 +35,19 @@ export const labUpCommand: Command = {
   async run(p) {
     const nodes = intOption(p, "nodes", 1, 16);
     const pods = intOption(p, "pods", 0, 64);
-    const backend = choiceOption(p, "backend", Object.keys(BACKENDS) as BackendType[]);
+    const mode = choiceOption(p, "mode", LAB_MODES);
+    const backend = mode === "kernel-vxlan" ? "vxlan" : choiceOption(p, "backend", Object.keys(BACKENDS) as BackendType[]);
     const runtime = choiceOption(p, "runtime", ["node", "deno"] as const);
     const kernelNode = p.values["kernel-node"] === undefined ? undefined : intOption(p, "kernel-node", 1, nodes);
-    preflight(["root", "tun", "ip", "nsenter", "ping", ...(nodes > 1 || kernelNode ? ["nft" as const] : [])]);
+    preflight(["root", ...(mode === "tapnet" ? ["tun" as const, "nsenter" as const] : []), "ip", "ping", ...(nodes > 1 || kernelNode || mode !== "tapnet" ? ["nft" as const] : [])]);
     const prefix = String(p.values.prefix);
     const abort = new AbortController();
     const onSignal = () => { err("interrupted: removing what the lab made so far"); abort.abort(); };
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     try {
-      const state = await labUp({ nodes, pods, prefix, backend, runtime, kernelNode, progress: (l) => err(l), signal: abort.signal });
-      out(`lab ${prefix} is up: ${state.nodes.length} node(s), ${state.pods.length} pod(s), backend ${backend}`);
+      const state = await labUp({ mode, nodes, pods, prefix, backend, runtime, kernelNode, progress: (l) => err(l), signal: abort.signal });
+      out(`lab ${prefix} is up: ${state.nodes.length} node(s), ${state.pods.length} pod(s), ${mode === "tapnet" ? `backend ${backend}` : mode === "host-gw" ? "plain Linux nodes, host-gw" : "plain Linux nodes, kernel VXLAN"}`);
       out("next: tapnet lab status | tapnet lab check | " + downHint(prefix));
       return 0;
     } finally {
@@ -71,10 +75,12 @@ export const labStatusCommand: Command = {
       out(JSON.stringify(s, null, 2));
       return 0;
     }
-    out(`lab ${s.prefix}: ${s.nodes.length} node(s), ${s.pods.length} pod(s), backend ${s.backend}, switches run on ${s.runtime}\n`);
+    out(s.mode === "tapnet"
+      ? `lab ${s.prefix}: ${s.nodes.length} node(s), ${s.pods.length} pod(s), backend ${s.backend}, switches run on ${s.runtime}\n`
+      : `lab ${s.prefix}: ${s.nodes.length} node(s), ${s.pods.length} pod(s), mode ${s.mode}: plain Linux nodes, no switches\n`);
     out(formatTable(["NODE", "NETNS", "ADDRESS", "POD CIDR", "GATEWAY", "PID", "SWITCH"], s.nodes.map((n) => {
       const sw = s.switches[n.name];
-      const state = "kernel" in sw ? "none: plain Linux (cni0, flannel.1)" : "error" in sw ? `down: ${sw.error}` : "running";
+      const state = "kernel" in sw ? (s.mode === "host-gw" ? "none: plain Linux (cni0, host-gw routes)" : "none: plain Linux (cni0, flannel.1)") : "error" in sw ? `down: ${sw.error}` : "running";
       return [n.name, n.netns, n.address, n.podCidr, n.gateway, n.pid ? String(n.pid) : "-", state];
     })));
     if (s.outside) out(`outside: ${s.outside.netns} at ${s.outside.address}, reached through node1`);
