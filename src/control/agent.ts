@@ -75,6 +75,7 @@ export function routerConfig(config: ClusterConfig, self: number): RouterConfig 
     clusterNetwork: config.clusterCidr.network,
     clusterPrefix: config.clusterCidr.prefix,
     tunnelMtu: config.podMtu,
+    datagramSize: config.mtu - 28,
     self,
     nodes: config.nodes.map((n) => ({ name: n.name, address: n.address, network: n.podCidr.network, prefix: n.podCidr.prefix, vtepMac: n.vtepMac })),
     backend: { type: config.backend.type, vni: config.backend.vni },

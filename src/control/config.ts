@@ -4,7 +4,7 @@
  *   clusterCidr: 10.244.0.0/16      # default
  *   nodeSubnetPrefix: 24            # default
  *   mtu: 1500                       # the underlay's MTU, default 1500
- *   backend: { type: udp, port: 8285, vni: 1 }
+ *   backend: { type: tapnet, port: 8287 }      # tapnet (default) | udp | vxlan
  *   nodes:
  *     - { name: node1, address: 192.168.56.11, podCidr: 10.244.1.0/24, vtepMac: "0e:..." }
  *
@@ -17,13 +17,16 @@ import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { formatMac, parseMac } from "../wire/mac.ts";
 import { cidrInside, cidrOverlaps, formatCidr, nthSubnet, parseCidr, subnetCount, type Cidr } from "./cidr.ts";
 
-export type BackendType = "udp" | "vxlan";
+export type BackendType = "udp" | "vxlan" | "tapnet";
 
 export const BACKENDS: Record<BackendType, { port: number; overhead: number; about: string }> = {
   // flannel's udp backend: the inner IPv4 packet is the UDP payload (20 IP + 8 UDP).
   udp: { port: 8285, overhead: 28, about: "IPv4 in UDP, as flannel's udp backend" },
   // RFC 7348: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
   vxlan: { port: 8472, overhead: 50, about: "Ethernet in VXLAN (RFC 7348), as flannel's vxlan backend" },
+  // Whole offloaded frames, in chunks behind a 12-byte header (wire/tapnet.ts): any frame fits,
+  // so pods keep the underlay's MTU. Tapnet nodes only.
+  tapnet: { port: 8287, overhead: 0, about: "whole offloaded frames between tapnet nodes (tapnet's own format, version 1)" },
 };
 
 export interface NodeConfig {
@@ -95,7 +98,9 @@ export function checkClusterConfig(raw: unknown): ClusterConfig {
   const b = raw.backend ?? {};
   if (!isObject(b)) fail("backend", "must be a mapping like { type: udp }");
   checkKeys(b, "backend", ["type", "port", "vni"]);
-  const type = (b.type ?? "udp") as string;
+  // tapnet's own backend is the fastest between tapnet nodes; a cluster with plain Linux
+  // nodes in it needs vxlan, one with flannel udp nodes udp.
+  const type = (b.type ?? "tapnet") as string;
   if (typeof type !== "string" || !Object.hasOwn(BACKENDS, type)) fail("backend.type", `unknown backend "${type}" (known: ${Object.keys(BACKENDS).join(", ")})`);
   const backendType = type as BackendType;
   const port = int(b.port ?? BACKENDS[backendType].port, "backend.port", 1, 65535);

@@ -23,6 +23,13 @@ export interface Libc {
   /** `addr` (16 bytes, sockaddr_in) receives the sender; `addrLen` (4 bytes) must hold 16 on entry. */
   recvfrom(fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, addrLen: Uint8Array): number;
   sendto(fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, addrLen: number): number;
+  /** `msg` holds a struct msghdr whose pointers the caller filled in (see `addressOf`). */
+  recvmsg(fd: number, msg: Uint8Array, flags: number): number;
+  /**
+   * The address of `buf`'s first byte. Stable only for memory outside V8's heap: a typed array
+   * over an ArrayBuffer larger than 64 bytes (V8 keeps smaller ones on its heap, where they move).
+   */
+  addressOf(buf: Uint8Array): number;
   errno(): number;
 }
 
@@ -47,6 +54,9 @@ async function loadNode(): Promise<Libc> {
   const setsockopt = lib.func("int setsockopt(int fd, int level, int name, const uint8_t *value, unsigned int len)");
   const recvfrom = lib.func("int recvfrom(int fd, _Out_ uint8_t *buf, unsigned long len, int flags, _Out_ uint8_t *addr, _Inout_ uint8_t *addrLen)");
   const sendto = lib.func("int sendto(int fd, const uint8_t *buf, unsigned long len, int flags, const uint8_t *addr, unsigned int addrLen)");
+  const recvmsg = lib.func("int recvmsg(int fd, _Inout_ uint8_t *msg, int flags)");
+  // memcpy of nothing returns its destination: the address of the memory koffi passed.
+  const addressOf = lib.func("uintptr_t memcpy(uint8_t *dst, const uint8_t *src, unsigned long n)");
   return {
     open: (path, flags) => open(path, flags),
     close: (fd) => close(fd),
@@ -60,6 +70,8 @@ async function loadNode(): Promise<Libc> {
     setsockopt: (fd, level, name, v, l) => setsockopt(fd, level, name, v, l),
     recvfrom: (fd, buf, len, flags, a, al) => recvfrom(fd, buf, len, flags, a, al),
     sendto: (fd, buf, len, flags, a, al) => sendto(fd, buf, len, flags, a, al),
+    recvmsg: (fd, msg, flags) => recvmsg(fd, msg, flags),
+    addressOf: (buf) => Number(addressOf(buf, buf, 0)),
     errno: () => koffi.errno(),
   };
 }
@@ -81,6 +93,7 @@ function loadDeno(): Libc {
     setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
     recvfrom: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"], result: "i32" },
     sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
+    recvmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
     __errno_location: { parameters: [], result: "pointer" },
   });
   const errnoView = new Deno.UnsafePointerView(s.__errno_location());
@@ -98,6 +111,8 @@ function loadDeno(): Libc {
     setsockopt: (fd, level, name, v, l) => s.setsockopt(fd, level, name, v, l),
     recvfrom: (fd, buf, len, flags, a, al) => s.recvfrom(fd, buf, len, flags, a, al),
     sendto: (fd, buf, len, flags, a, al) => s.sendto(fd, buf, len, flags, a, al),
+    recvmsg: (fd, msg, flags) => s.recvmsg(fd, msg, flags),
+    addressOf: (buf) => Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf))),
     // errno is thread-local; each worker loads its own Libc, so this view is its own.
     errno: () => errnoView.getInt32(),
   };

@@ -17,6 +17,11 @@ export const SO_REUSEADDR = 2;
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVBUFFORCE = 33;
 export const SOCKADDR_IN_LEN = 16;
+export const SOL_UDP = 17;
+/** Segmentation offload: a send larger than this many bytes leaves as datagrams of this size (Linux 4.18). */
+export const UDP_SEGMENT = 103;
+/** Receive offload: consecutive equal-sized datagrams of one flow arrive in one read (Linux 5.0). */
+export const UDP_GRO = 104;
 
 export interface UdpSocket {
   fd: number;
@@ -67,4 +72,66 @@ export function openUdp(libc: Libc, address: number, port: number, bufferBytes =
     throw new UdpError(`cannot bind UDP ${ip}:${port}: ${errnoName(e)}`);
   }
   return { fd, address, port };
+}
+
+/** Turns on UDP_SEGMENT with datagrams of `size` bytes; false where the kernel lacks it. */
+export function enableUdpGso(libc: Libc, fd: number, size: number): boolean {
+  return libc.setsockopt(fd, SOL_UDP, UDP_SEGMENT, intOpt(size), 4) === 0;
+}
+
+/** Turns on UDP_GRO; false where the kernel lacks it. */
+export function enableUdpGro(libc: Libc, fd: number): boolean {
+  return libc.setsockopt(fd, SOL_UDP, UDP_GRO, intOpt(1), 4) === 0;
+}
+
+/**
+ * recvmsg for a UDP_GRO socket, without allocating per call: one struct msghdr, its iovec, the
+ * sender's address and a control buffer, built once in memory outside V8's heap. Each call
+ * points the iovec at the caller's buffer and reads the GRO segment size from the control
+ * message the kernel adds when it coalesced datagrams.
+ *
+ *   struct msghdr (x86-64): name 0, namelen 8, iov 16, iovlen 24, control 32, controllen 40, flags 48
+ *   struct iovec: base 0, len 8;  struct cmsghdr: len 0, level 8, type 12, data 16
+ */
+export class GroReceiver {
+  private readonly mem = new Uint8Array(512);
+  private readonly dv = new DataView(this.mem.buffer);
+  private readonly msg: Uint8Array;
+  /** The sender's address of the last datagram read (a view into this receiver's memory). */
+  readonly from: Uint8Array;
+  /** The GRO segment size of the last read: its datagrams' size (all but the last), or 0 if one. */
+  segmentSize = 0;
+
+  constructor(private readonly libc: Libc) {
+    const base = libc.addressOf(this.mem);
+    // Layout in `mem`: msghdr 0..56, iovec 64..80, name 96..112, control 128..256.
+    this.msg = this.mem.subarray(0, 56);
+    this.from = this.mem.subarray(96, 112);
+    this.putPtr(0, base + 96);
+    this.putPtr(16, base + 64);
+    this.putPtr(24, 1);
+    this.putPtr(32, base + 128);
+  }
+
+  private putPtr(off: number, v: number): void {
+    this.dv.setUint32(off, v % 0x100000000, true);
+    this.dv.setUint32(off + 4, Math.floor(v / 0x100000000), true);
+  }
+
+  /** Reads into `len` bytes at `address` (from libc.addressOf); returns bytes read or -1. */
+  read(fd: number, address: number, len: number): number {
+    const dv = this.dv;
+    dv.setUint32(8, SOCKADDR_IN_LEN, true);
+    this.putPtr(64, address);
+    this.putPtr(72, len);
+    this.putPtr(40, 128);
+    const n = this.libc.recvmsg(fd, this.msg, 0);
+    this.segmentSize = 0;
+    if (n <= 0) return n;
+    const clen = dv.getUint32(40, true);
+    if (clen >= 20 && dv.getInt32(128 + 8, true) === SOL_UDP && dv.getInt32(128 + 12, true) === UDP_GRO) {
+      this.segmentSize = dv.getInt32(128 + 16, true);
+    }
+    return n;
+  }
 }

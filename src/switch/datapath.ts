@@ -20,7 +20,7 @@
  */
 import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { EAGAIN, EINTR, type Libc } from "../io/libc.ts";
-import { SOCKADDR_IN_LEN, sockaddrAddress, sockaddrIn } from "../io/udp.ts";
+import { enableUdpGro, enableUdpGso, GroReceiver, SOCKADDR_IN_LEN, sockaddrAddress, sockaddrIn } from "../io/udp.ts";
 import { parseMac, macHi, macLo } from "../wire/mac.ts";
 import { Bridge } from "./bridge.ts";
 import { Counters, SwitchCounter } from "./counters.ts";
@@ -93,6 +93,9 @@ export class Datapath {
   private readonly tunnelViews: Uint8Array[] = [];
   private readonly peerAddr = new Uint8Array(SOCKADDR_IN_LEN);
   private readonly peerAddrLen = new Uint8Array(4);
+  /** With UDP_GRO: reads with recvmsg, to learn how the kernel coalesced datagrams. */
+  private gro?: GroReceiver;
+  private groAddrs: number[] = [];
 
   constructor(private readonly libc: Libc, private readonly input: DatapathInput) {
     const max = input.maxPorts;
@@ -115,7 +118,17 @@ export class Datapath {
       this.router = new Router(input.router, counters, this.forwarder.routerIo(toPeer));
       this.forwarder.router = this.router;
       this.tunnelFd = fd;
-      this.tunnelViews = this.batch.slots.map((s) => s.subarray(this.router!.backend.recvOff));
+      this.tunnelViews = this.batch.slots.map((s) => s.subarray(this.router!.recvOff));
+      const tapnet = this.router.tapnet;
+      if (tapnet) {
+        // Whole frames: one send of up to 64 KB the kernel cuts into datagrams, and one read
+        // of a run of them. Where the kernel has neither, a datagram per call still works.
+        tapnet.gso = enableUdpGso(libc, fd, tapnet.datagramSize);
+        if (enableUdpGro(libc, fd)) {
+          this.gro = new GroReceiver(libc);
+          this.groAddrs = this.tunnelViews.map((v) => libc.addressOf(v));
+        }
+      }
     }
   }
 
@@ -213,12 +226,22 @@ export class Datapath {
     const { libc, batch } = this;
     for (let n = 0; n < PER_PORT_BUDGET && batch.count < batch.capacity; n++) {
       const view = this.tunnelViews[batch.count];
-      this.peerAddrLen[0] = SOCKADDR_IN_LEN; // socklen_t, little-endian: in, the room; out, the length
-      const got = libc.recvfrom(this.tunnelFd, view, view.length, 0, this.peerAddr, this.peerAddrLen);
-      if (got < 0) break; // EAGAIN: drained; anything else is the next round's to see
+      const gro = this.gro;
+      let got: number;
+      if (gro) {
+        got = gro.read(this.tunnelFd, this.groAddrs[batch.count], view.length);
+        if (got < 0) break;
+        batch.peers[batch.count] = sockaddrAddress(gro.from);
+        batch.segments[batch.count] = gro.segmentSize;
+      } else {
+        this.peerAddrLen[0] = SOCKADDR_IN_LEN; // socklen_t, little-endian: in, the room; out, the length
+        got = libc.recvfrom(this.tunnelFd, view, view.length, 0, this.peerAddr, this.peerAddrLen);
+        if (got < 0) break; // EAGAIN: drained; anything else is the next round's to see
+        batch.peers[batch.count] = sockaddrAddress(this.peerAddr);
+        batch.segments[batch.count] = 0;
+      }
       batch.lens[batch.count] = got;
       batch.ports[batch.count] = TUNNEL;
-      batch.peers[batch.count] = sockaddrAddress(this.peerAddr);
       batch.count++;
     }
   }

@@ -34,6 +34,8 @@ export class FrameBatch {
   readonly lens: Int32Array;
   readonly ports: Int32Array;
   readonly peers: Float64Array;
+  /** For a GRO read from the tunnel: the size of its datagrams (all but the last); 0 for one. */
+  readonly segments: Int32Array;
   count = 0;
 
   constructor(readonly capacity: number, readonly slotSize: number) {
@@ -42,6 +44,7 @@ export class FrameBatch {
     this.lens = new Int32Array(capacity);
     this.ports = new Int32Array(capacity);
     this.peers = new Float64Array(capacity);
+    this.segments = new Int32Array(capacity);
   }
 }
 
@@ -99,7 +102,7 @@ export class Forwarder {
       const len = batch.lens[i];
       const inPort = batch.ports[i];
       if (inPort === TUNNEL) {
-        router?.fromTunnel(buf, len, batch.peers[i], now);
+        router?.fromTunnel(buf, len, batch.peers[i], now, batch.segments[i]);
         continue;
       }
       const base = inPort * PORT_COUNTERS;

@@ -25,8 +25,9 @@
  *     virtio NIC may have left it partial (the pseudo-header sum, for a NIC to finish): such a
  *     checksum is completed and counted (inner_csum_completed). Any other mismatch is a drop.
  */
-import { BACKENDS, type BackendType } from "../control/config.ts";
+import type { BackendType } from "../control/config.ts";
 import { ETH_OFF, type PeerMacs, type TunnelBackend } from "../tunnel/backend.ts";
+import { TapnetBackend } from "../tunnel/tapnet.ts";
 import { UdpBackend } from "../tunnel/udp.ts";
 import { putMac, VxlanBackend } from "../tunnel/vxlan.ts";
 import { ARP_LEN, ARP_REPLY, ARP_REQUEST, ARP_SHA, ARP_SPA, ArpView } from "../wire/arp.ts";
@@ -42,7 +43,7 @@ import {
 import { IPV4_MIN_HEADER_LEN, Ipv4View, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from "../wire/ipv4.ts";
 import { macHi, macLo, parseMac } from "../wire/mac.ts";
 import { GSO_NONE, GSO_TCPV4, GSO_UDP_L4, VNET_F_DATA_VALID, VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GSO_SIZE, vnetGsoType } from "../wire/virtio.ts";
-import { Counters, PORT_COUNTERS, PortCounter, SwitchCounter } from "./counters.ts";
+import { Counters, DROP_BASE, PORT_COUNTERS, PortCounter, SwitchCounter } from "./counters.ts";
 import { Neighbors } from "./neighbors.ts";
 import { SubnetMap } from "./routes.ts";
 
@@ -54,6 +55,8 @@ export interface RouterConfig {
   clusterPrefix: number;
   /** Largest IPv4 packet the tunnel carries: the pods' MTU. */
   tunnelMtu: number;
+  /** Largest UDP payload on the underlay (its MTU - 28): the tapnet backend's datagram size. */
+  datagramSize: number;
   /** This node's index in `nodes`. */
   self: number;
   nodes: { name: string; address: number; network: number; prefix: number; vtepMac: string }[];
@@ -76,14 +79,19 @@ const ARP_FRAME_LEN = ETH_OFF + ETH_HEADER_LEN + ARP_LEN;
 /** RFC 792: an ICMP error quotes the IP header and the first 8 bytes of the datagram. */
 const ICMP_QUOTE_DATA = 8;
 
-export function makeBackend(type: BackendType, vni: number, macs: PeerMacs): TunnelBackend {
+export function makeBackend(type: "udp" | "vxlan", vni: number, macs: PeerMacs): TunnelBackend {
   return type === "vxlan" ? new VxlanBackend(vni, macs) : new UdpBackend();
 }
 
 export class Router {
   readonly map: SubnetMap;
   readonly neighbors: Neighbors;
-  readonly backend: TunnelBackend;
+  /** The backend that wraps single packets (udp, vxlan)... */
+  readonly backend?: TunnelBackend;
+  /** ...or the one that carries whole frames between tapnet nodes. */
+  readonly tapnet?: TapnetBackend;
+  /** Where in a slot the datapath reads a datagram. */
+  readonly recvOff: number;
   /** The tunnel's row in the counters: after the last TAP port. */
   readonly tunnelPort: number;
   gatewayPort = -1;
@@ -101,6 +109,14 @@ export class Router {
   private readonly emitSegment: (out: Uint8Array, off: number, len: number) => void;
   private readonly lastAsked: Float64Array;
   private icmpId = 0;
+  // The peer and clock of the tapnet send or receive in progress, for the callbacks below,
+  // which are made once so that no closure is made per frame.
+  private tapnetPeer = 0;
+  private tapnetInPort = 0;
+  private tapnetNow = 0;
+  private readonly tapnetSend: (b: Uint8Array, off: number, len: number) => boolean;
+  private readonly tapnetFrame: (b: Uint8Array, len: number) => void;
+  private readonly tapnetDrop: (r: number) => void;
 
   constructor(readonly cfg: RouterConfig, readonly counters: Counters, readonly io: RouterIo) {
     this.map = new SubnetMap(cfg.nodes);
@@ -116,14 +132,18 @@ export class Router {
       vtepLo: Uint32Array.from(vteps, (m) => macLo(m, 0)),
       self: cfg.self,
     };
-    this.backend = makeBackend(cfg.backend.type, cfg.backend.vni, this.macs);
+    if (cfg.backend.type === "tapnet") this.tapnet = new TapnetBackend(cfg.datagramSize, cfg.nodes.length);
+    else this.backend = makeBackend(cfg.backend.type, cfg.backend.vni, this.macs);
+    this.recvOff = this.backend?.recvOff ?? 0;
+    this.tapnetSend = (b, off, len) => this.io.toPeer(b, off, len, this.tapnetPeer);
+    this.tapnetFrame = (b, len) => this.fromTapnetFrame(b, len);
+    this.tapnetDrop = (r) => this.counters.drop(this.tunnelPort, r);
     this.clusterLast = cfg.clusterNetwork + 2 ** (32 - cfg.clusterPrefix) - 1;
     this.tunnelPort = counters.maxPorts - 1;
     // A segment: the headroom, an Ethernet header, and at most one tunnel MTU of IPv4.
     this.segmentOut = new Uint8Array(SEGMENT_HEADROOM + ETH_HEADER_LEN + cfg.tunnelMtu);
     this.segmenter = new GsoSegmenter(ETH_HEADER_LEN + cfg.tunnelMtu);
     this.emitSegment = (out, off, len) => this.sendFrame(out, off, len - ETH_HEADER_LEN, this.segmentPeer, this.segmentInPort);
-    if (BACKENDS[cfg.backend.type].overhead !== 28 + this.backend.overhead) throw new Error("backend overhead mismatch");
   }
 
   private isVtepMac(hi: number, lo: number): boolean {
@@ -209,6 +229,27 @@ export class Router {
       return;
     }
     const gso = vnetGsoType(buf, 0);
+    if (this.tapnet) {
+      // The whole frame goes, as the TAP gave it: the far switch's TAP takes it the same way.
+      if (gso === GSO_NONE && ip.totalLen > this.cfg.tunnelMtu && ip.dontFragment) {
+        this.icmpError(inPort, buf, ICMP_DEST_UNREACHABLE, UNREACH_FRAG_NEEDED, this.cfg.tunnelMtu);
+        this.counters.drop(inPort, Drop.FragNeeded);
+        return;
+      }
+      ip.decrementTtl();
+      this.tapnetPeer = peer;
+      const sent = this.tapnet.send(buf, ETH_OFF + ETH_HEADER_LEN + ip.totalLen, this.tapnetSend);
+      const v = this.counters.v;
+      if (sent < 0) {
+        this.counters.drop(inPort, Drop.TxError);
+        return;
+      }
+      const t = this.tunnelPort * PORT_COUNTERS;
+      v[t + PortCounter.TxFrames] += sent;
+      v[t + PortCounter.TxBytes] += len;
+      v[this.counters.switchBase + SwitchCounter.Routed]++;
+      return;
+    }
     if (gso === GSO_NONE) {
       if (ip.totalLen > this.cfg.tunnelMtu) {
         if (ip.dontFragment) {
@@ -241,7 +282,7 @@ export class Router {
 
   /** Encapsulates the frame at buf[ethOff..] (IPv4 of `ipLen` bytes) and sends it to `peer`. */
   private sendFrame(buf: Uint8Array, ethOff: number, ipLen: number, peer: number, inPort: number): void {
-    const off = this.backend.encapsulate(buf, ethOff, ipLen, peer);
+    const off = this.backend!.encapsulate(buf, ethOff, ipLen, peer);
     const dlen = ethOff + ETH_HEADER_LEN + ipLen - off;
     const v = this.counters.v;
     if (this.io.toPeer(buf, off, dlen, peer)) {
@@ -258,25 +299,65 @@ export class Router {
    * A datagram of `len` bytes received at buf[backend.recvOff..] from underlay address `from`.
    * On delivery, the frame written to a TAP starts at buf[0] with a zeroed virtio_net_hdr.
    */
-  fromTunnel(buf: Uint8Array, len: number, from: number, now: number): void {
+  fromTunnel(buf: Uint8Array, len: number, from: number, now: number, segmentSize = 0): void {
     const t = this.tunnelPort;
     const v = this.counters.v;
+    const peer = this.map.nodeForAddress(from);
+    if (this.tapnet) {
+      this.tapnetPeer = peer;
+      this.tapnetNow = now;
+      const stride = segmentSize > 0 ? segmentSize : Math.max(len, 1);
+      if (peer < 0 || peer === this.cfg.self) {
+        const n = Math.max(1, Math.ceil(len / stride)); // every datagram of a GRO run counts
+        v[t * PORT_COUNTERS + PortCounter.RxFrames] += n;
+        v[t * PORT_COUNTERS + PortCounter.RxBytes] += len;
+        v[t * PORT_COUNTERS + DROP_BASE + Drop.TunnelUnknownPeer] += n;
+        return;
+      }
+      v[t * PORT_COUNTERS + PortCounter.RxFrames] += this.tapnet.receive(buf, this.recvOff, len, stride, peer, this.tapnetFrame, this.tapnetDrop);
+      v[t * PORT_COUNTERS + PortCounter.RxBytes] += len;
+      return;
+    }
     v[t * PORT_COUNTERS + PortCounter.RxFrames]++;
     v[t * PORT_COUNTERS + PortCounter.RxBytes] += len;
-    const peer = this.map.nodeForAddress(from);
     if (peer < 0 || peer === this.cfg.self) {
       this.counters.drop(t, Drop.TunnelUnknownPeer);
       return;
     }
-    const d = this.backend.decapsulate(buf, len);
+    const backend = this.backend!;
+    const d = backend.decapsulate(buf, len);
     if (d !== Drop.None) {
       this.counters.drop(t, d);
       return;
     }
+    buf.fill(0, 0, ETH_OFF); // virtio_net_hdr: a plain frame
+    this.deliver(buf, backend.innerLen(len), peer, now);
+  }
+
+  /** A whole frame from the tapnet backend: virtio_net_hdr and Ethernet as the sender's TAP gave it. */
+  private fromTapnetFrame(frame: Uint8Array, len: number): void {
+    if (len < ETH_OFF + ETH_HEADER_LEN || get16(frame, ETH_OFF + ETH_TYPE) !== ETHERTYPE_IPV4) {
+      this.counters.drop(this.tunnelPort, Drop.TunnelNotIpv4);
+      return;
+    }
+    const offloaded = (frame[0] & VNET_F_NEEDS_CSUM) !== 0 || vnetGsoType(frame, 0) !== GSO_NONE;
+    if (!offloaded) frame.fill(0, 0, ETH_OFF);
+    this.deliver(frame, len - ETH_OFF - ETH_HEADER_LEN, this.tapnetPeer, this.tapnetNow);
+  }
+
+  /**
+   * Delivers the IPv4 packet of `ipLen` bytes behind the Ethernet header at ETH_OFF in `buf`,
+   * which came from node `peer`: to tapnet0 if it is for the gateway address, else to the local
+   * pod that has its destination. A frame with a virtio_net_hdr that still asks for checksum or
+   * segmentation work (tapnet backend) is passed on as it is; any other has its TCP/UDP checksum
+   * verified here.
+   */
+  private deliver(buf: Uint8Array, ipLen: number, peer: number, now: number): void {
+    const t = this.tunnelPort;
+    const v = this.counters.v;
     const ip = this.ip;
-    const innerLen = this.backend.innerLen(len);
     const ipOff = ETH_OFF + ETH_HEADER_LEN;
-    const r = ip.wrap(buf, ipOff, innerLen);
+    const r = ip.wrap(buf, ipOff, ipLen);
     if (r !== Drop.None) {
       this.counters.drop(t, r);
       return;
@@ -294,11 +375,12 @@ export class Router {
     }
     const dst = ip.dst;
     const frameLen = ETH_OFF + ETH_HEADER_LEN + ip.totalLen;
-    buf.fill(0, 0, ETH_OFF); // virtio_net_hdr: a plain frame
-    const c = this.checkInnerChecksum(buf);
-    if (c !== Drop.None) {
-      this.counters.drop(t, c);
-      return;
+    if (buf[0] === 0 && buf[1] === 0) {
+      const c = this.checkInnerChecksum(buf);
+      if (c !== Drop.None) {
+        this.counters.drop(t, c);
+        return;
+      }
     }
     if (dst === this.cfg.gatewayIp) {
       if (this.gatewayPort < 0) {

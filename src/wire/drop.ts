@@ -70,6 +70,14 @@ export const Drop = {
   NeighUnresolved: 38,
   /** The inner TCP/UDP checksum of a tunnel datagram is wrong (and not merely left partial). */
   TunnelBadChecksum: 39,
+  /** A tapnet-format datagram no longer than its header. */
+  TapnetTruncated: 40,
+  /** A tapnet-format datagram of another version. */
+  TapnetBadVersion: 41,
+  /** A tapnet-format chunk that does not fit its frame, or a frame over 64 KB. */
+  TapnetBadChunk: 42,
+  /** A frame whose chunks did not all arrive, in order, before the next frame began. */
+  TapnetIncomplete: 43,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -84,6 +92,7 @@ export const DROP_NAMES: readonly string[] = [
   "vxlan_truncated", "vxlan_bad_flags", "vxlan_wrong_vni", "vxlan_not_for_us", "tunnel_not_ipv4",
   "tunnel_unknown_peer", "tunnel_spoofed", "tunnel_not_local", "no_route", "cluster_unreachable",
   "frag_needed", "too_big", "ttl_expired", "neigh_unresolved", "tunnel_bad_checksum",
+  "tapnet_truncated", "tapnet_bad_version", "tapnet_bad_chunk", "tapnet_incomplete",
 ];
 
 export const DROP_REASON_COUNT = DROP_NAMES.length;

@@ -60,17 +60,18 @@ function expectRefused(raw: unknown, field: string, ...patterns: RegExp[]): void
 }
 
 describe("defaults", () => {
-  it("fills in cluster CIDR 10.244.0.0/16, /24 node subnets, MTU 1500 and the udp backend on port 8285", () => {
+  it("fills in cluster CIDR 10.244.0.0/16, /24 node subnets, MTU 1500 and the tapnet backend on port 8287", () => {
     const c = checkClusterConfig({ nodes: [node(1)] });
     expect(c.clusterCidr).toEqual(cidr("10.244.0.0/16"));
     expect(c.nodeSubnetPrefix).toBe(24);
     expect(c.mtu).toBe(1500);
-    expect(c.backend).toEqual({ type: "udp", port: 8285, vni: 1 });
+    expect(c.backend).toEqual({ type: "tapnet", port: 8287, vni: 1 });
+    expect(c.podMtu).toBe(1500); // whole frames are chunked: pods keep the underlay's MTU
   });
 
   it("gives pods the MTU less 28 bytes on udp (IPv4 + UDP headers)", () => {
-    expect(checkClusterConfig({ nodes: [node(1)] }).podMtu).toBe(1472);
-    expect(checkClusterConfig({ mtu: 9000, nodes: [node(1)] }).podMtu).toBe(8972);
+    expect(checkClusterConfig({ backend: { type: "udp" }, nodes: [node(1)] }).podMtu).toBe(1472);
+    expect(checkClusterConfig({ backend: { type: "udp" }, mtu: 9000, nodes: [node(1)] }).podMtu).toBe(8972);
   });
 
   it("defaults vxlan to port 8472 and VNI 1, and gives pods the MTU less 50 bytes", () => {
@@ -294,12 +295,14 @@ describe("refusals: every fault is a ConfigError naming the field", () => {
 
   it("refuses an MTU that leaves pods less than 576 bytes after the backend's headers", () => {
     expectRefused({ mtu: 600, backend: { type: "vxlan" }, nodes: [node(1)] }, "mtu", /600/, /550/, /vxlan/, /576/);
-    expectRefused({ mtu: 603, nodes: [node(1)] }, "mtu", /575/, /udp/);
+    expectRefused({ mtu: 603, backend: { type: "udp" }, nodes: [node(1)] }, "mtu", /575/, /udp/);
+    expectRefused({ mtu: 575, nodes: [node(1)] }, "mtu", /575/, /tapnet/);
     expectRefused({ mtu: 625, backend: { type: "vxlan" }, nodes: [node(1)] }, "mtu", /575/);
   });
 
   it("accepts an MTU that leaves pods exactly 576 bytes", () => {
-    expect(checkClusterConfig({ mtu: 604, nodes: [node(1)] }).podMtu).toBe(576);
+    expect(checkClusterConfig({ mtu: 604, backend: { type: "udp" }, nodes: [node(1)] }).podMtu).toBe(576);
+    expect(checkClusterConfig({ mtu: 576, nodes: [node(1)] }).podMtu).toBe(576);
     expect(checkClusterConfig({ mtu: 626, backend: { type: "vxlan" }, nodes: [node(1)] }).podMtu).toBe(576);
   });
 
@@ -433,7 +436,7 @@ describe("formatClusterConfig", () => {
   it("writes every default out", () => {
     const f = formatClusterConfig(checkClusterConfig({ nodes: [node(1)] }));
     expect(f).toEqual({
-      clusterCidr: "10.244.0.0/16", nodeSubnetPrefix: 24, mtu: 1500, backend: { type: "udp", port: 8285 },
+      clusterCidr: "10.244.0.0/16", nodeSubnetPrefix: 24, mtu: 1500, backend: { type: "tapnet", port: 8287 },
       nodes: [{ name: "node1", address: "192.168.56.11", podCidr: "10.244.1.0/24" }],
     });
   });
@@ -481,9 +484,11 @@ describe("formatClusterConfig", () => {
 });
 
 describe("BACKENDS", () => {
-  it("lists udp and vxlan with flannel's ports and their header overheads", () => {
-    expect(Object.keys(BACKENDS).sort()).toEqual(["udp", "vxlan"]);
+  it("lists udp and vxlan with flannel's ports and their header overheads, and tapnet's own", () => {
+    expect(Object.keys(BACKENDS).sort()).toEqual(["tapnet", "udp", "vxlan"]);
     expect(BACKENDS.udp).toMatchObject({ port: 8285, overhead: 28 });
     expect(BACKENDS.vxlan).toMatchObject({ port: 8472, overhead: 50 });
+    // tapnet chunks any frame, so pods keep the underlay's MTU
+    expect(BACKENDS.tapnet).toMatchObject({ port: 8287, overhead: 0 });
   });
 });

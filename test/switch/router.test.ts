@@ -26,7 +26,7 @@ const GATEWAY_PORT = 0;
 
 function config(type: "udp" | "vxlan", mtu = MTU): RouterConfig {
   return {
-    gatewayIp: ip(GW), gatewayMac: GW_MAC, clusterNetwork: ip("10.244.0.0"), clusterPrefix: 16, tunnelMtu: mtu, self: 0,
+    gatewayIp: ip(GW), gatewayMac: GW_MAC, clusterNetwork: ip("10.244.0.0"), clusterPrefix: 16, tunnelMtu: mtu, datagramSize: 1472, self: 0,
     nodes: [1, 2, 3].map((i) => ({ name: `node${i}`, address: ip(ADDR[i - 1]), network: ip(`10.244.${i}.0`), prefix: 24, vtepMac: VTEP[i - 1] })),
     backend: { type, vni: 1 },
   };
@@ -271,7 +271,7 @@ function datagram(router: Router, type: "udp" | "vxlan", p: Packet, innerDstMac 
   const f = ipFrame(p);
   const ipPkt = f.subarray(ETH_OFF + 14);
   const slot = new Uint8Array(2048);
-  const off = router.backend.recvOff;
+  const off = router.recvOff;
   if (type === "udp") {
     slot.set(ipPkt, off);
     return { slot, len: ipPkt.length };
@@ -352,7 +352,7 @@ describe("from the tunnel", () => {
       const { router, io, counters } = setup(type);
       router.neighbors.learn(ip(POD_B.ip), 0x0a58, 0x0af40103);
       const { slot, len } = datagram(router, type, { src: "10.244.2.5", dst: POD_B.ip });
-      const udpOff = router.backend.recvOff + len - 40;
+      const udpOff = router.recvOff + len - 40;
       const good = get16(slot, udpOff + 6);
       // What a kernel leaves for a NIC to finish: the folded pseudo-header sum.
       const p = pseudoHeaderSum(ip("10.244.2.5"), ip(POD_B.ip), 17, 40);
@@ -367,7 +367,7 @@ describe("from the tunnel", () => {
       const { router, io, drops, tunnel } = setup(type);
       router.neighbors.learn(ip(POD_B.ip), 0x0a58, 0x0af40103);
       const { slot, len } = datagram(router, type, { src: "10.244.2.5", dst: POD_B.ip });
-      slot[router.backend.recvOff + len - 1] ^= 0x5a; // a payload byte
+      slot[router.recvOff + len - 1] ^= 0x5a; // a payload byte
       router.fromTunnel(slot, len, ip(ADDR[1]), 0);
       expect(io.toMacs).toEqual([]);
       expect(drops(tunnel)).toEqual({ drop_tunnel_bad_checksum: 1 });
@@ -377,7 +377,7 @@ describe("from the tunnel", () => {
       const { router, io, drops, tunnel } = setup(type);
       router.neighbors.learn(ip(POD_B.ip), 0x0a58, 0x0af40103);
       const { slot, len } = datagram(router, type, { src: "10.244.2.5", dst: POD_B.ip });
-      slot[router.backend.recvOff + len - 60 + 10] ^= 0xff;
+      slot[router.recvOff + len - 60 + 10] ^= 0xff;
       router.fromTunnel(slot, len, ip(ADDR[1]), 0);
       expect(io.toMacs).toEqual([]);
       expect(drops(tunnel)).toEqual({ drop_ipv4_bad_checksum: 1 });
@@ -402,8 +402,8 @@ describe("from the tunnel", () => {
       for (let i = 0; i < 5000; i++) {
         const slot = new Uint8Array(2048);
         const len = Math.floor(rnd() * 120);
-        for (let k = 0; k < len; k++) slot[router.backend.recvOff + k] = rnd() * 256;
-        if (type === "vxlan" && rnd() < 0.5) { slot[router.backend.recvOff] = 8; slot[router.backend.recvOff + 6] = 1; }
+        for (let k = 0; k < len; k++) slot[router.recvOff + k] = rnd() * 256;
+        if (type === "vxlan" && rnd() < 0.5) { slot[router.recvOff] = 8; slot[router.recvOff + 6] = 1; }
         router.fromTunnel(slot, len, ip(ADDR[1]), i);
       }
       const snap = counters.portSnapshot(tunnel);
@@ -419,10 +419,48 @@ describe("the datagram of a routed frame", () => {
     for (const type of ["udp", "vxlan"] as const) {
       const { router } = setup(type);
       const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5" });
-      const off = router.backend.encapsulate(f, ETH_OFF, 60, 1);
+      const off = router.backend!.encapsulate(f, ETH_OFF, 60, 1);
       expect(off).toBe(type === "udp" ? ETH_OFF + 14 : ETH_OFF - 8);
       expect(get16(f, ETH_OFF + 14 + 2)).toBe(60); // the IPv4 total length, where it was
     }
     void formatIpv4;
+  });
+});
+
+describe("tapnet backend, router to router", () => {
+  function tapnetConfig(self: number): RouterConfig {
+    return { ...config("udp"), backend: { type: "tapnet", vni: 1 }, tunnelMtu: 1500, self, gatewayIp: ip(`10.244.${self + 1}.1`), gatewayMac: `0a:58:0a:f4:0${self + 1}:01` };
+  }
+
+  it("carries a TCP super-frame whole: the far pod's TAP gets it with its virtio_net_hdr, TTL down by two", () => {
+    const a = new Router(tapnetConfig(0), new Counters(8), new FakeIo());
+    const bIo = new FakeIo();
+    const bCounters = new Counters(8);
+    const b = new Router(tapnetConfig(1), bCounters, bIo);
+    b.neighbors.learn(ip("10.244.2.7"), 0x0a58, 0x0af40207);
+    const payload = 30_000;
+    const f = new Uint8Array(ETH_OFF + 14 + 20 + 20 + payload);
+    emitEthernet({ dst: GW_MAC, src: POD_A.mac, vlans: [], etherType: 0x0800 }, f, ETH_OFF);
+    emitIpv4({ tos: 0, id: 1, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: 6, src: POD_A.ip, dst: "10.244.2.7", payloadLen: 20 + payload }, f, ETH_OFF + 14);
+    emitTcp({ srcPort: 1, dstPort: 2, seq: 5, ack: 6, flags: 0x10, window: 100, checksum: 0x1234, urgent: 0, options: new Uint8Array(0) }, f, ETH_OFF + 34);
+    emitVirtioNetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: 1448, csumStart: 34, csumOffset: 16 }, f, 0);
+    const sent = f.slice();
+    expect(a.fromPort(POD_A.port, f, f.length)).toBe(true);
+    const datagrams = (a.io as FakeIo).toPeers;
+    expect(datagrams.length).toBe(Math.ceil(f.length / 1460));
+    expect(datagrams.every((d) => d.peer === 1 && d.bytes.length <= 1472)).toBe(true);
+    for (const d of datagrams) {
+      const slot = new Uint8Array(65536);
+      slot.set(d.bytes, b.recvOff);
+      b.fromTunnel(slot, d.bytes.length, ip(ADDR[0]), 0);
+    }
+    expect(bIo.toMacs).toHaveLength(1);
+    const got = bIo.toMacs[0].bytes;
+    expect(got.length).toBe(f.length);
+    expect(Array.from(got.subarray(0, ETH_OFF))).toEqual(Array.from(sent.subarray(0, ETH_OFF))); // GSO fields kept
+    expect(parseEthernet(got.subarray(ETH_OFF))).toMatchObject({ dst: "0a:58:0a:f4:02:07", src: "0a:58:0a:f4:02:01" });
+    expect(parseIpv4(got.subarray(ETH_OFF + 14))).toMatchObject({ ttl: 62, src: POD_A.ip, dst: "10.244.2.7" });
+    expect(Array.from(got.subarray(ETH_OFF + 34))).toEqual(Array.from(sent.subarray(ETH_OFF + 34))); // TCP untouched
+    expect(bCounters.portSnapshot(b.tunnelPort).rx_frames).toBe(datagrams.length);
   });
 });
