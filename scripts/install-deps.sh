@@ -1,7 +1,7 @@
 #!/usr/bin/env sh
 # Installs the Debian packages tapnet and its tests use, only those that are missing:
 #   iproute2 (ip), util-linux (nsenter), iputils-ping (ping), iperf3, tcpdump, ethtool,
-#   nftables (nft, for the masquerade rule).
+#   nftables (nft, for the masquerade rule), sockperf (latency, for tapnet bench).
 set -eu
 missing=""
 need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] || missing="$missing $2"; }
@@ -12,6 +12,7 @@ need iperf3 iperf3
 need tcpdump tcpdump
 need ethtool ethtool
 need nft nftables
+need sockperf sockperf
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "tapnet needs these Debian packages:$missing (run as root: apt-get install$missing)" >&2

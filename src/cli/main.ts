@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { commandHelp, parse, UsageError, type Command } from "./args.ts";
+import { benchCommand } from "./commands/bench.ts";
 import { labCheckCommand, labDownCommand, labStatusCommand, labUpCommand } from "./commands/lab.ts";
 import { podAddCommand, podDelCommand, podListCommand } from "./commands/pod.ts";
 import { switchCommand } from "./commands/switch.ts";
@@ -12,11 +13,11 @@ import { runtimeName } from "../io/runtime.ts";
 
 export const COMMANDS: Command[] = [
   labUpCommand, labStatusCommand, labCheckCommand, labDownCommand,
-  switchCommand, podAddCommand, podDelCommand, podListCommand,
+  switchCommand, podAddCommand, podDelCommand, podListCommand, benchCommand,
 ];
 
 /** Errors whose message is the whole story; anything else is a bug and shows its stack. */
-const EXPECTED = new Set(["ConfigError", "PreflightError", "LabError", "AgentError", "RpcError", "TapError", "ExecError", "IpamError", "SwitchError", "UsageError"]);
+const EXPECTED = new Set(["ConfigError", "PreflightError", "LabError", "AgentError", "RpcError", "TapError", "ExecError", "IpamError", "SwitchError", "UsageError", "BenchError"]);
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

@@ -19,7 +19,7 @@ export const systemProbe: Probe = {
   which: (cmd) => which(cmd),
 };
 
-export type Need = "root" | "tun" | "ip" | "nsenter" | "ping" | "iperf3" | "nft";
+export type Need = "root" | "tun" | "ip" | "nsenter" | "ping" | "iperf3" | "nft" | "sockperf" | "ethtool";
 
 const TOOLS: Partial<Record<Need, { cmd: string; pkg: string }>> = {
   ip: { cmd: "ip", pkg: "iproute2" },
@@ -27,6 +27,8 @@ const TOOLS: Partial<Record<Need, { cmd: string; pkg: string }>> = {
   ping: { cmd: "ping", pkg: "iputils-ping" },
   iperf3: { cmd: "iperf3", pkg: "iperf3" },
   nft: { cmd: "nft", pkg: "nftables" },
+  sockperf: { cmd: "sockperf", pkg: "sockperf" },
+  ethtool: { cmd: "ethtool", pkg: "ethtool" },
 };
 
 export class PreflightError extends Error {}

@@ -1,0 +1,201 @@
+// tapnet bench's parsing, statistics and rendering, from real captured tool output.
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import {
+  allSetups, evaluateTargets, FIGURES, fmtNumber, formatCell, formatReport, median, offloadsOff, parseIperfTcp, parseIperfUdp,
+  parseSetups, parseSockperf, renderSvg, setupLab, setupPrefix, summarize, BenchError, type BenchReport, type Figures, type RoundResult,
+} from "../../src/control/bench.ts";
+
+const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
+
+/** Figures with every value v, but the switch's n/a. */
+function figures(v: number, over: Partial<Figures> = {}): Figures {
+  const f = Object.fromEntries(FIGURES.map((x) => [x.key, v])) as Figures;
+  return { ...f, ...over };
+}
+
+describe("setups", () => {
+  it("are the reference, the ceiling, then one per backend, in BACKENDS order", () => {
+    expect(allSetups(["udp", "vxlan"])).toEqual(["kernel-vxlan", "host-gw", "tapnet-udp", "tapnet-vxlan"]);
+    expect(allSetups(["fast", "udp"])).toEqual(["kernel-vxlan", "host-gw", "tapnet-fast", "tapnet-udp"]);
+  });
+
+  it("map to a lab mode and backend", () => {
+    expect(setupLab("kernel-vxlan")).toEqual({ mode: "kernel-vxlan", backend: "vxlan" });
+    expect(setupLab("host-gw").mode).toBe("host-gw");
+    expect(setupLab("tapnet-udp", ["udp", "vxlan"])).toEqual({ mode: "tapnet", backend: "udp" });
+    expect(() => setupLab("tapnet-nope", ["udp"])).toThrow(/unknown setup "tapnet-nope" \(known: kernel-vxlan, host-gw, tapnet-udp\)/);
+  });
+
+  it("get short lab prefixes, and --setups is checked and deduplicated", () => {
+    expect(setupPrefix("tapnet-bench", "kernel-vxlan")).toBe("tapnet-bench-kvxlan");
+    expect(setupPrefix("tapnet-bench", "host-gw")).toBe("tapnet-bench-hostgw");
+    expect(setupPrefix("tapnet-bench", "tapnet-vxlan")).toBe("tapnet-bench-vxlan");
+    expect(parseSetups("kernel-vxlan, tapnet-udp,kernel-vxlan", ["udp"])).toEqual(["kernel-vxlan", "tapnet-udp"]);
+    expect(() => parseSetups(",", ["udp"])).toThrow(BenchError);
+    expect(() => parseSetups("kernel", ["udp"])).toThrow(/unknown setup "kernel"/);
+  });
+});
+
+describe("parsing tools' output", () => {
+  it("iperf3 TCP: the receiver's rate and the sender's retransmits", () => {
+    const r = parseIperfTcp(fixture("iperf3-tcp.json"));
+    expect(r.gbps).toBeCloseTo(12.9357740, 5);
+    expect(r.retransmits).toBe(31);
+  });
+
+  it("iperf3 UDP: delivered packets per second and loss", () => {
+    const r = parseIperfUdp(fixture("iperf3-udp.json"));
+    // 30760 sent, 5474 lost, over 1.000439 s at the receiver
+    expect(r.pps).toBeCloseTo((30760 - 5474) / 1.000439, 3);
+    expect(r.lossPercent).toBeCloseTo(17.7958, 3);
+  });
+
+  it("iperf3 errors and garbage become one-line BenchErrors", () => {
+    expect(() => parseIperfTcp(JSON.stringify({ error: "unable to connect to server: Connection refused" }))).toThrow("iperf3: unable to connect to server: Connection refused");
+    expect(() => parseIperfTcp("iperf3: error - something")).toThrow(/iperf3 printed no JSON: iperf3: error - something/);
+    expect(() => parseIperfUdp(JSON.stringify({ end: {} }))).toThrow(/no end.sum_received/);
+  });
+
+  it("sockperf ping-pong: p50 and p99 from its percentile lines, colour codes and all", () => {
+    const text = fixture("sockperf-ping-pong.txt");
+    expect(text).toContain("\x1b[");
+    expect(parseSockperf(text)).toEqual({ p50: 18.554, p99: 90.358, observations: 24736 });
+    expect(() => parseSockperf("sockperf: ERROR: no server")).toThrow(/sockperf printed no 50.000 percentile: sockperf: ERROR: no server/);
+  });
+
+  it("ethtool -k: the offloads that are not on", () => {
+    const text = [
+      "Features for eth0:", "rx-checksumming: on", "tx-checksumming: on", "\ttx-checksum-ipv4: off [fixed]",
+      "scatter-gather: on", "tcp-segmentation-offload: off", "generic-segmentation-offload: on",
+      "generic-receive-offload: off [fixed]", "large-receive-offload: off [fixed]",
+    ].join("\n");
+    expect(offloadsOff(text)).toEqual(["tcp-segmentation-offload", "generic-receive-offload (fixed)"]);
+    expect(offloadsOff(text.replace(/: off( \[fixed\])?$/gm, ": on"))).toEqual([]);
+  });
+});
+
+describe("statistics", () => {
+  it("median of odd and even counts, unsorted", () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([7])).toBe(7);
+    expect(() => median([])).toThrow(BenchError);
+  });
+
+  it("summarize: medians, spreads (min..max) and ratios to the reference's median", () => {
+    const results: Record<string, RoundResult[]> = {
+      "kernel-vxlan": [1, 2, 3].map((round, i) => ({ round, figures: figures([10, 12, 11][i], { switch_cpu: null, switch_mem: null }) })),
+      "tapnet-udp": [1, 2, 3].map((round, i) => ({ round, figures: figures([5, 7, 6][i], { switch_mem: [100, 90, 95][i] }) })),
+    };
+    const s = summarize(results);
+    expect(s.medians["kernel-vxlan"].tcp_cross_1).toBe(11);
+    expect(s.spreads["kernel-vxlan"].tcp_cross_1).toEqual([10, 12]);
+    expect(s.medians["kernel-vxlan"].switch_cpu).toBeNull();
+    expect(s.spreads["kernel-vxlan"].switch_cpu).toBeNull();
+    expect(s.medians["tapnet-udp"].tcp_cross_1).toBe(6);
+    expect(s.ratios["tapnet-udp"].tcp_cross_1).toBeCloseTo(6 / 11, 12);
+    expect(s.ratios["kernel-vxlan"].tcp_cross_1).toBe(1);
+    expect(s.medians["tapnet-udp"].switch_mem).toBe(95);
+    expect(s.ratios["tapnet-udp"].switch_mem).toBeNull(); // the kernel has no switch
+  });
+
+  it("a reference of 0, or none measured, gives no ratio", () => {
+    const s = summarize({ "kernel-vxlan": [{ round: 1, figures: figures(0) }], "tapnet-udp": [{ round: 1, figures: figures(1) }] });
+    expect(s.ratios["tapnet-udp"].udp64_loss).toBeNull();
+    const t = summarize({ "tapnet-udp": [{ round: 1, figures: figures(1) }] });
+    expect(t.ratios["tapnet-udp"].tcp_cross_1).toBeNull();
+  });
+});
+
+function report(): BenchReport {
+  const results: Record<string, RoundResult[]> = {
+    "kernel-vxlan": [{ round: 1, figures: figures(10, { rtt_p50: 50, switch_cpu: null, switch_mem: null }) }, { round: 2, figures: figures(12, { rtt_p50: 50, switch_cpu: null, switch_mem: null }) }],
+    "host-gw": [{ round: 1, figures: figures(15, { switch_cpu: null, switch_mem: null }) }, { round: 2, figures: figures(15, { switch_cpu: null, switch_mem: null }) }],
+    "tapnet-udp": [{ round: 1, figures: figures(6, { rtt_p50: 100, udp1400_loss: 30, switch_mem: 120 }) }, { round: 2, figures: figures(8, { rtt_p50: 200, udp1400_loss: 40, switch_mem: 140 }) }],
+  };
+  const s = summarize(results);
+  return {
+    date: "2026-11-23T04:00:00.000Z", command: "tapnet bench --quick",
+    machine: { kernel: "Linux 6.18", nproc: 2, cpu: "AMD EPYC", node: "v20.20.2", runtime: "node v20.20.2" },
+    rounds: 2, seconds: 2, setups: Object.keys(results), reference: "kernel-vxlan", offloads: [{ setup: "kernel-vxlan", netns: "b-underlay", device: "node1", off: ["generic-receive-offload"] }],
+    results, ...s, targets: { setup: "tapnet-udp", rows: evaluateTargets(s, "tapnet-udp") }, durationSeconds: 100,
+  };
+}
+
+describe("targets", () => {
+  it("compares the default backend's ratios (and memory in MB) with floor and target", () => {
+    const rows = report().targets!.rows;
+    const byLabel = Object.fromEntries(rows.map((r) => [r.label, r]));
+    expect(rows.map((r) => r.label)).toEqual(["cross-node TCP, 1 stream", "cross-node TCP, 4 streams", "same-node TCP (vs the kernel bridge)", "UDP 1400 B delivered pps", "ping-pong latency p50", "switch peak memory per node"]);
+    // 7 / 11 = 0.64: above the 0.6 floor, below the 1.0 target
+    expect(byLabel["cross-node TCP, 1 stream"]).toMatchObject({ value: "0.64×", floor: "≥ 0.6×", target: "≥ 1×", meetsFloor: true, meetsTarget: false });
+    // same node: 0.64 against ≥ 0.5 and ≥ 0.9
+    expect(byLabel["same-node TCP (vs the kernel bridge)"]).toMatchObject({ meetsFloor: true, meetsTarget: false });
+    // p50: 150 / 50 = 3.0: at the floor (≤ 3), over the target (≤ 1.5)
+    expect(byLabel["ping-pong latency p50"]).toMatchObject({ value: "3.00×", floor: "≤ 3×", target: "≤ 1.5×", meetsFloor: true, meetsTarget: false });
+    expect(byLabel["switch peak memory per node"]).toMatchObject({ value: "130 MB", floor: "≤ 300 MB", target: "≤ 150 MB", meetsFloor: true, meetsTarget: true });
+    expect(byLabel["UDP 1400 B delivered pps"].note).toBe("at 35.0% loss (the target asks ≤ 1%)");
+  });
+
+  it("n/a when a figure was not measured", () => {
+    const s = summarize({ "tapnet-udp": [{ round: 1, figures: figures(1, { switch_mem: null }) }] });
+    const rows = evaluateTargets(s, "tapnet-udp");
+    expect(rows[0]).toMatchObject({ value: "n/a", meetsFloor: null, meetsTarget: null });
+    expect(rows[5]).toMatchObject({ value: "n/a", meetsFloor: null });
+  });
+});
+
+describe("rendering", () => {
+  it("numbers to 3 significant digits, cells as median (ratio×)", () => {
+    expect([0, 0.0123, 1.234, 12.34, 123.4, 12345].map(fmtNumber)).toEqual(["0", "0.012", "1.23", "12.3", "123", "12345"]);
+    expect(formatCell(7, 7 / 11, false)).toBe("7.00 (0.64×)");
+    expect(formatCell(11, 1, true)).toBe("11.0");
+    expect(formatCell(null, null, false)).toBe("n/a");
+    expect(formatCell(5, null, false)).toBe("5.00");
+  });
+
+  it("the text report: machine, command, offloads, one column per setup, spreads, targets", () => {
+    const text = formatReport(report());
+    const lines = text.split("\n");
+    expect(lines[0]).toBe("tapnet bench, 2026-11-23T04:00:00.000Z: 2 round(s) of 2 s per test, setups interleaved, 100 s in all");
+    expect(lines[1]).toBe("machine: Linux 6.18, 2 CPUs (AMD EPYC), node v20.20.2");
+    expect(lines[2]).toBe("command: tapnet bench --quick");
+    expect(text).toContain("kernel-vxlan: b-underlay node1: generic-receive-offload");
+    const header = lines.find((l) => l.startsWith("figure") && l.includes("host-gw"))!;
+    expect(header.split(/\s{2,}/)).toEqual(["figure", "kernel-vxlan", "host-gw", "tapnet-udp"]);
+    const tcp1 = lines.find((l) => l.startsWith("TCP across nodes, 1 stream (Gbit/s"))!;
+    expect(tcp1.split(/\s{2,}/)).toEqual(["TCP across nodes, 1 stream (Gbit/s, higher is better)", "11.0", "15.0 (1.36×)", "7.00 (0.64×)"]);
+    const mem = lines.find((l) => l.startsWith("switch peak memory per node (MB"))!;
+    expect(mem.split(/\s{2,}/)).toEqual(["switch peak memory per node (MB, lower is better)", "n/a", "n/a", "130"]);
+    expect(lines.find((l) => l.startsWith("TCP across nodes, 1 stream  "))!.split(/\s{2,}/)).toEqual(["TCP across nodes, 1 stream", "10.0..12.0", "15.0..15.0", "6.00..8.00"]);
+    expect(text).toContain("targets (issue 4), for tapnet-udp:");
+    expect(lines.find((l) => l.startsWith("cross-node TCP, 1 stream"))!.split(/\s{2,}/)).toEqual(["cross-node TCP, 1 stream", "0.64×", "≥ 0.6×", "pass", "≥ 1×", "FAIL"]);
+  });
+
+  it("without the reference or a tapnet setup, targets are not checked", () => {
+    const r = report();
+    delete r.targets;
+    expect(formatReport(r)).toContain("targets: not checked (they need kernel-vxlan and a tapnet setup)");
+  });
+
+  it("the SVG: well-formed, one bar per setup and figure with a ratio, the 1× line, labels escaped", () => {
+    const r = report();
+    r.setups = [...r.setups];
+    r.date = "A<B&C";
+    const svg = renderSvg(r);
+    expect(svg).toContain("A&lt;B&amp;C");
+    expect(svg.startsWith("<svg xmlns=\"http://www.w3.org/2000/svg\"")).toBe(true);
+    expect(svg.trimEnd().endsWith("</svg>")).toBe(true);
+    // figures with a ratio: all but the switch's two (the kernel has no switch) and the two losses
+    const bars = svg.match(/<rect x="\d+" y="[\d.]+" width="[\d.]+" height="14"/g) ?? [];
+    expect(bars).toHaveLength((FIGURES.length - 4) * 3);
+    expect(svg).not.toContain("UDP 1400 B loss");
+    expect(svg).toContain(">0.64×</text>");
+    expect(svg).toContain("ratio to kernel-vxlan (= 1)");
+    expect(svg).toContain('stroke="#000"'); // the 1× line
+    expect(svg).not.toMatch(/<(?!\/?(svg|rect|text|line|title)\b)/); // only the elements it means to write
+    // every tag opened is closed
+    for (const tag of ["text", "title"]) expect((svg.match(new RegExp(`<${tag}[ >]`, "g")) ?? []).length).toBe((svg.match(new RegExp(`</${tag}>`, "g")) ?? []).length);
+  });
+});

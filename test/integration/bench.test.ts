@@ -1,0 +1,64 @@
+// tapnet bench, as small as it goes: the reference and one tapnet setup, one round of 1-second
+// tests. Checks the JSON's shape and that every figure is a positive number; never how fast
+// anything is (a benchmark is not a test). Nothing of the bench's labs is left afterwards.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { netnsList, tapnet, uniquePrefix } from "./helpers.ts";
+
+const prefix = uniquePrefix("bench");
+const labs = [`${prefix}-kvxlan`, `${prefix}-udp`];
+const tmp = mkdtempSync(join(tmpdir(), "tapnet-it-bench-"));
+
+afterAll(async () => {
+  for (const p of labs) await tapnet(["lab", "down", "--prefix", p]);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("tapnet bench", () => {
+  it("measures kernel-vxlan and tapnet-udp, prints one JSON object, writes the SVG, removes its labs", async () => {
+    const svg = join(tmp, "bench.svg");
+    const r = await tapnet(["bench", "--quick", "--setups", "kernel-vxlan,tapnet-udp", "--seconds", "1", "--rounds", "1", "--json", "--svg", svg, "--prefix", prefix], { timeoutMs: 120_000 });
+    expect(r.stderr, r.stderr).toContain("round 1/1, tapnet-udp: ping-pong latency");
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(Object.keys(j).sort()).toEqual(["command", "date", "durationSeconds", "machine", "medians", "offloads", "ratios", "reference", "results", "rounds", "seconds", "setups", "spreads", "targets"].sort());
+    expect(j.setups).toEqual(["kernel-vxlan", "tapnet-udp"]);
+    expect(j.command).toContain("tapnet bench --quick --setups kernel-vxlan,tapnet-udp");
+    expect(j.machine.nproc).toBeGreaterThan(0);
+    expect(Array.isArray(j.offloads)).toBe(true);
+    const positive = ["tcp_cross_1", "tcp_cross_4", "tcp_same_1", "udp1400_kpps", "udp64_kpps", "rtt_p50", "rtt_p99"];
+    for (const setup of j.setups) {
+      expect(j.results[setup]).toHaveLength(1);
+      const f = j.results[setup][0].figures;
+      for (const k of positive) {
+        expect(typeof f[k], `${setup} ${k}`).toBe("number");
+        expect(f[k], `${setup} ${k}`).toBeGreaterThan(0);
+      }
+      for (const k of ["udp1400_loss", "udp64_loss"]) expect(f[k]).toBeGreaterThanOrEqual(0);
+      expect(f.rtt_p99).toBeGreaterThanOrEqual(f.rtt_p50);
+      expect(j.medians[setup].tcp_cross_1).toBe(f.tcp_cross_1);
+      expect(j.spreads[setup].tcp_cross_1).toEqual([f.tcp_cross_1, f.tcp_cross_1]);
+    }
+    expect(j.results["kernel-vxlan"][0].figures.switch_cpu).toBeNull();
+    expect(j.results["kernel-vxlan"][0].figures.switch_mem).toBeNull();
+    expect(j.results["tapnet-udp"][0].figures.switch_cpu).toBeGreaterThan(0);
+    expect(j.results["tapnet-udp"][0].figures.switch_mem).toBeGreaterThan(0);
+    expect(j.ratios["kernel-vxlan"].tcp_cross_1).toBe(1);
+    expect(j.ratios["tapnet-udp"].tcp_cross_1).toBeCloseTo(j.medians["tapnet-udp"].tcp_cross_1 / j.medians["kernel-vxlan"].tcp_cross_1, 9);
+    expect(j.targets.setup).toBe("tapnet-udp");
+    expect(j.targets.rows).toHaveLength(6);
+    expect(readFileSync(svg, "utf8")).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
+    // nothing left: no namespace of the bench's labs, no journal
+    expect(netnsList().filter((n) => n.startsWith(prefix))).toEqual([]);
+    for (const p of labs) expect(existsSync(`/run/tapnet/${p}`)).toBe(false);
+  });
+
+  it("refuses an unknown setup with exit status 2, before building anything", async () => {
+    const r = await tapnet(["bench", "--setups", "kernel-vxlan,nope", "--prefix", prefix]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`tapnet: --setups: unknown setup "nope" (known: ${["kernel-vxlan", "host-gw"].join(", ")}, ${r.stderr.match(/tapnet-[a-z0-9]+/g)!.join(", ")})`);
+    expect(netnsList().filter((n) => n.startsWith(prefix))).toEqual([]);
+  });
+});
