@@ -69,10 +69,10 @@ function garbage(netns: string, to: string, port: number, n: number) {
   return runCmd("ip", ["netns", "exec", netns, process.execPath, "-e", script]);
 }
 
-for (const backend of ["udp", "vxlan"] as const) {
+for (const backend of ["udp", "vxlan", "tapnet"] as const) {
   describe(`three tapnet nodes, ${backend} backend`, () => {
     const prefix = uniquePrefix(backend);
-    const port = backend === "udp" ? 8285 : 8472;
+    const port = { udp: 8285, vxlan: 8472, tapnet: 8287 }[backend];
 
     it("lab up and lab check: every pod reaches every pod and node, no NAT inside, masquerade to the outside", async () => {
       const up = await tapnet(["lab", "up", "--nodes", "3", "--pods", "2", "--backend", backend, "--prefix", prefix]);
@@ -85,6 +85,8 @@ for (const backend of ["udp", "vxlan"] as const) {
       expect(res.results.filter((x: { ok: boolean }) => !x.ok)).toEqual([]);
       // 6 pods: 30 pod pings, 36 node-pod pings, 6 to the outside; 15 + 36 + 6 TCP transfers
       expect(res.passed).toBe(30 + 36 + 6 + 15 + 36 + 6);
+      const after = JSON.parse((await tapnet(["lab", "status", "--json", "--prefix", prefix])).stdout);
+      expect(after.switches.node1.tunnel.rx_frames).toBeGreaterThan(0); // it did go through the tunnel
       const outside = res.results.filter((x: { to: string; test: string }) => x.to === "outside" && x.test === "tcp");
       expect(outside.find((x: { from: string }) => x.from === "node3-pod1").detail).toContain("server saw 192.168.56.13");
       expect(r.code).toBe(0);
@@ -102,7 +104,12 @@ for (const backend of ["udp", "vxlan"] as const) {
       for (const f of frames) {
         const { outerSrc, payload } = udpPayload(f);
         let inner = payload;
-        if (backend === "vxlan") {
+        if (backend === "tapnet") {
+          // version 1, a whole small frame in one chunk: virtio_net_hdr, Ethernet, the packet
+          expect(payload[0]).toBe(1);
+          expect(Array.from(payload.subarray(8, 12))).toEqual([0, 0, 0, 0]); // offset 0
+          inner = payload.subarray(12 + 10 + 14);
+        } else if (backend === "vxlan") {
           expect(parseVxlan(payload)).toEqual({ vni: 1 });
           expect(Array.from(payload.subarray(0, 8))).toEqual([0x08, 0, 0, 0, 0, 0, 1, 0]);
           const eth = parseEthernet(payload.subarray(8));
