@@ -331,8 +331,15 @@ export function formatReport(r: BenchReport): string {
   lines.push(`command: ${r.command}`);
   lines.push("");
   if (r.offloads.length) {
-    lines.push("offloads off (ethtool -k):");
-    for (const o of r.offloads) lines.push(`  ${o.setup}: ${o.netns} ${o.device}: ${o.off.join(", ")}`);
+    // One line per set of features that are off, with how many devices of each setup: the
+    // same default (veths' GRO) on every setup is one fact, not twenty. --json lists each device.
+    lines.push("offloads not on (ethtool -k on the underlay veths and VXLAN devices):");
+    const groups = new Map<string, OffloadFinding[]>();
+    for (const o of r.offloads) groups.set(o.off.join(", "), [...(groups.get(o.off.join(", ")) ?? []), o]);
+    for (const [features, found] of groups) {
+      const perSetup = r.setups.map((s) => [s, found.filter((o) => o.setup === s).length] as const).filter(([, n]) => n > 0);
+      lines.push(`  ${features}: ${perSetup.map(([s, n]) => `${s} ${n}`).join(", ")} device(s) (e.g. ${found[0].netns} ${found[0].device})`);
+    }
   } else {
     lines.push("offloads: all of tx-checksumming, TSO, GSO and GRO are on for the underlay veths and VXLAN devices");
   }

@@ -118,7 +118,12 @@ function report(): BenchReport {
   return {
     date: "2026-11-23T04:00:00.000Z", command: "tapnet bench --quick",
     machine: { kernel: "Linux 6.18", nproc: 2, cpu: "AMD EPYC", node: "v20.20.2", runtime: "node v20.20.2" },
-    rounds: 2, seconds: 2, setups: Object.keys(results), reference: "kernel-vxlan", offloads: [{ setup: "kernel-vxlan", netns: "b-underlay", device: "node1", off: ["generic-receive-offload"] }],
+    rounds: 2, seconds: 2, setups: Object.keys(results), reference: "kernel-vxlan", offloads: [
+      { setup: "kernel-vxlan", netns: "b-underlay", device: "node1", off: ["generic-receive-offload"] },
+      { setup: "kernel-vxlan", netns: "b-underlay", device: "node2", off: ["generic-receive-offload"] },
+      { setup: "tapnet-udp", netns: "b-underlay", device: "node1", off: ["generic-receive-offload"] },
+      { setup: "tapnet-udp", netns: "b-node1", device: "eth0", off: ["tx-checksumming"] },
+    ],
     results, ...s, targets: { setup: "tapnet-udp", rows: evaluateTargets(s, "tapnet-udp") }, durationSeconds: 100,
   };
 }
@@ -161,7 +166,7 @@ describe("rendering", () => {
     expect(lines[0]).toBe("tapnet bench, 2026-11-23T04:00:00.000Z: 2 round(s) of 2 s per test, setups interleaved, 100 s in all");
     expect(lines[1]).toBe("machine: Linux 6.18, 2 CPUs (AMD EPYC), node v20.20.2");
     expect(lines[2]).toBe("command: tapnet bench --quick");
-    expect(text).toContain("kernel-vxlan: b-underlay node1: generic-receive-offload");
+    expect(text).toContain("  generic-receive-offload: kernel-vxlan 2, tapnet-udp 1 device(s) (e.g. b-underlay node1)\n  tx-checksumming: tapnet-udp 1 device(s) (e.g. b-node1 eth0)\n");
     const header = lines.find((l) => l.startsWith("figure") && l.includes("host-gw"))!;
     expect(header.split(/\s{2,}/)).toEqual(["figure", "kernel-vxlan", "host-gw", "tapnet-udp"]);
     const tcp1 = lines.find((l) => l.startsWith("TCP across nodes, 1 stream (Gbit/s"))!;

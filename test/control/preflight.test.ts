@@ -52,6 +52,14 @@ describe("preflight", () => {
     expect(preflightError([need], fakeProbe(missing)).message).toBe(err.message);
   });
 
+  it.each([
+    ["sockperf", "sockperf"],
+    ["ethtool", "ethtool"],
+  ] as const)("bench's %s, when missing, is named with its Debian package", (need, pkg) => {
+    const err = preflightError(["ip", need], fakeProbe({ cmds: [need] }));
+    expect(err.message).toBe(`the ${need} command is missing: install it (apt-get install ${pkg})`);
+  });
+
   it("reports the first missing need in the order the needs are given, and probes no further", () => {
     const everythingMissing = { root: true, tun: true, cmds: ["ip", "nsenter", "ping", "iperf3"] };
     expect(preflightError(ALL, fakeProbe(everythingMissing)).message).toMatch(/root/);

@@ -15,7 +15,7 @@ export const benchCommand: Command = {
     rounds: { type: "string", value: "N", help: "rounds; each round measures every setup in turn (default: 5, or 2 with --quick)" },
     seconds: { type: "string", value: "S", help: "seconds per test (default: 5, or 2 with --quick)" },
     setups: { type: "string", value: "LIST", help: `comma-separated setups (default: all: ${allSetups().join(",")})` },
-    "default-backend": { type: "string", value: "SETUP", help: "the tapnet setup checked against the targets (default: the first tapnet-* setup)" },
+    "default-backend": { type: "string", value: "B", help: "the backend checked against the targets, as udp or tapnet-udp (default: the first tapnet-* setup, in the order of tapnet's backends)" },
     json: { type: "boolean", help: "print one JSON object: raw per-round results, medians, spreads, ratios, offloads, targets" },
     svg: { type: "string", value: "FILE", help: "also write a bar chart of every figure's ratio to kernel-vxlan to FILE (SVG)" },
     prefix: { type: "string", value: "NAME", help: "names the labs: NAME-kvxlan, NAME-hostgw, NAME-<backend>", default: "tapnet-bench" },
@@ -44,9 +44,10 @@ export const benchCommand: Command = {
     } catch (e) {
       throw new UsageError(`--setups: ${(e as Error).message}`);
     }
-    const defaultSetup = p.values["default-backend"] === undefined ? undefined : String(p.values["default-backend"]);
+    const named = p.values["default-backend"] === undefined ? undefined : String(p.values["default-backend"]);
+    const defaultSetup = named === undefined || named.startsWith("tapnet-") ? named : `tapnet-${named}`;
     if (defaultSetup !== undefined && !(defaultSetup.startsWith("tapnet-") && setups.includes(defaultSetup))) {
-      throw new UsageError(`--default-backend must be one of the tapnet setups measured (${setups.filter((s) => s.startsWith("tapnet-")).join(", ") || "none"}), not "${defaultSetup}"`);
+      throw new UsageError(`--default-backend must be one of the tapnet setups measured (${setups.filter((s) => s.startsWith("tapnet-")).join(", ") || "none"}), not "${named}"`);
     }
     const tapnetUsed = setups.some((s) => s.startsWith("tapnet-"));
     preflight(["root", ...(tapnetUsed ? ["tun" as const, "nsenter" as const] : []), "ip", "ping", "nft", "iperf3", "sockperf", "ethtool"]);
