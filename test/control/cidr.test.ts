@@ -3,18 +3,7 @@ import {
   cidrContains, cidrInside, cidrOverlaps, cidrSize, formatCidr, lastAddress, nthSubnet, parseCidr, subnetCount, type Cidr,
 } from "../../src/control/cidr.ts";
 import { parseIpv4Address } from "../../src/wire/ipv4.ts";
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../support/random.ts";
 
 /** TAPNET_SEED=<n> replays one run; otherwise a fixed seed keeps the suite deterministic. */
 const SEED = Number(process.env.TAPNET_SEED ?? 0x5eed_c1d2);

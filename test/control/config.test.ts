@@ -5,18 +5,7 @@ import {
   BACKENDS, ConfigError, checkClusterConfig, formatClusterConfig, parseClusterConfig, vtepMacFor, type ClusterConfig,
 } from "../../src/control/config.ts";
 import { parseIpv4Address } from "../../src/wire/ipv4.ts";
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../support/random.ts";
 
 const SEED = Number(process.env.TAPNET_SEED ?? 0xc0f1_6);
 

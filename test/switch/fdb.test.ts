@@ -1,18 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Fdb, FDB_DEFAULTS, Learn, type FdbEntry, type LearnResult } from "../../src/switch/fdb.ts";
 import { formatMacHiLo } from "../../src/wire/mac.ts";
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../support/random.ts";
 
 interface Mac { hi: number; lo: number }
 

@@ -6,6 +6,7 @@ import { FrameBatch, Forwarder, type PortWriter } from "../../src/switch/forward
 import { get32, put32 } from "../../src/wire/bytes.ts";
 import { emitEthernet } from "../../src/wire/ethernet.ts";
 import { formatMacHiLo } from "../../src/wire/mac.ts";
+import { prng } from "../support/random.ts";
 
 /** As on the real switch: every frame sits behind a 10-byte virtio_net_hdr (here all zeros). */
 const L2_OFF = 10;
@@ -16,18 +17,6 @@ const B = "02:00:0a:63:00:02";
 const C = "02:00:0a:63:00:03";
 const D = "02:00:0a:63:00:04";
 const BROADCAST = "ff:ff:ff:ff:ff:ff";
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** An in-memory PortWriter: records a copy of each frame written; ports in `failing` refuse. */
 class FakeWriter implements PortWriter {

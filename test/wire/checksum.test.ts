@@ -1,18 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { fromHex, get16, put16, put32 } from "../../src/wire/bytes.ts";
 import { checksumUpdate16, fold, internetChecksum, pseudoHeaderSum, sumWords } from "../../src/wire/checksum.ts";
-
-/** mulberry32: a small seeded PRNG, so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../support/random.ts";
 
 /** RFC 1071 done the slow, obvious way: add each 16-bit word, carry around at once. */
 function naiveChecksum(b: Uint8Array, initial = 0): number {

@@ -14,18 +14,7 @@ import { Ipv4View, parseIpv4 } from "../../src/wire/ipv4.ts";
 import { TcpView, parseTcp } from "../../src/wire/tcp.ts";
 import { UdpView, parseUdp } from "../../src/wire/udp.ts";
 import { parseVirtioNetHdr } from "../../src/wire/virtio.ts";
-
-/** mulberry32: a small seeded PRNG, so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../support/random.ts";
 
 // The corpus: whole frames from the golden captures of 2026-11-23 (the per-protocol test files
 // say how each was captured), each with the offsets where its layers start.

@@ -6,6 +6,7 @@ import {
   IPV4_CHECKSUM, IPV4_FLAGS_FRAG, IPV4_ID, IPV4_MIN_HEADER_LEN, IPV4_TOTAL_LEN, IPV4_TTL, Ipv4View, PROTO_ICMP,
   PROTO_TCP, PROTO_UDP, emitIpv4, formatIpv4, parseIpv4, parseIpv4Address, type Ipv4Repr,
 } from "../../src/wire/ipv4.ts";
+import { prng } from "../support/random.ts";
 
 // Golden IPv4 packets (the frames minus their 14-byte Ethernet header), captured 2026-11-23 (UTC)
 // between network namespaces tapnet-golden-a (veth-ga, 10.99.0.1/24) and tapnet-golden-b
@@ -76,18 +77,6 @@ const GOLDEN: [string, Uint8Array, Ipv4Repr][] = [
 function ok<T extends object>(r: T | DropReason): T {
   if (typeof r === "number") throw new Error(`dropped: ${DROP_NAMES[r]}`);
   return r;
-}
-
-/** mulberry32: a small seeded PRNG, so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The checksum the header at `off` should carry, computed from scratch. */
