@@ -2,23 +2,11 @@ import { describe, expect, it } from "vitest";
 import {
   cidrContains, cidrInside, cidrOverlaps, cidrSize, formatCidr, lastAddress, nthSubnet, parseCidr, subnetCount, type Cidr,
 } from "../../src/control/cidr.ts";
-import { parseIpv4Address } from "../../src/wire/ipv4.ts";
 import { prng } from "../support/random.ts";
+import { ip, cidr } from "../support/addresses.ts";
 
 /** TAPNET_SEED=<n> replays one run; otherwise a fixed seed keeps the suite deterministic. */
 const SEED = Number(process.env.TAPNET_SEED ?? 0x5eed_c1d2);
-
-function ip(s: string): number {
-  const a = parseIpv4Address(s);
-  if (a === undefined) throw new Error(`bad test address ${s}`);
-  return a;
-}
-
-function cidr(s: string): Cidr {
-  const c = parseCidr(s);
-  if (typeof c === "string") throw new Error(`bad test CIDR ${s}: ${c}`);
-  return c;
-}
 
 /** The network of `addr` at `prefix`, by plain integer arithmetic. */
 function mask(addr: number, prefix: number): number {

@@ -1,25 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { stringify as stringifyYaml } from "yaml";
-import { cidrInside, cidrOverlaps, formatCidr, nthSubnet, parseCidr, type Cidr } from "../../src/control/cidr.ts";
+import { cidrInside, cidrOverlaps, formatCidr, nthSubnet } from "../../src/control/cidr.ts";
 import {
   BACKENDS, ConfigError, checkClusterConfig, formatClusterConfig, parseClusterConfig, vtepMacFor, type ClusterConfig,
 } from "../../src/control/config.ts";
-import { parseIpv4Address } from "../../src/wire/ipv4.ts";
 import { prng } from "../support/random.ts";
+import { ip, cidr } from "../support/addresses.ts";
 
 const SEED = Number(process.env.TAPNET_SEED ?? 0xc0f1_6);
-
-function ip(s: string): number {
-  const a = parseIpv4Address(s);
-  if (a === undefined) throw new Error(`bad test address ${s}`);
-  return a;
-}
-
-function cidr(s: string): Cidr {
-  const c = parseCidr(s);
-  if (typeof c === "string") throw new Error(`bad test CIDR ${s}: ${c}`);
-  return c;
-}
 
 function node(i: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { name: `node${i}`, address: `192.168.56.${10 + i}`, ...extra };

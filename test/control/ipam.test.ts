@@ -1,22 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { parseCidr, type Cidr } from "../../src/control/cidr.ts";
 import { IpamError, PodIpam, gatewayOf } from "../../src/control/ipam.ts";
-import { formatIpv4, parseIpv4Address } from "../../src/wire/ipv4.ts";
+import { formatIpv4 } from "../../src/wire/ipv4.ts";
 import { prng } from "../support/random.ts";
+import { ip, cidr } from "../support/addresses.ts";
 
 const SEED = Number(process.env.TAPNET_SEED ?? 0x1ba_3);
-
-function ip(s: string): number {
-  const a = parseIpv4Address(s);
-  if (a === undefined) throw new Error(`bad test address ${s}`);
-  return a;
-}
-
-function cidr(s: string): Cidr {
-  const c = parseCidr(s);
-  if (typeof c === "string") throw new Error(`bad test CIDR ${s}: ${c}`);
-  return c;
-}
 
 function ipamError(f: () => unknown): IpamError {
   try {
