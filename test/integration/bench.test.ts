@@ -5,7 +5,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { netnsList, tapnet, uniquePrefix } from "./helpers.ts";
+import { spawn } from "node:child_process";
+import { netnsList, REPO, TAPNET, tapnet, uniquePrefix, waitFor } from "./helpers.ts";
 
 const prefix = uniquePrefix("bench");
 const labs = [`${prefix}-kvxlan`, `${prefix}-udp`];
@@ -53,6 +54,24 @@ describe("tapnet bench", () => {
     // nothing left: no namespace of the bench's labs, no journal
     expect(netnsList().filter((n) => n.startsWith(prefix))).toEqual([]);
     for (const p of labs) expect(existsSync(`/run/tapnet/${p}`)).toBe(false);
+  });
+
+  it("removes its labs when interrupted while it measures (SIGINT), and exits 1", async () => {
+    const child = spawn(process.execPath, [TAPNET, "bench", "--setups", "kernel-vxlan,tapnet-udp", "--seconds", "5", "--rounds", "1", "--prefix", prefix], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const closed = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    try {
+      await waitFor(() => stderr.includes("round 1/1, kernel-vxlan: TCP across nodes, 4 streams") || child.exitCode !== null, 60_000, "the bench to measure");
+      expect(netnsList().filter((n) => n.startsWith(prefix)).length).toBeGreaterThan(10);
+      child.kill("SIGINT");
+      expect(await closed, stderr).toBe(1);
+      expect(stderr).toContain("tapnet: interrupted; the bench's labs were removed");
+      expect(netnsList().filter((n) => n.startsWith(prefix))).toEqual([]);
+      for (const p of labs) expect(existsSync(`/run/tapnet/${p}`)).toBe(false);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
   });
 
   it("refuses an unknown setup with exit status 2, before building anything", async () => {
