@@ -112,7 +112,6 @@ export class Router {
   // The peer and clock of the tapnet send or receive in progress, for the callbacks below,
   // which are made once so that no closure is made per frame.
   private tapnetPeer = 0;
-  private tapnetInPort = 0;
   private tapnetNow = 0;
   private readonly tapnetSend: (b: Uint8Array, off: number, len: number) => boolean;
   private readonly tapnetFrame: (b: Uint8Array, len: number) => void;
