@@ -85,6 +85,20 @@ describe("Internet checksum (RFC 1071)", () => {
     expect(internetChecksum(b, 0, b.length)).toBe(naiveChecksum(b));
   });
 
+  it("matches the naive checksum on views inside larger buffers, alternating between buffers", () => {
+    const rnd = prng(1624);
+    const pools = [new Uint8Array(8192), new Uint8Array(5000)];
+    for (const p of pools) for (let i = 0; i < p.length; i++) p[i] = Math.floor(rnd() * 256);
+    for (let n = 0; n < 2000; n++) {
+      const pool = pools[n % 2]; // a different underlying buffer every call
+      const start = Math.floor(rnd() * 1000);
+      const view = pool.subarray(start, start + 2000); // byteOffset != 0
+      const off = Math.floor(rnd() * 16);
+      const len = 64 + Math.floor(rnd() * 1800);
+      expect(internetChecksum(view, off, len), `case ${n}`).toBe(naiveChecksum(view.subarray(off, off + len)));
+    }
+  });
+
   it("matches the naive word-by-word checksum on 2,000 random buffers of random length and offset", () => {
     const rnd = prng(1071);
     for (let n = 0; n < 2000; n++) {
