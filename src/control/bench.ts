@@ -286,6 +286,8 @@ export interface BenchReport {
   setups: string[];
   reference: string;
   offloads: OffloadFinding[];
+  /** Measurements that failed; the command exits 1 if there are any. */
+  failures: BenchFailure[];
   results: Record<string, RoundResult[]>;
   medians: Summary["medians"];
   spreads: Summary["spreads"];
@@ -353,6 +355,11 @@ export function formatReport(r: BenchReport): string {
     const sp = r.spreads[s]?.[f.key];
     return sp ? `${fmtNumber(sp[0])}..${fmtNumber(sp[1])}` : "n/a";
   })])));
+  if (r.failures.length) {
+    lines.push("");
+    lines.push(`${r.failures.length} measurement(s) failed (their figures are left out):`);
+    for (const x of r.failures) lines.push(`  round ${x.round}, ${x.setup}, ${x.test}: ${x.error}`);
+  }
   if (r.targets) {
     lines.push("");
     lines.push(`targets (issue 4), for ${r.targets.setup}:`);
@@ -576,34 +583,54 @@ async function iperf(runner: Runner, lab: Lab, server: { netns: string; ip: stri
   }
 }
 
-async function measure(runner: Runner, lab: Lab, seconds: number, step: (what: string) => void): Promise<Figures> {
+/** A measurement that failed: its figures are null in that round, and the bench exits 1 at the end. */
+export interface BenchFailure {
+  round: number;
+  setup: string;
+  test: string;
+  error: string;
+}
+
+async function measure(runner: Runner, lab: Lab, round: number, seconds: number, step: (what: string) => void, failures: BenchFailure[]): Promise<Figures> {
+  const f = Object.fromEntries(FIGURES.map((x) => [x.key, null])) as Figures;
   const cpu0 = lab.switchPids.map((p) => processTree(p).reduce((a, q) => a + cpuSeconds(q), 0));
   const t0 = Date.now();
-  step("TCP across nodes, 1 stream");
-  const tcp1 = parseIperfTcp(await iperf(runner, lab, lab.cross, seconds, []));
-  step("TCP across nodes, 4 streams");
-  const tcp4 = parseIperfTcp(await iperf(runner, lab, lab.cross, seconds, ["-P", "4"]));
-  step("TCP same node, 1 stream");
-  const same = parseIperfTcp(await iperf(runner, lab, lab.same, seconds, []));
-  step("UDP 1400 B");
-  const u1400 = parseIperfUdp(await iperf(runner, lab, lab.cross, seconds, ["-u", "-b", "0", "-l", "1400"]));
-  step("UDP 64 B");
-  const u64 = parseIperfUdp(await iperf(runner, lab, lab.cross, seconds, ["-u", "-b", "0", "-l", "64"]));
-  step("ping-pong latency");
-  const pp = await runner.run(lab.client.netns, "sockperf", ["ping-pong", "-i", lab.cross.ip, "-p", String(SOCKPERF_PORT), "-t", String(seconds), "--full-rtt"], (seconds + 30) * 1000);
-  const lat = parseSockperf(pp.stdout + pp.stderr);
-  const wall = (Date.now() - t0) / 1000;
-  const kernel = lab.switchPids.length === 0;
-  const cpu1 = lab.switchPids.map((p) => processTree(p).reduce((a, q) => a + cpuSeconds(q), 0));
-  const cpu = cpu1.reduce((a, c, i) => a + (c - cpu0[i]), 0) / wall;
-  const mem = Math.max(0, ...lab.switchPids.map((p) => processTree(p).reduce((a, q) => a + peakMemoryMb(q), 0)));
-  return {
-    tcp_cross_1: tcp1.gbps, tcp_cross_4: tcp4.gbps, tcp_same_1: same.gbps,
-    udp1400_kpps: u1400.pps / 1000, udp1400_loss: u1400.lossPercent,
-    udp64_kpps: u64.pps / 1000, udp64_loss: u64.lossPercent,
-    rtt_p50: lat.p50, rtt_p99: lat.p99,
-    switch_cpu: kernel ? null : cpu, switch_mem: kernel ? null : mem,
+  // One test failing (a tool's hiccup, a datapath that stalls) costs its figures, not the run.
+  const test = async (what: string, body: () => Promise<void>) => {
+    step(what);
+    try {
+      await body();
+    } catch (e) {
+      runner.check(); // an interruption is not a measurement's failure
+      failures.push({ round, setup: lab.setup, test: what, error: (e as Error).message.split("\n")[0] });
+    }
   };
+  await test("TCP across nodes, 1 stream", async () => { f.tcp_cross_1 = parseIperfTcp(await iperf(runner, lab, lab.cross, seconds, [])).gbps; });
+  await test("TCP across nodes, 4 streams", async () => { f.tcp_cross_4 = parseIperfTcp(await iperf(runner, lab, lab.cross, seconds, ["-P", "4"])).gbps; });
+  await test("TCP same node, 1 stream", async () => { f.tcp_same_1 = parseIperfTcp(await iperf(runner, lab, lab.same, seconds, [])).gbps; });
+  await test("UDP 1400 B", async () => {
+    const u = parseIperfUdp(await iperf(runner, lab, lab.cross, seconds, ["-u", "-b", "0", "-l", "1400"]));
+    f.udp1400_kpps = u.pps / 1000;
+    f.udp1400_loss = u.lossPercent;
+  });
+  await test("UDP 64 B", async () => {
+    const u = parseIperfUdp(await iperf(runner, lab, lab.cross, seconds, ["-u", "-b", "0", "-l", "64"]));
+    f.udp64_kpps = u.pps / 1000;
+    f.udp64_loss = u.lossPercent;
+  });
+  await test("ping-pong latency", async () => {
+    const pp = await runner.run(lab.client.netns, "sockperf", ["ping-pong", "-i", lab.cross.ip, "-p", String(SOCKPERF_PORT), "-t", String(seconds), "--full-rtt"], (seconds + 30) * 1000);
+    const lat = parseSockperf(pp.stdout + pp.stderr);
+    f.rtt_p50 = lat.p50;
+    f.rtt_p99 = lat.p99;
+  });
+  if (lab.switchPids.length) {
+    const wall = (Date.now() - t0) / 1000;
+    const cpu1 = lab.switchPids.map((p) => processTree(p).reduce((a, q) => a + cpuSeconds(q), 0));
+    f.switch_cpu = cpu1.reduce((a, c, i) => a + (c - cpu0[i]), 0) / wall;
+    f.switch_mem = Math.max(0, ...lab.switchPids.map((p) => processTree(p).reduce((a, q) => a + peakMemoryMb(q), 0)));
+  }
+  return f;
 }
 
 /** The underlay veths and the kernel's VXLAN devices of a lab, with offloads that are off. */
@@ -652,9 +679,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     await new Promise((r) => setTimeout(r, 300)); // the sockperf servers bind
 
     const results: Record<string, RoundResult[]> = Object.fromEntries(opts.setups.map((s) => [s, []]));
+    const failures: BenchFailure[] = [];
     for (let round = 1; round <= opts.rounds; round++) {
       for (const lab of labs) {
-        const figures = await measure(runner, lab, opts.seconds, (what) => say(`round ${round}/${opts.rounds}, ${lab.setup}: ${what}`));
+        const figures = await measure(runner, lab, round, opts.seconds, (what) => say(`round ${round}/${opts.rounds}, ${lab.setup}: ${what}`), failures);
         results[lab.setup].push({ round, figures });
       }
     }
@@ -665,7 +693,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     return {
       date: new Date().toISOString(), command: opts.command, machine: machineInfo(),
       rounds: opts.rounds, seconds: opts.seconds, setups: opts.setups, reference: REFERENCE,
-      offloads, results, ...summary, ...(targets ? { targets } : {}),
+      offloads, failures, results, ...summary, ...(targets ? { targets } : {}),
       durationSeconds: (Date.now() - t0) / 1000,
     };
   } finally {

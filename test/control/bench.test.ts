@@ -124,7 +124,7 @@ function report(): BenchReport {
       { setup: "tapnet-udp", netns: "b-underlay", device: "node1", off: ["generic-receive-offload"] },
       { setup: "tapnet-udp", netns: "b-node1", device: "eth0", off: ["tx-checksumming"] },
     ],
-    results, ...s, targets: { setup: "tapnet-udp", rows: evaluateTargets(s, "tapnet-udp") }, durationSeconds: 100,
+    failures: [], results, ...s, targets: { setup: "tapnet-udp", rows: evaluateTargets(s, "tapnet-udp") }, durationSeconds: 100,
   };
 }
 
@@ -176,6 +176,13 @@ describe("rendering", () => {
     expect(lines.find((l) => l.startsWith("TCP across nodes, 1 stream  "))!.split(/\s{2,}/)).toEqual(["TCP across nodes, 1 stream", "10.0..12.0", "15.0..15.0", "6.00..8.00"]);
     expect(text).toContain("targets (issue 4), for tapnet-udp:");
     expect(lines.find((l) => l.startsWith("cross-node TCP, 1 stream"))!.split(/\s{2,}/)).toEqual(["cross-node TCP, 1 stream", "0.64×", "≥ 0.6×", "pass", "≥ 1×", "FAIL"]);
+  });
+
+  it("lists failed measurements, one line each", () => {
+    const r = report();
+    r.failures = [{ round: 2, setup: "tapnet-udp", test: "UDP 64 B", error: "iperf3: the server has terminated" }];
+    expect(formatReport(r)).toContain("\n1 measurement(s) failed (their figures are left out):\n  round 2, tapnet-udp, UDP 64 B: iperf3: the server has terminated\n");
+    expect(formatReport(report())).not.toContain("failed");
   });
 
   it("without the reference or a tapnet setup, targets are not checked", () => {

@@ -24,11 +24,12 @@ describe("tapnet bench", () => {
     expect(r.stderr, r.stderr).toContain("round 1/1, tapnet-udp: ping-pong latency");
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(Object.keys(j).sort()).toEqual(["command", "date", "durationSeconds", "machine", "medians", "offloads", "ratios", "reference", "results", "rounds", "seconds", "setups", "spreads", "targets"].sort());
+    expect(Object.keys(j).sort()).toEqual(["command", "date", "durationSeconds", "failures", "machine", "medians", "offloads", "ratios", "reference", "results", "rounds", "seconds", "setups", "spreads", "targets"].sort());
     expect(j.setups).toEqual(["kernel-vxlan", "tapnet-udp"]);
     expect(j.command).toContain("tapnet bench --quick --setups kernel-vxlan,tapnet-udp");
     expect(j.machine.nproc).toBeGreaterThan(0);
     expect(Array.isArray(j.offloads)).toBe(true);
+    expect(j.failures).toEqual([]);
     const positive = ["tcp_cross_1", "tcp_cross_4", "tcp_same_1", "udp1400_kpps", "udp64_kpps", "rtt_p50", "rtt_p99"];
     for (const setup of j.setups) {
       expect(j.results[setup]).toHaveLength(1);
