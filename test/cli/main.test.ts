@@ -81,7 +81,7 @@ describe("main: a command's options", () => {
     expect(stdout).toBe(commandHelp(labUpCommand) + "\n");
     expect(stdout).toContain("Usage: tapnet lab up [options]");
     expect(stdout).toMatch(/--nodes N\s.*\(default: 2\)/);
-    expect(stdout).toMatch(/--backend TYPE\s.*\(default: udp\)/);
+    expect(stdout).toMatch(/--backend TYPE\s.*\(default: tapnet\)/);
     expect(stderr).toBe("");
     stdout = "";
     expect(await main(["lab", "up", "-h"])).toBe(0);

@@ -20,7 +20,7 @@ export const labUpCommand: Command = {
     pods: { type: "string", value: "P", help: "pods per node", default: "2" },
     prefix: prefixOption,
     mode: { type: "string", value: "MODE", help: "how nodes are built: tapnet (tapnet switches), kernel-vxlan (plain Linux nodes, VXLAN as flannel sets it up) or host-gw (plain Linux nodes routing pod CIDRs over the underlay, no encapsulation)", default: "tapnet" },
-    backend: { type: "string", value: "TYPE", help: `how tapnet nodes reach each other: ${Object.keys(BACKENDS).join(" or ")} (kernel-vxlan is always vxlan; host-gw has none)`, default: "udp" },
+    backend: { type: "string", value: "TYPE", help: `how tapnet nodes reach each other: ${Object.keys(BACKENDS).join(" or ")} (kernel-vxlan is always vxlan; host-gw has none; --kernel-node needs vxlan)`, default: "tapnet" },
     runtime: { type: "string", value: "RT", help: "what runs the switches: node or deno", default: isDeno ? "deno" : "node" },
     "kernel-node": { type: "string", value: "K", help: "make node K a plain Linux node (bridge, veth pods, VXLAN as flannel sets it up); needs --backend vxlan" },
   },
