@@ -30,6 +30,7 @@ import { formatCidr } from "./cidr.ts";
 import type { ClusterConfig, NodeConfig } from "./config.ts";
 import { ip, ipBatch, netnsExists, run, which } from "./exec.ts";
 import type { RouterConfig } from "../switch/router.ts";
+import { tapnetGsoMaxSize } from "../tunnel/tapnet.ts";
 import { readFileSync, writeFileSync } from "node:fs";
 import { gatewayOf, PodIpam } from "./ipam.ts";
 import type { Logger } from "./log.ts";
@@ -150,9 +151,23 @@ export class NodeAgent {
     this.log.info("gateway attached", { ifname: GATEWAY_IFNAME, port: port.port, address: gw });
   }
 
+  /**
+   * On the tapnet backend, keeps an interface's TSO super-frames small enough to leave in one
+   * UDP_SEGMENT send (tunnel/tapnet.ts). Best effort: a kernel or ip without gso_max_size just
+   * sends each frame in two.
+   */
+  private async capSuperFrames(ifname: string, netns?: string): Promise<void> {
+    const c = this.opts.config;
+    if (c.backend.type !== "tapnet" || c.nodes.length < 2) return;
+    const size = String(tapnetGsoMaxSize(c.mtu - 28));
+    await ip(...(netns ? ["-n", netns] : []), "link", "set", ifname, "gso_max_size", size)
+      .catch((e) => this.log.warn("cannot cap TSO super-frames", { ifname, error: (e as Error).message }));
+  }
+
   /** Routes to the other nodes' pod CIDRs, forwarding and masquerade: see the top of this file. */
   private async setUpNode(): Promise<void> {
     const c = this.opts.config;
+    await this.capSuperFrames(GATEWAY_IFNAME);
     const lines: string[] = [];
     for (const n of c.nodes) {
       if (n === this.node) continue;
@@ -262,6 +277,7 @@ export class NodeAgent {
         `link set ${ifname} up`,
         `route replace default via ${formatIpv4(this.gateway)} dev ${ifname}`,
       ], netns);
+      await this.capSuperFrames(ifname, netns);
       this.sw.relocated(port.port, ifname, netns);
       this.sw.neighbor(addr, mac);
       const rec: PodRecord = { name, netns, ip: ipStr, mac, ifname, port: port.port, ownsNetns };

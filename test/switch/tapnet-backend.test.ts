@@ -1,6 +1,6 @@
 // The tapnet backend: whole frames cut into datagrams and put together again.
 import { describe, expect, it } from "vitest";
-import { TapnetBackend } from "../../src/tunnel/tapnet.ts";
+import { TapnetBackend, tapnetGsoMaxSize } from "../../src/tunnel/tapnet.ts";
 import { get32 } from "../../src/wire/bytes.ts";
 import { DROP_NAMES } from "../../src/wire/drop.ts";
 
@@ -105,5 +105,15 @@ describe("tapnet backend", () => {
     }
     expect(r.frames.length + r.drops.length).toBeGreaterThanOrEqual(datagrams - r.frames.length);
     expect(r.drops.length).toBeGreaterThan(2500);
+  });
+});
+
+describe("tapnetGsoMaxSize", () => {
+  it("caps super-frames so that their datagrams fit one send: 44 of 1472 bytes, or 64 of small ones", () => {
+    // 44 chunks of 1460 bytes, less the virtio_net_hdr and Ethernet header, in whole thousands
+    expect(tapnetGsoMaxSize(1472)).toBe(64000);
+    expect(Math.ceil((64000 + 24) / 1460)).toBeLessThanOrEqual(44);
+    // 548-byte datagrams: at most 64 per send (UDP_MAX_SEGMENTS on older kernels)
+    expect(tapnetGsoMaxSize(548)).toBe(Math.floor((64 * 536 - 24) / 1000) * 1000);
   });
 });
