@@ -27,7 +27,7 @@ function version(): string {
 export function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
-    "tapnet: a userspace pod network: pods are network namespaces, a learning switch holds their TAP devices",
+    "tapnet: a userspace pod network: pods are network namespaces, each node's switch holds their TAP devices\nand carries traffic between nodes inside UDP (tapnet's own format, flannel's udp, or VXLAN)",
     "",
     "Usage: tapnet <command> [options]",
     "",
@@ -84,5 +84,12 @@ const isMain = (() => {
   return entry.endsWith("/cli/main.ts") || entry.endsWith("/bin/tapnet.mjs") || entry.endsWith("/bin/tapnet");
 })();
 if (isMain) {
+  // `tapnet lab status | head` closes the pipe early: stop quietly, as command-line tools do.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
+      throw e;
+    });
+  }
   process.exitCode = await main(process.argv.slice(2));
 }

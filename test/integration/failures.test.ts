@@ -38,3 +38,14 @@ it("lab status and check say plainly that no lab is up", async () => {
     expect(r.stderr).toBe(`no lab named ${prefix} is up (start one with tapnet lab up)\n`);
   }
 });
+
+it("stops quietly when its reader goes away (tapnet ... | head)", async () => {
+  const { spawn: spawnChild } = await import("node:child_process");
+  const child = spawnChild(process.execPath, [TAPNET, "lab", "up", "--help"], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout!.destroy(); // the reader is gone before the first write
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  const code = await exited(child);
+  expect(stderr).not.toContain("EPIPE");
+  expect(code).toBe(0);
+});
