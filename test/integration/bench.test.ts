@@ -39,6 +39,14 @@ describe("tapnet bench", () => {
         expect(f[k], `${setup} ${k}`).toBeGreaterThan(0);
       }
       for (const k of ["udp1400_loss", "udp64_loss"]) expect(f[k]).toBeGreaterThanOrEqual(0);
+      // the rate search: the full-rate run, then up to 3 probes; the figure is the best delivered
+      // at ≤ 1% loss among them (0 if none passed), so it may be 0 but is always a number
+      const search = j.results[setup][0].udpSearch as { offeredPps: number | null; pps: number; lossPercent: number }[];
+      expect(search[0], setup).toMatchObject({ offeredPps: null, pps: f.udp1400_kpps * 1000, lossPercent: f.udp1400_loss });
+      expect(search.length, setup).toBe(f.udp1400_loss <= 1 ? 1 : 4);
+      for (const x of search.slice(1)) expect(x.offeredPps, setup).toBeGreaterThan(0);
+      const passing = search.filter((x) => x.lossPercent <= 1).map((x) => x.pps / 1000);
+      expect(f.udp1400_kpps_1pct, setup).toBeCloseTo(passing.length ? Math.max(...passing) : 0, 9);
       expect(f.rtt_p99).toBeGreaterThanOrEqual(f.rtt_p50);
       expect(j.medians[setup].tcp_cross_1).toBe(f.tcp_cross_1);
       expect(j.spreads[setup].tcp_cross_1).toEqual([f.tcp_cross_1, f.tcp_cross_1]);
@@ -51,6 +59,7 @@ describe("tapnet bench", () => {
     expect(j.ratios["tapnet-udp"].tcp_cross_1).toBeCloseTo(j.medians["tapnet-udp"].tcp_cross_1 / j.medians["kernel-vxlan"].tcp_cross_1, 9);
     expect(j.targets.setup).toBe("tapnet-udp");
     expect(j.targets.rows).toHaveLength(6);
+    expect(j.targets.rows[3].label).toBe("UDP 1400 B delivered pps, loss ≤ 1%");
     expect(readFileSync(svg, "utf8")).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
     // nothing left: no namespace of the bench's labs, no journal
     expect(netnsList().filter((n) => n.startsWith(prefix))).toEqual([]);
