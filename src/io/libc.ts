@@ -25,6 +25,10 @@ export interface Libc {
   sendto(fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, addrLen: number): number;
   /** `msg` holds a struct msghdr whose pointers the caller filled in (see `addressOf`). */
   recvmsg(fd: number, msg: Uint8Array, flags: number): number;
+  /** `msg` holds a struct msghdr whose pointers the caller filled in (see `addressOf`). */
+  sendmsg(fd: number, msg: Uint8Array, flags: number): number;
+  /** `iov` holds `count` struct iovec (16 bytes each) whose pointers the caller filled in. */
+  writev(fd: number, iov: Uint8Array, count: number): number;
   /**
    * The address of `buf`'s first byte. Stable only for memory outside V8's heap: a typed array
    * over an ArrayBuffer larger than 64 bytes (V8 keeps smaller ones on its heap, where they move).
@@ -55,6 +59,8 @@ async function loadNode(): Promise<Libc> {
   const recvfrom = lib.func("int recvfrom(int fd, _Out_ uint8_t *buf, unsigned long len, int flags, _Out_ uint8_t *addr, _Inout_ uint8_t *addrLen)");
   const sendto = lib.func("int sendto(int fd, const uint8_t *buf, unsigned long len, int flags, const uint8_t *addr, unsigned int addrLen)");
   const recvmsg = lib.func("int recvmsg(int fd, _Inout_ uint8_t *msg, int flags)");
+  const sendmsg = lib.func("int sendmsg(int fd, const uint8_t *msg, int flags)");
+  const writev = lib.func("int writev(int fd, const uint8_t *iov, int count)");
   // memcpy of nothing returns its destination: the address of the memory koffi passed.
   const addressOf = lib.func("uintptr_t memcpy(uint8_t *dst, const uint8_t *src, unsigned long n)");
   return {
@@ -71,6 +77,8 @@ async function loadNode(): Promise<Libc> {
     recvfrom: (fd, buf, len, flags, a, al) => recvfrom(fd, buf, len, flags, a, al),
     sendto: (fd, buf, len, flags, a, al) => sendto(fd, buf, len, flags, a, al),
     recvmsg: (fd, msg, flags) => recvmsg(fd, msg, flags),
+    sendmsg: (fd, msg, flags) => sendmsg(fd, msg, flags),
+    writev: (fd, iov, count) => writev(fd, iov, count),
     addressOf: (buf) => Number(addressOf(buf, buf, 0)),
     errno: () => koffi.errno(),
   };
@@ -94,6 +102,8 @@ function loadDeno(): Libc {
     recvfrom: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"], result: "i32" },
     sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
     recvmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+    sendmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+    writev: { parameters: ["i32", "buffer", "i32"], result: "i32" },
     __errno_location: { parameters: [], result: "pointer" },
   });
   const errnoView = new Deno.UnsafePointerView(s.__errno_location());
@@ -112,6 +122,8 @@ function loadDeno(): Libc {
     recvfrom: (fd, buf, len, flags, a, al) => s.recvfrom(fd, buf, len, flags, a, al),
     sendto: (fd, buf, len, flags, a, al) => s.sendto(fd, buf, len, flags, a, al),
     recvmsg: (fd, msg, flags) => s.recvmsg(fd, msg, flags),
+    sendmsg: (fd, msg, flags) => s.sendmsg(fd, msg, flags),
+    writev: (fd, iov, count) => s.writev(fd, iov, count),
     addressOf: (buf) => Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf))),
     // errno is thread-local; each worker loads its own Libc, so this view is its own.
     errno: () => errnoView.getInt32(),

@@ -135,3 +135,79 @@ export class GroReceiver {
     return n;
   }
 }
+
+/**
+ * sendmsg over a gather list, for the tapnet backend (GatherSink): each piece is an iovec
+ * pointing into the caller's memory (a frame slot, the backend's headers), so nothing is
+ * copied in userspace, and with UDP_SEGMENT the kernel cuts the whole into datagrams of the
+ * size given in a control message. Built once, outside V8's heap: the msghdr, the control
+ * message, the peers' addresses and the iovecs. Pieces must stay where they are until `send`.
+ *
+ *   mem: msghdr 0..56 | cmsghdr + u16 segment size 64..88 | peers' sockaddr_in from 96 | iovecs
+ */
+export class GatherSender {
+  private readonly mem: Uint8Array;
+  private readonly dv: DataView;
+  private readonly base: number;
+  private readonly iovOff: number;
+  private readonly msg: Uint8Array;
+  private n = 0;
+  private total = 0;
+  // The last two buffers' addresses: a run alternates between the headers and a frame slot.
+  private bufA?: Uint8Array;
+  private addrA = 0;
+  private bufB?: Uint8Array;
+  private addrB = 0;
+
+  constructor(private readonly libc: Libc, private readonly fd: number, peers: Uint8Array[], private readonly maxPieces: number, private readonly segment: boolean) {
+    this.iovOff = 96 + peers.length * SOCKADDR_IN_LEN;
+    this.mem = new Uint8Array(Math.max(this.iovOff + maxPieces * 16, 128));
+    this.dv = new DataView(this.mem.buffer);
+    this.base = libc.addressOf(this.mem);
+    this.msg = this.mem.subarray(0, 56);
+    peers.forEach((p, i) => this.mem.set(p, 96 + i * SOCKADDR_IN_LEN));
+    this.putPtr(8, SOCKADDR_IN_LEN);
+    this.putPtr(16, this.base + this.iovOff);
+    if (segment) {
+      // struct cmsghdr: len (CMSG_LEN(2) = 18), level, type; the data, a u16, right after
+      this.putPtr(32, this.base + 64);
+      this.putPtr(40, 24); // CMSG_SPACE(2)
+      this.putPtr(64, 18);
+      this.dv.setInt32(72, SOL_UDP, true);
+      this.dv.setInt32(76, UDP_SEGMENT, true);
+    }
+  }
+
+  private putPtr(off: number, v: number): void {
+    this.dv.setUint32(off, v % 0x100000000, true);
+    this.dv.setUint32(off + 4, Math.floor(v / 0x100000000), true);
+  }
+
+  private addressOf(buf: Uint8Array): number {
+    if (buf === this.bufA) return this.addrA;
+    if (buf === this.bufB) return this.addrB;
+    this.bufB = this.bufA;
+    this.addrB = this.addrA;
+    this.bufA = buf;
+    return (this.addrA = this.libc.addressOf(buf));
+  }
+
+  add(buf: Uint8Array, off: number, len: number): void {
+    if (this.n === this.maxPieces) throw new RangeError("gather list full"); // a bug in the caller, not a runtime condition
+    const o = this.iovOff + this.n * 16;
+    this.putPtr(o, this.addressOf(buf) + off);
+    this.putPtr(o + 8, len);
+    this.n++;
+    this.total += len;
+  }
+
+  send(peer: number, segment: number): boolean {
+    const total = this.total;
+    this.putPtr(0, this.base + 96 + peer * SOCKADDR_IN_LEN);
+    this.putPtr(24, this.n);
+    if (this.segment) this.dv.setUint16(80, segment, true);
+    this.n = 0;
+    this.total = 0;
+    return this.libc.sendmsg(this.fd, this.msg, 0) === total;
+  }
+}

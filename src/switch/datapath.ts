@@ -20,7 +20,8 @@
  */
 import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { EAGAIN, EINTR, type Libc } from "../io/libc.ts";
-import { enableUdpGro, enableUdpGso, GroReceiver, SOCKADDR_IN_LEN, sockaddrAddress, sockaddrIn } from "../io/udp.ts";
+import { TAPNET_MAX_SEGMENTS } from "../tunnel/tapnet.ts";
+import { enableUdpGro, enableUdpGso, GatherSender, GroReceiver, SOCKADDR_IN_LEN, sockaddrAddress, sockaddrIn } from "../io/udp.ts";
 import { parseMac, macHi, macLo } from "../wire/mac.ts";
 import { Bridge } from "./bridge.ts";
 import { Counters, SwitchCounter } from "./counters.ts";
@@ -115,15 +116,19 @@ export class Datapath {
       // sendmmsg over preset iovecs would remove.
       const toPeer = (buf: Uint8Array, off: number, len: number, peer: number) =>
         libc.sendto(fd, buf.subarray(off, off + len), len, 0, peers[peer], SOCKADDR_IN_LEN) === len;
-      this.router = new Router(input.router, counters, this.forwarder.routerIo(toPeer));
+      // The tapnet backend: whole frames, one send of up to 64 datagrams the kernel cuts apart
+      // (UDP_SEGMENT), and one read of a run of them (UDP_GRO). Where the kernel has neither,
+      // a datagram per call still works.
+      const tapnetBackend = input.router.backend.type === "tapnet";
+      const gso = tapnetBackend && enableUdpGso(libc, fd, input.router.datagramSize);
+      const gather = tapnetBackend ? new GatherSender(libc, fd, peers, 2 * TAPNET_MAX_SEGMENTS, gso) : undefined;
+      this.router = new Router(input.router, counters, this.forwarder.routerIo(toPeer, gather));
       this.forwarder.router = this.router;
       this.tunnelFd = fd;
       this.tunnelViews = this.batch.slots.map((s) => s.subarray(this.router!.recvOff));
       const tapnet = this.router.tapnet;
       if (tapnet) {
-        // Whole frames: one send of up to 64 KB the kernel cuts into datagrams, and one read
-        // of a run of them. Where the kernel has neither, a datagram per call still works.
-        tapnet.gso = enableUdpGso(libc, fd, tapnet.datagramSize);
+        tapnet.gso = gso;
         if (enableUdpGro(libc, fd)) {
           this.gro = new GroReceiver(libc);
           this.groAddrs = this.tunnelViews.map((v) => libc.addressOf(v));

@@ -61,8 +61,8 @@ export class Forwarder {
     this.liveList = new Int32Array(bridge.counters.maxPorts);
   }
 
-  /** The router's way out to the TAP ports; `toPeer` is the tunnel's to provide. */
-  routerIo(toPeer: RouterIo["toPeer"]): RouterIo {
+  /** The router's way out to the TAP ports; `toPeer` and `gather` are the tunnel's to provide. */
+  routerIo(toPeer: RouterIo["toPeer"], gather?: RouterIo["gather"]): RouterIo {
     return {
       toPort: (port, buf, len) => this.live[port] === 1 && this.transmit(port, buf, len, port),
       toMac: (buf, len, hi, lo, except) => {
@@ -71,6 +71,7 @@ export class Forwarder {
         else for (let k = 0; k < this.liveCount; k++) if (this.liveList[k] !== except) this.transmit(this.liveList[k], buf, len, this.liveList[k]);
       },
       toPeer,
+      gather,
     };
   }
 
@@ -127,6 +128,7 @@ export class Forwarder {
         this.bridge.counters.drop(inPort, Drop.NoPort);
       }
     }
+    router?.flush();
     batch.count = 0;
   }
 

@@ -27,7 +27,7 @@
  */
 import type { BackendType } from "../control/config.ts";
 import { ETH_OFF, type PeerMacs, type TunnelBackend } from "../tunnel/backend.ts";
-import { TapnetBackend } from "../tunnel/tapnet.ts";
+import { TapnetBackend, type GatherSink } from "../tunnel/tapnet.ts";
 import { UdpBackend } from "../tunnel/udp.ts";
 import { putMac, VxlanBackend } from "../tunnel/vxlan.ts";
 import { ARP_LEN, ARP_REPLY, ARP_REQUEST, ARP_SHA, ARP_SPA, ArpView } from "../wire/arp.ts";
@@ -71,6 +71,8 @@ export interface RouterIo {
   toMac(buf: Uint8Array, len: number, hi: number, lo: number, except: number): void;
   /** Sends a datagram of `len` bytes at buf[off..] to node `peer`; false if it could not. */
   toPeer(buf: Uint8Array, off: number, len: number, peer: number): boolean;
+  /** The tapnet backend's way to the peers: pieces gathered, then sent in one go. */
+  gather?: GatherSink;
 }
 
 /** Room left before a segment's Ethernet header for the backend's headers. */
@@ -113,7 +115,6 @@ export class Router {
   // which are made once so that no closure is made per frame.
   private tapnetPeer = 0;
   private tapnetNow = 0;
-  private readonly tapnetSend: (b: Uint8Array, off: number, len: number) => boolean;
   private readonly tapnetFrame: (b: Uint8Array, len: number) => void;
   private readonly tapnetDrop: (r: number) => void;
 
@@ -131,14 +132,20 @@ export class Router {
       vtepLo: Uint32Array.from(vteps, (m) => macLo(m, 0)),
       self: cfg.self,
     };
-    if (cfg.backend.type === "tapnet") this.tapnet = new TapnetBackend(cfg.datagramSize, cfg.nodes.length);
-    else this.backend = makeBackend(cfg.backend.type, cfg.backend.vni, this.macs);
+    this.tunnelPort = counters.maxPorts - 1;
+    if (cfg.backend.type === "tapnet") {
+      if (!io.gather) throw new Error("the tapnet backend needs a gather sink");
+      const v = counters.v;
+      const t = this.tunnelPort * PORT_COUNTERS;
+      this.tapnet = new TapnetBackend(cfg.datagramSize, cfg.nodes.length, io.gather, {
+        sent: (datagrams, bytes) => { v[t + PortCounter.TxFrames] += datagrams; v[t + PortCounter.TxBytes] += bytes; },
+        failed: (frames) => { v[t + DROP_BASE + Drop.TxError] += frames; },
+      });
+    } else this.backend = makeBackend(cfg.backend.type, cfg.backend.vni, this.macs);
     this.recvOff = this.backend?.recvOff ?? 0;
-    this.tapnetSend = (b, off, len) => this.io.toPeer(b, off, len, this.tapnetPeer);
     this.tapnetFrame = (b, len) => this.fromTapnetFrame(b, len);
     this.tapnetDrop = (r) => this.counters.drop(this.tunnelPort, r);
     this.clusterLast = cfg.clusterNetwork + 2 ** (32 - cfg.clusterPrefix) - 1;
-    this.tunnelPort = counters.maxPorts - 1;
     // A segment: the headroom, an Ethernet header, and at most one tunnel MTU of IPv4.
     this.segmentOut = new Uint8Array(SEGMENT_HEADROOM + ETH_HEADER_LEN + cfg.tunnelMtu);
     this.segmenter = new GsoSegmenter(ETH_HEADER_LEN + cfg.tunnelMtu);
@@ -236,17 +243,13 @@ export class Router {
         return;
       }
       ip.decrementTtl();
-      this.tapnetPeer = peer;
-      const sent = this.tapnet.send(buf, ETH_OFF + ETH_HEADER_LEN + ip.totalLen, this.tapnetSend);
-      const v = this.counters.v;
-      if (sent < 0) {
+      // Sent now, or gathered with the frames after it until flush(): the tunnel's counters
+      // move when the datagrams leave; a failed send is a tx_error on the tunnel.
+      if (this.tapnet.send(buf, ETH_OFF + ETH_HEADER_LEN + ip.totalLen, peer) < 0) {
         this.counters.drop(inPort, Drop.TxError);
         return;
       }
-      const t = this.tunnelPort * PORT_COUNTERS;
-      v[t + PortCounter.TxFrames] += sent;
-      v[t + PortCounter.TxBytes] += len;
-      v[this.counters.switchBase + SwitchCounter.Routed]++;
+      this.counters.v[this.counters.switchBase + SwitchCounter.Routed]++;
       return;
     }
     if (gso === GSO_NONE) {
@@ -277,6 +280,11 @@ export class Router {
     } else {
       this.counters.drop(inPort, Drop.GsoUnsupported);
     }
+  }
+
+  /** Sends what the tapnet backend gathered: the end of a batch, before its slots are reused. */
+  flush(): void {
+    this.tapnet?.flush();
   }
 
   /** Encapsulates the frame at buf[ethOff..] (IPv4 of `ipLen` bytes) and sends it to `peer`. */

@@ -1,10 +1,12 @@
 /**
  * The `tapnet` backend: whole offloaded frames between tapnet nodes (format in wire/tapnet.ts).
  *
- * Sending: the frame (virtio_net_hdr + Ethernet, up to 64 KB) is laid out in one buffer as
- * chunks, each behind its header, every one but the last exactly `datagramSize` long; with
- * UDP_SEGMENT on the socket one sendto sends up to 64 KB of them, and the kernel cuts it into
- * datagrams. Without it, one sendto per datagram. Receiving: with UDP_GRO, one read returns a
+ * Sending: the frame (virtio_net_hdr + Ethernet, up to 64 KB) is cut into chunks, each behind
+ * its header, every one but the last exactly `datagramSize` long. Nothing is copied: headers and
+ * chunks are gathered as pieces (GatherSink), and with UDP_SEGMENT one sendmsg sends up to 64 of
+ * them, which the kernel cuts into datagrams. Small frames (a datagram each: ACKs, UDP) to the
+ * same peer are gathered across the batch the same way, so a batch of them costs one send.
+ * Without UDP_SEGMENT, one send per datagram. Receiving: with UDP_GRO, one read returns a
  * run of equal-sized datagrams, split again here at the same stride; each chunk is copied into
  * the sender's reassembly buffer, and a frame whose chunks all came, in order, is handed on.
  * Datagrams of one sender arrive in order on one path; a gap drops the frame (counted), and TCP
@@ -17,7 +19,8 @@ import { get16, get32 } from "../wire/bytes.ts";
 /** The most UDP payload one send may carry, segmented or not. */
 const MAX_UDP_PAYLOAD = 65507;
 /** The most datagrams one UDP_SEGMENT send may make (UDP_MAX_SEGMENTS: 64 in Linux 4.18, 128 later). */
-const MAX_SEGMENTS = 64;
+export const TAPNET_MAX_SEGMENTS = 64;
+const MAX_SEGMENTS = TAPNET_MAX_SEGMENTS;
 
 /** How many datagrams of `datagramSize` bytes one send carries. */
 function datagramsPerSend(datagramSize: number): number {
@@ -35,26 +38,53 @@ export function tapnetGsoMaxSize(datagramSize: number): number {
   return Math.max(1000, Math.floor(frame / 1000) * 1000);
 }
 
+/**
+ * Where the tapnet backend sends: pieces of datagrams are gathered (a header here, a chunk of
+ * a frame there, nothing copied), then sent to one peer in one go, cut into datagrams of
+ * `segment` bytes (the last may be shorter). io/udp.ts's GatherSender does it with one sendmsg
+ * over an iovec per piece and UDP_SEGMENT; tests collect the bytes.
+ */
+export interface GatherSink {
+  /** Appends buf[off..off+len) to what is being gathered. */
+  add(buf: Uint8Array, off: number, len: number): void;
+  /** Sends what was gathered to node `peer`; false if the send failed. Starts a new gather. */
+  send(peer: number, segment: number): boolean;
+}
+
+/** What the backend reports as it sends, for the router's counters. */
+export interface TapnetSendEvents {
+  sent(datagrams: number, bytes: number): void;
+  /** Frames lost to a failed send. */
+  failed(frames: number): void;
+}
+
 export class TapnetBackend {
   readonly type = "tapnet" as const;
   readonly recvOff = 0;
   readonly chunkSize: number;
   /** Set when the socket segments for us (UDP_SEGMENT). */
   gso = false;
-  private readonly sendBuf: Uint8Array;
+  /** Headers of the datagrams gathered and not yet sent (never more than one send's worth). */
+  private readonly headers = new Uint8Array(MAX_SEGMENTS * TAPNET_HEADER_LEN);
   private readonly perSend: number;
   private frameId = 0;
+  // The run of single-datagram frames gathered for one peer: sent when it can grow no more,
+  // or at the end of the batch (flush). Every datagram of a UDP_SEGMENT send but the last has
+  // the run's size, so a shorter frame closes the run and a longer one starts another.
+  private runPeer = -1;
+  private runSize = 0;
+  private runCount = 0;
+  private runBytes = 0;
+  private runClosed = false;
   private readonly rx: Uint8Array[];
   private readonly rxId: Int32Array;
   private readonly rxLen: Int32Array;
   /** Bytes of the frame in progress received so far; -1 when none is. */
   private readonly rxGot: Int32Array;
 
-  constructor(readonly datagramSize: number, peers: number) {
+  constructor(readonly datagramSize: number, peers: number, private readonly out?: GatherSink, private readonly events?: TapnetSendEvents) {
     if (datagramSize <= TAPNET_HEADER_LEN + 64) throw new RangeError("tunnel datagrams too small for the tapnet backend");
     this.chunkSize = datagramSize - TAPNET_HEADER_LEN;
-    const datagrams = Math.ceil(TAPNET_MAX_FRAME / this.chunkSize);
-    this.sendBuf = new Uint8Array(datagrams * datagramSize);
     this.perSend = datagramsPerSend(datagramSize);
     this.rx = Array.from({ length: peers }, () => new Uint8Array(0));
     this.rxId = new Int32Array(peers);
@@ -63,30 +93,72 @@ export class TapnetBackend {
   }
 
   /**
-   * Sends frame buf[0..len) through `send(buffer, offset, length)`; returns the datagrams sent,
-   * or -1 if a send failed.
+   * Sends frame buf[0..len) to node `peer`. A frame of one datagram may wait in the run being
+   * gathered until `flush()`: `buf` must stay as it is until then. Returns the frame's
+   * datagrams, or -1 if it cannot be sent (too large); a failed send is reported through the
+   * events, with the frames it lost.
    */
-  send(buf: Uint8Array, len: number, send: (b: Uint8Array, off: number, len: number) => boolean): number {
-    if (len > TAPNET_MAX_FRAME) return -1;
-    const D = this.datagramSize;
+  send(buf: Uint8Array, len: number, peer: number): number {
+    if (len > TAPNET_MAX_FRAME || len <= 0) return -1;
     const C = this.chunkSize;
-    const out = this.sendBuf;
-    const id = (this.frameId = (this.frameId + 1) & 0xffff);
     const n = Math.ceil(len / C);
-    for (let i = 0; i < n; i++) {
-      const off = i * C;
-      const clen = Math.min(C, len - off);
-      writeTapnetHeader(out, i * D, id, len, off);
-      out.set(buf.subarray(off, off + clen), i * D + TAPNET_HEADER_LEN);
+    const id = (this.frameId = (this.frameId + 1) & 0xffff);
+    if (n === 1) {
+      const d = TAPNET_HEADER_LEN + len;
+      const fits = this.runPeer === peer && !this.runClosed && d <= this.runSize &&
+        this.runCount < MAX_SEGMENTS && this.runBytes + d <= MAX_UDP_PAYLOAD;
+      if (!fits) {
+        this.flush();
+        this.runPeer = peer;
+        this.runSize = d;
+      }
+      this.gather(id, len, 0, buf, len);
+      this.runBytes += d;
+      if (d < this.runSize) this.runClosed = true;
+      if (!this.gso) this.flush();
+      return 1;
     }
-    const end = (n - 1) * D + TAPNET_HEADER_LEN + (len - (n - 1) * C);
+    this.flush();
     const step = this.gso ? this.perSend : 1;
     for (let i = 0; i < n; i += step) {
-      const from = i * D;
-      const to = Math.min(end, (i + step) * D);
-      if (!send(out, from, to - from)) return -1;
+      this.runPeer = peer;
+      this.runSize = this.datagramSize;
+      const last = Math.min(n, i + step);
+      for (let k = i; k < last; k++) {
+        const off = k * C;
+        const clen = Math.min(C, len - off);
+        this.gather(id, len, off, buf, clen);
+        this.runBytes += TAPNET_HEADER_LEN + clen;
+      }
+      // Later runs of a frame whose first run failed would only be dropped by the receiver.
+      if (!this.flush(1)) return n;
     }
     return n;
+  }
+
+  /** Adds the datagram for frame bytes [off, off+clen) to the run, its header in `headers`. */
+  private gather(id: number, len: number, off: number, buf: Uint8Array, clen: number): void {
+    const h = this.runCount * TAPNET_HEADER_LEN;
+    writeTapnetHeader(this.headers, h, id, len, off);
+    this.out!.add(this.headers, h, TAPNET_HEADER_LEN);
+    this.out!.add(buf, off, clen);
+    this.runCount++;
+  }
+
+  /**
+   * Sends the run gathered so far; `frames` is how many frames a failure loses (by default,
+   * one per datagram: a run of single-datagram frames). Returns false if the send failed.
+   */
+  flush(frames = this.runCount): boolean {
+    if (this.runCount === 0) return true;
+    const ok = this.out!.send(this.runPeer, this.runSize);
+    if (ok) this.events?.sent(this.runCount, this.runBytes);
+    else this.events?.failed(frames);
+    this.runPeer = -1;
+    this.runCount = 0;
+    this.runBytes = 0;
+    this.runClosed = false;
+    return ok;
   }
 
   /**

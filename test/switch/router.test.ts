@@ -13,6 +13,7 @@ import { emitTcp } from "../../src/wire/tcp.ts";
 import { emitUdp } from "../../src/wire/udp.ts";
 import { emitVirtioNetHdr, GSO_TCPV4, VNET_F_NEEDS_CSUM } from "../../src/wire/virtio.ts";
 import { emitVxlan } from "../../src/wire/vxlan.ts";
+import { CollectingSink } from "../support/gather.ts";
 
 const ip = (s: string) => parseIpv4Address(s)!;
 const GW = "10.244.1.1";
@@ -36,6 +37,7 @@ class FakeIo implements RouterIo {
   toPorts: { port: number; bytes: Uint8Array }[] = [];
   toMacs: { except: number; bytes: Uint8Array }[] = [];
   toPeers: { peer: number; bytes: Uint8Array }[] = [];
+  gather = new CollectingSink();
   toPort(port: number, buf: Uint8Array, len: number): boolean {
     this.toPorts.push({ port, bytes: buf.slice(0, len) });
     return true;
@@ -446,7 +448,8 @@ describe("tapnet backend, router to router", () => {
     emitVirtioNetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: 1448, csumStart: 34, csumOffset: 16 }, f, 0);
     const sent = f.slice();
     expect(a.fromPort(POD_A.port, f, f.length)).toBe(true);
-    const datagrams = (a.io as FakeIo).toPeers;
+    a.flush();
+    const datagrams = (a.io as FakeIo).gather.datagrams;
     expect(datagrams.length).toBe(Math.ceil(f.length / 1460));
     expect(datagrams.every((d) => d.peer === 1 && d.bytes.length <= 1472)).toBe(true);
     for (const d of datagrams) {

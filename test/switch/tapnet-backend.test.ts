@@ -4,6 +4,7 @@ import { TapnetBackend, tapnetGsoMaxSize } from "../../src/tunnel/tapnet.ts";
 import { get32 } from "../../src/wire/bytes.ts";
 import { DROP_NAMES } from "../../src/wire/drop.ts";
 import { checkTapnetHeader } from "../../src/wire/tapnet.ts";
+import { CollectingSink } from "../support/gather.ts";
 
 const D = 1472;
 
@@ -11,11 +12,30 @@ function frameOf(len: number, seed: number): Uint8Array {
   return Uint8Array.from({ length: len }, (_, i) => (i * 31 + seed) & 0xff);
 }
 
-/** Sends through `b`, collecting what each send call passed. */
-function sendAll(b: TapnetBackend, f: Uint8Array): Uint8Array[] {
-  const calls: Uint8Array[] = [];
-  expect(b.send(f, f.length, (buf, off, len) => { calls.push(buf.slice(off, off + len)); return true; })).toBe(Math.ceil(f.length / (D - 12)));
-  return calls;
+function sender(gso = false) {
+  const sink = new CollectingSink();
+  const events = { sent: 0, bytes: 0, failed: 0 };
+  const b = new TapnetBackend(D, 3, sink, {
+    sent: (n, bytes) => { events.sent += n; events.bytes += bytes; },
+    failed: (n) => { events.failed += n; },
+  });
+  b.gso = gso;
+  return { b, sink, events };
+}
+
+/** Sends frame `f` to peer 1 and flushes; returns the datagrams made. */
+function sendAll(tx: { b: TapnetBackend; sink: CollectingSink }, f: Uint8Array): Uint8Array[] {
+  const before = tx.sink.datagrams.length;
+  expect(tx.b.send(f, f.length, 1)).toBe(Math.ceil(f.length / (D - 12)));
+  tx.b.flush();
+  return tx.sink.datagrams.slice(before).map((d) => d.bytes);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) { all.set(p, o); o += p.length; }
+  return all;
 }
 
 function receiver() {
@@ -29,30 +49,75 @@ function receiver() {
 describe("tapnet backend", () => {
   it("without GSO, sends one datagram per call, each the datagram size but the last", () => {
     const f = frameOf(65000, 1);
-    const calls = sendAll(new TapnetBackend(D, 3), f);
+    const tx = sender();
+    const calls = sendAll(tx, f);
     expect(calls.length).toBe(Math.ceil(65000 / 1460));
+    expect(tx.sink.sends.length).toBe(calls.length);
     expect(calls.slice(0, -1).every((c) => c.length === D)).toBe(true);
     expect(calls.at(-1)!.length).toBe(12 + (65000 - (calls.length - 1) * 1460));
     expect(calls.map((c) => get32(c, 8))).toEqual(calls.map((_, i) => i * 1460));
+    expect(tx.events).toEqual({ sent: calls.length, bytes: calls.reduce((n, c) => n + c.length, 0), failed: 0 });
   });
 
   it("with GSO, sends runs of whole datagrams of at most 65507 bytes", () => {
-    const b = new TapnetBackend(D, 3);
-    b.gso = true;
-    const calls = sendAll(b, frameOf(65000, 2));
-    expect(calls.map((c) => c.length)).toEqual([44 * D, 12 + 65000 - 44 * 1460]);
-    expect(calls[0].length).toBeLessThanOrEqual(65507);
+    const tx = sender(true);
+    sendAll(tx, frameOf(65000, 2));
+    expect(tx.sink.sends.map((c) => c.bytes)).toEqual([44 * D, 12 + 65000 - 44 * 1460]);
+    expect(tx.sink.sends.every((c) => c.segment === D && c.bytes <= 65507)).toBe(true);
+  });
+
+  it("gathers small frames to one peer into one send, as long as every datagram but the last has the run's size", () => {
+    const tx = sender(true);
+    const f = [frameOf(100, 1), frameOf(100, 2), frameOf(100, 3), frameOf(60, 4), frameOf(100, 5), frameOf(100, 6), frameOf(100, 7)];
+    const peers = [1, 1, 1, 1, 1, 2, 1];
+    // waiting frames must not be copied: the sink reads them at send time, so keep them
+    f.forEach((x, i) => expect(tx.b.send(x, x.length, peers[i])).toBe(1));
+    expect(tx.sink.sends.length).toBe(3); // the 60-byte frame closed the first run; peer 2 ended the second
+    tx.b.flush();
+    expect(tx.sink.sends).toEqual([
+      { peer: 1, bytes: 3 * 112 + 72, segment: 112 },
+      { peer: 1, bytes: 112, segment: 112 },
+      { peer: 2, bytes: 112, segment: 112 },
+      { peer: 1, bytes: 112, segment: 112 },
+    ]);
+    const r = receiver();
+    for (const d of tx.sink.datagrams) r.feed(d.bytes, d.peer);
+    expect(r.frames).toEqual(f);
+    expect(tx.events).toEqual({ sent: 7, bytes: 7 * 12 + 6 * 100 + 60, failed: 0 });
+  });
+
+  it("ends a run of small frames at 64 datagrams, and before a large frame to keep the order", () => {
+    const tx = sender(true);
+    const small = Array.from({ length: 70 }, (_, i) => frameOf(200, i));
+    for (const x of small) tx.b.send(x, x.length, 1);
+    const big = frameOf(5000, 99);
+    tx.b.send(big, big.length, 1);
+    tx.b.flush();
+    expect(tx.sink.sends.map((s) => s.bytes)).toEqual([64 * 212, 6 * 212, 3 * D + 12 + 5000 - 3 * 1460]);
+    const r = receiver();
+    for (const d of tx.sink.datagrams) r.feed(d.bytes, d.peer);
+    expect(r.frames).toEqual([...small, big]);
+  });
+
+  it("counts the frames a failed send loses", () => {
+    const tx = sender(true);
+    tx.sink.failing = true;
+    for (let i = 0; i < 5; i++) tx.b.send(frameOf(300, i), 300, 1);
+    tx.b.send(frameOf(9000, 9), 9000, 1); // flushes the 5, then fails as one frame
+    tx.b.flush();
+    expect(tx.events).toEqual({ sent: 0, bytes: 0, failed: 6 });
+    expect(tx.b.send(frameOf(70000, 1), 70000, 1)).toBe(-1);
   });
 
   it("puts a frame together from single datagrams and from GRO runs alike", () => {
     const f = frameOf(40000, 3);
-    const tx = new TapnetBackend(D, 3);
-    const single = sendAll(tx, f);
+    const single = sendAll(sender(), f);
     const a = receiver();
     for (const d of single) a.feed(d);
     expect(a.frames).toEqual([f]);
-    tx.gso = true;
-    const runs = sendAll(tx, f);
+    const tx = sender(true);
+    sendAll(tx, f);
+    const runs = tx.sink.sends.map((_, n) => concat(tx.sink.datagrams.filter((d) => d.send === n).map((d) => d.bytes)));
     const b = receiver();
     // GRO may return any split into whole datagrams: here 5 and the rest
     const all = new Uint8Array(runs.reduce((n, r) => n + r.length, 0));
@@ -65,7 +130,7 @@ describe("tapnet backend", () => {
   });
 
   it("drops a frame with a missing chunk, counts it, and takes the next one", () => {
-    const tx = new TapnetBackend(D, 3);
+    const tx = sender();
     const f1 = frameOf(5000, 4);
     const f2 = frameOf(3000, 5);
     const d1 = sendAll(tx, f1);
@@ -80,8 +145,8 @@ describe("tapnet backend", () => {
   });
 
   it("keeps each sender's frame apart", () => {
-    const tx1 = new TapnetBackend(D, 3);
-    const tx2 = new TapnetBackend(D, 3);
+    const tx1 = sender();
+    const tx2 = sender();
     const f1 = frameOf(4000, 6);
     const f2 = frameOf(4500, 7);
     const a = sendAll(tx1, f1);
