@@ -35,7 +35,13 @@
  *     rate gets C, 1.2C, 1.1C: the answer is within one step (×1.2, or ×0.75 below) of C;
  *   - the figure is the highest delivered rate among the probes with ≤ 1% loss. If none passed
  *     (the lowest offered is 0.56 D) it is 0: the path did not hold 1% at any rate tried, and a
- *     target on it fails rather than being judged on a rate with more loss.
+ *     target on it fails rather than being judged on a rate with more loss;
+ *   - the probes' iperf3 gets socket buffers of 4 MiB (-w; less if net.core.rmem_max or wmem_max
+ *     is lower, as iperf3 refuses a buffer it cannot get): with the default 208 KB the receiving
+ *     iperf3 itself drops datagrams (UdpRcvbufErrors in its pod) whenever it is descheduled for a
+ *     few ms on a 2-core machine, at any rate: kernel VXLAN lost 3-6% at 21 kpps that way, and 0%
+ *     at 21-45 kpps with 4 MiB. The probes measure the path, not the receiver's buffer. The
+ *     full-rate runs keep iperf3's defaults, as before.
  * Every round's probes are kept in its RoundResult (udpSearch), so a figure can be traced to them.
  *
  * This module measures and summarises with plain objects; the command line prints them.
@@ -191,6 +197,21 @@ export function offloadsOff(text: string): string[] {
 
 /** How many offered rates the search probes after a full-rate run with more than 1% loss. */
 export const UDP_SEARCH_PROBES = 3;
+
+/**
+ * The probes' socket buffer size (iperf3 -w, bytes): 4 MiB, or net.core.rmem_max / wmem_max if
+ * lower (iperf3 fails when it cannot get the size asked for). `read` reads a /proc/sys file.
+ */
+export function probeSocketBuffer(read: (file: string) => string = (f) => readFileSync(f, "utf8")): number {
+  let size = 4 * 1024 * 1024;
+  for (const f of ["/proc/sys/net/core/rmem_max", "/proc/sys/net/core/wmem_max"]) {
+    try {
+      const v = Number(read(f).trim());
+      if (Number.isInteger(v) && v > 0) size = Math.min(size, v);
+    } catch { /* unreadable: iperf3 will say if the size is refused */ }
+  }
+  return size;
+}
 
 /** What one UDP run measured: delivered packets/s, loss, and (if known) packets/s sent. */
 export interface UdpRun {
@@ -699,9 +720,10 @@ async function measure(runner: Runner, lab: Lab, round: number, seconds: number,
     const full = full1400;
     await test("UDP 1400 B at ≤ 1% loss", async () => {
       let n = 0;
+      const buffer = String(probeSocketBuffer());
       const found = await searchUdpRate(full, async (pps) => {
         step(`UDP 1400 B at ≤ 1% loss, probe ${++n}/${UDP_SEARCH_PROBES}: ${fmtNumber(pps / 1000)} kpps offered`);
-        return parseIperfUdp(await iperf(runner, lab, lab.cross, seconds, ["-u", "-b", String(Math.round(pps * 1400 * 8)), "-l", "1400"]));
+        return parseIperfUdp(await iperf(runner, lab, lab.cross, seconds, ["-u", "-b", String(Math.round(pps * 1400 * 8)), "-l", "1400", "-w", buffer]));
       });
       udpSearch = found.probes;
       f.udp1400_kpps_1pct = found.pps / 1000;

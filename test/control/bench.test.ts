@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   allSetups, evaluateTargets, FIGURES, fmtNumber, formatCell, formatReport, median, offloadsOff, parseIperfTcp, parseIperfUdp,
-  parseSetups, parseSockperf, renderSvg, searchUdpRate, setupLab, setupPrefix, summarize, BenchError, UDP_SEARCH_PROBES,
+  parseSetups, parseSockperf, probeSocketBuffer, renderSvg, searchUdpRate, setupLab, setupPrefix, summarize, BenchError, UDP_SEARCH_PROBES,
   type BenchReport, type Figures, type RoundResult, type UdpRun,
 } from "../../src/control/bench.ts";
 
@@ -156,6 +156,21 @@ describe("the UDP rate search", () => {
     // 10k passes: ×1.2; 12k passes: min(12k × 1.2, (12k + 20k) / 2) = 14.4k, which fails
     expect(r.probes.slice(1).map((x) => x.offeredPps)).toEqual([10_000, expect.closeTo(12_000, 6), expect.closeTo(14_400, 6)]);
     expect(r.pps).toBe(11_500);
+  });
+});
+
+describe("the probes' socket buffer", () => {
+  it("4 MiB, or the lower of net.core.rmem_max and wmem_max; unreadable or garbage files are ignored", () => {
+    const sys = (rmem: string, wmem: string) => (f: string) => {
+      if (f.endsWith("rmem_max")) return rmem;
+      if (f.endsWith("wmem_max")) return wmem;
+      throw new Error(`unexpected ${f}`);
+    };
+    expect(probeSocketBuffer(sys("212992\n", "212992\n"))).toBe(212992);
+    expect(probeSocketBuffer(sys("4194304\n", "1048576\n"))).toBe(1048576);
+    expect(probeSocketBuffer(sys("16777216\n", "33554432\n"))).toBe(4194304);
+    expect(probeSocketBuffer(sys("", "x"))).toBe(4194304);
+    expect(probeSocketBuffer(() => { throw new Error("ENOENT"); })).toBe(4194304);
   });
 });
 
