@@ -6,6 +6,7 @@
  * Addresses travel as struct sockaddr_in (16 bytes): family (little-endian 2), port and
  * address (big-endian), 8 bytes of zero. Each peer's is built once, when the switch starts.
  */
+import { Iovecs, putPtr } from "./iovec.ts";
 import { errnoName, type Libc } from "./libc.ts";
 
 export const AF_INET = 2;
@@ -114,8 +115,7 @@ export class GroReceiver {
   }
 
   private putPtr(off: number, v: number): void {
-    this.dv.setUint32(off, v % 0x100000000, true);
-    this.dv.setUint32(off + 4, Math.floor(v / 0x100000000), true);
+    putPtr(this.dv, off, v);
   }
 
   /** Reads into `len` bytes at `address` (from libc.addressOf); returns bytes read or -1. */
@@ -141,73 +141,47 @@ export class GroReceiver {
  * pointing into the caller's memory (a frame slot, the backend's headers), so nothing is
  * copied in userspace, and with UDP_SEGMENT the kernel cuts the whole into datagrams of the
  * size given in a control message. Built once, outside V8's heap: the msghdr, the control
- * message, the peers' addresses and the iovecs. Pieces must stay where they are until `send`.
+ * message and the peers' addresses (`mem`), and the iovecs. Pieces must stay where they are
+ * until `send`.
  *
- *   mem: msghdr 0..56 | cmsghdr + u16 segment size 64..88 | peers' sockaddr_in from 96 | iovecs
+ *   mem: msghdr 0..56 | cmsghdr + u16 segment size 64..88 | peers' sockaddr_in from 96
  */
 export class GatherSender {
   private readonly mem: Uint8Array;
   private readonly dv: DataView;
   private readonly base: number;
-  private readonly iovOff: number;
   private readonly msg: Uint8Array;
-  private n = 0;
-  private total = 0;
-  // The last two buffers' addresses: a run alternates between the headers and a frame slot.
-  private bufA?: Uint8Array;
-  private addrA = 0;
-  private bufB?: Uint8Array;
-  private addrB = 0;
+  private readonly iov: Iovecs;
 
-  constructor(private readonly libc: Libc, private readonly fd: number, peers: Uint8Array[], private readonly maxPieces: number, private readonly segment: boolean) {
-    this.iovOff = 96 + peers.length * SOCKADDR_IN_LEN;
-    this.mem = new Uint8Array(Math.max(this.iovOff + maxPieces * 16, 128));
+  constructor(private readonly libc: Libc, private readonly fd: number, peers: Uint8Array[], maxPieces: number, private readonly segment: boolean) {
+    this.mem = new Uint8Array(Math.max(96 + peers.length * SOCKADDR_IN_LEN, 128));
     this.dv = new DataView(this.mem.buffer);
     this.base = libc.addressOf(this.mem);
     this.msg = this.mem.subarray(0, 56);
+    this.iov = new Iovecs(libc, maxPieces);
     peers.forEach((p, i) => this.mem.set(p, 96 + i * SOCKADDR_IN_LEN));
-    this.putPtr(8, SOCKADDR_IN_LEN);
-    this.putPtr(16, this.base + this.iovOff);
+    putPtr(this.dv, 8, SOCKADDR_IN_LEN);
+    putPtr(this.dv, 16, this.iov.address);
     if (segment) {
       // struct cmsghdr: len (CMSG_LEN(2) = 18), level, type; the data, a u16, right after
-      this.putPtr(32, this.base + 64);
-      this.putPtr(40, 24); // CMSG_SPACE(2)
-      this.putPtr(64, 18);
+      putPtr(this.dv, 32, this.base + 64);
+      putPtr(this.dv, 40, 24); // CMSG_SPACE(2)
+      putPtr(this.dv, 64, 18);
       this.dv.setInt32(72, SOL_UDP, true);
       this.dv.setInt32(76, UDP_SEGMENT, true);
     }
   }
 
-  private putPtr(off: number, v: number): void {
-    this.dv.setUint32(off, v % 0x100000000, true);
-    this.dv.setUint32(off + 4, Math.floor(v / 0x100000000), true);
-  }
-
-  private addressOf(buf: Uint8Array): number {
-    if (buf === this.bufA) return this.addrA;
-    if (buf === this.bufB) return this.addrB;
-    this.bufB = this.bufA;
-    this.addrB = this.addrA;
-    this.bufA = buf;
-    return (this.addrA = this.libc.addressOf(buf));
-  }
-
   add(buf: Uint8Array, off: number, len: number): void {
-    if (this.n === this.maxPieces) throw new RangeError("gather list full"); // a bug in the caller, not a runtime condition
-    const o = this.iovOff + this.n * 16;
-    this.putPtr(o, this.addressOf(buf) + off);
-    this.putPtr(o + 8, len);
-    this.n++;
-    this.total += len;
+    this.iov.add(buf, off, len);
   }
 
   send(peer: number, segment: number): boolean {
-    const total = this.total;
-    this.putPtr(0, this.base + 96 + peer * SOCKADDR_IN_LEN);
-    this.putPtr(24, this.n);
+    const total = this.iov.total;
+    putPtr(this.dv, 0, this.base + 96 + peer * SOCKADDR_IN_LEN);
+    putPtr(this.dv, 24, this.iov.count);
     if (this.segment) this.dv.setUint16(80, segment, true);
-    this.n = 0;
-    this.total = 0;
+    this.iov.reset();
     return this.libc.sendmsg(this.fd, this.msg, 0) === total;
   }
 }

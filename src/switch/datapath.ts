@@ -20,7 +20,8 @@
  */
 import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { EAGAIN, EINTR, type Libc } from "../io/libc.ts";
-import { TAPNET_MAX_SEGMENTS } from "../tunnel/tapnet.ts";
+import { TAPNET_MAX_SEGMENTS, type FrameTail } from "../tunnel/tapnet.ts";
+import { Iovecs } from "../io/iovec.ts";
 import { enableUdpGro, enableUdpGso, GatherSender, GroReceiver, SOCKADDR_IN_LEN, sockaddrAddress, sockaddrIn } from "../io/udp.ts";
 import { parseMac, macHi, macLo } from "../wire/mac.ts";
 import { Bridge } from "./bridge.ts";
@@ -70,10 +71,19 @@ const AGEING_SWEEP_S = 10;
 /** At most this many frames from one port per round, so a busy port cannot starve the rest. */
 const PER_PORT_BUDGET = 16;
 
+/** Writes frames to the TAPs: one write, or one writev of a head and its tail (FrameTail). */
 class TapWriter implements PortWriter {
-  constructor(private readonly libc: Libc, readonly fds: Int32Array) {}
-  write(port: number, buf: Uint8Array, len: number): boolean {
-    return this.libc.write(this.fds[port], buf, len) === len;
+  private readonly iov: Iovecs;
+  constructor(private readonly libc: Libc, readonly fds: Int32Array) {
+    this.iov = new Iovecs(libc, TAPNET_MAX_SEGMENTS + 2);
+  }
+  write(port: number, buf: Uint8Array, len: number, tail?: FrameTail | null): boolean {
+    if (!tail) return this.libc.write(this.fds[port], buf, len) === len;
+    const iov = this.iov;
+    iov.reset();
+    iov.add(buf, 0, Math.min(len, tail.headLen));
+    for (let k = 0; k < tail.count && iov.total < len; k++) iov.add(tail.buf, tail.offs[k], Math.min(tail.lens[k], len - iov.total));
+    return this.libc.writev(this.fds[port], iov.mem, iov.count) === len;
   }
 }
 

@@ -14,14 +14,18 @@
 import { Drop } from "../wire/drop.ts";
 import { Bridge, DROP, FLOOD } from "./bridge.ts";
 import { PORT_COUNTERS, PortCounter } from "./counters.ts";
+import type { FrameTail } from "../tunnel/tapnet.ts";
 import type { Router, RouterIo } from "./router.ts";
 
 /** The in-port of a batch entry that came from the tunnel socket. */
 export const TUNNEL = -1;
 
-/** Where frames leave. `write` returns false when the port could not take the frame. */
+/**
+ * Where frames leave. `write` returns false when the port could not take the frame. With a
+ * `tail`, the frame's first tail.headLen bytes are in `buf` and the rest in the tail's pieces.
+ */
 export interface PortWriter {
-  write(port: number, buf: Uint8Array, len: number): boolean;
+  write(port: number, buf: Uint8Array, len: number, tail?: FrameTail | null): boolean;
 }
 
 /**
@@ -64,11 +68,11 @@ export class Forwarder {
   /** The router's way out to the TAP ports; `toPeer` and `gather` are the tunnel's to provide. */
   routerIo(toPeer: RouterIo["toPeer"], gather?: RouterIo["gather"]): RouterIo {
     return {
-      toPort: (port, buf, len) => this.live[port] === 1 && this.transmit(port, buf, len, port),
-      toMac: (buf, len, hi, lo, except) => {
+      toPort: (port, buf, len, tail) => this.live[port] === 1 && this.transmit(port, buf, len, port, tail),
+      toMac: (buf, len, hi, lo, except, tail) => {
         const out = this.bridge.fdb.lookup(hi, lo, this.now);
-        if (out >= 0 && this.live[out]) this.transmit(out, buf, len, out);
-        else for (let k = 0; k < this.liveCount; k++) if (this.liveList[k] !== except) this.transmit(this.liveList[k], buf, len, this.liveList[k]);
+        if (out >= 0 && this.live[out]) this.transmit(out, buf, len, out, tail);
+        else for (let k = 0; k < this.liveCount; k++) if (this.liveList[k] !== except) this.transmit(this.liveList[k], buf, len, this.liveList[k], tail);
       },
       toPeer,
       gather,
@@ -133,8 +137,8 @@ export class Forwarder {
   }
 
   /** Writes to `port`, counting it there, or counting the failure on `inPort`. */
-  private transmit(port: number, buf: Uint8Array, len: number, inPort: number): boolean {
-    if (this.writer.write(port, buf, len)) {
+  private transmit(port: number, buf: Uint8Array, len: number, inPort: number, tail: FrameTail | null = null): boolean {
+    if (this.writer.write(port, buf, len, tail)) {
       const v = this.bridge.counters.v;
       v[port * PORT_COUNTERS + PortCounter.TxFrames]++;
       v[port * PORT_COUNTERS + PortCounter.TxBytes] += len - this.l2Off;

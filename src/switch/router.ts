@@ -27,7 +27,7 @@
  */
 import type { BackendType } from "../control/config.ts";
 import { ETH_OFF, type PeerMacs, type TunnelBackend } from "../tunnel/backend.ts";
-import { TapnetBackend, type GatherSink } from "../tunnel/tapnet.ts";
+import { TapnetBackend, type FrameTail, type GatherSink } from "../tunnel/tapnet.ts";
 import { UdpBackend } from "../tunnel/udp.ts";
 import { putMac, VxlanBackend } from "../tunnel/vxlan.ts";
 import { ARP_LEN, ARP_REPLY, ARP_REQUEST, ARP_SHA, ARP_SPA, ArpView } from "../wire/arp.ts";
@@ -65,10 +65,13 @@ export interface RouterConfig {
 
 /** What the router needs from the rest of the datapath to send frames. */
 export interface RouterIo {
-  /** Writes a frame (with its virtio_net_hdr) to a TAP port; false if it could not. */
-  toPort(port: number, buf: Uint8Array, len: number): boolean;
+  /**
+   * Writes a frame (with its virtio_net_hdr) to a TAP port; false if it could not. With a
+   * `tail`, buf holds only the frame's first tail.headLen bytes and the tail the rest.
+   */
+  toPort(port: number, buf: Uint8Array, len: number, tail?: FrameTail | null): boolean;
   /** Writes a frame to the port where the FDB has `hi:lo`, or floods it to every port but `except`. */
-  toMac(buf: Uint8Array, len: number, hi: number, lo: number, except: number): void;
+  toMac(buf: Uint8Array, len: number, hi: number, lo: number, except: number, tail?: FrameTail | null): void;
   /** Sends a datagram of `len` bytes at buf[off..] to node `peer`; false if it could not. */
   toPeer(buf: Uint8Array, off: number, len: number, peer: number): boolean;
   /** The tapnet backend's way to the peers: pieces gathered, then sent in one go. */
@@ -341,15 +344,24 @@ export class Router {
     this.deliver(buf, backend.innerLen(len), peer, now);
   }
 
-  /** A whole frame from the tapnet backend: virtio_net_hdr and Ethernet as the sender's TAP gave it. */
+  /**
+   * A whole frame from the tapnet backend: virtio_net_hdr and Ethernet as the sender's TAP gave
+   * it, in `frame`, or (received in place) its headers there and the rest in the backend's tail.
+   */
   private fromTapnetFrame(frame: Uint8Array, len: number): void {
-    if (len < ETH_OFF + ETH_HEADER_LEN || get16(frame, ETH_OFF + ETH_TYPE) !== ETHERTYPE_IPV4) {
+    const tapnet = this.tapnet!;
+    const headLen = tapnet.tail.count ? tapnet.tail.headLen : len;
+    if (headLen < ETH_OFF + ETH_HEADER_LEN || get16(frame, ETH_OFF + ETH_TYPE) !== ETHERTYPE_IPV4) {
       this.counters.drop(this.tunnelPort, Drop.TunnelNotIpv4);
       return;
     }
     const offloaded = (frame[0] & VNET_F_NEEDS_CSUM) !== 0 || vnetGsoType(frame, 0) !== GSO_NONE;
-    if (!offloaded) frame.fill(0, 0, ETH_OFF);
-    this.deliver(frame, len - ETH_OFF - ETH_HEADER_LEN, this.tapnetPeer, this.tapnetNow);
+    if (!offloaded) {
+      frame.fill(0, 0, ETH_OFF);
+      // Its checksum is verified here, over the whole packet.
+      if (tapnet.tail.count) tapnet.linearize();
+    }
+    this.deliver(frame, len - ETH_OFF - ETH_HEADER_LEN, this.tapnetPeer, this.tapnetNow, tapnet.tail.count ? tapnet.tail : null);
   }
 
   /**
@@ -357,9 +369,9 @@ export class Router {
    * which came from node `peer`: to tapnet0 if it is for the gateway address, else to the local
    * pod that has its destination. A frame with a virtio_net_hdr that still asks for checksum or
    * segmentation work (tapnet backend) is passed on as it is; any other has its TCP/UDP checksum
-   * verified here.
+   * verified here. With a `tail`, `buf` holds the frame's headers and the tail the rest.
    */
-  private deliver(buf: Uint8Array, ipLen: number, peer: number, now: number): void {
+  private deliver(buf: Uint8Array, ipLen: number, peer: number, now: number, tail: FrameTail | null = null): void {
     const t = this.tunnelPort;
     const v = this.counters.v;
     const ip = this.ip;
@@ -396,7 +408,7 @@ export class Router {
       }
       putMac(buf, ETH_OFF + ETH_DST, this.gwHi, this.gwLo);
       putMac(buf, ETH_OFF + ETH_SRC, this.macs.vtepHi[peer], this.macs.vtepLo[peer]);
-      if (this.io.toPort(this.gatewayPort, buf, frameLen)) v[this.counters.switchBase + SwitchCounter.Delivered]++;
+      if (this.io.toPort(this.gatewayPort, buf, frameLen, tail)) v[this.counters.switchBase + SwitchCounter.Delivered]++;
       else this.counters.drop(t, Drop.TxError);
       return;
     }
@@ -418,7 +430,7 @@ export class Router {
     const lo = this.neighbors.lo(dst);
     putMac(buf, ETH_OFF + ETH_DST, hi, lo);
     putMac(buf, ETH_OFF + ETH_SRC, this.gwHi, this.gwLo);
-    this.io.toMac(buf, frameLen, hi, lo, -1);
+    this.io.toMac(buf, frameLen, hi, lo, -1, tail);
     v[this.counters.switchBase + SwitchCounter.Delivered]++;
   }
 

@@ -58,6 +58,22 @@ export interface TapnetSendEvents {
   failed(frames: number): void;
 }
 
+/** Bytes of a frame received in place that are copied to the head: every header the router reads or writes. */
+const HEAD_BYTES = 256;
+
+/**
+ * The rest of a frame whose first `headLen` bytes are elsewhere (the backend's head): `count`
+ * pieces of `buf`, at `offs[k]`, `lens[k]` bytes each, in order. A writer sends the head and
+ * then these (writev), clipping the whole to the frame's length; nothing is copied.
+ */
+export interface FrameTail {
+  buf: Uint8Array;
+  headLen: number;
+  offs: Int32Array;
+  lens: Int32Array;
+  count: number;
+}
+
 export class TapnetBackend {
   readonly type = "tapnet" as const;
   readonly recvOff = 0;
@@ -77,6 +93,9 @@ export class TapnetBackend {
   private runBytes = 0;
   private runClosed = false;
   private readonly rx: Uint8Array[];
+  /** The first bytes of a frame received in place, and where the rest of it lies. */
+  readonly head = new Uint8Array(TAPNET_MAX_FRAME);
+  readonly tail: FrameTail = { buf: new Uint8Array(0), headLen: 0, offs: new Int32Array(MAX_SEGMENTS + 1), lens: new Int32Array(MAX_SEGMENTS + 1), count: 0 };
   private readonly rxId: Int32Array;
   private readonly rxLen: Int32Array;
   /** Bytes of the frame in progress received so far; -1 when none is. */
@@ -166,6 +185,13 @@ export class TapnetBackend {
    * GRO a run of datagrams of `stride` bytes each (the last maybe shorter), as the kernel said.
    * Calls `frame(buffer, length)` for each frame completed and `drop(reason)` for each datagram
    * refused; returns how many datagrams there were.
+   *
+   * A frame whose datagrams all came in this read (the usual case: GRO ends a run at a frame's
+   * short last datagram) is not copied: its first bytes are, into `head` (up to HEAD_BYTES,
+   * room for every header the router reads), and `tail` lists where the rest lies in `buf`.
+   * `frame` gets `head`; whoever writes the frame out writes `tail` after it (see FrameTail),
+   * or calls `linearize()` first if it must read the whole frame. Any other frame is put
+   * together in a reassembly buffer of its sender's, and `tail` is empty.
    */
   receive(buf: Uint8Array, off: number, len: number, stride: number, peer: number, frame: (b: Uint8Array, len: number) => void, drop: (r: DropReason) => void): number {
     if (len === 0) {
@@ -189,6 +215,16 @@ export class TapnetBackend {
       const clen = dlen - TAPNET_HEADER_LEN;
       if (offset === 0) {
         if (this.rxGot[peer] >= 0) drop(Drop.TapnetIncomplete); // the frame before never finished
+        this.rxGot[peer] = -1;
+        const n = this.wholeFrame(buf, at, off + len, D, id, flen);
+        if (n > 0) {
+          this.frameInPlace(buf, at, off + len, D, n);
+          frame(this.head, flen);
+          this.tail.count = 0;
+          count += n - 1;
+          p += (n - 1) * D;
+          continue;
+        }
         this.rxId[peer] = id;
         this.rxLen[peer] = flen;
         this.rxGot[peer] = 0;
@@ -207,5 +243,56 @@ export class TapnetBackend {
       }
     }
     return count;
+  }
+
+  /**
+   * How many datagrams, from the one at `at` (offset 0 of frame `id`), hold the whole frame,
+   * all present before `end`, each fitting the frame where the last left off; 0 if not all do.
+   */
+  private wholeFrame(buf: Uint8Array, at: number, end: number, D: number, id: number, flen: number): number {
+    let got = 0;
+    for (let n = 1, q = at; q < end && n <= MAX_SEGMENTS; n++, q += D) {
+      const dlen = Math.min(D, end - q);
+      if (n > 1 && (checkTapnetHeader(buf, q, dlen) !== Drop.None || get16(buf, q + TAPNET_FRAME_ID) !== id ||
+        get32(buf, q + TAPNET_FRAME_LEN) !== flen || get32(buf, q + TAPNET_OFFSET) !== got)) return 0;
+      got += dlen - TAPNET_HEADER_LEN;
+      if (got === flen) return n;
+    }
+    return 0;
+  }
+
+  /** Copies the first bytes of the frame in `n` datagrams at `at` to `head`; `tail` lists the rest. */
+  private frameInPlace(buf: Uint8Array, at: number, end: number, D: number, n: number): void {
+    const head = this.head;
+    const tail = this.tail;
+    const first = at + TAPNET_HEADER_LEN;
+    const firstLen = Math.min(D, end - at) - TAPNET_HEADER_LEN;
+    const h = Math.min(HEAD_BYTES, firstLen);
+    for (let i = 0; i < h; i++) head[i] = buf[first + i]; // a loop: a few dozen bytes, no view made
+    tail.buf = buf;
+    tail.headLen = h;
+    tail.count = 0;
+    if (firstLen > h) {
+      tail.offs[0] = first + h;
+      tail.lens[0] = firstLen - h;
+      tail.count = 1;
+    }
+    for (let k = 1, q = at + D; k < n; k++, q += D) {
+      tail.offs[tail.count] = q + TAPNET_HEADER_LEN;
+      tail.lens[tail.count] = Math.min(D, end - q) - TAPNET_HEADER_LEN;
+      tail.count++;
+    }
+  }
+
+  /** Copies the tail of the frame being delivered after its head, for a reader of the whole frame. */
+  linearize(): void {
+    const t = this.tail;
+    let o = t.headLen;
+    for (let k = 0; k < t.count; k++) {
+      this.head.set(t.buf.subarray(t.offs[k], t.offs[k] + t.lens[k]), o);
+      o += t.lens[k];
+    }
+    t.headLen = o;
+    t.count = 0;
   }
 }

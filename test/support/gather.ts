@@ -1,5 +1,5 @@
 // A GatherSink for tests: what the kernel would make of each send, as datagrams.
-import type { GatherSink } from "../../src/tunnel/tapnet.ts";
+import type { FrameTail, GatherSink } from "../../src/tunnel/tapnet.ts";
 
 export interface SentDatagram {
   peer: number;
@@ -33,4 +33,19 @@ export class CollectingSink implements GatherSink {
     for (let p = 0; p < total; p += segment) this.datagrams.push({ peer, bytes: all.slice(p, Math.min(total, p + segment)), send: n });
     return true;
   }
+}
+
+/** The bytes of a frame as a writer sends them: buf[0..len), or its head and then its tail's pieces. */
+export function frameBytes(buf: Uint8Array, len: number, tail?: FrameTail | null): Uint8Array {
+  if (!tail || tail.count === 0) return buf.slice(0, len);
+  const out = new Uint8Array(len);
+  let o = Math.min(len, tail.headLen);
+  out.set(buf.subarray(0, o));
+  for (let k = 0; k < tail.count && o < len; k++) {
+    const n = Math.min(tail.lens[k], len - o);
+    out.set(tail.buf.subarray(tail.offs[k], tail.offs[k] + n), o);
+    o += n;
+  }
+  if (o !== len) throw new Error(`the frame's pieces hold ${o} bytes, not ${len}`);
+  return out;
 }

@@ -13,7 +13,8 @@ import { emitTcp } from "../../src/wire/tcp.ts";
 import { emitUdp } from "../../src/wire/udp.ts";
 import { emitVirtioNetHdr, GSO_TCPV4, VNET_F_NEEDS_CSUM } from "../../src/wire/virtio.ts";
 import { emitVxlan } from "../../src/wire/vxlan.ts";
-import { CollectingSink } from "../support/gather.ts";
+import { CollectingSink, frameBytes } from "../support/gather.ts";
+import type { FrameTail } from "../../src/tunnel/tapnet.ts";
 
 const ip = (s: string) => parseIpv4Address(s)!;
 const GW = "10.244.1.1";
@@ -38,12 +39,12 @@ class FakeIo implements RouterIo {
   toMacs: { except: number; bytes: Uint8Array }[] = [];
   toPeers: { peer: number; bytes: Uint8Array }[] = [];
   gather = new CollectingSink();
-  toPort(port: number, buf: Uint8Array, len: number): boolean {
-    this.toPorts.push({ port, bytes: buf.slice(0, len) });
+  toPort(port: number, buf: Uint8Array, len: number, tail?: FrameTail | null): boolean {
+    this.toPorts.push({ port, bytes: frameBytes(buf, len, tail) });
     return true;
   }
-  toMac(buf: Uint8Array, len: number, _hi: number, _lo: number, except: number): void {
-    this.toMacs.push({ except, bytes: buf.slice(0, len) });
+  toMac(buf: Uint8Array, len: number, _hi: number, _lo: number, except: number, tail?: FrameTail | null): void {
+    this.toMacs.push({ except, bytes: frameBytes(buf, len, tail) });
   }
   toPeer(buf: Uint8Array, off: number, len: number, peer: number): boolean {
     this.toPeers.push({ peer, bytes: buf.slice(off, off + len) });

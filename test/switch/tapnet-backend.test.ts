@@ -4,12 +4,15 @@ import { TapnetBackend, tapnetGsoMaxSize } from "../../src/tunnel/tapnet.ts";
 import { get32 } from "../../src/wire/bytes.ts";
 import { DROP_NAMES } from "../../src/wire/drop.ts";
 import { checkTapnetHeader } from "../../src/wire/tapnet.ts";
-import { CollectingSink } from "../support/gather.ts";
+import { CollectingSink, frameBytes } from "../support/gather.ts";
+import { prng } from "../support/random.ts";
 
 const D = 1472;
 
 function frameOf(len: number, seed: number): Uint8Array {
-  return Uint8Array.from({ length: len }, (_, i) => (i * 31 + seed) & 0xff);
+  const f = new Uint8Array(len);
+  for (let i = 0; i < len; i++) f[i] = (i * 31 + seed) & 0xff;
+  return f;
 }
 
 function sender(gso = false) {
@@ -42,8 +45,13 @@ function receiver() {
   const b = new TapnetBackend(D, 3);
   const frames: Uint8Array[] = [];
   const drops: string[] = [];
-  const feed = (buf: Uint8Array, peer = 1, stride = Math.min(buf.length, D) || 1) => b.receive(buf, 0, buf.length, stride, peer, (f, len) => frames.push(f.slice(0, len)), (r) => drops.push(DROP_NAMES[r]));
-  return { frames, drops, feed };
+  let inPlace = 0;
+  const onFrame = (f: Uint8Array, len: number) => {
+    if (b.tail.count) inPlace++;
+    frames.push(frameBytes(f, len, b.tail));
+  };
+  const feed = (buf: Uint8Array, peer = 1, stride = Math.min(buf.length, D) || 1) => b.receive(buf, 0, buf.length, stride, peer, onFrame, (r) => drops.push(DROP_NAMES[r]));
+  return { b, frames, drops, feed, inPlace: () => inPlace };
 }
 
 describe("tapnet backend", () => {
@@ -127,6 +135,79 @@ describe("tapnet backend", () => {
     b.feed(all.subarray(5 * D));
     expect(b.frames).toEqual([f]);
     expect(b.drops).toEqual([]);
+  });
+
+  it("takes a frame that came whole in one read in place: headers copied to the head, the rest left where it lies", () => {
+    const f = frameOf(64000, 8);
+    const tx = sender(true);
+    sendAll(tx, f);
+    const read = concat(tx.sink.datagrams.map((d) => d.bytes));
+    const r = receiver();
+    let tailBuf: Uint8Array | undefined;
+    r.b.receive(read, 0, read.length, D, 1, (h, len) => {
+      tailBuf = r.b.tail.buf;
+      expect(h).toBe(r.b.head);
+      expect(r.b.tail.headLen).toBe(256);
+      expect(frameBytes(h, len, r.b.tail)).toEqual(f);
+    }, () => expect.unreachable());
+    expect(tailBuf).toBe(read);
+    // small frames, several to a read (a run of one UDP_SEGMENT send): each in place
+    const small = [frameOf(100, 1), frameOf(100, 2), frameOf(70, 3)];
+    const tx2 = sender(true);
+    small.forEach((x) => tx2.b.send(x, x.length, 1));
+    tx2.b.flush();
+    const read2 = concat(tx2.sink.datagrams.map((d) => d.bytes));
+    const r2 = receiver();
+    expect(r2.feed(read2, 1, 112)).toBe(3);
+    expect(r2.frames).toEqual(small);
+    expect(r2.inPlace()).toBe(0); // under 256 bytes: all head, no tail
+  });
+
+  it("linearize() puts the tail after the head, for a reader of the whole frame", () => {
+    const f = frameOf(3000, 9);
+    const tx = sender(true);
+    sendAll(tx, f);
+    const read = concat(tx.sink.datagrams.map((d) => d.bytes));
+    const r = receiver();
+    r.b.receive(read, 0, read.length, D, 1, (h, len) => {
+      r.b.linearize();
+      expect(r.b.tail.count).toBe(0);
+      expect(h.slice(0, len)).toEqual(f);
+    }, () => expect.unreachable());
+  });
+
+  it("delivers, against a naive model, exactly the frames whose datagrams all came, however the reads split them", () => {
+    const rnd = prng(4242);
+    const same = (a: Uint8Array[], b: Uint8Array[]) => a.length === b.length && a.every((x, i) => Buffer.from(x).equals(b[i]));
+    for (let trial = 0; trial < 16; trial++) {
+      const tx = sender(true);
+      const frames = Array.from({ length: 30 }, (_, i) => frameOf(1 + Math.floor(rnd() ** 3 * 64000), i + trial));
+      for (const x of frames) {
+        tx.b.send(x, x.length, 1);
+        if (rnd() < 0.3) tx.b.flush();
+      }
+      tx.b.flush();
+      // the model: a frame's datagrams go out consecutively; it arrives iff all of them do
+      const owner = frames.flatMap((x, i) => Array<number>(Math.ceil(x.length / 1460)).fill(i));
+      expect(owner.length).toBe(tx.sink.datagrams.length);
+      const lossy = trial % 2 === 1;
+      const kept = tx.sink.datagrams.map((d, i) => ({ bytes: d.bytes, frame: owner[i] })).filter(() => !lossy || rnd() > 0.05);
+      const arrived = new Array<number>(frames.length).fill(0);
+      for (const d of kept) arrived[d.frame]++;
+      const expected = frames.filter((x, i) => arrived[i] === Math.ceil(x.length / 1460));
+      // reads as GRO makes them: equal-sized datagrams, a shorter one ends the read; cut short at random
+      const r = receiver();
+      for (let i = 0; i < kept.length;) {
+        const stride = kept[i].bytes.length;
+        let j = i + 1;
+        while (j < kept.length && j - i < 64 && kept[j - 1].bytes.length === stride && kept[j].bytes.length <= stride && rnd() > 0.1) j++;
+        expect(r.feed(concat(kept.slice(i, j).map((d) => d.bytes)), 1, stride)).toBe(j - i);
+        i = j;
+      }
+      expect(same(r.frames, expected)).toBe(true);
+      if (!lossy) expect(r.drops).toEqual([]);
+      else expect(r.drops.length).toBeGreaterThan(0);
+    }
   });
 
   it("drops a frame with a missing chunk, counts it, and takes the next one", () => {
