@@ -41,6 +41,13 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return all;
 }
 
+/** All of frame `f`'s datagrams (sent with GSO) as one GRO read would return them. */
+function oneRead(f: Uint8Array): Uint8Array {
+  const tx = sender(true);
+  sendAll(tx, f);
+  return concat(tx.sink.datagrams.map((d) => d.bytes));
+}
+
 function receiver() {
   const b = new TapnetBackend(D, 3);
   const frames: Uint8Array[] = [];
@@ -139,9 +146,7 @@ describe("tapnet backend", () => {
 
   it("takes a frame that came whole in one read in place: headers copied to the head, the rest left where it lies", () => {
     const f = frameOf(64000, 8);
-    const tx = sender(true);
-    sendAll(tx, f);
-    const read = concat(tx.sink.datagrams.map((d) => d.bytes));
+    const read = oneRead(f);
     const r = receiver();
     let tailBuf: Uint8Array | undefined;
     r.b.receive(read, 0, read.length, D, 1, (h, len) => {
@@ -165,9 +170,7 @@ describe("tapnet backend", () => {
 
   it("linearize() puts the tail after the head, for a reader of the whole frame", () => {
     const f = frameOf(3000, 9);
-    const tx = sender(true);
-    sendAll(tx, f);
-    const read = concat(tx.sink.datagrams.map((d) => d.bytes));
+    const read = oneRead(f);
     const r = receiver();
     r.b.receive(read, 0, read.length, D, 1, (h, len) => {
       r.b.linearize();
