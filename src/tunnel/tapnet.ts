@@ -268,7 +268,7 @@ export class TapnetBackend {
     const first = at + TAPNET_HEADER_LEN;
     const firstLen = Math.min(D, end - at) - TAPNET_HEADER_LEN;
     const h = Math.min(HEAD_BYTES, firstLen);
-    for (let i = 0; i < h; i++) head[i] = buf[first + i]; // a loop: a few dozen bytes, no view made
+    for (let i = 0; i < h; i++) head[i] = buf[first + i]; // a loop: at most HEAD_BYTES, and no view made
     tail.buf = buf;
     tail.headLen = h;
     tail.count = 0;
