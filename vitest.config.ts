@@ -4,7 +4,7 @@ export default defineConfig({
   test: {
     projects: [
       {
-        test: { name: "unit", include: ["test/wire/**/*.test.ts", "test/switch/**/*.test.ts", "test/control/**/*.test.ts", "test/cli/**/*.test.ts"] },
+        test: { name: "unit", include: ["test/wire/**/*.test.ts", "test/io/**/*.test.ts", "test/switch/**/*.test.ts", "test/control/**/*.test.ts", "test/cli/**/*.test.ts"] },
       },
       {
         // Real namespaces, devices and processes: one file at a time, generous timeouts.

@@ -17,7 +17,7 @@ export const COMMANDS: Command[] = [
 ];
 
 /** Errors whose message is the whole story; anything else is a bug and shows its stack. */
-const EXPECTED = new Set(["ConfigError", "PreflightError", "LabError", "AgentError", "RpcError", "TapError", "ExecError", "IpamError", "SwitchError", "UsageError", "BenchError"]);
+const EXPECTED = new Set(["ConfigError", "PreflightError", "LabError", "AgentError", "RpcError", "TapError", "ExecError", "IpamError", "SwitchError", "UsageError", "BenchError", "CpuError"]);
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

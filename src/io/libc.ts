@@ -29,6 +29,8 @@ export interface Libc {
   sendmsg(fd: number, msg: Uint8Array, flags: number): number;
   /** `iov` holds `count` struct iovec (16 bytes each) whose pointers the caller filled in. */
   writev(fd: number, iov: Uint8Array, count: number): number;
+  /** sched_setaffinity: `pid` 0 is the calling thread; `mask` is a cpu_set_t of `size` bytes. */
+  schedSetaffinity(pid: number, size: number, mask: Uint8Array): number;
   /**
    * The address of `buf`'s first byte. Stable only for memory outside V8's heap: a typed array
    * over an ArrayBuffer larger than 64 bytes (V8 keeps smaller ones on its heap, where they move).
@@ -61,6 +63,7 @@ async function loadNode(): Promise<Libc> {
   const recvmsg = lib.func("int recvmsg(int fd, _Inout_ uint8_t *msg, int flags)");
   const sendmsg = lib.func("int sendmsg(int fd, const uint8_t *msg, int flags)");
   const writev = lib.func("int writev(int fd, const uint8_t *iov, int count)");
+  const schedSetaffinity = lib.func("int sched_setaffinity(int pid, unsigned long size, const uint8_t *mask)");
   // memcpy of nothing returns its destination: the address of the memory koffi passed.
   const addressOf = lib.func("uintptr_t memcpy(uint8_t *dst, const uint8_t *src, unsigned long n)");
   return {
@@ -79,6 +82,7 @@ async function loadNode(): Promise<Libc> {
     recvmsg: (fd, msg, flags) => recvmsg(fd, msg, flags),
     sendmsg: (fd, msg, flags) => sendmsg(fd, msg, flags),
     writev: (fd, iov, count) => writev(fd, iov, count),
+    schedSetaffinity: (pid, size, mask) => schedSetaffinity(pid, size, mask),
     addressOf: (buf) => Number(addressOf(buf, buf, 0)),
     errno: () => koffi.errno(),
   };
@@ -104,6 +108,7 @@ function loadDeno(): Libc {
     recvmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
     sendmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
     writev: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+    schedSetaffinity: { name: "sched_setaffinity", parameters: ["i32", "usize", "buffer"], result: "i32" },
     __errno_location: { parameters: [], result: "pointer" },
   });
   const errnoView = new Deno.UnsafePointerView(s.__errno_location());
@@ -124,6 +129,7 @@ function loadDeno(): Libc {
     recvmsg: (fd, msg, flags) => s.recvmsg(fd, msg, flags),
     sendmsg: (fd, msg, flags) => s.sendmsg(fd, msg, flags),
     writev: (fd, iov, count) => s.writev(fd, iov, count),
+    schedSetaffinity: (pid, size, mask) => s.schedSetaffinity(pid, size, mask),
     addressOf: (buf) => Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf))),
     // errno is thread-local; each worker loads its own Libc, so this view is its own.
     errno: () => errnoView.getInt32(),

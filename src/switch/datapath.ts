@@ -60,6 +60,8 @@ export interface DatapathInput {
   router?: RouterConfig;
   /** The tunnel's UDP socket, and the port datagrams go to on the other nodes. */
   tunnel?: { fd: number; port: number };
+  /** The CPU this thread is pinned to; absent, it runs wherever the scheduler puts it. */
+  cpu?: number;
 }
 
 const POLLIN = 0x001;

@@ -22,6 +22,8 @@ export interface SwitchOptions {
   offloads: boolean;
   /** Frames read per round across all ports. */
   batch: number;
+  /** The CPU the datapath worker is pinned to; absent, it is not pinned. */
+  cpu?: number;
   /** Routing between nodes: the router's config, and the address and port the tunnel binds. */
   routing?: { config: RouterConfig; address: number; port: number };
 }
@@ -81,6 +83,7 @@ export class Switch {
       ctrl, counters: counters.buffer, maxPorts: options.maxPorts, port: port2, fdb: options.fdb,
       l2Off: VIRTIO_NET_HDR_LEN, batch: options.batch, slotSize: SLOT_SIZE,
       ...(r && tunnel ? { router: r.config, tunnel: { fd: tunnel.fd, port: r.port } } : {}),
+      ...(options.cpu !== undefined ? { cpu: options.cpu } : {}),
     };
     const worker = startWorker(new URL("./datapath-worker.ts", import.meta.url), input, [port2]);
     const sw = new Switch(libc, worker, port1, ctrl, counters.buffer, options, tunnel);

@@ -50,6 +50,15 @@ describe("tapnet switch with tapnet pod", () => {
     expect(r.stderr).toMatch(/^tapnet: nodes\[0\]\.podCidr: 10\.9\.0\.0\/24 is outside clusterCidr 10\.244\.0\.0\/16\n$/);
   });
 
+  it("checks --cpu: a number, and a CPU this machine lets it use", async () => {
+    const word = await tapnet(["switch", "--config", configPath, "--node", "n1", "--control", join(dir, "x.sock"), "--cpu", "one"]);
+    expect(word.code).toBe(2);
+    expect(word.stderr).toContain('--cpu must be a whole number from 0 to 1023, not "one"');
+    const none = await tapnet(["switch", "--config", configPath, "--node", "n1", "--control", join(dir, "x.sock"), "--cpu", "1000"]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/^tapnet: --cpu 1000: this machine lets tapnet use CPUs? [0-9,-]+\n/);
+  });
+
   it("checks --underlay-dev: it must exist and hold the node's address", async () => {
     const missing = await tapnet(["switch", "--config", configPath, "--node", "n1", "--control", join(dir, "x.sock"), "--underlay-dev", "nosuch0"]);
     expect(missing.code).toBe(1);

@@ -7,7 +7,8 @@ import { ip } from "../../control/exec.ts";
 import { formatIpv4 } from "../../wire/ipv4.ts";
 import type { ClusterConfig } from "../../control/config.ts";
 import { preflight } from "../../control/preflight.ts";
-import { choiceOption, type Command } from "../args.ts";
+import { allowedCpus, MAX_CPU } from "../../io/cpu.ts";
+import { choiceOption, intOption, UsageError, type Command } from "../args.ts";
 
 export function defaultControlPath(node: string): string {
   return `/run/tapnet/${node}.sock`;
@@ -22,12 +23,18 @@ export const switchCommand: Command = {
     control: { type: "string", value: "PATH", help: "the control socket", default: "/run/tapnet/<node>.sock" },
     "underlay-dev": { type: "string", value: "DEV", help: "the interface the tunnel uses: checked to hold the node's address, its MTU against the config's" },
     "no-offloads": { type: "boolean", help: "turn off TAP checksum and TSO offloads (every frame at most one MTU)" },
+    cpu: { type: "string", value: "N", help: "pin the datapath thread to CPU N (default: not pinned; the scheduler moves it)" },
     "log-level": { type: "string", value: "LEVEL", help: "debug, info, warn or error", default: "info" },
   },
   details: "The switch holds the gateway port tapnet0 and the pods' TAP ports, and listens on a control socket for `tapnet pod`.\nLogs are JSON lines on stderr. SIGTERM or SIGINT stops the switch: its pods are detached and its devices removed.",
   async run(p) {
     if (!p.values.config) throw new ConfigError("--config FILE is required (see tapnet switch --help)");
     if (!p.values.node) throw new ConfigError("--node NAME is required (see tapnet switch --help)");
+    const cpu = p.values.cpu === undefined ? undefined : intOption(p, "cpu", 0, MAX_CPU);
+    const cpus = allowedCpus();
+    if (cpu !== undefined && cpus.length && !cpus.includes(cpu)) {
+      throw new UsageError(`--cpu ${cpu}: this machine lets tapnet use CPU${cpus.length > 1 ? "s" : ""} ${formatCpuList(cpus)}`);
+    }
     const file = String(p.values.config);
     let text: string;
     try {
@@ -42,7 +49,7 @@ export const switchCommand: Command = {
     const log = jsonLogger({ node }, level);
     const controlPath = p.values.control === "/run/tapnet/<node>.sock" ? defaultControlPath(node) : String(p.values.control);
     if (p.values["underlay-dev"]) await checkUnderlay(String(p.values["underlay-dev"]), config, node, log);
-    const agent = await NodeAgent.start({ config, nodeName: node, controlPath, log, switchOptions: { offloads: !p.values["no-offloads"] } });
+    const agent = await NodeAgent.start({ config, nodeName: node, controlPath, log, switchOptions: { offloads: !p.values["no-offloads"], ...(cpu !== undefined ? { cpu } : {}) } });
     await new Promise<void>((resolve) => {
       let stopping = false;
       const stop = (sig: string) => {
@@ -77,4 +84,16 @@ async function checkUnderlay(dev: string, config: ClusterConfig, nodeName: strin
   const link = await ip("-o", "link", "show", "dev", dev);
   const mtu = Number(/ mtu (\d+)/.exec(link)?.[1] ?? 0);
   if (mtu && mtu < config.mtu) log.warn("the underlay's MTU is smaller than the config's mtu: large packets will be lost", { dev, mtu, configMtu: config.mtu });
+}
+
+/** 0,1,2,5 as "0-2,5". */
+function formatCpuList(cpus: number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < cpus.length; i++) {
+    let j = i;
+    while (j + 1 < cpus.length && cpus[j + 1] === cpus[j] + 1) j++;
+    parts.push(j > i ? `${cpus[i]}-${cpus[j]}` : String(cpus[i]));
+    i = j;
+  }
+  return parts.join(",");
 }
