@@ -393,6 +393,8 @@ export interface BenchReport {
   medians: Summary["medians"];
   spreads: Summary["spreads"];
   ratios: Summary["ratios"];
+  /** The CPUs the tapnet switches' datapaths were pinned to, node by node; empty if they were not. */
+  switchCpus: number[];
   /** The tapnet setup the targets are checked for, and the outcome; absent without it or the reference. */
   targets?: { setup: string; rows: TargetResult[] };
   durationSeconds: number;
@@ -432,6 +434,11 @@ export function formatReport(r: BenchReport): string {
   lines.push(`tapnet bench, ${r.date}: ${r.rounds} round(s) of ${r.seconds} s per test, setups interleaved, ${Math.round(r.durationSeconds)} s in all`);
   lines.push(`machine: ${r.machine.kernel}, ${r.machine.nproc} CPUs (${r.machine.cpu}), ${r.machine.runtime}`);
   lines.push(`command: ${r.command}`);
+  if (r.setups.some((s) => s.startsWith("tapnet-"))) {
+    lines.push(r.switchCpus?.length
+      ? `tapnet switches: each node's datapath pinned to a CPU of its own (${r.switchCpus.map((c, i) => `node${i + 1} on CPU ${c}`).join(", ")})`
+      : "tapnet switches: datapaths not pinned (left to the scheduler)");
+  }
   lines.push("");
   if (r.offloads.length) {
     // One line per set of features that are off, with how many devices of each setup: the
@@ -582,6 +589,8 @@ export interface BenchOptions {
   prefix: string;
   runtime: "node" | "deno";
   command: string;
+  /** Pin each node's switch datapath to a CPU of its own (the lab's default); false leaves them unpinned. */
+  pin?: boolean;
   /** The tapnet setup checked against the targets; default the first tapnet-* setup. */
   defaultSetup?: string;
   progress?: (line: string) => void;
@@ -773,6 +782,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const t0 = Date.now();
   const prefixes = opts.setups.map((s) => setupPrefix(opts.prefix, s));
   const labs: Lab[] = [];
+  const switchCpus: number[] = [];
   const servers: ChildProcess[] = [];
   try {
     for (const [i, setup] of opts.setups.entries()) {
@@ -784,8 +794,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       }
       say(`${setup}: building lab ${prefix}`);
       const { mode, backend } = setupLab(setup);
-      const state = await labUp({ mode, backend, nodes: 2, pods: 2, prefix, runtime: opts.runtime, signal: opts.signal });
+      const state = await labUp({ mode, backend, nodes: 2, pods: 2, prefix, runtime: opts.runtime, pin: opts.pin, signal: opts.signal });
       const lab = labPods(setup, state);
+      if (mode === "tapnet" && switchCpus.length === 0) switchCpus.push(...state.nodes.flatMap((n) => n.cpu === undefined ? [] : [n.cpu]));
       labs.push(lab);
       servers.push(runner.start(lab.cross.netns, "sockperf", ["server", "-i", lab.cross.ip, "-p", String(SOCKPERF_PORT)]).child);
     }
@@ -809,7 +820,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     return {
       date: new Date().toISOString(), command: opts.command, machine: machineInfo(),
       rounds: opts.rounds, seconds: opts.seconds, setups: opts.setups, reference: REFERENCE,
-      offloads, failures, results, ...summary, ...(targets ? { targets } : {}),
+      offloads, failures, results, ...summary, switchCpus, ...(targets ? { targets } : {}),
       durationSeconds: (Date.now() - t0) / 1000,
     };
   } finally {

@@ -29,6 +29,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, r
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
+import { allowedCpus } from "../io/cpu.ts";
 import { isDeno } from "../io/runtime.ts";
 import { formatIpv4 } from "../wire/ipv4.ts";
 import { formatCidr } from "./cidr.ts";
@@ -60,6 +61,12 @@ export interface LabOptions {
   runtime: "node" | "deno";
   /** 1-based index of a node to set up as a plain Linux VXLAN node (vxlan backend only). */
   kernelNode?: number;
+  /**
+   * Pin each switch's datapath thread to a CPU, spread over the CPUs this process may use
+   * (the k-th switch on the k-th CPU, round-robin), as each node on a machine of its own
+   * would have its CPU. Default true; nothing is pinned on a machine of one CPU.
+   */
+  pin?: boolean;
   /** Progress lines for a person; the lab prints nothing itself. */
   progress?: (line: string) => void;
   /** Aborting stops `up` between steps; it then removes what it made. */
@@ -75,6 +82,8 @@ export interface LabNode {
   pid: number;
   control: string;
   log: string;
+  /** The CPU its switch's datapath is pinned to, if it is. */
+  cpu?: number;
 }
 
 export interface LabPod {
@@ -217,6 +226,8 @@ export async function labUp(opts: LabOptions): Promise<LabState> {
   // host-gw carries pods' packets unencapsulated: pods get the underlay's whole MTU.
   const config = mode === "host-gw" ? { ...tunneled, podMtu: tunneled.mtu } : tunneled;
   const cmd = mode === "tapnet" ? switchCommand(opts.runtime) : [];
+  const cpus = opts.pin === false ? [] : allowedCpus();
+  let switches = 0;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const state: LabState = {
     prefix: opts.prefix, backend: opts.backend, mode, runtime: opts.runtime, createdAt: new Date().toISOString(),
@@ -250,18 +261,19 @@ export async function labUp(opts: LabOptions): Promise<LabState> {
       }
       const control = join(dir, `${n.name}.sock`);
       const log = join(dir, `${n.name}.log`);
+      const cpu = cpus.length > 1 ? cpus[switches++ % cpus.length] : undefined;
       const fd = openSync(log, "a");
       // nsenter, not `ip netns exec`: that also gives the process a mount namespace of its own,
       // from which namespaces the switch creates for pods would never show on the host.
-      const child = spawn("nsenter", [`--net=/run/netns/${netns}`, "--", ...cmd, "switch", "--config", configPath, "--node", n.name, "--control", control], {
+      const child = spawn("nsenter", [`--net=/run/netns/${netns}`, "--", ...cmd, "switch", "--config", configPath, "--node", n.name, "--control", control, ...(cpu === undefined ? [] : ["--cpu", String(cpu)])], {
         detached: true, stdio: ["ignore", fd, fd], cwd: REPO_ROOT,
       });
       closeSync(fd);
       child.unref();
-      const node: LabNode = { ...base, pid: child.pid ?? -1, control, log };
+      const node: LabNode = { ...base, pid: child.pid ?? -1, control, log, ...(cpu === undefined ? {} : { cpu }) };
       state.nodes.push(node);
       saveLabState(state);
-      say(`${n.name}: namespace ${netns}, address ${node.address}, pod CIDR ${node.podCidr}, switch pid ${node.pid} (${opts.runtime})`);
+      say(`${n.name}: namespace ${netns}, address ${node.address}, pod CIDR ${node.podCidr}, switch pid ${node.pid} (${opts.runtime})${cpu === undefined ? "" : `, datapath on CPU ${cpu}`}`);
     }
 
     // The outside, beyond node 1; every other node's way out is node 1.

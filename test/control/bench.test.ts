@@ -223,7 +223,7 @@ function report(): BenchReport {
       { setup: "tapnet-udp", netns: "b-underlay", device: "node1", off: ["generic-receive-offload"] },
       { setup: "tapnet-udp", netns: "b-node1", device: "eth0", off: ["tx-checksumming"] },
     ],
-    failures: [], results, ...s, targets: { setup: "tapnet-udp", rows: evaluateTargets(s, "tapnet-udp") }, durationSeconds: 100,
+    failures: [], results, ...s, switchCpus: [0, 1], targets: { setup: "tapnet-udp", rows: evaluateTargets(s, "tapnet-udp") }, durationSeconds: 100,
   };
 }
 
@@ -277,6 +277,7 @@ describe("rendering", () => {
     expect(lines[0]).toBe("tapnet bench, 2026-11-23T04:00:00.000Z: 2 round(s) of 2 s per test, setups interleaved, 100 s in all");
     expect(lines[1]).toBe("machine: Linux 6.18, 2 CPUs (AMD EPYC), node v20.20.2");
     expect(lines[2]).toBe("command: tapnet bench --quick");
+    expect(lines[3]).toBe("tapnet switches: each node's datapath pinned to a CPU of its own (node1 on CPU 0, node2 on CPU 1)");
     expect(text).toContain("  generic-receive-offload: kernel-vxlan 2, tapnet-udp 1 device(s) (e.g. b-underlay node1)\n  tx-checksumming: tapnet-udp 1 device(s) (e.g. b-node1 eth0)\n");
     const header = lines.find((l) => l.startsWith("figure") && l.includes("host-gw"))!;
     expect(header.split(/\s{2,}/)).toEqual(["figure", "kernel-vxlan", "host-gw", "tapnet-udp"]);
@@ -287,6 +288,14 @@ describe("rendering", () => {
     expect(lines.find((l) => l.startsWith("TCP across nodes, 1 stream  "))!.split(/\s{2,}/)).toEqual(["TCP across nodes, 1 stream", "10.0..12.0", "15.0..15.0", "6.00..8.00"]);
     expect(text).toContain("targets (issue 4), for tapnet-udp:");
     expect(lines.find((l) => l.startsWith("cross-node TCP, 1 stream"))!.split(/\s{2,}/)).toEqual(["cross-node TCP, 1 stream", "0.64×", "≥ 0.6×", "pass", "≥ 1×", "FAIL"]);
+  });
+
+  it("says when the switches were not pinned, and nothing of switches without a tapnet setup", () => {
+    const r = report();
+    r.switchCpus = [];
+    expect(formatReport(r).split("\n")[3]).toBe("tapnet switches: datapaths not pinned (left to the scheduler)");
+    r.setups = ["kernel-vxlan", "host-gw"];
+    expect(formatReport(r)).not.toContain("tapnet switches");
   });
 
   it("lists failed measurements, one line each", () => {

@@ -73,7 +73,7 @@ export async function cleanupTestLabs(extraNetns: string[] = []): Promise<void> 
   for (const ns of extraNetns) if (existsSync(`/run/netns/${ns}`)) spawnSync("ip", ["netns", "del", ns]);
 }
 
-export function journal(prefix: string): { namespaces: string[]; nodes: { pid: number }[] } | undefined {
+export function journal(prefix: string): { namespaces: string[]; nodes: { pid: number; cpu?: number }[] } | undefined {
   const f = `/run/tapnet/${prefix}/lab.json`;
   return existsSync(f) ? JSON.parse(readFileSync(f, "utf8")) : undefined;
 }
@@ -115,4 +115,9 @@ export async function iperf(clientNs: string, serverNs: string, serverIp: string
   } finally {
     srv.kill();
   }
+}
+
+/** Each thread of process `pid` with the CPUs it may run on (its Cpus_allowed_list). */
+export function threadCpus(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/task`).map((t) => /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/task/${t}/status`, "utf8"))?.[1] ?? "?");
 }

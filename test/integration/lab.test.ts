@@ -1,7 +1,8 @@
 // The whole single-node lab, on Node: up, status, check, 50 MB of TCP, down; nothing left behind.
 import { existsSync } from "node:fs";
+import { allowedCpus } from "../../src/io/cpu.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanupTestLabs, iperf, journal, netnsList, pidAlive, sh, tapnet, uniquePrefix } from "./helpers.ts";
+import { cleanupTestLabs, iperf, journal, netnsList, pidAlive, sh, tapnet, threadCpus, uniquePrefix } from "./helpers.ts";
 
 const prefix = uniquePrefix("lab");
 
@@ -38,6 +39,19 @@ describe("lab on one node with three pods", () => {
       expect(sh("ip", ["-n", p.netns, "link", "show", "eth0"])).toContain(p.mac);
     }
     expect(new Set(s.pods.map((p: { ip: string }) => p.ip)).size).toBe(3);
+  });
+
+  it("pins the switch's datapath thread, and only it, to the first CPU (on a machine of 2 or more)", () => {
+    const cpus = allowedCpus();
+    const threads = threadCpus(switchPid);
+    const pinned = threads.filter((l) => l === String(cpus[0]));
+    if (cpus.length > 1) {
+      expect(journal(prefix)!.nodes[0].cpu).toBe(cpus[0]);
+      expect(pinned).toHaveLength(1);
+      expect(threads.length).toBeGreaterThan(1); // the control thread and the runtime's are left alone
+    } else {
+      expect(journal(prefix)!.nodes[0].cpu).toBeUndefined();
+    }
   });
 
   it("lab check passes: pods ping each other and the node, TCP flows, servers see clients' own addresses", async () => {

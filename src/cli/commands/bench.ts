@@ -20,6 +20,7 @@ export const benchCommand: Command = {
     svg: { type: "string", value: "FILE", help: "also write a bar chart of every figure's ratio to kernel-vxlan to FILE (SVG)" },
     prefix: { type: "string", value: "NAME", help: "names the labs: NAME-kvxlan, NAME-hostgw, NAME-<backend>", default: "tapnet-bench" },
     runtime: { type: "string", value: "RT", help: "what runs the switches: node or deno", default: isDeno ? "deno" : "node" },
+    "no-pin": { type: "boolean", help: "leave the switches' datapath threads to the scheduler (by default each node's is pinned to a CPU of its own, as on separate machines; see tapnet lab up --help)" },
   },
   details: [
     "Builds one lab per setup (2 nodes, 2 pods each, the same addresses and underlay), all up front: kernel-vxlan (plain",
@@ -71,7 +72,7 @@ export const benchCommand: Command = {
     };
     try {
       const report = await runBench({
-        setups, rounds, seconds, prefix: String(p.values.prefix), runtime, defaultSetup,
+        setups, rounds, seconds, prefix: String(p.values.prefix), runtime, defaultSetup, pin: !p.values["no-pin"],
         command: ["tapnet", "bench", ...process.argv.slice(process.argv.findIndex((a) => a === "bench") + 1)].join(" "),
         progress, signal: abort.signal,
       });

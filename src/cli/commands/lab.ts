@@ -23,6 +23,7 @@ export const labUpCommand: Command = {
     backend: { type: "string", value: "TYPE", help: `how tapnet nodes reach each other: ${Object.keys(BACKENDS).join(" or ")} (kernel-vxlan is always vxlan; host-gw has none; --kernel-node needs vxlan)`, default: "tapnet" },
     runtime: { type: "string", value: "RT", help: "what runs the switches: node or deno", default: isDeno ? "deno" : "node" },
     "kernel-node": { type: "string", value: "K", help: "make node K a plain Linux node (bridge, veth pods, VXLAN as flannel sets it up); needs --backend vxlan" },
+    "no-pin": { type: "boolean", help: "leave the switches' datapath threads to the scheduler instead of pinning each to a CPU" },
   },
   details: [
     "Nodes and pods are network namespaces; each node runs a tapnet switch whose TAP ports are the pods' eth0.",
@@ -30,6 +31,9 @@ export const labUpCommand: Command = {
     "and VXLAN or routes instead, for comparison (tapnet bench).",
     "Nodes share an underlay (a bridge in <prefix>-underlay, 192.168.56.0/24); <prefix>-outside, beyond node1 at",
     "203.0.113.2, stands for the world outside the cluster.",
+    "Each switch's datapath thread is pinned to a CPU (tapnet switch --cpu), the nodes spread over the CPUs this process",
+    "may use, round-robin: as on separate machines, each node's forwarding has a CPU of its own rather than queueing",
+    "behind the other nodes' and the pods' work. --no-pin leaves them to the scheduler.",
     "The lab's journal, cluster config and switch logs are kept in /run/tapnet/<prefix>/. Remove it all with `tapnet lab down`.",
   ].join("\n"),
   async run(p) {
@@ -46,7 +50,7 @@ export const labUpCommand: Command = {
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     try {
-      const state = await labUp({ mode, nodes, pods, prefix, backend, runtime, kernelNode, progress: (l) => err(l), signal: abort.signal });
+      const state = await labUp({ mode, nodes, pods, prefix, backend, runtime, kernelNode, pin: !p.values["no-pin"], progress: (l) => err(l), signal: abort.signal });
       out(`lab ${prefix} is up: ${state.nodes.length} node(s), ${state.pods.length} pod(s), ${mode === "tapnet" ? `backend ${backend}` : mode === "host-gw" ? "plain Linux nodes, host-gw" : "plain Linux nodes, kernel VXLAN"}`);
       out("next: tapnet lab status | tapnet lab check | " + downHint(prefix));
       return 0;
