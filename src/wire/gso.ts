@@ -8,14 +8,17 @@
  * super-datagrams (GSO_UDP_L4, USO) are cut the same way, each segment its own datagram.
  * IPv4 only: TCPv6 and UFO super-frames are counted drops.
  *
- * The segmenter writes each segment into one caller's buffer behind `headroom` bytes left for
- * the tunnel headers, calls `emit`, then writes the next over it: nothing is allocated per
- * frame but one small subarray per segment for the payload copy. The headers are parsed from
+ * The segmenter writes each segment's headers into a caller's buffer behind `headroom` bytes
+ * left for the tunnel headers. `segmentPieces` copies no payload: it hands over the headers and
+ * where the segment's payload lies in the super-frame, and with a stride keeps every segment's
+ * headers, for one gathered send of them all. `segment` copies the payload behind the headers
+ * and emits whole segments, one after the other in the same place (one small subarray each). The headers are parsed from
  * the packet itself (the virtio hdr_len is not trusted) and every checksum is recomputed from
  * scratch (for GSO, Linux leaves a pseudo-header sum without the length in the TCP field).
  *
  *   super-frame:  | eth (+tags) | ipv4 | tcp | payload ..................................... |
  *   segment k:    | headroom | eth | ipv4 (len, id+k, csum) | tcp (seq+k·mss, flags, csum) | ≤ mss |
+ *   as pieces:    headers at headroom + k·stride in `out` | payload where it lies in the super-frame
  */
 import { get16, get32, put16, put32 } from "./bytes.ts";
 import { fold, pseudoHeaderSum, sumWords } from "./checksum.ts";
@@ -30,6 +33,12 @@ import { GSO_ECN, GSO_TCPV4, GSO_UDP_L4 } from "./virtio.ts";
 
 /** Receives one finished segment: `segLen` bytes at `segOff` in `out`, valid until it returns. */
 export type SegmentSink = (out: Uint8Array, segOff: number, segLen: number) => void;
+
+/**
+ * Receives one segment as two pieces, nothing copied: its headers (`hdrLen` bytes at `hdrOff`
+ * in the segmenter's `out`) and its payload (`payLen` bytes at `payOff` in the super-frame).
+ */
+export type SegmentPiecesSink = (out: Uint8Array, hdrOff: number, hdrLen: number, frame: Uint8Array, payOff: number, payLen: number) => void;
 
 /**
  * Completes the partial checksum of a NEEDS_CSUM frame in place: sums from `csumStart` to the
@@ -81,11 +90,37 @@ export class GsoSegmenter {
    */
   segment(frame: Uint8Array, off: number, len: number, gsoType: number, gsoSize: number,
     out: Uint8Array, outHeadroom: number, emit: SegmentSink): DropReason {
+    this.emitWhole = emit;
+    return this.segmentPieces(frame, off, len, gsoType, gsoSize, out, outHeadroom, 0, this.copyPayload);
+  }
+
+  /**
+   * Like `segment`, but copies no payload: segment k's headers are written at
+   * `outHeadroom + k * stride` in `out` (a stride of 0 reuses one place), and `emit` gets them
+   * and where the segment's payload lies in `frame`. With a stride, every segment's headers
+   * stay until the caller is done with all of them: a gathered send (sendmsg, UDP_SEGMENT)
+   * passes headers and payloads as they lie. `stride` must hold the headroom and the headers.
+   */
+  segmentPieces(frame: Uint8Array, off: number, len: number, gsoType: number, gsoSize: number,
+    out: Uint8Array, outHeadroom: number, stride: number, emit: SegmentPiecesSink): DropReason {
     const t = gsoType & ~GSO_ECN;
-    if (t === GSO_TCPV4) return this.segmentTcp4(frame, off, len, gsoSize, out, outHeadroom, emit);
-    if (t === GSO_UDP_L4) return this.segmentUdp4(frame, off, len, gsoSize, out, outHeadroom, emit);
+    if (t === GSO_TCPV4) return this.segmentTcp4(frame, off, len, gsoSize, out, outHeadroom, stride, emit);
+    if (t === GSO_UDP_L4) return this.segmentUdp4(frame, off, len, gsoSize, out, outHeadroom, stride, emit);
     return Drop.GsoUnsupported;
   }
+
+  /** How many segments a super-frame with `payload` bytes makes (at least one). */
+  static segments(payload: number, gsoSize: number): number {
+    return payload <= gsoSize ? 1 : Math.ceil(payload / gsoSize);
+  }
+
+  // `segment`'s sink, and the adapter that makes whole segments of pieces: the payload is
+  // copied behind the headers, which a stride of 0 leaves in one place.
+  private emitWhole: SegmentSink = () => {};
+  private readonly copyPayload: SegmentPiecesSink = (out, hdrOff, hdrLen, frame, payOff, payLen) => {
+    if (payLen > 0) out.set(frame.subarray(payOff, payOff + payLen), hdrOff + hdrLen);
+    this.emitWhole(out, hdrOff, hdrLen + payLen);
+  };
 
   /**
    * Cuts the TCP super-frame of `len` bytes at `off` (the Ethernet frame, after the virtio
@@ -96,30 +131,33 @@ export class GsoSegmenter {
    * `outHeadroom` in `out` and passed to `emit` before the next is written.
    */
   segmentTcp4(frame: Uint8Array, off: number, len: number, gsoSize: number,
-    out: Uint8Array, outHeadroom: number, emit: SegmentSink): DropReason {
-    const r = this.parse(frame, off, len, gsoSize, PROTO_TCP, out, outHeadroom);
+    out: Uint8Array, outHeadroom: number, stride: number, emit: SegmentPiecesSink): DropReason {
+    const r = this.parse(frame, off, len, gsoSize, PROTO_TCP, out, outHeadroom, stride);
     if (r !== Drop.None) return r;
     const hdrs = this.headersLen;
     const payload = this.payloadLen;
     const ipHl = this.ipHeaderLen;
     const tcpHl = hdrs - this.l4Rel;
-    const ipo = outHeadroom + this.ipRel;
-    const tcpo = outHeadroom + this.l4Rel;
-    const payo = outHeadroom + hdrs;
+    let ho = outHeadroom;
 
     // The headers once, by hand (they are tens of bytes); only the fields that differ change below.
-    for (let i = 0; i < hdrs; i++) out[outHeadroom + i] = frame[off + i];
-    const id0 = get16(out, ipo + IPV4_ID);
-    const seq0 = get32(out, tcpo + TCP_SEQ);
-    const flags0 = out[tcpo + TCP_FLAGS];
-    const pseudo = pseudoHeaderSum(get32(out, ipo + IPV4_SRC), get32(out, ipo + IPV4_DST), PROTO_TCP, tcpHl);
+    for (let i = 0; i < hdrs; i++) out[ho + i] = frame[off + i];
+    const id0 = get16(out, ho + this.ipRel + IPV4_ID);
+    const seq0 = get32(out, ho + this.l4Rel + TCP_SEQ);
+    const flags0 = out[ho + this.l4Rel + TCP_FLAGS];
+    const pseudo = pseudoHeaderSum(get32(out, ho + this.ipRel + IPV4_SRC), get32(out, ho + this.ipRel + IPV4_DST), PROTO_TCP, tcpHl);
 
     let src = off + hdrs;
     let sent = 0;
     let index = 0;
     do {
       const n = payload - sent < gsoSize ? payload - sent : gsoSize;
-      if (n > 0) out.set(frame.subarray(src, src + n), payo);
+      if (index > 0 && stride > 0) {
+        out.copyWithin(ho + stride, ho, ho + hdrs); // the last segment's headers, to be changed below
+        ho += stride;
+      }
+      const ipo = ho + this.ipRel;
+      const tcpo = ho + this.l4Rel;
 
       put16(out, ipo + IPV4_TOTAL_LEN, ipHl + tcpHl + n);
       put16(out, ipo + IPV4_ID, (id0 + index) & 0xffff);
@@ -139,7 +177,7 @@ export class GsoSegmenter {
       const sum = sumWords(frame, src, n, sumWords(out, tcpo, tcpHl, pseudo + n));
       put16(out, tcpo + TCP_CHECKSUM, ~fold(sum) & 0xffff);
 
-      emit(out, outHeadroom, hdrs + n);
+      emit(out, ho, hdrs, frame, src, n);
       sent += n;
       src += n;
       index++;
@@ -153,26 +191,29 @@ export class GsoSegmenter {
    * total length, id (original + index) and checksum. As `segmentTcp4` otherwise.
    */
   segmentUdp4(frame: Uint8Array, off: number, len: number, gsoSize: number,
-    out: Uint8Array, outHeadroom: number, emit: SegmentSink): DropReason {
-    const r = this.parse(frame, off, len, gsoSize, PROTO_UDP, out, outHeadroom);
+    out: Uint8Array, outHeadroom: number, stride: number, emit: SegmentPiecesSink): DropReason {
+    const r = this.parse(frame, off, len, gsoSize, PROTO_UDP, out, outHeadroom, stride);
     if (r !== Drop.None) return r;
     const hdrs = this.headersLen;
     const payload = this.payloadLen;
     const ipHl = this.ipHeaderLen;
-    const ipo = outHeadroom + this.ipRel;
-    const udpo = outHeadroom + this.l4Rel;
-    const payo = outHeadroom + hdrs;
+    let ho = outHeadroom;
 
-    for (let i = 0; i < hdrs; i++) out[outHeadroom + i] = frame[off + i];
-    const id0 = get16(out, ipo + IPV4_ID);
-    const pseudo = pseudoHeaderSum(get32(out, ipo + IPV4_SRC), get32(out, ipo + IPV4_DST), PROTO_UDP, 0);
+    for (let i = 0; i < hdrs; i++) out[ho + i] = frame[off + i];
+    const id0 = get16(out, ho + this.ipRel + IPV4_ID);
+    const pseudo = pseudoHeaderSum(get32(out, ho + this.ipRel + IPV4_SRC), get32(out, ho + this.ipRel + IPV4_DST), PROTO_UDP, 0);
 
     let src = off + hdrs;
     let sent = 0;
     let index = 0;
     do {
       const n = payload - sent < gsoSize ? payload - sent : gsoSize;
-      if (n > 0) out.set(frame.subarray(src, src + n), payo);
+      if (index > 0 && stride > 0) {
+        out.copyWithin(ho + stride, ho, ho + hdrs);
+        ho += stride;
+      }
+      const ipo = ho + this.ipRel;
+      const udpo = ho + this.l4Rel;
 
       put16(out, ipo + IPV4_TOTAL_LEN, ipHl + UDP_HEADER_LEN + n);
       put16(out, ipo + IPV4_ID, (id0 + index) & 0xffff);
@@ -187,7 +228,7 @@ export class GsoSegmenter {
       const c = ~fold(sumWords(frame, src, n, sumWords(out, udpo, UDP_HEADER_LEN, pseudo + udpLen))) & 0xffff;
       put16(out, udpo + UDP_CHECKSUM, c === 0 ? 0xffff : c);
 
-      emit(out, outHeadroom, hdrs + n);
+      emit(out, ho, hdrs, frame, src, n);
       sent += n;
       src += n;
       index++;
@@ -197,7 +238,7 @@ export class GsoSegmenter {
 
   /** Validates a super-frame and fills the offsets and lengths above; writes nothing. */
   private parse(frame: Uint8Array, off: number, len: number, gsoSize: number, proto: number,
-    out: Uint8Array, outHeadroom: number): DropReason {
+    out: Uint8Array, outHeadroom: number, stride: number): DropReason {
     if (!(gsoSize > 0)) return Drop.GsoBadSize;
     if (off < 0 || len < 0 || off + len > frame.length) return Drop.GsoMalformed;
     const eth = this.eth;
@@ -221,7 +262,13 @@ export class GsoSegmenter {
     const hdrs = ip.payloadOff + l4Len - off;
     const payload = ip.off + ip.totalLen - (off + hdrs);
     const first = payload < gsoSize ? payload : gsoSize;
-    if (hdrs + first > this.maxSegmentFrame || outHeadroom < 0 || outHeadroom + hdrs + first > out.length) return Drop.GsoTooBig;
+    if (hdrs + first > this.maxSegmentFrame || outHeadroom < 0) return Drop.GsoTooBig;
+    // Room in `out`: one segment whole (payload copied) without a stride; with one, every
+    // segment's headers, each within its stride.
+    const room = stride > 0
+      ? (hdrs <= stride ? outHeadroom + (GsoSegmenter.segments(payload, gsoSize) - 1) * stride + hdrs : Infinity)
+      : outHeadroom + hdrs + first;
+    if (room > out.length) return Drop.GsoTooBig;
     this.ipRel = ip.off - off;
     this.l4Rel = ip.payloadOff - off;
     this.ipHeaderLen = ip.headerLen;

@@ -207,6 +207,33 @@ function run(seg: GsoSegmenter, buf: Uint8Array, gsoType: number, gsoSize: numbe
   return { drop, segs: collected };
 }
 
+/**
+ * segmentPieces: segments put together from their two pieces only after the last was emitted,
+ * so that with a stride every segment's headers must still be where they were said to be.
+ * Payload pieces must lie in `buf` itself (nothing copied).
+ */
+function runPieces(seg: GsoSegmenter, buf: Uint8Array, gsoType: number, gsoSize: number, stride: number, into = out): { drop: DropReason; segs: Uint8Array[] } {
+  arena.fill(0xa5);
+  const pieces: { hdrOff: number; hdrLen: number; payOff: number; payLen: number }[] = [];
+  const early: Uint8Array[] = [];
+  const drop = seg.segmentPieces(buf, VIRTIO_NET_HDR_LEN, buf.length - VIRTIO_NET_HDR_LEN, gsoType, gsoSize, into, HEADROOM, stride, (o, hdrOff, hdrLen, f, payOff, payLen) => {
+    expect(o === into && f === buf).toBe(true);
+    expect(hdrOff).toBe(HEADROOM + pieces.length * stride);
+    pieces.push({ hdrOff, hdrLen, payOff, payLen });
+    // Without a stride, the headers are good only until the next segment's are written.
+    if (stride === 0) early.push(concat(into.slice(hdrOff, hdrOff + hdrLen), buf.slice(payOff, payOff + payLen)));
+  });
+  const segs = stride === 0 ? early : pieces.map((p) => concat(into.slice(p.hdrOff, p.hdrOff + p.hdrLen), buf.slice(p.payOff, p.payOff + p.payLen)));
+  if (stride > 0 && pieces.length) {
+    // Nothing written outside the headers' places: not the headroom, not between strides.
+    const last = pieces[pieces.length - 1];
+    for (let i = 0; i < GUARD + HEADROOM; i++) if (arena[i] !== 0xa5) throw new Error(`wrote at arena ${i}`);
+    for (const p of pieces) for (let i = p.hdrOff + p.hdrLen; i < p.hdrOff + stride && i < OUT_SIZE; i++) if (into[i] !== 0xa5 && into === out) throw new Error(`wrote at out ${i}`);
+    for (let i = GUARD + last.hdrOff + last.hdrLen; i < arena.length; i++) if (arena[i] !== 0xa5 && into === out) throw new Error(`wrote at arena ${i}`);
+  }
+  return { drop, segs };
+}
+
 function name(d: DropReason): string {
   return DROP_NAMES[d];
 }
@@ -338,12 +365,11 @@ describe("TCP segmentation", () => {
     expectSameSegments(results[2], results[0], "junk");
   });
 
-  it("segmentTcp4 directly, segment() by gso_type and segmentTcp4ToArrays agree", () => {
+  it("segment() by gso_type, segmentPieces with and without a stride, and segmentTcp4ToArrays agree", () => {
     const { buf, frame } = superFrame({ payload: randomBytes(rng(9), 20_000), gsoSize: 1448 });
     const viaType = run(seg, buf, GSO_TCPV4, 1448).segs;
-    collected = [];
-    expect(seg.segmentTcp4(buf, VIRTIO_NET_HDR_LEN, frame.length, 1448, out, HEADROOM, sink)).toBe(Drop.None);
-    expectSameSegments(collected, viaType, "segmentTcp4");
+    expectSameSegments(runPieces(seg, buf, GSO_TCPV4, 1448, 0).segs, viaType, "segmentPieces, stride 0");
+    expectSameSegments(runPieces(seg, buf, GSO_TCPV4, 1448, 160).segs, viaType, "segmentPieces, stride 160");
     expectSameSegments(segmentTcp4ToArrays(frame, 1448) as Uint8Array[], viaType, "segmentTcp4ToArrays");
     expectSameSegments(segmentToArrays(frame, GSO_TCPV4, 1448) as Uint8Array[], viaType, "segmentToArrays");
     expect(segmentTcp4ToArrays(frame, 0)).toBe(Drop.GsoBadSize);
@@ -370,6 +396,34 @@ describe("TCP segmentation", () => {
       expectSameSegments(segs, referenceSegment(frame, PROTO_TCP, gsoSize), `frame ${n}`);
       if (n % 50 === 0) checkTcpSegments(frame, segs, gsoSize);
     }
+  });
+});
+
+describe("segments as pieces, headers at a stride (for a gathered send)", () => {
+  const seg = new GsoSegmenter(9100);
+
+  it("300 random TCP and UDP super-frames, each segment's headers in its own stride, match the reference", () => {
+    const r = rng(4242);
+    for (let n = 0; n < 300; n++) {
+      const proto = r() < 0.5 ? PROTO_TCP : PROTO_UDP;
+      const gsoSize = 500 + Math.floor(r() * 1000);
+      const payload = randomBytes(r, 1 + Math.floor(r() * 60_000));
+      const tcpOptions = proto === PROTO_TCP ? randomBytes(r, 4 * Math.floor(r() * 11)) : undefined;
+      const { buf, frame } = superFrame({ proto, payload, gsoSize, tcpOptions, vlans: r() < 0.2 ? [5] : [], seq: Math.floor(r() * 2 ** 32), id: (r() * 65536) | 0 });
+      const stride = 200 + Math.floor(r() * 64);
+      const { drop, segs } = runPieces(seg, buf, proto === PROTO_TCP ? GSO_TCPV4 : GSO_UDP_L4, gsoSize, stride);
+      expect(name(drop), `frame ${n}`).toBe("none");
+      expectSameSegments(segs, referenceSegment(frame, proto, gsoSize), `frame ${n}`);
+    }
+  });
+
+  it("refuses a stride shorter than the headers, or an out too small for every segment's, writing nothing", () => {
+    const { buf } = superFrame({ payload: randomBytes(rng(12), 10_000), gsoSize: 1000 });
+    expect(name(runPieces(seg, buf, GSO_TCPV4, 1000, 40).drop)).toBe("gso_too_big");
+    const small = new Uint8Array(HEADROOM + 9 * 200 + 65); // 10 segments' headers: 9 strides and 66 bytes (Ethernet, IPv4, TCP with timestamps)
+    expect(name(runPieces(seg, buf, GSO_TCPV4, 1000, 200, small).drop)).toBe("gso_too_big");
+    expect(small.every((b) => b === 0)).toBe(true);
+    expect(name(runPieces(seg, buf, GSO_TCPV4, 1000, 200, new Uint8Array(HEADROOM + 9 * 200 + 66)).drop)).toBe("none");
   });
 });
 
