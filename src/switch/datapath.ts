@@ -11,8 +11,11 @@
  *      B's eth0. Slots are reused for the next round; nothing is allocated per frame.
  *
  * A frame for another node takes a turn at step 2: the router (router.ts) routes it,
- * encapsulates it and sendto()s it on the tunnel's UDP socket, which this thread polls too;
- * a datagram read from that socket is decapsulated by the router and written to its pod's TAP.
+ * encapsulates it and sends it on the tunnel's UDP socket, which this thread polls too (a TCP
+ * super-frame goes whole with the tapnet backend, or cut into segments with udp and vxlan;
+ * either way the pieces are gathered into one sendmsg the kernel cuts into datagrams). A read
+ * from that socket (one datagram, or a run of them with UDP_GRO) is decapsulated by the router
+ * and written to its pod's TAP.
  *
  * The control thread (switch.ts) talks to this one through a SharedArrayBuffer (a stop flag
  * and a command sequence number) and a MessagePort it drains only when the sequence moves,
@@ -128,23 +131,23 @@ export class Datapath {
       // sendmmsg over preset iovecs would remove.
       const toPeer = (buf: Uint8Array, off: number, len: number, peer: number) =>
         libc.sendto(fd, buf.subarray(off, off + len), len, 0, peers[peer], SOCKADDR_IN_LEN) === len;
-      // The tapnet backend: whole frames, one send of up to 64 datagrams the kernel cuts apart
-      // (UDP_SEGMENT), and one read of a run of them (UDP_GRO). Where the kernel has neither,
-      // a datagram per call still works.
+      // With UDP_SEGMENT, one sendmsg carries up to 64 datagrams the kernel cuts apart: the
+      // tapnet backend's chunks of whole frames, or the udp and vxlan backends' segments of a
+      // super-frame (headers and payloads gathered where they lie). With UDP_GRO, one read
+      // returns a run of them. Where the kernel has neither, a datagram per call still works.
+      // The socket's own segment size is the largest datagram, so a plain sendto is never cut.
       const tapnetBackend = input.router.backend.type === "tapnet";
-      const gso = tapnetBackend && enableUdpGso(libc, fd, input.router.datagramSize);
-      const gather = tapnetBackend ? new GatherSender(libc, fd, peers, 2 * TAPNET_MAX_SEGMENTS, gso) : undefined;
+      const gso = enableUdpGso(libc, fd, input.router.datagramSize);
+      const gather = tapnetBackend || gso ? new GatherSender(libc, fd, peers, 2 * TAPNET_MAX_SEGMENTS, gso) : undefined;
       this.router = new Router(input.router, counters, this.forwarder.routerIo(toPeer, gather));
+      this.router.gatherSegments = !tapnetBackend && gso;
       this.forwarder.router = this.router;
       this.tunnelFd = fd;
       this.tunnelViews = this.batch.slots.map((s) => s.subarray(this.router!.recvOff));
-      const tapnet = this.router.tapnet;
-      if (tapnet) {
-        tapnet.gso = gso;
-        if (enableUdpGro(libc, fd)) {
-          this.gro = new GroReceiver(libc);
-          this.groAddrs = this.tunnelViews.map((v) => libc.addressOf(v));
-        }
+      if (this.router.tapnet) this.router.tapnet.gso = gso;
+      if (enableUdpGro(libc, fd)) {
+        this.gro = new GroReceiver(libc);
+        this.groAddrs = this.tunnelViews.map((v) => libc.addressOf(v));
       }
     }
   }

@@ -33,9 +33,9 @@ import { putMac, VxlanBackend } from "../tunnel/vxlan.ts";
 import { ARP_LEN, ARP_REPLY, ARP_REQUEST, ARP_SHA, ARP_SPA, ArpView } from "../wire/arp.ts";
 import { get16, put16, put32 } from "../wire/bytes.ts";
 import { fold, internetChecksum, pseudoHeaderSum, sumWords } from "../wire/checksum.ts";
-import { Drop } from "../wire/drop.ts";
+import { Drop, type DropReason } from "../wire/drop.ts";
 import { ETH_DST, ETH_HEADER_LEN, ETH_SRC, ETH_TYPE, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
-import { completeChecksum, GsoSegmenter } from "../wire/gso.ts";
+import { completeChecksum, GsoSegmenter, type SegmentPiecesSink } from "../wire/gso.ts";
 import {
   ICMP_DEST_UNREACHABLE, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, ICMP_TIME_EXCEEDED,
   UNREACH_FRAG_NEEDED, UNREACH_NET,
@@ -74,12 +74,25 @@ export interface RouterIo {
   toMac(buf: Uint8Array, len: number, hi: number, lo: number, except: number, tail?: FrameTail | null): void;
   /** Sends a datagram of `len` bytes at buf[off..] to node `peer`; false if it could not. */
   toPeer(buf: Uint8Array, off: number, len: number, peer: number): boolean;
-  /** The tapnet backend's way to the peers: pieces gathered, then sent in one go. */
+  /**
+   * Pieces gathered, then sent in one go, cut into datagrams by the kernel (UDP_SEGMENT): the
+   * tapnet backend's way to the peers, and the udp and vxlan backends' for super-frames.
+   */
   gather?: GatherSink;
 }
 
 /** Room left before a segment's Ethernet header for the backend's headers. */
 const SEGMENT_HEADROOM = 16;
+/**
+ * Gathered segments (udp, vxlan): each segment's headers at this stride in `segHeaders`: the
+ * headroom and Ethernet (+2 tags), IPv4 and TCP headers at their longest, rounded up.
+ */
+const SEGMENT_STRIDE = 176;
+/** A super-frame of more segments than this (a tiny gso_size) is segmented one send per segment. */
+const MAX_GATHERED_SEGMENTS = 128;
+/** The most datagrams one UDP_SEGMENT send may make (as the tapnet backend), and its most bytes. */
+const SEND_MAX_DATAGRAMS = 64;
+const SEND_MAX_BYTES = 65507;
 const ARP_FRAME_LEN = ETH_OFF + ETH_HEADER_LEN + ARP_LEN;
 /** RFC 792: an ICMP error quotes the IP header and the first 8 bytes of the datagram. */
 const ICMP_QUOTE_DATA = 8;
@@ -112,6 +125,18 @@ export class Router {
   private segmentPeer = 0;
   private segmentInPort = 0;
   private readonly emitSegment: (out: Uint8Array, off: number, len: number) => void;
+  /**
+   * Set by the datapath when the tunnel socket segments (UDP_SEGMENT) and `io.gather` is there:
+   * the udp and vxlan backends then send a super-frame's segments in one sendmsg per 64 of
+   * them, each segment's headers from `segHeaders` and its payload where it lies in the slot.
+   */
+  gatherSegments = false;
+  private readonly segHeaders = new Uint8Array(MAX_GATHERED_SEGMENTS * SEGMENT_STRIDE);
+  private readonly emitPieces: SegmentPiecesSink;
+  // The send being gathered: datagrams, bytes, the size of its first datagram (UDP_SEGMENT's).
+  private sendCount = 0;
+  private sendBytes = 0;
+  private sendSize = 0;
   private readonly lastAsked: Float64Array;
   private icmpId = 0;
   // The peer and clock of the tapnet send or receive in progress, for the callbacks below,
@@ -153,6 +178,7 @@ export class Router {
     this.segmentOut = new Uint8Array(SEGMENT_HEADROOM + ETH_HEADER_LEN + cfg.tunnelMtu);
     this.segmenter = new GsoSegmenter(ETH_HEADER_LEN + cfg.tunnelMtu);
     this.emitSegment = (out, off, len) => this.sendFrame(out, off, len - ETH_HEADER_LEN, this.segmentPeer, this.segmentInPort);
+    this.emitPieces = (out, hdrOff, hdrLen, frame, payOff, payLen) => this.gatherSegment(out, hdrOff, hdrLen, frame, payOff, payLen);
   }
 
   private isVtepMac(hi: number, lo: number): boolean {
@@ -278,7 +304,14 @@ export class Router {
       ip.decrementTtl();
       this.segmentPeer = peer;
       this.segmentInPort = inPort;
-      const r = this.segmenter.segment(buf, ETH_OFF, len - ETH_OFF, gso, le16(buf, VNET_GSO_SIZE), this.segmentOut, SEGMENT_HEADROOM, this.emitSegment);
+      const gsoSize = le16(buf, VNET_GSO_SIZE);
+      let r: DropReason;
+      if (this.gatherSegments && gsoSize > 0 && ip.totalLen <= MAX_GATHERED_SEGMENTS * gsoSize) {
+        r = this.segmenter.segmentPieces(buf, ETH_OFF, len - ETH_OFF, gso, gsoSize, this.segHeaders, SEGMENT_HEADROOM, SEGMENT_STRIDE, this.emitPieces);
+        this.sendGathered();
+      } else {
+        r = this.segmenter.segment(buf, ETH_OFF, len - ETH_OFF, gso, gsoSize, this.segmentOut, SEGMENT_HEADROOM, this.emitSegment);
+      }
       if (r !== Drop.None) this.counters.drop(inPort, r);
     } else {
       this.counters.drop(inPort, Drop.GsoUnsupported);
@@ -288,6 +321,42 @@ export class Router {
   /** Sends what the tapnet backend gathered: the end of a batch, before its slots are reused. */
   flush(): void {
     this.tapnet?.flush();
+  }
+
+  /**
+   * Adds one segment to the send being gathered (its headers at out[hdrOff..], Ethernet first,
+   * its payload at frame[payOff..]): the backend's headers go in front, in the headroom. Sends
+   * what was gathered first when this segment would not fit the same send.
+   */
+  private gatherSegment(out: Uint8Array, hdrOff: number, hdrLen: number, frame: Uint8Array, payOff: number, payLen: number): void {
+    const ipLen = hdrLen - ETH_HEADER_LEN + payLen;
+    const d = this.backend!.encapsulate(out, hdrOff, ipLen, this.segmentPeer);
+    const dlen = hdrOff + hdrLen - d + payLen;
+    if (this.sendCount === SEND_MAX_DATAGRAMS || this.sendBytes + dlen > SEND_MAX_BYTES) this.sendGathered();
+    const gather = this.io.gather!;
+    gather.add(out, d, hdrOff + hdrLen - d);
+    if (payLen > 0) gather.add(frame, payOff, payLen);
+    if (this.sendCount === 0) this.sendSize = dlen;
+    this.sendCount++;
+    this.sendBytes += dlen;
+  }
+
+  /** Sends the gathered segments, cut at the first one's size; counts them as `sendFrame` would. */
+  private sendGathered(): void {
+    const n = this.sendCount;
+    if (n === 0) return;
+    const ok = this.io.gather!.send(this.segmentPeer, this.sendSize);
+    const v = this.counters.v;
+    if (ok) {
+      const t = this.tunnelPort * PORT_COUNTERS;
+      v[t + PortCounter.TxFrames] += n;
+      v[t + PortCounter.TxBytes] += this.sendBytes;
+      v[this.counters.switchBase + SwitchCounter.Routed] += n;
+    } else {
+      v[this.segmentInPort * PORT_COUNTERS + DROP_BASE + Drop.TxError] += n;
+    }
+    this.sendCount = 0;
+    this.sendBytes = 0;
   }
 
   /** Encapsulates the frame at buf[ethOff..] (IPv4 of `ipLen` bytes) and sends it to `peer`. */
@@ -328,6 +397,25 @@ export class Router {
       v[t * PORT_COUNTERS + PortCounter.RxBytes] += len;
       return;
     }
+    if (segmentSize > 0 && len > segmentSize) {
+      // A GRO run of datagrams from one sender, each segmentSize long (the last maybe shorter):
+      // each is moved in turn to where a datagram is read (recvOff), over the one before it,
+      // which has been delivered by then (delivery writes to a TAP before it returns).
+      const at = this.recvOff;
+      for (let p = 0; p < len; p += segmentSize) {
+        const dlen = Math.min(segmentSize, len - p);
+        if (p > 0) buf.copyWithin(at, at + p, at + p + dlen);
+        this.fromTunnelDatagram(buf, dlen, peer, now);
+      }
+      return;
+    }
+    this.fromTunnelDatagram(buf, len, peer, now);
+  }
+
+  /** One datagram of a udp or vxlan backend, `len` bytes at buf[recvOff..], from node `peer`. */
+  private fromTunnelDatagram(buf: Uint8Array, len: number, peer: number, now: number): void {
+    const t = this.tunnelPort;
+    const v = this.counters.v;
     v[t * PORT_COUNTERS + PortCounter.RxFrames]++;
     v[t * PORT_COUNTERS + PortCounter.RxBytes] += len;
     if (peer < 0 || peer === this.cfg.self) {

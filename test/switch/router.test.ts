@@ -204,6 +204,53 @@ describe("routing to another node", () => {
   });
 });
 
+/** A TCP super-frame from pod A as its TAP gives it (TSO, partial checksum), `payload` bytes of a pattern. */
+function tsoFrame(payload: number, mss: number, seed = 7): Uint8Array {
+  const b = new Uint8Array(ETH_OFF + 14 + 20 + 20 + payload);
+  emitEthernet({ dst: GW_MAC, src: POD_A.mac, vlans: [], etherType: 0x0800 }, b, ETH_OFF);
+  emitIpv4({ tos: 0, id: 100, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: 6, src: POD_A.ip, dst: "10.244.2.5", payloadLen: 20 + payload }, b, ETH_OFF + 14);
+  emitTcp({ srcPort: 40000, dstPort: 5201, seq: 1000, ack: 1, flags: 0x18, window: 500, checksum: 0, urgent: 0, options: new Uint8Array(0) }, b, ETH_OFF + 34);
+  for (let i = 0; i < payload; i++) b[ETH_OFF + 54 + i] = (i * seed) & 0xff;
+  emitVirtioNetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: mss, csumStart: 34, csumOffset: 16 }, b, 0);
+  return b;
+}
+
+describe("super-frames to udp and vxlan nodes, segments gathered into UDP_SEGMENT sends", () => {
+  for (const type of ["udp", "vxlan"] as const) {
+    it(`${type}: the same datagrams as one send per segment, at most 64 and 65507 bytes a send, all but a send's last of its size`, () => {
+      for (const [payload, mss] of [[60_000, 1410], [64_000, 1000], [5000, 1410], [1410, 1410], [65_000, 536]]) {
+        const one = setup(type, 1450);
+        one.router.fromPort(POD_A.port, tsoFrame(payload, mss), ETH_OFF + 54 + payload);
+        const gathered = setup(type, 1450);
+        gathered.router.gatherSegments = true;
+        gathered.router.fromPort(POD_A.port, tsoFrame(payload, mss), ETH_OFF + 54 + payload);
+        const what = `${payload} B, mss ${mss}`;
+        expect(gathered.io.toPeers, what).toEqual([]);
+        const sent = gathered.io.gather.datagrams;
+        expect(sent.map((d) => d.peer), what).toEqual(one.io.toPeers.map((d) => d.peer));
+        expect(sent.map((d) => d.bytes), what).toEqual(one.io.toPeers.map((d) => d.bytes));
+        for (const [k, send] of gathered.io.gather.sends.entries()) {
+          const mine = sent.filter((d) => d.send === k);
+          expect(mine.length).toBeLessThanOrEqual(64);
+          expect(send.bytes).toBeLessThanOrEqual(65507);
+          expect(mine.slice(0, -1).every((d) => d.bytes.length === send.segment), what).toBe(true);
+          expect(mine[mine.length - 1].bytes.length).toBeLessThanOrEqual(send.segment);
+        }
+        for (const c of ["tx_frames", "tx_bytes"] as const) expect(gathered.counters.portSnapshot(gathered.tunnel)[c], c).toBe(one.counters.portSnapshot(one.tunnel)[c]);
+        expect(gathered.counters.sw(SwitchCounter.Routed)).toBe(one.counters.sw(SwitchCounter.Routed));
+      }
+    });
+  }
+
+  it("a failed send loses its segments, each counted as a tx_error on the pod's port", () => {
+    const { router, io, drops } = setup("vxlan", 1450);
+    router.gatherSegments = true;
+    io.gather.failing = true;
+    router.fromPort(POD_A.port, tsoFrame(64_000, 1000), ETH_OFF + 54 + 64_000);
+    expect(drops(POD_A.port)).toEqual({ drop_tx_error: 64 });
+  });
+});
+
 describe("ICMP errors from the gateway", () => {
   function icmpOf(io: FakeIo) {
     expect(io.toPorts).toHaveLength(1);
@@ -384,6 +431,32 @@ describe("from the tunnel", () => {
       router.fromTunnel(slot, len, ip(ADDR[1]), 0);
       expect(io.toMacs).toEqual([]);
       expect(drops(tunnel)).toEqual({ drop_ipv4_bad_checksum: 1 });
+    });
+  }
+
+  for (const type of ["udp", "vxlan"] as const) {
+    it(`${type}: a GRO run of datagrams is delivered as each datagram alone would be, its bad ones counted`, () => {
+      const pkts = [100, 1200, 1200, 1200, 37].map((n, i) => ({ src: "10.244.2.5", dst: POD_B.ip, payloadLen: n, ttl: 60 + i }));
+      const alone = setup(type);
+      alone.router.neighbors.learn(ip(POD_B.ip), 0x0a58, 0x0af40103);
+      const dgrams = pkts.map((p) => datagram(alone.router, type, p));
+      // A GRO run holds datagrams of one size but the last: the 1200s, then the short one.
+      // Laid out before delivery, which rewrites a datagram's slot in place.
+      const run = setup(type);
+      run.router.neighbors.learn(ip(POD_B.ip), 0x0a58, 0x0af40103);
+      const seg = dgrams[1].len;
+      const slot = new Uint8Array(8192);
+      let o = run.router.recvOff;
+      for (const d of dgrams.slice(1)) {
+        slot.set(d.slot.subarray(run.router.recvOff, run.router.recvOff + d.len), o);
+        o += d.len;
+      }
+      for (const d of dgrams) alone.router.fromTunnel(d.slot, d.len, ip(ADDR[1]), 0);
+      slot[run.router.recvOff + 2 * seg + (type === "udp" ? 0 : 22)] = 0x60; // the third: not IPv4
+      run.router.fromTunnel(slot, o - run.router.recvOff, ip(ADDR[1]), 0, seg);
+      expect(run.io.toMacs.map((m) => m.bytes)).toEqual([alone.io.toMacs[1], alone.io.toMacs[2], alone.io.toMacs[4]].map((m) => m.bytes));
+      expect(run.counters.portSnapshot(run.tunnel)).toMatchObject({ rx_frames: 4, rx_bytes: o - run.router.recvOff });
+      expect(run.drops(run.tunnel)).toEqual({ [type === "udp" ? "drop_tunnel_not_ipv4" : "drop_ipv4_bad_version"]: 1 });
     });
   }
 
