@@ -19,10 +19,12 @@ export const SwitchCounter = {
   IcmpSent: 9, ArpReplies: 10, ArpRequests: 11,
   /** Inner checksums from the tunnel left partial by the sender's kernel, completed here. */
   InnerCsumCompleted: 12,
+  /** TCP segments from the tunnel (udp, vxlan) written to pods merged into super-frames. */
+  Coalesced: 13,
 } as const;
 const SWITCH_NAMES = [
   "fdb_learned", "fdb_moved", "fdb_full", "fdb_aged", "unknown_unicast", "broadcast", "multicast",
-  "routed", "delivered", "icmp_sent", "arp_replies", "arp_requests", "inner_csum_completed",
+  "routed", "delivered", "icmp_sent", "arp_replies", "arp_requests", "inner_csum_completed", "coalesced",
 ];
 
 export class Counters {

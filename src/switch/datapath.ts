@@ -65,6 +65,8 @@ export interface DatapathInput {
   tunnel?: { fd: number; port: number };
   /** The CPU this thread is pinned to; absent, it runs wherever the scheduler puts it. */
   cpu?: number;
+  /** The TAPs take TSO super-frames (switch option `offloads`): received segments may be merged. */
+  offloads?: boolean;
 }
 
 const POLLIN = 0x001;
@@ -148,6 +150,7 @@ export class Datapath {
       if (enableUdpGro(libc, fd)) {
         this.gro = new GroReceiver(libc);
         this.groAddrs = this.tunnelViews.map((v) => libc.addressOf(v));
+        if (input.offloads) this.router.coalesceReceived();
       }
     }
   }

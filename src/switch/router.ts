@@ -30,8 +30,9 @@ import { ETH_OFF, type PeerMacs, type TunnelBackend } from "../tunnel/backend.ts
 import { TapnetBackend, type FrameTail, type GatherSink } from "../tunnel/tapnet.ts";
 import { UdpBackend } from "../tunnel/udp.ts";
 import { putMac, VxlanBackend } from "../tunnel/vxlan.ts";
+import { checkVxlanHeader, VXLAN_HEADER_LEN } from "../wire/vxlan.ts";
 import { ARP_LEN, ARP_REPLY, ARP_REQUEST, ARP_SHA, ARP_SPA, ArpView } from "../wire/arp.ts";
-import { get16, put16, put32 } from "../wire/bytes.ts";
+import { get16, get32, put16, put32 } from "../wire/bytes.ts";
 import { fold, internetChecksum, pseudoHeaderSum, sumWords } from "../wire/checksum.ts";
 import { Drop, type DropReason } from "../wire/drop.ts";
 import { ETH_DST, ETH_HEADER_LEN, ETH_SRC, ETH_TYPE, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
@@ -46,6 +47,7 @@ import { GSO_NONE, GSO_TCPV4, GSO_UDP_L4, VNET_F_DATA_VALID, VNET_CSUM_OFFSET, V
 import { Counters, DROP_BASE, PORT_COUNTERS, PortCounter, SwitchCounter } from "./counters.ts";
 import { Neighbors } from "./neighbors.ts";
 import { SubnetMap } from "./routes.ts";
+import { TcpCoalescer } from "./coalesce.ts";
 
 /** The router's view of the cluster: plain data, passed to the datapath worker as it is. */
 export interface RouterConfig {
@@ -131,6 +133,13 @@ export class Router {
    * them, each segment's headers from `segHeaders` and its payload where it lies in the slot.
    */
   gatherSegments = false;
+  /**
+   * Set (`coalesceReceived`) by the datapath when it reads runs of datagrams (UDP_GRO) and the
+   * pods' TAPs take super-frames: the udp and vxlan backends then write consecutive TCP
+   * segments of a flow to the pod as one super-frame (coalesce.ts).
+   */
+  private coalescer?: TcpCoalescer;
+  private readonly coalescedMacs = new Uint8Array(12);
   private readonly segHeaders = new Uint8Array(MAX_GATHERED_SEGMENTS * SEGMENT_STRIDE);
   private readonly emitPieces: SegmentPiecesSink;
   // The send being gathered: datagrams, bytes, the size of its first datagram (UDP_SEGMENT's).
@@ -398,18 +407,99 @@ export class Router {
       return;
     }
     if (segmentSize > 0 && len > segmentSize) {
-      // A GRO run of datagrams from one sender, each segmentSize long (the last maybe shorter):
-      // each is moved in turn to where a datagram is read (recvOff), over the one before it,
-      // which has been delivered by then (delivery writes to a TAP before it returns).
+      // A GRO run of datagrams from one sender, each segmentSize long (the last maybe shorter).
+      // TCP segments that continue a flow are gathered in place into one super-frame; any
+      // other datagram is moved in turn to where a datagram is read (recvOff), over the ones
+      // before it, which have been delivered by then (delivery writes to a TAP before it
+      // returns; a gathered run is written out first).
       const at = this.recvOff;
+      const co = this.coalescer;
       for (let p = 0; p < len; p += segmentSize) {
         const dlen = Math.min(segmentSize, len - p);
+        if (co) {
+          const ipOff = this.coalescable(buf, at + p, dlen, peer);
+          if (ipOff >= 0) {
+            if (co.count > 0 && !co.fits(buf, ipOff)) this.flushCoalesced(buf, peer, now);
+            if (co.count === 0) co.start(buf, ipOff, at + p, dlen);
+            else co.add(buf, ipOff, dlen);
+            if (co.closed) this.flushCoalesced(buf, peer, now);
+            continue;
+          }
+          if (co.count > 0) this.flushCoalesced(buf, peer, now);
+        }
         if (p > 0) buf.copyWithin(at, at + p, at + p + dlen);
         this.fromTunnelDatagram(buf, dlen, peer, now);
       }
+      if (co && co.count > 0) this.flushCoalesced(buf, peer, now);
       return;
     }
     this.fromTunnelDatagram(buf, len, peer, now);
+  }
+
+  /** Turns on receive coalescing for the udp and vxlan backends (see `coalescer`). */
+  coalesceReceived(): void {
+    if (this.backend) this.coalescer = new TcpCoalescer();
+  }
+
+  /**
+   * Where the IPv4 header of the datagram at buf[pos..] (`len` bytes) lies, if it is a TCP
+   * segment the coalescer may take: everything `fromTunnelDatagram` and `deliver` would check
+   * passes (tunnel header, inner IPv4 and its checksum, source, a known local pod as
+   * destination, TTL, a full TCP checksum that verifies) and it is plain data (ACK, maybe PSH,
+   * a payload; no options in IPv4). -1 otherwise: it then goes the usual way, which counts why.
+   */
+  private coalescable(buf: Uint8Array, pos: number, len: number, peer: number): number {
+    if (peer < 0 || peer === this.cfg.self) return -1;
+    let ip = pos;
+    if (this.backend!.type === "vxlan") {
+      const { vtepHi, vtepLo, self } = this.macs;
+      const eth = pos + VXLAN_HEADER_LEN;
+      if (len < VXLAN_HEADER_LEN + ETH_HEADER_LEN + 40 || checkVxlanHeader(buf, pos, len, this.cfg.backend.vni) !== Drop.None) return -1;
+      if (macHi(buf, eth) !== vtepHi[self] || macLo(buf, eth) !== vtepLo[self] || get16(buf, eth + ETH_TYPE) !== ETHERTYPE_IPV4) return -1;
+      ip = eth + ETH_HEADER_LEN;
+    }
+    const ipLen = len - (ip - pos);
+    if (ipLen < 41 || buf[ip] !== 0x45 || get16(buf, ip + 2) !== ipLen || buf[ip + 9] !== PROTO_TCP) return -1;
+    if ((get16(buf, ip + 6) & 0x3fff) !== 0 || buf[ip + 8] <= 1) return -1; // a fragment; TTL
+    if (fold(sumWords(buf, ip, IPV4_MIN_HEADER_LEN)) !== 0xffff) return -1;
+    const src = get32(buf, ip + 12);
+    const dst = get32(buf, ip + 16);
+    if (src >= this.cfg.clusterNetwork && src <= this.clusterLast && !this.map.owns(peer, src)) return -1;
+    if (dst === this.cfg.gatewayIp || !this.neighbors.contains(dst) || !this.neighbors.known(dst)) return -1;
+    const tcp = ip + IPV4_MIN_HEADER_LEN;
+    const tcpLen = ipLen - IPV4_MIN_HEADER_LEN;
+    const hl = (buf[tcp + 12] >> 4) * 4;
+    const flags = buf[tcp + 13];
+    if (hl < 20 || hl >= tcpLen || (flags & 0x10) === 0 || (flags & ~0x18) !== 0) return -1; // ACK and maybe PSH only
+    if (fold(sumWords(buf, tcp, tcpLen, pseudoHeaderSum(src, dst, PROTO_TCP, tcpLen))) !== 0xffff) return -1;
+    return ip;
+  }
+
+  /** Writes out the run the coalescer holds: one segment the usual way, more as one super-frame. */
+  private flushCoalesced(buf: Uint8Array, peer: number, now: number): void {
+    const co = this.coalescer!;
+    if (co.count === 1) {
+      co.count = 0;
+      const pos = co.firstDatagram;
+      const dlen = co.firstDatagramLen;
+      if (pos !== this.recvOff) buf.copyWithin(this.recvOff, pos, pos + dlen);
+      this.fromTunnelDatagram(buf, dlen, peer, now);
+      return;
+    }
+    const v = this.counters.v;
+    const t = this.tunnelPort * PORT_COUNTERS;
+    const n = co.count;
+    v[t + PortCounter.RxFrames] += n;
+    v[t + PortCounter.RxBytes] += co.datagramBytes;
+    const dst = get32(buf, co.firstIp + 16);
+    const hi = this.neighbors.hi(dst);
+    const lo = this.neighbors.lo(dst);
+    putMac(this.coalescedMacs, 0, hi, lo);
+    putMac(this.coalescedMacs, 6, this.gwHi, this.gwLo);
+    const len = co.finish(this.coalescedMacs, 0);
+    this.io.toMac(co.head, len, hi, lo, -1, co.tail);
+    v[this.counters.switchBase + SwitchCounter.Delivered]++;
+    v[this.counters.switchBase + SwitchCounter.Coalesced] += n;
   }
 
   /** One datagram of a udp or vxlan backend, `len` bytes at buf[recvOff..], from node `peer`. */

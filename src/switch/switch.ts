@@ -84,6 +84,7 @@ export class Switch {
       l2Off: VIRTIO_NET_HDR_LEN, batch: options.batch, slotSize: SLOT_SIZE,
       ...(r && tunnel ? { router: r.config, tunnel: { fd: tunnel.fd, port: r.port } } : {}),
       ...(options.cpu !== undefined ? { cpu: options.cpu } : {}),
+      offloads: options.offloads,
     };
     const worker = startWorker(new URL("./datapath-worker.ts", import.meta.url), input, [port2]);
     const sw = new Switch(libc, worker, port1, ctrl, counters.buffer, options, tunnel);

@@ -38,7 +38,7 @@ describe("Counters", () => {
     expect(c.sw(SwitchCounter.FdbAged)).toBe(5);
     expect(c.switchSnapshot()).toEqual({
       fdb_learned: 0, fdb_moved: 0, fdb_full: 0, fdb_aged: 5, unknown_unicast: 0, broadcast: 0, multicast: 0,
-      routed: 0, delivered: 0, icmp_sent: 0, arp_replies: 0, arp_requests: 0, inner_csum_completed: 0,
+      routed: 0, delivered: 0, icmp_sent: 0, arp_replies: 0, arp_requests: 0, inner_csum_completed: 0, coalesced: 0,
     });
   });
 

@@ -11,7 +11,8 @@ import { parseIcmp } from "../../src/wire/icmp.ts";
 import { emitIpv4, formatIpv4, parseIpv4, parseIpv4Address } from "../../src/wire/ipv4.ts";
 import { emitTcp } from "../../src/wire/tcp.ts";
 import { emitUdp } from "../../src/wire/udp.ts";
-import { emitVirtioNetHdr, GSO_TCPV4, VNET_F_NEEDS_CSUM } from "../../src/wire/virtio.ts";
+import { emitVirtioNetHdr, GSO_TCPV4, parseVirtioNetHdr, VNET_F_NEEDS_CSUM } from "../../src/wire/virtio.ts";
+import { segmentToArrays } from "../../src/wire/gso.ts";
 import { emitVxlan } from "../../src/wire/vxlan.ts";
 import { CollectingSink, frameBytes } from "../support/gather.ts";
 import type { FrameTail } from "../../src/tunnel/tapnet.ts";
@@ -540,4 +541,152 @@ describe("tapnet backend, router to router", () => {
     expect(Array.from(got.subarray(ETH_OFF + 34))).toEqual(Array.from(sent.subarray(ETH_OFF + 34))); // TCP untouched
     expect(bCounters.portSnapshot(b.tunnelPort).rx_frames).toBe(datagrams.length);
   });
+});
+
+describe("receive coalescing (udp, vxlan): a GRO run's TCP segments of one flow become one super-frame", () => {
+  interface Seg { seq: number; payload: number; flags?: number; ack?: number; window?: number; srcPort?: number; id?: number; udp?: boolean; corrupt?: boolean }
+  const HOST = "10.244.2.5";
+
+  /** The datagram the far node's tunnel carries for `s`: a TCP segment (or a UDP packet) from HOST to POD_B. */
+  function segDatagram(type: "udp" | "vxlan", s: Seg): Uint8Array {
+    const tcpLen = 20 + 12 + s.payload;
+    const ipLen = 20 + (s.udp ? 8 + s.payload + 24 : tcpLen); // UDP: as long as the TCP segments
+    const inner = type === "vxlan" ? 22 : 0;
+    const d = new Uint8Array(inner + ipLen);
+    if (type === "vxlan") {
+      emitVxlan({ vni: 1 }, d, 0);
+      emitEthernet({ dst: VTEP[0], src: VTEP[1], vlans: [], etherType: 0x0800 }, d, 8);
+    }
+    emitIpv4({ tos: 0, id: s.id ?? 1, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: s.udp ? 17 : 6, src: HOST, dst: POD_B.ip, payloadLen: ipLen - 20 }, d, inner);
+    const l4 = inner + 20;
+    const data = Uint8Array.from({ length: s.payload + (s.udp ? 24 : 0) }, (_, i) => (s.seq + i * 13) & 0xff);
+    if (s.udp) {
+      emitUdp({ srcPort: 9, dstPort: 9, payload: data }, d, l4, { src: ip(HOST), dst: ip(POD_B.ip) });
+    } else {
+      const options = Uint8Array.from([1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9]); // NOP NOP timestamps
+      emitTcp({ srcPort: s.srcPort ?? 5201, dstPort: 40000, seq: s.seq >>> 0, ack: s.ack ?? 77, flags: s.flags ?? 0x10, window: s.window ?? 500, checksum: 0, urgent: 0, options }, d, l4);
+      d.set(data, l4 + 32);
+      put16(d, l4 + 16, internetChecksum(d, l4, tcpLen, pseudoHeaderSum(ip(HOST), ip(POD_B.ip), 6, tcpLen)));
+    }
+    if (s.corrupt) d[d.length - 1] ^= 0x40;
+    return d;
+  }
+
+  /**
+   * The IPv4 packets a pod receives from what the router wrote, super-frames cut back into
+   * segments, as hex; with the IP id and header checksum blanked: a super-frame carries its
+   * first segment's id, and cutting it numbers the rest anew (the pod, the end of the path,
+   * never cuts it: the ids are not seen).
+   */
+  function packets(frames: Uint8Array[]): string[] {
+    const out: string[] = [];
+    for (const f of frames) {
+      if (f[1] === GSO_TCPV4) {
+        expect(f[0]).toBe(VNET_F_NEEDS_CSUM);
+        const segs = segmentToArrays(f.subarray(ETH_OFF), GSO_TCPV4, get16le(f, 4));
+        if (typeof segs === "number") throw new Error(`super-frame does not segment: ${segs}`);
+        for (const s of segs) out.push(hexNoId(s.subarray(14)));
+      } else out.push(hexNoId(f.subarray(ETH_OFF + 14)));
+    }
+    return out;
+  }
+  const hexNoId = (p: Uint8Array) => {
+    const c = p.slice();
+    c[4] = c[5] = c[10] = c[11] = 0;
+    return Buffer.from(c).toString("hex");
+  };
+  const get16le = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
+
+  /** Feeds `segs` as one GRO run to a coalescing router, and one by one to a plain one. */
+  function compare(type: "udp" | "vxlan", segs: Seg[]) {
+    const dgrams = segs.map((s) => segDatagram(type, s));
+    const size = dgrams[0].length;
+    for (const d of dgrams.slice(0, -1)) expect(d.length).toBe(size); // a GRO run: one size, the last maybe shorter
+    const alone = setup(type);
+    const run = setup(type);
+    for (const r of [alone, run]) r.router.neighbors.learn(ip(POD_B.ip), 0x0a58, 0x0af40103);
+    run.router.coalesceReceived();
+    const slot = new Uint8Array(run.router.recvOff + dgrams.reduce((n, d) => n + d.length, 0) + 64);
+    let o = run.router.recvOff;
+    for (const d of dgrams) { slot.set(d, o); o += d.length; }
+    run.router.fromTunnel(slot, o - run.router.recvOff, ip(ADDR[1]), 0, size);
+    for (const d of dgrams) {
+      const s = new Uint8Array(alone.router.recvOff + d.length + 64);
+      s.set(d, alone.router.recvOff);
+      alone.router.fromTunnel(s, d.length, ip(ADDR[1]), 0);
+    }
+    return { alone, run };
+  }
+
+  for (const type of ["udp", "vxlan"] as const) {
+    it(`${type}: 40 segments of a flow are one write, a super-frame that cuts back into the same packets`, () => {
+      const segs: Seg[] = Array.from({ length: 40 }, (_, k) => ({ seq: 1000 + k * 1000, payload: 1000, id: 10 + k }));
+      segs[39].payload = 300;
+      segs[39].flags = 0x18; // PSH on the last, as a sender's stack sets it
+      const { alone, run } = compare(type, segs);
+      expect(run.io.toMacs).toHaveLength(1);
+      const f = run.io.toMacs[0].bytes;
+      expect(parseVirtioNetHdr(f)).toEqual({ flags: VNET_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 14 + 20 + 32, gsoSize: 1000, csumStart: 34, csumOffset: 16 });
+      expect(parseEthernet(f.subarray(ETH_OFF))).toMatchObject({ dst: POD_B.mac, src: GW_MAC });
+      expect(parseIpv4(f.subarray(ETH_OFF + 14))).toMatchObject({ ttl: 63, payloadLen: 32 + 39 * 1000 + 300 });
+      expect(packets(run.io.toMacs.map((m) => m.bytes))).toEqual(packets(alone.io.toMacs.map((m) => m.bytes)));
+      expect(run.counters.sw(SwitchCounter.Coalesced)).toBe(40);
+      expect(run.counters.sw(SwitchCounter.Delivered)).toBe(1);
+      expect(run.counters.portSnapshot(run.tunnel)).toMatchObject({ rx_frames: 40, rx_bytes: alone.counters.portSnapshot(alone.tunnel).rx_bytes });
+    });
+
+    it(`${type}: what does not continue the flow (a gap, another ACK or flow, UDP, a bad checksum, after PSH) starts anew, in order`, () => {
+      const P = 500;
+      const segs: Seg[] = [
+        { seq: 0, payload: P }, { seq: P, payload: P }, { seq: 3 * P, payload: P }, // a gap
+        { seq: 4 * P, payload: P, ack: 78 }, { seq: 5 * P, payload: P, ack: 78 }, // another ACK
+        { seq: 0, payload: P, srcPort: 5202 }, // another flow
+        { seq: 0, payload: P, udp: true }, // UDP of the same datagram size
+        { seq: 6 * P, payload: P, ack: 78, corrupt: true }, // dropped, counted
+        { seq: 6 * P, payload: P, ack: 78, flags: 0x18 }, { seq: 7 * P, payload: P, ack: 78 }, // PSH ends a run
+        { seq: 8 * P, payload: P, ack: 78, window: 9 }, // another window
+        { seq: 9 * P, payload: P, ack: 78, window: 9, flags: 0x11 }, // FIN: never merged
+      ];
+      const { alone, run } = compare(type, segs);
+      expect(packets(run.io.toMacs.map((m) => m.bytes))).toEqual(packets(alone.io.toMacs.map((m) => m.bytes)));
+      expect(run.drops(run.tunnel)).toEqual({ drop_tunnel_bad_checksum: 1 });
+      expect(run.counters.sw(SwitchCounter.Coalesced)).toBe(4); // the first two; the two after the gap
+      expect(run.io.toMacs).toHaveLength(alone.io.toMacs.length - 2);
+    });
+
+    it(`${type}: 150 random runs deliver exactly what each datagram alone would, in order`, () => {
+      let seed = 99;
+      const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+      let merged = 0;
+      for (let n = 0; n < 150; n++) {
+        const P = 200 + Math.floor(rnd() * 1200);
+        const count = 1 + Math.floor(rnd() * 50);
+        const next = [1000, 900000];
+        const segs: Seg[] = [];
+        for (let k = 0; k < count; k++) {
+          const flow = rnd() < 0.8 ? 0 : 1;
+          const r = rnd();
+          const s: Seg = { seq: next[flow], payload: P, srcPort: 5201 + flow, id: k };
+          if (r < 0.05) s.seq += P; // a gap
+          else if (r < 0.08) s.flags = 0x18;
+          else if (r < 0.1) s.ack = 78;
+          else if (r < 0.12) s.udp = true;
+          else if (r < 0.14) s.corrupt = true;
+          if (!s.udp) next[flow] = s.seq + P;
+          segs.push(s);
+        }
+        const last = segs[segs.length - 1];
+        if (!last.udp && rnd() < 0.5) last.payload = 1 + Math.floor(rnd() * P);
+        const { alone, run } = compare(type, segs);
+        const got = packets(run.io.toMacs.map((m) => m.bytes));
+        const want = packets(alone.io.toMacs.map((m) => m.bytes));
+        expect(got.length, `run ${n}`).toBe(want.length);
+        expect(got.findIndex((g, i) => g !== want[i]), `run ${n}: first packet that differs`).toBe(-1);
+        expect(run.drops(run.tunnel), `run ${n}`).toEqual(alone.drops(alone.tunnel));
+        expect(run.counters.portSnapshot(run.tunnel).rx_frames).toBe(count);
+        merged += run.counters.sw(SwitchCounter.Coalesced);
+      }
+      expect(merged).toBeGreaterThan(1000); // the runs did exercise merging
+    });
+  }
 });

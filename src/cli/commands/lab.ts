@@ -103,7 +103,7 @@ export const labStatusCommand: Command = {
       if (sw.tunnel) {
         const t = sw.tunnel;
         drops.push(...Object.entries(t).filter(([k, v]) => k.startsWith("drop_") && v).map(([k, v]) => `tunnel ${k.slice(5)}=${v}`));
-        out(`${node} tunnel: ${t.rx_frames} datagrams in, ${t.tx_frames} out; routed ${sw.counters.routed}, delivered ${sw.counters.delivered}, ICMP errors sent ${sw.counters.icmp_sent}`);
+        out(`${node} tunnel: ${t.rx_frames} datagrams in, ${t.tx_frames} out; routed ${sw.counters.routed}, delivered ${sw.counters.delivered}${sw.counters.coalesced ? `, among them super-frames merged from ${sw.counters.coalesced} segments` : ""}, ICMP errors sent ${sw.counters.icmp_sent}`);
       }
       out(`${node} drops: ${drops.length ? drops.join(", ") : "none"}`);
     }
