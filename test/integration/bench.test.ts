@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
+import { allowedCpus } from "../../src/io/cpu.ts";
 import { netnsList, REPO, TAPNET, tapnet, uniquePrefix, waitFor } from "./helpers.ts";
 
 const prefix = uniquePrefix("bench");
@@ -24,7 +25,10 @@ describe("tapnet bench", () => {
     expect(r.stderr, r.stderr).toContain("round 1/1, tapnet-udp: ping-pong latency");
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(Object.keys(j).sort()).toEqual(["command", "date", "durationSeconds", "failures", "machine", "medians", "offloads", "ratios", "reference", "results", "rounds", "seconds", "setups", "spreads", "targets"].sort());
+    expect(Object.keys(j).sort()).toEqual(["command", "date", "durationSeconds", "failures", "machine", "medians", "offloads", "ratios", "reference", "results", "rounds", "seconds", "setups", "spreads", "switchCpus", "targets"].sort());
+    // the tapnet lab's switches, pinned one CPU per node as the lab does by default
+    const cpus = allowedCpus();
+    expect(j.switchCpus).toEqual(cpus.length > 1 ? [cpus[0], cpus[1]] : []);
     expect(j.setups).toEqual(["kernel-vxlan", "tapnet-udp"]);
     expect(j.command).toContain("tapnet bench --quick --setups kernel-vxlan,tapnet-udp");
     expect(j.machine.nproc).toBeGreaterThan(0);
