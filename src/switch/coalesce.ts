@@ -9,7 +9,7 @@
  *
  * The router decides what may be offered (verified, for a local pod, plain TCP data); this
  * class decides what continues the run, as Linux's tcp_gro_receive does: same addresses,
- * ports, TOS, TTL, ACK, window and TCP options; the next sequence number; payloads of the
+ * ports, TOS, DF, TTL, ACK, window and TCP options; the next sequence number; payloads of the
  * first one's size, a shorter one or one with PSH ending the run.
  *
  *   head:  | virtio_net_hdr (NEEDS_CSUM, GSO_TCPV4, gso_size) | eth | ipv4 (total length) | tcp (pseudo-header sum) |
@@ -62,8 +62,8 @@ export class TcpCoalescer {
     const pay = get16(buf, ip + IPV4_TOTAL_LEN) - IP_HEADER - hl;
     if (pay <= 0 || pay > this.gsoSize || IP_HEADER + hl + this.payload + pay > MAX_IP_LEN) return false;
     if (get32(buf, tcp + TCP_SEQ) !== this.nextSeq) return false;
-    // TOS (1), TTL (8), protocol (9), addresses (12..20); ports; ACK; flags but PSH; window; options
-    if (buf[ip + 1] !== b[f + 1] || buf[ip + 8] !== b[f + 8] || buf[ip + 9] !== b[f + 9]) return false;
+    // TOS (1), DF (6), TTL (8), protocol (9), addresses (12..20); ports; ACK; flags but PSH; window; options
+    if (buf[ip + 1] !== b[f + 1] || ((buf[ip + 6] ^ b[f + 6]) & 0x40) !== 0 || buf[ip + 8] !== b[f + 8] || buf[ip + 9] !== b[f + 9]) return false;
     for (let i = 12; i < IP_HEADER; i++) if (buf[ip + i] !== b[f + i]) return false;
     const ft = f + IP_HEADER;
     if (get32(buf, tcp) !== get32(b, ft) || get32(buf, tcp + TCP_ACK) !== get32(b, ft + TCP_ACK)) return false;

@@ -27,7 +27,7 @@
  */
 import type { BackendType } from "../control/config.ts";
 import { ETH_OFF, type PeerMacs, type TunnelBackend } from "../tunnel/backend.ts";
-import { TapnetBackend, type FrameTail, type GatherSink } from "../tunnel/tapnet.ts";
+import { MAX_UDP_PAYLOAD, TAPNET_MAX_SEGMENTS, TapnetBackend, type FrameTail, type GatherSink } from "../tunnel/tapnet.ts";
 import { UdpBackend } from "../tunnel/udp.ts";
 import { putMac, VxlanBackend } from "../tunnel/vxlan.ts";
 import { checkVxlanHeader, VXLAN_HEADER_LEN } from "../wire/vxlan.ts";
@@ -92,9 +92,6 @@ const SEGMENT_HEADROOM = 16;
 const SEGMENT_STRIDE = 176;
 /** A super-frame of more segments than this (a tiny gso_size) is segmented one send per segment. */
 const MAX_GATHERED_SEGMENTS = 128;
-/** The most datagrams one UDP_SEGMENT send may make (as the tapnet backend), and its most bytes. */
-const SEND_MAX_DATAGRAMS = 64;
-const SEND_MAX_BYTES = 65507;
 const ARP_FRAME_LEN = ETH_OFF + ETH_HEADER_LEN + ARP_LEN;
 /** RFC 792: an ICMP error quotes the IP header and the first 8 bytes of the datagram. */
 const ICMP_QUOTE_DATA = 8;
@@ -130,7 +127,8 @@ export class Router {
   /**
    * Set by the datapath when the tunnel socket segments (UDP_SEGMENT) and `io.gather` is there:
    * the udp and vxlan backends then send a super-frame's segments in one sendmsg per 64 of
-   * them, each segment's headers from `segHeaders` and its payload where it lies in the slot.
+   * them (TAPNET_MAX_SEGMENTS, the most one UDP_SEGMENT send makes), each segment's headers
+   * from `segHeaders` and its payload where it lies in the slot.
    */
   gatherSegments = false;
   /**
@@ -341,7 +339,7 @@ export class Router {
     const ipLen = hdrLen - ETH_HEADER_LEN + payLen;
     const d = this.backend!.encapsulate(out, hdrOff, ipLen, this.segmentPeer);
     const dlen = hdrOff + hdrLen - d + payLen;
-    if (this.sendCount === SEND_MAX_DATAGRAMS || this.sendBytes + dlen > SEND_MAX_BYTES) this.sendGathered();
+    if (this.sendCount === TAPNET_MAX_SEGMENTS || this.sendBytes + dlen > MAX_UDP_PAYLOAD) this.sendGathered();
     const gather = this.io.gather!;
     gather.add(out, d, hdrOff + hdrLen - d);
     if (payLen > 0) gather.add(frame, payOff, payLen);

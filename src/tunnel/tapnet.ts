@@ -17,7 +17,7 @@ import { checkTapnetHeader, TAPNET_FRAME_ID, TAPNET_FRAME_LEN, TAPNET_HEADER_LEN
 import { get16, get32 } from "../wire/bytes.ts";
 
 /** The most UDP payload one send may carry, segmented or not. */
-const MAX_UDP_PAYLOAD = 65507;
+export const MAX_UDP_PAYLOAD = 65507;
 /** The most datagrams one UDP_SEGMENT send may make (UDP_MAX_SEGMENTS: 64 in Linux 4.18, 128 later). */
 export const TAPNET_MAX_SEGMENTS = 64;
 const MAX_SEGMENTS = TAPNET_MAX_SEGMENTS;

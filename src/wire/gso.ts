@@ -12,7 +12,8 @@
  * left for the tunnel headers. `segmentPieces` copies no payload: it hands over the headers and
  * where the segment's payload lies in the super-frame, and with a stride keeps every segment's
  * headers, for one gathered send of them all. `segment` copies the payload behind the headers
- * and emits whole segments, one after the other in the same place (one small subarray each). The headers are parsed from
+ * and emits whole segments, one after the other in the same place (one small subarray each).
+ * The headers are parsed from
  * the packet itself (the virtio hdr_len is not trusted) and every checksum is recomputed from
  * scratch (for GSO, Linux leaves a pseudo-header sum without the length in the TCP field).
  *
@@ -266,7 +267,7 @@ export class GsoSegmenter {
     // Room in `out`: one segment whole (payload copied) without a stride; with one, every
     // segment's headers, each within its stride.
     const room = stride > 0
-      ? (hdrs <= stride ? outHeadroom + (GsoSegmenter.segments(payload, gsoSize) - 1) * stride + hdrs : Infinity)
+      ? (outHeadroom + hdrs <= stride ? outHeadroom + (GsoSegmenter.segments(payload, gsoSize) - 1) * stride + hdrs : Infinity)
       : outHeadroom + hdrs + first;
     if (room > out.length) return Drop.GsoTooBig;
     this.ipRel = ip.off - off;

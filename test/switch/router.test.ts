@@ -544,7 +544,7 @@ describe("tapnet backend, router to router", () => {
 });
 
 describe("receive coalescing (udp, vxlan): a GRO run's TCP segments of one flow become one super-frame", () => {
-  interface Seg { seq: number; payload: number; flags?: number; ack?: number; window?: number; srcPort?: number; id?: number; udp?: boolean; corrupt?: boolean }
+  interface Seg { seq: number; payload: number; flags?: number; ack?: number; window?: number; srcPort?: number; id?: number; udp?: boolean; corrupt?: boolean; df?: boolean }
   const HOST = "10.244.2.5";
 
   /** The datagram the far node's tunnel carries for `s`: a TCP segment (or a UDP packet) from HOST to POD_B. */
@@ -557,7 +557,7 @@ describe("receive coalescing (udp, vxlan): a GRO run's TCP segments of one flow 
       emitVxlan({ vni: 1 }, d, 0);
       emitEthernet({ dst: VTEP[0], src: VTEP[1], vlans: [], etherType: 0x0800 }, d, 8);
     }
-    emitIpv4({ tos: 0, id: s.id ?? 1, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: s.udp ? 17 : 6, src: HOST, dst: POD_B.ip, payloadLen: ipLen - 20 }, d, inner);
+    emitIpv4({ tos: 0, id: s.id ?? 1, dontFragment: s.df ?? true, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: s.udp ? 17 : 6, src: HOST, dst: POD_B.ip, payloadLen: ipLen - 20 }, d, inner);
     const l4 = inner + 20;
     const data = Uint8Array.from({ length: s.payload + (s.udp ? 24 : 0) }, (_, i) => (s.seq + i * 13) & 0xff);
     if (s.udp) {
@@ -645,13 +645,15 @@ describe("receive coalescing (udp, vxlan): a GRO run's TCP segments of one flow 
         { seq: 6 * P, payload: P, ack: 78, corrupt: true }, // dropped, counted
         { seq: 6 * P, payload: P, ack: 78, flags: 0x18 }, { seq: 7 * P, payload: P, ack: 78 }, // PSH ends a run
         { seq: 8 * P, payload: P, ack: 78, window: 9 }, // another window
-        { seq: 9 * P, payload: P, ack: 78, window: 9, flags: 0x11 }, // FIN: never merged
+        { seq: 9 * P, payload: P, ack: 78, window: 9, df: false }, // DF differs
+        { seq: 10 * P, payload: P, ack: 78, window: 9, df: false, flags: 0x11 }, // FIN: never merged
       ];
       const { alone, run } = compare(type, segs);
       expect(packets(run.io.toMacs.map((m) => m.bytes))).toEqual(packets(alone.io.toMacs.map((m) => m.bytes)));
       expect(run.drops(run.tunnel)).toEqual({ drop_tunnel_bad_checksum: 1 });
       expect(run.counters.sw(SwitchCounter.Coalesced)).toBe(4); // the first two; the two after the gap
       expect(run.io.toMacs).toHaveLength(alone.io.toMacs.length - 2);
+      expect(run.counters.sw(SwitchCounter.Delivered)).toBe(alone.counters.sw(SwitchCounter.Delivered) - 2);
     });
 
     it(`${type}: 150 random runs deliver exactly what each datagram alone would, in order`, () => {

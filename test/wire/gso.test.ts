@@ -417,7 +417,7 @@ describe("segments as pieces, headers at a stride (for a gathered send)", () => 
     }
   });
 
-  it("refuses a stride shorter than the headers, or an out too small for every segment's, writing nothing", () => {
+  it("refuses a stride shorter than the headroom and headers, or an out too small for every segment's, writing nothing", () => {
     const { buf } = superFrame({ payload: randomBytes(rng(12), 10_000), gsoSize: 1000 });
     expect(name(runPieces(seg, buf, GSO_TCPV4, 1000, 40).drop)).toBe("gso_too_big");
     const small = new Uint8Array(HEADROOM + 9 * 200 + 65); // 10 segments' headers: 9 strides and 66 bytes (Ethernet, IPv4, TCP with timestamps)
