@@ -420,6 +420,8 @@ describe("segments as pieces, headers at a stride (for a gathered send)", () => 
   it("refuses a stride shorter than the headroom and headers, or an out too small for every segment's, writing nothing", () => {
     const { buf } = superFrame({ payload: randomBytes(rng(12), 10_000), gsoSize: 1000 });
     expect(name(runPieces(seg, buf, GSO_TCPV4, 1000, 40).drop)).toBe("gso_too_big");
+    expect(name(runPieces(seg, buf, GSO_TCPV4, 1000, HEADROOM + 65).drop)).toBe("gso_too_big"); // the headers fit, not with the headroom
+    expect(name(runPieces(seg, buf, GSO_TCPV4, 1000, HEADROOM + 66).drop)).toBe("none");
     const small = new Uint8Array(HEADROOM + 9 * 200 + 65); // 10 segments' headers: 9 strides and 66 bytes (Ethernet, IPv4, TCP with timestamps)
     expect(name(runPieces(seg, buf, GSO_TCPV4, 1000, 200, small).drop)).toBe("gso_too_big");
     expect(small.every((b) => b === 0)).toBe(true);
