@@ -14,6 +14,9 @@ export class SubnetMap {
   private readonly netNode: Int32Array;
   private readonly addrs: Float64Array;
   private readonly addrNode: Int32Array;
+  /** Each node's pod CIDR, by node index: its first and last address. */
+  private readonly firstOf: Float64Array;
+  private readonly lastOf: Float64Array;
 
   constructor(readonly nodes: readonly NodeRoute[]) {
     const byNet = nodes.map((n, i) => ({ n, i })).sort((a, b) => a.n.network - b.n.network);
@@ -23,6 +26,8 @@ export class SubnetMap {
     const byAddr = nodes.map((n, i) => ({ n, i })).sort((a, b) => a.n.address - b.n.address);
     this.addrs = Float64Array.from(byAddr, (x) => x.n.address);
     this.addrNode = Int32Array.from(byAddr, (x) => x.i);
+    this.firstOf = Float64Array.from(nodes, (n) => n.network);
+    this.lastOf = Float64Array.from(nodes, (n) => n.network + 2 ** (32 - n.prefix) - 1);
   }
 
   /** The node whose pod CIDR holds `ip`, or -1. */
@@ -54,7 +59,6 @@ export class SubnetMap {
 
   /** Is `ip` in node `node`'s pod CIDR? */
   owns(node: number, ip: number): boolean {
-    const n = this.nodes[node];
-    return ip >= n.network && ip < n.network + 2 ** (32 - n.prefix);
+    return ip >= this.firstOf[node] && ip <= this.lastOf[node];
   }
 }
