@@ -481,7 +481,7 @@ export class Router {
       const pos = co.firstDatagram;
       const dlen = co.firstDatagramLen;
       if (pos !== this.recvOff) buf.copyWithin(this.recvOff, pos, pos + dlen);
-      this.fromTunnelDatagram(buf, dlen, peer, now);
+      this.fromTunnelDatagram(buf, dlen, peer, now, true);
       return;
     }
     const v = this.counters.v;
@@ -500,8 +500,12 @@ export class Router {
     v[this.counters.switchBase + SwitchCounter.Coalesced] += n;
   }
 
-  /** One datagram of a udp or vxlan backend, `len` bytes at buf[recvOff..], from node `peer`. */
-  private fromTunnelDatagram(buf: Uint8Array, len: number, peer: number, now: number): void {
+  /**
+   * One datagram of a udp or vxlan backend, `len` bytes at buf[recvOff..], from node `peer`.
+   * `verified`: its inner TCP checksum is known to be right (the coalescer's check), so it is
+   * not summed again: the frame goes out marked DATA_VALID, as the check would leave it.
+   */
+  private fromTunnelDatagram(buf: Uint8Array, len: number, peer: number, now: number, verified = false): void {
     const t = this.tunnelPort;
     const v = this.counters.v;
     v[t * PORT_COUNTERS + PortCounter.RxFrames]++;
@@ -517,6 +521,7 @@ export class Router {
       return;
     }
     buf.fill(0, 0, ETH_OFF); // virtio_net_hdr: a plain frame
+    if (verified) buf[0] = VNET_F_DATA_VALID;
     this.deliver(buf, backend.innerLen(len), peer, now);
   }
 
