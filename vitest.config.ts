@@ -1,10 +1,13 @@
 import { defineConfig } from "vitest/config";
 
+/** The unit project: no namespaces, no devices, no processes. `npm run mutate` runs these alone. */
+export const unitTests = ["test/wire/**/*.test.ts", "test/io/**/*.test.ts", "test/switch/**/*.test.ts", "test/tunnel/**/*.test.ts", "test/control/**/*.test.ts", "test/cli/**/*.test.ts"];
+
 export default defineConfig({
   test: {
     projects: [
       {
-        test: { name: "unit", include: ["test/wire/**/*.test.ts", "test/io/**/*.test.ts", "test/switch/**/*.test.ts", "test/control/**/*.test.ts", "test/cli/**/*.test.ts"] },
+        test: { name: "unit", include: unitTests },
       },
       {
         // Real namespaces, devices and processes: one file at a time, generous timeouts.

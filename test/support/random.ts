@@ -11,3 +11,14 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * How many trials a randomized test makes: `n`, or a share of it under mutation testing
+ * (`npm run mutate` sets TAPNET_TRIALS_SCALE), where every mutant runs the test again and the
+ * instrumented code is several times slower. At least `min`, so a scaled test still covers its cases.
+ */
+export function trials(n: number, min = 20): number {
+  const scale = Number(process.env.TAPNET_TRIALS_SCALE ?? "1");
+  if (!(scale > 0 && scale < 1)) return n;
+  return Math.min(n, Math.max(min, Math.ceil(n * scale)));
+}
