@@ -8,8 +8,9 @@
 //
 // Some mutants change nothing that can be observed (an equivalent mutant: `i < n` and `i !== n`
 // in a loop that counts up by one). They are listed in test/mutation/equivalent.json, each with
-// its reason, and are left out of the score; an entry that no longer matches a surviving mutant
-// is reported, so the list stays true.
+// its reason, and are left out of the score. An entry stands for one mutant (the file, the
+// mutator, the text it replaced and the replacement; no line number, so code may move); one
+// that no longer matches a surviving mutant is reported, so the list stays true.
 //
 //   --since REF   mutate only the files of that set changed since commit REF (and new ones):
 //                 a run to make before committing.
@@ -37,7 +38,7 @@ let breakAt = null;
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === "--help" || a === "-h") {
-    console.log(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 17).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+    console.log(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 18).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
     process.exit(0);
   } else if (a === "--since") {
     since = args[++i] ?? usage("--since needs a commit");
@@ -111,7 +112,7 @@ for (const [file, { source, mutants }] of Object.entries(report.files)) {
     if (m.status === "Killed" || m.status === "Timeout") count(group, "killed");
     else if (m.status === "Ignored") count(group, "static");
     else if (m.status === "Survived" || m.status === "NoCoverage") {
-      const i = baseline.findIndex((e) => e.file === rel && e.mutator === m.mutatorName && e.original === text && e.replacement === m.replacement);
+      const i = baseline.findIndex((e, j) => !used.has(j) && e.file === rel && e.mutator === m.mutatorName && e.original === text && e.replacement === m.replacement);
       if (i >= 0) {
         used.add(i);
         count(group, "equivalent");
