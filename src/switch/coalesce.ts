@@ -17,7 +17,7 @@
  */
 import { get16, get32, put16 } from "../wire/bytes.ts";
 import { fold, pseudoHeaderSum, sumWords } from "../wire/checksum.ts";
-import { ETH_HEADER_LEN } from "../wire/ethernet.ts";
+import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
 import { IPV4_CHECKSUM, IPV4_TOTAL_LEN, PROTO_TCP } from "../wire/ipv4.ts";
 import { TCP_ACK, TCP_CHECKSUM, TCP_DATA_OFF, TCP_FLAGS, TCP_PSH, TCP_SEQ, TCP_WINDOW } from "../wire/tcp.ts";
 import { GSO_TCPV4, VIRTIO_NET_HDR_LEN, VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GSO_SIZE, VNET_GSO_TYPE, VNET_HDR_LEN_FIELD } from "../wire/virtio.ts";
@@ -123,8 +123,7 @@ export class TcpCoalescer {
     put16le(h, VNET_CSUM_START, ETH_HEADER_LEN + IP_HEADER);
     put16le(h, VNET_CSUM_OFFSET, TCP_CHECKSUM);
     for (let i = 0; i < 12; i++) h[VIRTIO_NET_HDR_LEN + i] = macs[macsOff + i];
-    h[VIRTIO_NET_HDR_LEN + 12] = 0x08;
-    h[VIRTIO_NET_HDR_LEN + 13] = 0x00;
+    put16(h, VIRTIO_NET_HDR_LEN + ETH_TYPE, ETHERTYPE_IPV4);
     for (let i = 0; i < IP_HEADER + hl; i++) h[ipo + i] = b[f + i];
     put16(h, ipo + IPV4_TOTAL_LEN, IP_HEADER + tcpLen);
     h[ipo + 8]--; // TTL: the caller checked it is over 1
