@@ -132,11 +132,12 @@ describe("ARP malformed input", () => {
     });
   }
 
-  it("emitArp refuses a repr with a malformed address", () => {
-    const buf = new Uint8Array(ARP_LEN);
-    expect(() => emitArp({ ...REQUEST_REPR, senderIp: "10.99.0.256" }, buf, 0)).toThrow();
-    expect(() => emitArp({ ...REQUEST_REPR, targetIp: "10.99.0" }, buf, 0)).toThrow();
-    expect(() => emitArp({ ...REQUEST_REPR, senderMac: "02:00:0a:63:00:0g" }, buf, 0)).toThrow();
-    expect(() => emitArp({ ...REQUEST_REPR, targetMac: "" }, buf, 0)).toThrow();
+  it("emitArp refuses a repr with a malformed address, naming it, and writes nothing", () => {
+    const buf = new Uint8Array(ARP_LEN).fill(0xee);
+    expect(() => emitArp({ ...REQUEST_REPR, senderIp: "10.99.0.256" }, buf, 0)).toThrow(/^bad ARP .*"senderIp":"10\.99\.0\.256"/);
+    expect(() => emitArp({ ...REQUEST_REPR, targetIp: "10.99.0" }, buf, 0)).toThrow(/^bad ARP .*"targetIp":"10\.99\.0"/);
+    expect(() => emitArp({ ...REQUEST_REPR, senderMac: "02:00:0a:63:00:0g" }, buf, 0)).toThrow(/^bad ARP .*"senderMac":"02:00:0a:63:00:0g"/);
+    expect(() => emitArp({ ...REQUEST_REPR, targetMac: "" }, buf, 0)).toThrow(/^bad ARP .*"targetMac":""/);
+    expect(buf.every((x) => x === 0xee)).toBe(true);
   });
 });

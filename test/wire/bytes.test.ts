@@ -28,7 +28,8 @@ describe("hex", () => {
   });
 
   it("fromHex refuses an odd number of digits", () => {
-    expect(() => fromHex("abc")).toThrow();
+    expect(() => fromHex("abc")).toThrow("odd number of hex digits");
+    expect(() => fromHex("0a 58 0")).toThrow("odd number of hex digits");
   });
 
   it("toHex writes two lower-case digits a byte, and round-trips", () => {

@@ -203,9 +203,12 @@ describe("Ethernet malformed input", () => {
     expect(v.wrap(frame, 0, 22)).toBe(Drop.None);
   });
 
-  it("emitEthernet refuses a repr with a malformed MAC", () => {
-    const buf = new Uint8Array(18);
-    expect(() => emitEthernet({ dst: "02:00:0a:63:00", src: "02:00:0a:63:00:01", vlans: [], etherType: 0x800 }, buf, 0)).toThrow();
-    expect(() => emitEthernet({ dst: "02:00:0a:63:00:02", src: "nope", vlans: [], etherType: 0x800 }, buf, 0)).toThrow();
+  it("emitEthernet refuses a repr with a malformed MAC, naming it, and writes nothing", () => {
+    const buf = new Uint8Array(18).fill(0xee);
+    expect(() => emitEthernet({ dst: "02:00:0a:63:00", src: "02:00:0a:63:00:01", vlans: [], etherType: 0x800 }, buf, 0))
+      .toThrow(/^bad MAC in .*"dst":"02:00:0a:63:00"/);
+    expect(() => emitEthernet({ dst: "02:00:0a:63:00:02", src: "nope", vlans: [], etherType: 0x800 }, buf, 0))
+      .toThrow(/^bad MAC in .*"src":"nope"/);
+    expect(buf.every((x) => x === 0xee)).toBe(true);
   });
 });

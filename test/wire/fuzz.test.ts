@@ -14,7 +14,7 @@ import { Ipv4View, parseIpv4 } from "../../src/wire/ipv4.ts";
 import { TcpView, parseTcp } from "../../src/wire/tcp.ts";
 import { UdpView, parseUdp } from "../../src/wire/udp.ts";
 import { parseVirtioNetHdr } from "../../src/wire/virtio.ts";
-import { prng } from "../support/random.ts";
+import { prng, trials } from "../support/random.ts";
 
 // The corpus: whole frames from the golden captures of 2026-11-23 (the per-protocol test files
 // say how each was captured), each with the offsets where its layers start.
@@ -47,7 +47,7 @@ const CORPUS: { frame: Uint8Array; layers: number[] }[] = [
   },
 ];
 
-const N = 10_000;
+const N = trials(10_000);
 
 function randomInput(rnd: () => number): Uint8Array {
   const len = Math.floor(rnd() * 101);

@@ -6,7 +6,7 @@ import {
   IPV4_CHECKSUM, IPV4_FLAGS_FRAG, IPV4_ID, IPV4_MIN_HEADER_LEN, IPV4_TOTAL_LEN, IPV4_TTL, Ipv4View, PROTO_ICMP,
   PROTO_TCP, PROTO_UDP, emitIpv4, formatIpv4, parseIpv4, parseIpv4Address, type Ipv4Repr,
 } from "../../src/wire/ipv4.ts";
-import { prng } from "../support/random.ts";
+import { prng, trials } from "../support/random.ts";
 
 // Golden IPv4 packets (the frames minus their 14-byte Ethernet header), captured 2026-11-23 (UTC)
 // between network namespaces tapnet-golden-a (veth-ga, 10.99.0.1/24) and tapnet-golden-b
@@ -283,10 +283,11 @@ describe("IPv4 malformed input", () => {
     expect(parseIpv4(p)).toEqual(ICMP_REQUEST_REPR);
   });
 
-  it("emitIpv4 refuses malformed addresses", () => {
-    const buf = new Uint8Array(20);
-    expect(() => emitIpv4({ ...ICMP_REQUEST_REPR, src: "10.99.0" }, buf, 0)).toThrow();
-    expect(() => emitIpv4({ ...ICMP_REQUEST_REPR, dst: "10.99.0.300" }, buf, 0)).toThrow();
+  it("emitIpv4 refuses malformed addresses, naming them, and writes nothing", () => {
+    const buf = new Uint8Array(20).fill(0xee);
+    expect(() => emitIpv4({ ...ICMP_REQUEST_REPR, src: "10.99.0" }, buf, 0)).toThrow(/^bad address in .*"src":"10\.99\.0"/);
+    expect(() => emitIpv4({ ...ICMP_REQUEST_REPR, dst: "10.99.0.300" }, buf, 0)).toThrow(/^bad address in .*"dst":"10\.99\.0\.300"/);
+    expect(buf.every((x) => x === 0xee)).toBe(true);
   });
 });
 
@@ -370,7 +371,7 @@ describe("Ipv4View.decrementTtl", () => {
   it("10,000 random headers (TTL 1-255, with and without options) verify after the decrement", () => {
     const rnd = prng(0x7a9e7);
     const v = new Ipv4View();
-    for (let n = 0; n < 10_000; n++) {
+    for (let n = 0, count = trials(10_000); n < count; n++) {
       const ihl = 5 + Math.floor(rnd() * 3);
       const hl = ihl * 4;
       const p = new Uint8Array(hl + 8);
@@ -409,7 +410,7 @@ describe("IPv4 addresses", () => {
 
   it("format then parse round-trips 10,000 random addresses", () => {
     const rnd = prng(4);
-    for (let n = 0; n < 10_000; n++) {
+    for (let n = 0, count = trials(10_000); n < count; n++) {
       const a = Math.floor(rnd() * 2 ** 32);
       expect(parseIpv4Address(formatIpv4(a))).toBe(a);
     }

@@ -118,7 +118,9 @@ describe("TCP, golden capture", () => {
   });
 
   it("emitTcp refuses options that do not fill whole 32-bit words", () => {
-    expect(() => emitTcp({ ...SYN_REPR, options: Uint8Array.of(1, 1, 1) }, new Uint8Array(40), 0)).toThrow();
+    const buf = new Uint8Array(40).fill(0xee);
+    expect(() => emitTcp({ ...SYN_REPR, options: Uint8Array.of(1, 1, 1) }, buf, 0)).toThrow("TCP options must fill whole 32-bit words");
+    expect(buf.every((x) => x === 0xee)).toBe(true);
   });
 });
 
