@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { fromHex, get16, put16, put32 } from "../../src/wire/bytes.ts";
 import { checksumUpdate16, fold, internetChecksum, pseudoHeaderSum, sumWords } from "../../src/wire/checksum.ts";
-import { prng } from "../support/random.ts";
+import { prng, trials } from "../support/random.ts";
 
 /** RFC 1071 done the slow, obvious way: add each 16-bit word, carry around at once. */
 function naiveChecksum(b: Uint8Array, initial = 0): number {
@@ -89,7 +89,7 @@ describe("Internet checksum (RFC 1071)", () => {
     const rnd = prng(1624);
     const pools = [new Uint8Array(8192), new Uint8Array(5000)];
     for (const p of pools) for (let i = 0; i < p.length; i++) p[i] = Math.floor(rnd() * 256);
-    for (let n = 0; n < 2000; n++) {
+    for (let n = 0; n < trials(2000); n++) {
       const pool = pools[n % 2]; // a different underlying buffer every call
       const start = Math.floor(rnd() * 1000);
       const view = pool.subarray(start, start + 2000); // byteOffset != 0
@@ -101,7 +101,7 @@ describe("Internet checksum (RFC 1071)", () => {
 
   it("matches the naive word-by-word checksum on 2,000 random buffers of random length and offset", () => {
     const rnd = prng(1071);
-    for (let n = 0; n < 2000; n++) {
+    for (let n = 0; n < trials(2000); n++) {
       const len = Math.floor(rnd() * 1500);
       const off = Math.floor(rnd() * 8);
       const b = new Uint8Array(off + len + 3);
@@ -115,7 +115,7 @@ describe("Internet checksum (RFC 1071)", () => {
 describe("IPv4 pseudo-header sum", () => {
   it("equals the sum of the 12 pseudo-header bytes", () => {
     const rnd = prng(768);
-    for (let n = 0; n < 1000; n++) {
+    for (let n = 0; n < trials(1000); n++) {
       const src = Math.floor(rnd() * 2 ** 32);
       const dst = Math.floor(rnd() * 2 ** 32);
       const proto = Math.floor(rnd() * 256);
@@ -142,7 +142,7 @@ describe("incremental update (RFC 1624)", () => {
 
   it("equals a full recompute for 10,000 random headers with a random word changed", () => {
     const rnd = prng(1624);
-    for (let n = 0; n < 10_000; n++) {
+    for (let n = 0; n < trials(10_000); n++) {
       const words = 10 + 2 * Math.floor(rnd() * 6); // 20 to 40 bytes, like an IPv4 header
       const h = new Uint8Array(words * 2);
       for (let i = 0; i < h.length; i++) h[i] = Math.floor(rnd() * 256);

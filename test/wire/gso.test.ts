@@ -10,6 +10,7 @@ import {
   GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, VIRTIO_NET_HDR_LEN, VNET_F_NEEDS_CSUM,
   emitVirtioNetHdr, parseVirtioNetHdr, type VirtioNetHdr,
 } from "../../src/wire/virtio.ts";
+import { prng, trials } from "../support/random.ts";
 
 // Headers reused from the golden captures in ipv4.test.ts, tcp.test.ts, udp.test.ts and
 // ethernet.test.ts (namespaces tapnet-golden-a/b, 10.99.0.1 ↔ 10.99.0.2, 2026-11-23): the IPv4
@@ -105,15 +106,6 @@ function referenceSegment(frame: Uint8Array, proto: number, mss: number): Uint8A
 }
 
 // ---- test frames ----
-
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface SuperFrameSpec {
   proto?: number;
@@ -281,7 +273,7 @@ describe("TCP segmentation", () => {
   const seg = new GsoSegmenter(9100);
 
   it("a 64 KB super-frame at MSS 1448 becomes 45 correct segments", () => {
-    const payload = randomBytes(rng(1), 65_160);
+    const payload = randomBytes(prng(1), 65_160);
     const { buf, frame, hdr } = superFrame({ payload, gsoSize: 1448, flags: TCP_ACK_FLAG | TCP_PSH | TCP_FIN | TCP_CWR | TCP_ECE });
     expect(parseVirtioNetHdr(buf)).toMatchObject({ gsoType: GSO_TCPV4, gsoSize: 1448, csumStart: 34, csumOffset: 16, hdrLen: 66 });
     const { drop, segs } = run(seg, buf, hdr.gsoType, hdr.gsoSize);
@@ -294,7 +286,7 @@ describe("TCP segmentation", () => {
   });
 
   it("the super-frame itself is not modified", () => {
-    const { buf, hdr } = superFrame({ payload: randomBytes(rng(2), 5000), gsoSize: 1000 });
+    const { buf, hdr } = superFrame({ payload: randomBytes(prng(2), 5000), gsoSize: 1000 });
     const copy = buf.slice();
     expect(run(seg, buf, hdr.gsoType, hdr.gsoSize).drop).toBe(Drop.None);
     expect(buf).toEqual(copy);
@@ -302,7 +294,7 @@ describe("TCP segmentation", () => {
 
   it("VLAN and QinQ tags stay on every segment", () => {
     for (const vlans of [[5], [100, 5]]) {
-      const { buf, frame } = superFrame({ payload: randomBytes(rng(3), 4000), gsoSize: 1400, vlans });
+      const { buf, frame } = superFrame({ payload: randomBytes(prng(3), 4000), gsoSize: 1400, vlans });
       const { drop, segs } = run(seg, buf, GSO_TCPV4, 1400);
       expect(name(drop)).toBe("none");
       expect(segs).toHaveLength(3);
@@ -313,7 +305,7 @@ describe("TCP segmentation", () => {
 
   it("IPv4 options are copied into every segment", () => {
     const ipOptions = fromHex("0101 0101 9404 0000"); // NOPs, Router Alert
-    const { buf, frame } = superFrame({ payload: randomBytes(rng(4), 3000), gsoSize: 1000, ipOptions });
+    const { buf, frame } = superFrame({ payload: randomBytes(prng(4), 3000), gsoSize: 1000, ipOptions });
     const { drop, segs } = run(seg, buf, GSO_TCPV4, 1000);
     expect(name(drop)).toBe("none");
     checkTcpSegments(frame, segs, 1000);
@@ -322,7 +314,7 @@ describe("TCP segmentation", () => {
 
   it("a payload of at most gso_size comes out as one segment: the frame with its checksum completed", () => {
     for (const n of [0, 1, 999, 1000]) {
-      const { buf, frame } = superFrame({ payload: randomBytes(rng(5), n), gsoSize: 1000, flags: TCP_ACK_FLAG | TCP_PSH | TCP_FIN | TCP_CWR });
+      const { buf, frame } = superFrame({ payload: randomBytes(prng(5), n), gsoSize: 1000, flags: TCP_ACK_FLAG | TCP_PSH | TCP_FIN | TCP_CWR });
       const { drop, segs } = run(seg, buf, GSO_TCPV4, 1000);
       expect(name(drop)).toBe("none");
       expect(segs).toHaveLength(1);
@@ -335,7 +327,7 @@ describe("TCP segmentation", () => {
   });
 
   it("sequence numbers wrap at 2^32 and IP ids at 2^16", () => {
-    const { buf, frame } = superFrame({ payload: randomBytes(rng(6), 10_000), gsoSize: 1448, seq: 0xffff_f000, id: 0xfffd });
+    const { buf, frame } = superFrame({ payload: randomBytes(prng(6), 10_000), gsoSize: 1448, seq: 0xffff_f000, id: 0xfffd });
     const { drop, segs } = run(seg, buf, GSO_TCPV4, 1448);
     expect(name(drop)).toBe("none");
     checkTcpSegments(frame, segs, 1448);
@@ -344,7 +336,7 @@ describe("TCP segmentation", () => {
   });
 
   it("the ECN bit of gso_type is accepted; CWR stays on the first segment only; URG and ECE stay on all", () => {
-    const { buf, frame } = superFrame({ payload: randomBytes(rng(7), 3000), gsoSize: 1000, flags: TCP_ACK_FLAG | TCP_CWR | TCP_ECE | TCP_URG | TCP_FIN });
+    const { buf, frame } = superFrame({ payload: randomBytes(prng(7), 3000), gsoSize: 1000, flags: TCP_ACK_FLAG | TCP_CWR | TCP_ECE | TCP_URG | TCP_FIN });
     const { drop, segs } = run(seg, buf, GSO_TCPV4 | GSO_ECN, 1000);
     expect(name(drop)).toBe("none");
     expect(segs.map((s) => s[47])).toEqual([
@@ -353,7 +345,7 @@ describe("TCP segmentation", () => {
   });
 
   it("whatever the kernel left in the checksum field (GSO: no length; or with it; or junk), the result is the same", () => {
-    const payload = randomBytes(rng(8), 7777);
+    const payload = randomBytes(prng(8), 7777);
     const results = (["nolen", "len", "junk"] as const).map((partial) => {
       const { buf, frame } = superFrame({ payload, gsoSize: 1448, partial });
       const r = run(seg, buf, GSO_TCPV4, 1448);
@@ -366,7 +358,7 @@ describe("TCP segmentation", () => {
   });
 
   it("segment() by gso_type, segmentPieces with and without a stride, and segmentTcp4ToArrays agree", () => {
-    const { buf, frame } = superFrame({ payload: randomBytes(rng(9), 20_000), gsoSize: 1448 });
+    const { buf, frame } = superFrame({ payload: randomBytes(prng(9), 20_000), gsoSize: 1448 });
     const viaType = run(seg, buf, GSO_TCPV4, 1448).segs;
     expectSameSegments(runPieces(seg, buf, GSO_TCPV4, 1448, 0).segs, viaType, "segmentPieces, stride 0");
     expectSameSegments(runPieces(seg, buf, GSO_TCPV4, 1448, 160).segs, viaType, "segmentPieces, stride 160");
@@ -376,9 +368,9 @@ describe("TCP segmentation", () => {
   });
 
   it("2,000 random super-frames match the naive reference segmenter", () => {
-    const r = rng(2026);
+    const r = prng(2026);
     const big = new GsoSegmenter(9100);
-    for (let n = 0; n < 2000; n++) {
+    for (let n = 0; n < trials(2000); n++) {
       const payload = randomBytes(r, 1 + Math.floor(r() * 65_000));
       const gsoSize = 500 + Math.floor(r() * 8501);
       const tcpOptions = randomBytes(r, 4 * Math.floor(r() * 11));
@@ -396,15 +388,15 @@ describe("TCP segmentation", () => {
       expectSameSegments(segs, referenceSegment(frame, PROTO_TCP, gsoSize), `frame ${n}`);
       if (n % 50 === 0) checkTcpSegments(frame, segs, gsoSize);
     }
-  });
+  }, 30_000); // a few seconds alone; more on a loaded machine
 });
 
 describe("segments as pieces, headers at a stride (for a gathered send)", () => {
   const seg = new GsoSegmenter(9100);
 
   it("300 random TCP and UDP super-frames, each segment's headers in its own stride, match the reference", () => {
-    const r = rng(4242);
-    for (let n = 0; n < 300; n++) {
+    const r = prng(4242);
+    for (let n = 0; n < trials(300); n++) {
       const proto = r() < 0.5 ? PROTO_TCP : PROTO_UDP;
       const gsoSize = 500 + Math.floor(r() * 1000);
       const payload = randomBytes(r, 1 + Math.floor(r() * 60_000));
@@ -418,7 +410,7 @@ describe("segments as pieces, headers at a stride (for a gathered send)", () => 
   });
 
   it("refuses a stride shorter than the headroom and headers, or an out too small for every segment's, writing nothing", () => {
-    const { buf } = superFrame({ payload: randomBytes(rng(12), 10_000), gsoSize: 1000 });
+    const { buf } = superFrame({ payload: randomBytes(prng(12), 10_000), gsoSize: 1000 });
     expect(name(runPieces(seg, buf, GSO_TCPV4, 1000, 40).drop)).toBe("gso_too_big");
     expect(name(runPieces(seg, buf, GSO_TCPV4, 1000, HEADROOM + 65).drop)).toBe("gso_too_big"); // the headers fit, not with the headroom
     expect(name(runPieces(seg, buf, GSO_TCPV4, 1000, HEADROOM + 66).drop)).toBe("none");
@@ -433,7 +425,7 @@ describe("UDP segmentation (GSO_UDP_L4)", () => {
   const seg = new GsoSegmenter(9100);
 
   it("a super-datagram becomes datagrams with their own lengths and checksums", () => {
-    const payload = randomBytes(rng(10), 10_000);
+    const payload = randomBytes(prng(10), 10_000);
     const { buf, frame } = superFrame({ proto: PROTO_UDP, payload, gsoSize: 1400, vlans: [7] });
     const { drop, segs } = run(seg, buf, GSO_UDP_L4, 1400);
     expect(name(drop)).toBe("none");
@@ -457,8 +449,8 @@ describe("UDP segmentation (GSO_UDP_L4)", () => {
   });
 
   it("500 random super-datagrams match the reference", () => {
-    const r = rng(77);
-    for (let n = 0; n < 500; n++) {
+    const r = prng(77);
+    for (let n = 0; n < trials(500); n++) {
       const payload = randomBytes(r, 1 + Math.floor(r() * 60_000));
       const gsoSize = 500 + Math.floor(r() * 8501);
       const { buf, frame } = superFrame({ proto: PROTO_UDP, payload, gsoSize, vlans: r() < 0.3 ? [3] : [], id: (r() * 65536) | 0 });
@@ -470,7 +462,7 @@ describe("UDP segmentation (GSO_UDP_L4)", () => {
 
   it("a checksum that comes out 0 is sent as 0xffff", () => {
     // One segment; choose its last two payload bytes so the sum folds to 0xffff.
-    const payload = randomBytes(rng(11), 100);
+    const payload = randomBytes(prng(11), 100);
     payload[98] = payload[99] = 0;
     const { frame } = superFrame({ proto: PROTO_UDP, payload, gsoSize: 1000 });
     const l = locate(frame, PROTO_UDP);
@@ -499,9 +491,9 @@ describe("completeChecksum", () => {
   }
 
   it("matches a full recompute for 1,000 random TCP and 1,000 random UDP frames", () => {
-    const r = rng(3);
+    const r = prng(3);
     for (const proto of [PROTO_TCP, PROTO_UDP]) {
-      for (let n = 0; n < 1000; n++) {
+      for (let n = 0; n < trials(1000); n++) {
         const { frame, csumStart, csumOffset, expected } = partialFrame(r, proto);
         const buf = new Uint8Array(frame.length + 20).fill(0x5a);
         buf.set(frame, 7);
@@ -518,7 +510,7 @@ describe("completeChecksum", () => {
   });
 
   it("offsets outside the frame are a drop, and nothing is written", () => {
-    const { frame, csumStart } = partialFrame(rng(4), PROTO_UDP);
+    const { frame, csumStart } = partialFrame(prng(4), PROTO_UDP);
     const copy = frame.slice();
     const len = frame.length;
     for (const [start, offset] of [[len, 0], [len - 1, 0], [len - 2, 1], [csumStart, len], [0xffff, 0xffff], [-1, 6], [csumStart, -1]]) {
@@ -533,7 +525,7 @@ describe("completeChecksum", () => {
 
 describe("malformed super-frames are counted drops, never exceptions or stray writes", () => {
   const seg = new GsoSegmenter(9100);
-  const base = () => superFrame({ payload: randomBytes(rng(12), 3000), gsoSize: 1000 });
+  const base = () => superFrame({ payload: randomBytes(prng(12), 3000), gsoSize: 1000 });
 
   it("every truncation", () => {
     const { buf } = base();
@@ -625,9 +617,10 @@ describe("malformed super-frames are counted drops, never exceptions or stray wr
   });
 
   it("3,000 random corruptions of valid super-frames: a drop or correct segments, never a throw", () => {
-    const r = rng(99);
+    const r = prng(99);
     let dropped = 0;
-    for (let n = 0; n < 3000; n++) {
+    const count = trials(3000);
+    for (let n = 0; n < count; n++) {
       const proto = r() < 0.7 ? PROTO_TCP : PROTO_UDP;
       const { buf } = superFrame({
         proto, payload: randomBytes(r, Math.floor(r() * 5000)), gsoSize: 1000, vlans: r() < 0.3 ? [9] : [],
@@ -648,7 +641,222 @@ describe("malformed super-frames are counted drops, never exceptions or stray wr
         expect(s.length).toBeLessThanOrEqual(9100);
       }
     }
-    expect(dropped).toBeGreaterThan(100);
-    expect(dropped).toBeLessThan(3000);
+    expect(dropped).toBeGreaterThan(count / 30);
+    expect(dropped).toBeLessThan(count);
+  });
+});
+
+describe("golden segments (expected bytes computed by hand, independently of src/)", () => {
+  // 10.99.0.1:40001 → 10.99.0.2:7777, a 20-byte TCP header (no options), 7 payload bytes "abcdefg",
+  // IP id 0xfffe and seq 0xfffffffe so that both wrap within three segments, flags ACK|PSH|FIN|CWR,
+  // the TCP checksum field holding the pseudo-header sum without the length (as Linux leaves it).
+  const TCP_SUPER = fromHex(`0200 0a63 0002 0200 0a63 0001 0800
+    4500 002f fffe 4000 4006 2602 0a63 0001 0a63 0002
+    9c41 1e61 ffff fffe 08af cbbd 5099 003f 14cf 0000
+    6162 6364 6566 67`);
+  const TCP_SEGMENTS = [
+    fromHex(`0200 0a63 0002 0200 0a63 0001 0800 4500 002b fffe 4000 4006 2606 0a63 0001 0a63 0002
+      9c41 1e61 ffff fffe 08af cbbd 5090 003f 46d9 0000 6162 63`),
+    fromHex(`0200 0a63 0002 0200 0a63 0001 0800 4500 002b ffff 4000 4006 2605 0a63 0001 0a63 0002
+      9c41 1e61 0000 0001 08af cbbd 5010 003f 4154 0000 6465 66`),
+    fromHex(`0200 0a63 0002 0200 0a63 0001 0800 4500 0029 0000 4000 4006 2607 0a63 0001 0a63 0002
+      9c41 1e61 0000 0004 08af cbbd 5019 003f a4af 0000 67`),
+  ];
+  // The same flow as UDP 40000 → 5555: the super-datagram's UDP length covers all 7 bytes.
+  const UDP_SUPER = fromHex(`0200 0a63 0002 0200 0a63 0001 0800
+    4500 0023 fffe 4000 4011 2603 0a63 0001 0a63 0002
+    9c40 15b3 000f 14da
+    6162 6364 6566 67`);
+  const UDP_SEGMENTS = [
+    fromHex("0200 0a63 0002 0200 0a63 0001 0800 4500 001f fffe 4000 4011 2607 0a63 0001 0a63 0002 9c40 15b3 000b 74b9 6162 63"),
+    fromHex("0200 0a63 0002 0200 0a63 0001 0800 4500 001f ffff 4000 4011 2606 0a63 0001 0a63 0002 9c40 15b3 000b 6eb6 6465 66"),
+    fromHex("0200 0a63 0002 0200 0a63 0001 0800 4500 001d 0000 4000 4011 2608 0a63 0001 0a63 0002 9c40 15b3 0009 d21f 67"),
+  ];
+  const HDRS_TCP = 54;
+  const HDRS_UDP = 42;
+  const withVnet = (frame: Uint8Array) => concat(new Uint8Array(VIRTIO_NET_HDR_LEN), frame);
+
+  it("TCP, 7 bytes at gso_size 3: segments of 3, 3 and 1 bytes; id and seq wrap; CWR on the first, PSH and FIN on the last", () => {
+    expect(segmentToArrays(TCP_SUPER, GSO_TCPV4, 3)).toEqual(TCP_SEGMENTS);
+    const { drop, segs } = run(new GsoSegmenter(1514), withVnet(TCP_SUPER), GSO_TCPV4, 3);
+    expect(name(drop)).toBe("none");
+    expect(segs).toEqual(TCP_SEGMENTS);
+  });
+
+  it("UDP, 7 bytes at gso_size 3: datagrams with UDP lengths 11, 11 and 9, ids that wrap, their own checksums", () => {
+    expect(segmentToArrays(UDP_SUPER, GSO_UDP_L4, 3)).toEqual(UDP_SEGMENTS);
+    const { drop, segs } = run(new GsoSegmenter(1514), withVnet(UDP_SUPER), GSO_UDP_L4, 3);
+    expect(name(drop)).toBe("none");
+    expect(segs).toEqual(UDP_SEGMENTS);
+  });
+
+  it("the ECN bit of gso_type is ignored for UDP_L4 too", () => {
+    expect(segmentToArrays(UDP_SUPER, GSO_UDP_L4 | GSO_ECN, 3)).toEqual(UDP_SEGMENTS);
+  });
+
+  it("gso_size 1: one segment per payload byte, seq advancing by one", () => {
+    for (const [frame, type, proto] of [[TCP_SUPER, GSO_TCPV4, PROTO_TCP], [UDP_SUPER, GSO_UDP_L4, PROTO_UDP]] as const) {
+      const segs = segmentToArrays(frame, type, 1) as Uint8Array[];
+      expect(segs.map((s) => s.length)).toEqual(Array(7).fill(proto === PROTO_TCP ? HDRS_TCP + 1 : HDRS_UDP + 1));
+      expect(segs.map((s) => s[s.length - 1])).toEqual([..."abcdefg"].map((c) => c.charCodeAt(0)));
+      expectSameSegments(segs, referenceSegment(frame, proto, 1), "reference");
+    }
+    const tcp = segmentToArrays(TCP_SUPER, GSO_TCPV4, 1) as Uint8Array[];
+    expect(tcp.map((s) => get32(s, 38))).toEqual([0xfffffffe, 0xffffffff, 0, 1, 2, 3, 4]);
+    expect(tcp.map((s) => s[47])).toEqual([0x90, 0x10, 0x10, 0x10, 0x10, 0x10, 0x19]);
+  });
+
+  it("a payload that divides evenly makes no empty last segment; one byte more makes a last segment of one byte", () => {
+    for (const [size, lens] of [[7, [7]], [8, [7]], [6, [6, 1]], [4, [4, 3]], [2, [2, 2, 2, 1]]] as const) {
+      const segs = segmentToArrays(TCP_SUPER, GSO_TCPV4, size) as Uint8Array[];
+      expect(segs.map((s) => s.length - HDRS_TCP), `gso_size ${size}`).toEqual(lens);
+      expect(segs.map((s) => s[47] & (TCP_PSH | TCP_FIN)), `gso_size ${size}`).toEqual(lens.map((_, k) => (k === lens.length - 1 ? TCP_PSH | TCP_FIN : 0)));
+      expect(segs.map((s) => get16(s, 16)), `gso_size ${size}`).toEqual(lens.map((l) => 40 + l));
+      const udp = segmentToArrays(UDP_SUPER, GSO_UDP_L4, size) as Uint8Array[];
+      expect(udp.map((s) => get16(s, 38)), `UDP length at gso_size ${size}`).toEqual(lens.map((l) => 8 + l));
+    }
+  });
+
+  it("a super-frame without payload is one segment, its checksum completed", () => {
+    const frame = TCP_SUPER.slice(0, HDRS_TCP);
+    put16(frame, 16, 40);
+    put16(frame, 24, 0);
+    put16(frame, 24, naiveChecksum(frame.subarray(14, 34)));
+    const segs = segmentToArrays(frame, GSO_TCPV4, 3) as Uint8Array[];
+    expect(segs).toHaveLength(1);
+    const want = frame.slice();
+    put16(want, 50, 0);
+    put16(want, 50, naiveChecksum(want.subarray(34), pseudo(SRC, DST, PROTO_TCP, 20)));
+    expect(segs[0]).toEqual(want);
+  });
+
+  it("segmentPieces with a stride: each segment's headers at headroom + k·stride, its payload where it lies, nothing else written", () => {
+    const seg = new GsoSegmenter(1514);
+    const buf = withVnet(TCP_SUPER);
+    const o = new Uint8Array(4 + 2 * 64 + HDRS_TCP).fill(0xee);
+    const calls: number[][] = [];
+    const drop = seg.segmentPieces(buf, VIRTIO_NET_HDR_LEN, TCP_SUPER.length, GSO_TCPV4, 3, o, 4, 64, (b, hdrOff, hdrLen, f, payOff, payLen) => {
+      expect(b === o && f === buf).toBe(true);
+      calls.push([hdrOff, hdrLen, payOff, payLen]);
+    });
+    expect(name(drop)).toBe("none");
+    const p = VIRTIO_NET_HDR_LEN + HDRS_TCP;
+    expect(calls).toEqual([[4, HDRS_TCP, p, 3], [68, HDRS_TCP, p + 3, 3], [132, HDRS_TCP, p + 6, 1]]);
+    const want = new Uint8Array(o.length).fill(0xee);
+    TCP_SEGMENTS.forEach((s, k) => want.set(s.subarray(0, HDRS_TCP), 4 + 64 * k));
+    expect(o).toEqual(want);
+  });
+
+  it("segmentPieces without a stride: every segment's headers at the headroom, nothing copied behind them", () => {
+    const seg = new GsoSegmenter(1514);
+    const buf = withVnet(UDP_SUPER);
+    const o = new Uint8Array(6 + HDRS_UDP + 3).fill(0xee);
+    const calls: number[][] = [];
+    const headers: Uint8Array[] = [];
+    const drop = seg.segmentPieces(buf, VIRTIO_NET_HDR_LEN, UDP_SUPER.length, GSO_UDP_L4, 3, o, 6, 0, (b, hdrOff, hdrLen, f, payOff, payLen) => {
+      calls.push([hdrOff, hdrLen, payOff, payLen]);
+      headers.push(b.slice(hdrOff, hdrOff + hdrLen));
+    });
+    expect(name(drop)).toBe("none");
+    const p = VIRTIO_NET_HDR_LEN + HDRS_UDP;
+    expect(calls).toEqual([[6, HDRS_UDP, p, 3], [6, HDRS_UDP, p + 3, 3], [6, HDRS_UDP, p + 6, 1]]);
+    expect(headers).toEqual(UDP_SEGMENTS.map((s) => s.subarray(0, HDRS_UDP)));
+    expect(o.subarray(0, 6).every((b) => b === 0xee) && o.subarray(6 + HDRS_UDP).every((b) => b === 0xee)).toBe(true);
+  });
+
+  it("segment() emits each whole segment at the headroom of the same buffer", () => {
+    const seg = new GsoSegmenter(1514);
+    const o = new Uint8Array(9 + HDRS_TCP + 3);
+    const got: Uint8Array[] = [];
+    const offs: number[][] = [];
+    expect(seg.segment(TCP_SUPER, 0, TCP_SUPER.length, GSO_TCPV4, 3, o, 9, (b, off, len) => {
+      expect(b === o).toBe(true);
+      offs.push([off, len]);
+      got.push(b.slice(off, off + len));
+    })).toBe(Drop.None);
+    expect(offs).toEqual([[9, HDRS_TCP + 3], [9, HDRS_TCP + 3], [9, HDRS_TCP + 1]]);
+    expect(got).toEqual(TCP_SEGMENTS);
+  });
+
+  it("the number of segments: one for a payload up to gso_size (none included), else rounded up", () => {
+    expect([[0, 1], [1, 1], [5, 5], [6, 5], [10, 5], [11, 5], [7, 3]].map(([p, g]) => GsoSegmenter.segments(p, g))).toEqual([1, 1, 1, 2, 2, 3, 3]);
+  });
+
+  it("room for the pieces of an empty super-frame: one segment's headers, no more", () => {
+    const frame = withVnet(TCP_SUPER.slice(0, HDRS_TCP));
+    put16(frame, VIRTIO_NET_HDR_LEN + 16, 40);
+    const seg = new GsoSegmenter(1514);
+    const pieces = (size: number) => seg.segmentPieces(frame, VIRTIO_NET_HDR_LEN, HDRS_TCP, GSO_TCPV4, 3, new Uint8Array(size), 4, 64, () => {});
+    expect(name(pieces(4 + HDRS_TCP - 1))).toBe("gso_too_big");
+    expect(name(pieces(4 + HDRS_TCP))).toBe("none");
+  });
+
+  it("a segment exactly as large as maxSegmentFrame is allowed, one byte larger is gso_too_big", () => {
+    expect(segmentToArrays(TCP_SUPER, GSO_TCPV4, 3, HDRS_TCP + 3)).toEqual(TCP_SEGMENTS);
+    expect(name(segmentToArrays(TCP_SUPER, GSO_TCPV4, 3, HDRS_TCP + 2) as DropReason)).toBe("gso_too_big");
+    expect(name(segmentToArrays(UDP_SUPER, GSO_UDP_L4, 3, HDRS_UDP + 2) as DropReason)).toBe("gso_too_big");
+    // By default a segment may be as large as the super-frame.
+    expect(segmentToArrays(TCP_SUPER, GSO_TCPV4, 7)).toHaveLength(1);
+  });
+
+  it("exact drop reasons: negative headroom, negative length, IPv6 under UDP_L4, runt and cut VLAN tag", () => {
+    const seg = new GsoSegmenter(1514);
+    const o = new Uint8Array(2000);
+    const go = (f: Uint8Array, type: number, off = 0, len = f.length, headroom = 0) => name(seg.segment(f, off, len, type, 3, o, headroom, () => {}));
+    expect(go(TCP_SUPER, GSO_TCPV4, 0, TCP_SUPER.length, -1)).toBe("gso_too_big");
+    expect(go(UDP_SUPER, GSO_UDP_L4, 0, UDP_SUPER.length, -1)).toBe("gso_too_big");
+    expect(go(TCP_SUPER, GSO_TCPV4, 0, -1)).toBe("gso_malformed");
+    expect(go(TCP_SUPER, GSO_TCPV4, 0, 0)).toBe("eth_runt");
+    // A negative offset is refused even where the bytes after it would parse as a valid super-frame.
+    expect(go(TCP_SUPER.subarray(1), GSO_TCPV4, -1, TCP_SUPER.length)).toBe("gso_malformed");
+    expect(go(TCP_SUPER, GSO_TCPV4, 1, TCP_SUPER.length)).toBe("gso_malformed");
+    expect(go(TCP_SUPER, GSO_TCPV4, 0, 13)).toBe("eth_runt");
+    const v6 = UDP_SUPER.slice();
+    put16(v6, 12, ETHERTYPE_IPV6);
+    expect(go(v6, GSO_UDP_L4)).toBe("gso_unsupported");
+    const tagged = concat(TCP_SUPER.subarray(0, 12), fromHex("8100 0005"));
+    expect(go(tagged, GSO_TCPV4)).toBe("eth_vlan_truncated");
+    const udpInTcp = UDP_SUPER.slice();
+    expect(go(udpInTcp, GSO_TCPV4)).toBe("gso_malformed");
+    expect(go(UDP_SUPER, GSO_UDP_L4, 0, 14 + 20 + 7)).toBe("ipv4_bad_total_len");
+  });
+});
+
+describe("completeChecksum, golden", () => {
+  // A plain (not GSO) TCP frame with NEEDS_CSUM: the field holds the pseudo-header sum with the length.
+  const PARTIAL = fromHex(`0200 0a63 0002 0200 0a63 0001 0800 4500 002f 1234 4000 4006 13cd 0a63 0001 0a63 0002
+    9c41 1e61 0102 0304 08af cbbd 5018 003f 14ea 0000 6162 6364 6566 67`);
+  const DONE = fromHex(`0200 0a63 0002 0200 0a63 0001 0800 4500 002f 1234 4000 4006 13cd 0a63 0001 0a63 0002
+    9c41 1e61 0102 0304 08af cbbd 5018 003f 767b 0000 6162 6364 6566 67`);
+  // UDP with a payload chosen so that the checksum comes out 0.
+  const UDP_ZERO = fromHex("0200 0a63 0002 0200 0a63 0001 0800 4500 001e 1234 4000 4011 13d3 0a63 0001 0a63 0002 9c40 15b3 000a 14e4 391e");
+
+  it("finishes the TCP checksum in place, within a larger buffer, touching nothing else", () => {
+    const buf = concat(fromHex("aaaa aa"), PARTIAL, fromHex("bbbb"));
+    expect(completeChecksum(buf, 3, PARTIAL.length, { csumStart: 34, csumOffset: 16 })).toBe(Drop.None);
+    expect(buf).toEqual(concat(fromHex("aaaa aa"), DONE, fromHex("bbbb")));
+  });
+
+  it("a sum that comes out 0 is stored as 0xffff", () => {
+    const f = UDP_ZERO.slice();
+    expect(completeChecksumAt(f, 0, f.length, 34, 6)).toBe(Drop.None);
+    expect(get16(f, 40)).toBe(0xffff);
+    expect(naiveChecksum(f.subarray(34), pseudo(SRC, DST, PROTO_UDP, 10))).toBe(0);
+  });
+
+  it("csum_start 0 is in range: the sum then starts at the frame's first byte", () => {
+    // The IPv4 header alone, its checksum field zeroed: completing it at offset 10 gives the captured checksum.
+    const h = IPV4.slice();
+    put16(h, 10, 0);
+    expect(completeChecksumAt(h, 0, 20, 0, 10)).toBe(Drop.None);
+    expect(h).toEqual(IPV4);
+  });
+
+  it("a negative frame offset or length is csum_bad_offset, and nothing is written", () => {
+    const buf = concat(fromHex("aaaa"), PARTIAL);
+    const copy = buf.slice();
+    expect(name(completeChecksumAt(buf, -1, PARTIAL.length, 35, 16))).toBe("csum_bad_offset");
+    expect(name(completeChecksumAt(buf, 2, -1, 34, 16))).toBe("csum_bad_offset");
+    expect(buf).toEqual(copy);
   });
 });
