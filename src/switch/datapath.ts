@@ -153,6 +153,7 @@ export class Datapath {
         if (input.offloads) this.router.coalesceReceived();
       }
     }
+    this.rebuildPollSet(); // the tunnel is read from the start, before any port is added
   }
 
   private rebuildPollSet(): void {
