@@ -7,7 +7,8 @@ export default defineConfig({
   test: {
     projects: [
       {
-        test: { name: "unit", include: unitTests },
+        // The randomized tests make thousands of trials: on a busy 2-core machine some take over 5 s.
+        test: { name: "unit", include: unitTests, testTimeout: 30_000 },
       },
       {
         // Real namespaces, devices and processes: one file at a time, generous timeouts.

@@ -4,7 +4,7 @@ import { cidrInside, cidrOverlaps, formatCidr, nthSubnet } from "../../src/contr
 import {
   BACKENDS, ConfigError, checkClusterConfig, formatClusterConfig, parseClusterConfig, vtepMacFor, type ClusterConfig,
 } from "../../src/control/config.ts";
-import { prng } from "../support/random.ts";
+import { prng, trials } from "../support/random.ts";
 import { ip, cidr } from "../support/addresses.ts";
 
 const SEED = Number(process.env.TAPNET_SEED ?? 0xc0f1_6);
@@ -121,7 +121,8 @@ describe("pod CIDR assignment", () => {
     const cluster = cidr("10.96.0.0/20");
     let assigned = 0;
     let given = 0;
-    for (let run = 0; run < 200; run++) {
+    const runs = trials(200);
+    for (let run = 0; run < runs; run++) {
       const prefix = 24 + Math.floor(rnd() * 3); // /24../26: 16..64 subnets
       const count = 2 ** (prefix - 20);
       const n = 1 + Math.floor(rnd() * 10);
@@ -154,8 +155,8 @@ describe("pod CIDR assignment", () => {
         c.nodes.forEach((b, j) => { if (i < j) expect(cidrOverlaps(a.podCidr, b.podCidr), where).toBe(false); });
       });
     }
-    expect(assigned).toBeGreaterThan(100);
-    expect(given).toBeGreaterThan(100);
+    expect(assigned).toBeGreaterThan(runs / 2);
+    expect(given).toBeGreaterThan(runs / 2);
   });
 });
 
@@ -325,6 +326,7 @@ describe("refusals: every fault is a ConfigError naming the field", () => {
     ["a prefix", "192.168.56.11/24"],
     ["a hostname", "node1.local"],
     ["a number", 3232249867],
+    ["a list holding an address", ["192.168.56.11"]],
     ["nothing", undefined],
   ])("refuses a node address with %s", (_what, address) => {
     expectRefused({ nodes: [{ name: "node1", address }] }, "nodes[0].address", /not an IPv4 address/);
@@ -352,6 +354,80 @@ describe("refusals: every fault is a ConfigError naming the field", () => {
 
   it("refuses when given pod CIDRs leave no room for the others", () => {
     expectRefused({ clusterCidr: "10.244.0.0/22", nodes: [node(1, { podCidr: "10.244.2.0/23" }), node(2), node(3)] }, "nodes[2].podCidr", /no \/24 left/);
+  });
+});
+
+describe("boundaries of the accepted ranges", () => {
+  it("accepts a /28 cluster CIDR (the smallest) with /30 node subnets, and refuses a /29 naming the prefix", () => {
+    const c = checkClusterConfig({ clusterCidr: "10.244.0.0/28", nodeSubnetPrefix: 30, nodes: nodes(3) });
+    expect(c.nodes.map((n) => formatCidr(n.podCidr))).toEqual(["10.244.0.4/30", "10.244.0.8/30", "10.244.0.12/30"]);
+    expect(refusal({ clusterCidr: "10.244.0.0/29", nodeSubnetPrefix: 30, nodes: [node(1)] }).message).toBe("clusterCidr: /29 is too small for a cluster");
+  });
+
+  it("lets node subnets be as large as a /16 in a larger cluster CIDR, and no larger", () => {
+    const c = checkClusterConfig({ clusterCidr: "10.0.0.0/8", nodeSubnetPrefix: 16, nodes: [node(1)] });
+    expect(formatCidr(c.nodes[0].podCidr)).toBe("10.1.0.0/16");
+    expect(refusal({ clusterCidr: "10.0.0.0/8", nodeSubnetPrefix: 15, nodes: [node(1)] }).message).toBe("nodeSubnetPrefix: must be a whole number from 16 to 30, not 15");
+  });
+
+  it("accepts a given /16 pod CIDR, the largest, and names the /15 it refuses", () => {
+    const c = checkClusterConfig({ clusterCidr: "10.0.0.0/8", nodes: [node(1, { podCidr: "10.1.0.0/16" })] });
+    expect(c.nodes[0].podCidr).toEqual(cidr("10.1.0.0/16"));
+    expect(refusal({ clusterCidr: "10.0.0.0/8", nodes: [node(1, { podCidr: "10.0.0.0/15" })] }).message)
+      .toBe("nodes[0].podCidr: 10.0.0.0/15 is too large: a node's pod CIDR can be at most a /16");
+  });
+
+  it("refuses an MTU below 68 with the range in the message", () => {
+    expect(refusal({ mtu: 67, nodes: [node(1)] }).message).toBe("mtu: must be a whole number from 68 to 65535, not 67");
+    expect(checkClusterConfig({ mtu: 65535, nodes: [node(1)] }).podMtu).toBe(65535);
+  });
+
+  it("accepts port 1 and 65535 and VNI 0 and 16777215", () => {
+    expect(checkClusterConfig({ backend: { type: "udp", port: 1 }, nodes: [node(1)] }).backend.port).toBe(1);
+    expect(checkClusterConfig({ backend: { type: "vxlan", port: 65535, vni: 0 }, nodes: [node(1)] }).backend).toEqual({ type: "vxlan", port: 65535, vni: 0 });
+    expect(checkClusterConfig({ backend: { type: "vxlan", vni: 0xffffff }, nodes: [node(1)] }).backend.vni).toBe(0xffffff);
+  });
+});
+
+describe("refusal messages, word for word", () => {
+  it.each([
+    ["a config that is not a mapping", [node(1)], "the config must be a mapping with at least a `nodes` list"],
+    ["an unknown top-level field", { nodez: [] }, "nodez: unknown field (expected one of: clusterCidr, nodeSubnetPrefix, mtu, backend, nodes)"],
+    ["an unknown backend field", { backend: { prot: 1 }, nodes: [node(1)] }, "backend.prot: unknown field (expected one of: type, port, vni)"],
+    ["an unknown node field", { nodes: [node(1, { adress: "x" })] }, "nodes[0].adress: unknown field (expected one of: name, address, podCidr, vtepMac)"],
+    ["a backend that is not a mapping", { backend: "udp", nodes: [node(1)] }, "backend: must be a mapping like { type: udp }"],
+    ["an unknown backend type", { backend: { type: "wireguard" }, nodes: [node(1)] }, 'backend.type: unknown backend "wireguard" (known: tapnet, udp, vxlan)'],
+    ["a VNI on udp", { backend: { type: "udp", vni: 7 }, nodes: [node(1)] }, "backend.vni: only the vxlan backend has a VNI"],
+    ["a port out of range", { backend: { port: 0 }, nodes: [node(1)] }, "backend.port: must be a whole number from 1 to 65535, not 0"],
+    ["a VNI out of range", { backend: { type: "vxlan", vni: -1 }, nodes: [node(1)] }, "backend.vni: must be a whole number from 0 to 16777215, not -1"],
+    ["an MTU too small for vxlan", { mtu: 625, backend: { type: "vxlan" }, nodes: [node(1)] },
+      "mtu: 625 leaves 575 bytes for pods after the vxlan backend's 50 bytes of headers; pods need at least 576"],
+    ["no nodes", { nodes: [] }, "nodes: must be a list of at least one node"],
+    ["a node that is not a mapping", { nodes: ["node1"] }, "nodes[0]: must be a mapping with name and address"],
+    ["a bad node name", { nodes: [{ name: "Node1", address: "10.0.0.1" }] }, 'nodes[0].name: "Node1" must be lower-case letters, digits and \'-\', 1-63 long'],
+    ["a bad node address", { nodes: [{ name: "a", address: "10.0.0" }] }, 'nodes[0].address: "10.0.0" is not an IPv4 address'],
+    ["a pod CIDR outside the cluster", { nodes: [node(1, { podCidr: "10.245.0.0/24" })] }, "nodes[0].podCidr: 10.245.0.0/24 is outside clusterCidr 10.244.0.0/16"],
+    ["a /31 pod CIDR", { nodes: [node(1, { podCidr: "10.244.1.0/31" })] },
+      "nodes[0].podCidr: 10.244.1.0/31 is too small: a node needs a gateway and at least one pod (/30 or larger)"],
+    ["a vtepMac that is not a MAC", { nodes: [node(1, { vtepMac: "xx" })] }, 'nodes[0].vtepMac: "xx" is not a MAC address'],
+    ["a multicast vtepMac", { nodes: [node(1, { vtepMac: "01:00:5E:00:00:01" })] }, "nodes[0].vtepMac: 01:00:5E:00:00:01 is a multicast address"],
+    ["a duplicate name", { nodes: [node(1), { name: "node1", address: "10.0.0.9" }] }, "nodes[1].name: node1 is also nodes[0].name"],
+    ["a duplicate address", { nodes: [node(1), { name: "b", address: "192.168.56.11" }] }, "nodes[1].address: 192.168.56.11 is also nodes[0].address"],
+    ["overlapping pod CIDRs", { nodes: [node(1, { podCidr: "10.244.1.0/24" }), node(2, { podCidr: "10.244.1.128/25" })] },
+      "nodes[1].podCidr: 10.244.1.128/25 overlaps nodes[0].podCidr 10.244.1.0/24"],
+    ["a full cluster CIDR", { clusterCidr: "10.244.0.0/22", nodes: nodes(4) },
+      "nodes[3].podCidr: no /24 left in clusterCidr 10.244.0.0/22 (it holds 4, the first reserved); give a larger clusterCidr or a longer nodeSubnetPrefix"],
+  ])("%s", (_what, raw, message) => {
+    expect(refusal(raw).message).toBe(message);
+  });
+
+  // Object.hasOwn turns a key into a string, so ["udp"] would pass as "udp" without the type check.
+  it("refuses a backend type that is a list holding a known name", () => {
+    expect(refusal({ backend: { type: ["udp"] }, nodes: [node(1)] }).message).toMatch(/^backend\.type: unknown backend "udp"/);
+  });
+
+  it("a pod CIDR given as a number is refused as not a CIDR, not thrown", () => {
+    expect(refusal({ nodes: [node(1, { podCidr: 24 })] }).message).toBe('nodes[0].podCidr: "24" is not an IPv4 CIDR like 10.244.0.0/16');
   });
 });
 
@@ -395,6 +471,17 @@ nodes:
       expect((err as Error).message).toMatch(/not valid YAML or JSON/);
       expect((err as Error).message).not.toContain("\n");
     }
+  });
+
+  it("gives the parser's first line without its trailing colon, after the source (\"config\" by default)", () => {
+    expect(() => parseClusterConfig("a: 1\na: 2\n")).toThrow(new ConfigError("config is not valid YAML or JSON: Map keys must be unique at line 2, column 1"));
+    expect(() => parseClusterConfig("{", "c.yaml")).toThrow(new ConfigError("c.yaml is not valid YAML or JSON: Flow map must end with a } at line 1, column 2"));
+  });
+
+  it("keeps a colon inside the parser's message: only a trailing one is cut", () => {
+    expect(() => parseClusterConfig("nodes: *pods:x")).toThrow(
+      new ConfigError("config is not valid YAML or JSON: Unresolved alias (the anchor must be set before the alias): pods:x"),
+    );
   });
 
   it("refuses an empty file as not a mapping", () => {
@@ -445,7 +532,7 @@ describe("formatClusterConfig", () => {
 
   it(`round-trips random vxlan configs (seed ${SEED})`, () => {
     const rnd = prng(SEED + 1);
-    for (let run = 0; run < 100; run++) {
+    for (let run = 0; run < trials(100); run++) {
       const n = 1 + Math.floor(rnd() * 6);
       const raw = {
         clusterCidr: "10.200.0.0/16",

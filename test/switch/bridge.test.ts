@@ -77,7 +77,9 @@ describe("Bridge.decide", () => {
     expect(decide(1, frame("33:33:00:00:00:01", A))).toBe(FLOOD);
     expect(decide(1, frame("ff:ff:ff:ff:ff:fe", A))).toBe(FLOOD);
     expect(decide(1, frame("ff:ff:ff:ff:fe:ff", A))).toBe(FLOOD);
-    expect(counters.sw(SwitchCounter.Multicast)).toBe(4);
+    expect(decide(1, frame("ff:fe:ff:ff:ff:ff", A))).toBe(FLOOD);
+    expect(decide(1, frame("01:00:ff:ff:ff:ff", A))).toBe(FLOOD);
+    expect(counters.sw(SwitchCounter.Multicast)).toBe(6);
     expect(counters.sw(SwitchCounter.Broadcast)).toBe(0);
   });
 
@@ -133,6 +135,14 @@ describe("Bridge.decide", () => {
     expect(counters.sw(SwitchCounter.FdbFull)).toBe(1);
     expect(fdb.size).toBe(2);
     expect(decide(1, frame(C, A))).toBe(FLOOD); // C could not be learned
+  });
+
+  it("counts each source once as learned: a station heard again on its port adds to no FDB counter", () => {
+    const { decide, counters } = setup();
+    decide(1, frame(B, A));
+    decide(1, frame(B, A));
+    decide(1, frame(C, A));
+    expect(counters.switchSnapshot()).toMatchObject({ fdb_learned: 1, fdb_moved: 0, fdb_full: 0, unknown_unicast: 3 });
   });
 
   it("decide reads the frame at its offset, not at the start of the buffer", () => {

@@ -61,6 +61,6 @@ describe("Counters", () => {
 
   it("a shared buffer sized for another port count is refused", () => {
     const a = new Counters(4);
-    expect(() => new Counters(5, a.buffer)).toThrow(RangeError);
+    expect(() => new Counters(5, a.buffer)).toThrow(new RangeError("counter buffer does not match the port count"));
   });
 });
