@@ -1,0 +1,125 @@
+// What the router tests share: a three-node cluster config, in-memory ports and tunnel, and
+// builders for the frames a TAP hands over and the datagrams the tunnel brings.
+import { Counters } from "../../src/switch/counters.ts";
+import { Router, type RouterConfig, type RouterIo } from "../../src/switch/router.ts";
+import { ETH_OFF } from "../../src/tunnel/backend.ts";
+import type { FrameTail } from "../../src/tunnel/tapnet.ts";
+import { internetChecksum } from "../../src/wire/checksum.ts";
+import { emitEthernet, type EthernetRepr } from "../../src/wire/ethernet.ts";
+import { emitIpv4, parseIpv4Address } from "../../src/wire/ipv4.ts";
+import { emitTcp } from "../../src/wire/tcp.ts";
+import { emitUdp } from "../../src/wire/udp.ts";
+import { emitVirtioNetHdr, GSO_TCPV4, VNET_F_NEEDS_CSUM } from "../../src/wire/virtio.ts";
+import { emitVxlan } from "../../src/wire/vxlan.ts";
+import { CollectingSink, frameBytes } from "../support/gather.ts";
+
+export const ip = (s: string) => parseIpv4Address(s)!;
+export const GW = "10.244.1.1";
+export const GW_MAC = "0a:58:0a:f4:01:01";
+export const POD_A = { ip: "10.244.1.2", mac: "0a:58:0a:f4:01:02", port: 1 };
+export const POD_B = { ip: "10.244.1.3", mac: "0a:58:0a:f4:01:03", port: 2 };
+export const VTEP = ["0e:00:c0:a8:38:0b", "0e:00:c0:a8:38:0c", "0e:00:c0:a8:38:0d"];
+export const ADDR = ["192.168.56.11", "192.168.56.12", "192.168.56.13"];
+export const MTU = 1472;
+export const GATEWAY_PORT = 0;
+
+export function config(type: "udp" | "vxlan", mtu = MTU): RouterConfig {
+  return {
+    gatewayIp: ip(GW), gatewayMac: GW_MAC, clusterNetwork: ip("10.244.0.0"), clusterPrefix: 16, tunnelMtu: mtu, datagramSize: 1472, self: 0,
+    nodes: [1, 2, 3].map((i) => ({ name: `node${i}`, address: ip(ADDR[i - 1]), network: ip(`10.244.${i}.0`), prefix: 24, vtepMac: VTEP[i - 1] })),
+    backend: { type, vni: 1 },
+  };
+}
+
+/** Node `self` of the same cluster with the tapnet backend (whole frames, a 1500-byte tunnel MTU). */
+export function tapnetConfig(self: number): RouterConfig {
+  return { ...config("udp"), backend: { type: "tapnet", vni: 1 }, tunnelMtu: 1500, self, gatewayIp: ip(`10.244.${self + 1}.1`), gatewayMac: `0a:58:0a:f4:0${self + 1}:01` };
+}
+
+export class FakeIo implements RouterIo {
+  toPorts: { port: number; bytes: Uint8Array }[] = [];
+  toMacs: { except: number; bytes: Uint8Array }[] = [];
+  toPeers: { peer: number; bytes: Uint8Array }[] = [];
+  gather = new CollectingSink();
+  /** When set, writes to TAP ports, or sends to peers, fail (as a full queue would). */
+  failPorts = false;
+  failPeers = false;
+  toPort(port: number, buf: Uint8Array, len: number, tail?: FrameTail | null): boolean {
+    if (this.failPorts) return false;
+    this.toPorts.push({ port, bytes: frameBytes(buf, len, tail) });
+    return true;
+  }
+  toMac(buf: Uint8Array, len: number, _hi: number, _lo: number, except: number, tail?: FrameTail | null): void {
+    this.toMacs.push({ except, bytes: frameBytes(buf, len, tail) });
+  }
+  toPeer(buf: Uint8Array, off: number, len: number, peer: number): boolean {
+    if (this.failPeers) return false;
+    this.toPeers.push({ peer, bytes: buf.slice(off, off + len) });
+    return true;
+  }
+}
+
+export function setup(type: "udp" | "vxlan" = "udp", mtu = MTU) {
+  const counters = new Counters(8);
+  const io = new FakeIo();
+  const router = new Router(config(type, mtu), counters, io);
+  router.gatewayPort = GATEWAY_PORT;
+  const drops = (port: number) => Object.fromEntries(Object.entries(counters.portSnapshot(port)).filter(([k]) => k.startsWith("drop_")));
+  return { router, io, counters, drops, tunnel: router.tunnelPort };
+}
+
+export interface Packet {
+  eth?: Partial<EthernetRepr>;
+  src: string;
+  dst: string;
+  ttl?: number;
+  df?: boolean;
+  /** More fragments, and the fragment offset in bytes (a multiple of 8). */
+  mf?: boolean;
+  fragOffset?: number;
+  payloadLen?: number;
+  protocol?: number;
+}
+
+/** A frame as a TAP hands it over: virtio_net_hdr (zeros unless `vnet`), Ethernet, IPv4, UDP. */
+export function ipFrame(p: Packet): Uint8Array {
+  const payloadLen = p.payloadLen ?? 32;
+  const b = new Uint8Array(ETH_OFF + 14 + 20 + 8 + payloadLen);
+  emitEthernet({ dst: GW_MAC, src: POD_A.mac, vlans: [], etherType: 0x0800, ...p.eth }, b, ETH_OFF);
+  emitIpv4({ tos: 0, id: 7, dontFragment: p.df ?? false, moreFragments: p.mf ?? false, fragmentOffset: p.fragOffset ?? 0, ttl: p.ttl ?? 64,
+    protocol: p.protocol ?? 17, src: p.src, dst: p.dst, payloadLen: 8 + payloadLen }, b, ETH_OFF + 14);
+  const data = Uint8Array.from({ length: payloadLen }, (_, i) => i & 0xff);
+  emitUdp({ srcPort: 1234, dstPort: 5678, payload: data }, b, ETH_OFF + 34, { src: ip(p.src), dst: ip(p.dst) });
+  return b;
+}
+
+export function ipHeaderValid(b: Uint8Array, off: number): boolean {
+  return internetChecksum(b, off, (b[off] & 0x0f) * 4) === 0;
+}
+
+/** A TCP super-frame from pod A as its TAP gives it (TSO, partial checksum), `payload` bytes of a pattern. */
+export function tsoFrame(payload: number, mss: number, seed = 7): Uint8Array {
+  const b = new Uint8Array(ETH_OFF + 14 + 20 + 20 + payload);
+  emitEthernet({ dst: GW_MAC, src: POD_A.mac, vlans: [], etherType: 0x0800 }, b, ETH_OFF);
+  emitIpv4({ tos: 0, id: 100, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: 6, src: POD_A.ip, dst: "10.244.2.5", payloadLen: 20 + payload }, b, ETH_OFF + 14);
+  emitTcp({ srcPort: 40000, dstPort: 5201, seq: 1000, ack: 1, flags: 0x18, window: 500, checksum: 0, urgent: 0, options: new Uint8Array(0) }, b, ETH_OFF + 34);
+  for (let i = 0; i < payload; i++) b[ETH_OFF + 54 + i] = (i * seed) & 0xff;
+  emitVirtioNetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: mss, csumStart: 34, csumOffset: 16 }, b, 0);
+  return b;
+}
+
+/** A slot holding a datagram from the tunnel, at the backend's receive offset. */
+export function datagram(router: Router, type: "udp" | "vxlan", p: Packet, innerDstMac = VTEP[0], vni = 1): { slot: Uint8Array; len: number } {
+  const f = ipFrame(p);
+  const ipPkt = f.subarray(ETH_OFF + 14);
+  const slot = new Uint8Array(2048);
+  const off = router.recvOff;
+  if (type === "udp") {
+    slot.set(ipPkt, off);
+    return { slot, len: ipPkt.length };
+  }
+  emitVxlan({ vni }, slot, off);
+  emitEthernet({ dst: innerDstMac, src: VTEP[1], vlans: [], etherType: 0x0800 }, slot, off + 8);
+  slot.set(ipPkt, off + 22);
+  return { slot, len: 22 + ipPkt.length };
+}
