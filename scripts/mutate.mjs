@@ -15,6 +15,7 @@
 //   --since REF   mutate only the files of that set changed since commit REF (and new ones):
 //                 a run to make before committing.
 //   --break N     exit 1 if the score is below N percent (default: none).
+//   --score-only  run nothing: score the last run's report again (after editing the baseline).
 // Anything else is passed to Stryker (`--incremental`, `--concurrency 1`, `--mutate FILE:10-40`).
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -35,16 +36,19 @@ const args = process.argv.slice(2);
 const pass = [];
 let since = null;
 let breakAt = null;
+let scoreOnly = false;
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === "--help" || a === "-h") {
-    console.log(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 18).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+    console.log(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 19).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
     process.exit(0);
   } else if (a === "--since") {
     since = args[++i] ?? usage("--since needs a commit");
   } else if (a === "--break") {
     breakAt = Number(args[++i]);
     if (!(breakAt >= 0 && breakAt <= 100)) usage("--break needs a percentage (0-100)");
+  } else if (a === "--score-only") {
+    scoreOnly = true;
   } else pass.push(a);
 }
 
@@ -70,14 +74,17 @@ if (since !== null) {
   pass.push("--mutate", changed.join(","));
 }
 
-const stryker = path.join(root, "node_modules/.bin/stryker");
 const started = Date.now();
-const run = spawnSync(stryker, ["run", ...pass], { cwd: root, stdio: "inherit" });
-const seconds = Math.round((Date.now() - started) / 1000);
-if (run.status !== 0) {
-  console.error(`mutate: stryker failed (exit ${run.status ?? run.signal})`);
-  process.exit(1);
+if (!scoreOnly) {
+  const run = spawnSync(path.join(root, "node_modules/.bin/stryker"), ["run", ...pass], { cwd: root, stdio: "inherit" });
+  if (run.status !== 0) {
+    console.error(`mutate: stryker failed (exit ${run.status ?? run.signal})`);
+    process.exit(1);
+  }
+} else if (!existsSync(reportPath)) {
+  usage(`no report to score: ${path.relative(root, reportPath)} is made by a run`);
 }
+const seconds = Math.round((Date.now() - started) / 1000);
 
 // The score, with the accepted equivalent mutants left out.
 const report = JSON.parse(readFileSync(reportPath, "utf8"));
@@ -138,7 +145,7 @@ for (const [g, c] of [...groups].sort()) {
 const datapath = { killed: 0, survived: 0, noCoverage: 0 };
 for (const [g, c] of groups) if (/^src\/(wire|tunnel|switch)$/.test(g)) for (const k of Object.keys(datapath)) datapath[k] += c[k];
 console.log(`${"all".padEnd(34)} ${pct(sum).toFixed(1).padStart(6)}% ${String(sum.killed).padStart(7)} ${String(sum.survived).padStart(9)} ${String(sum.noCoverage).padStart(7)} ${String(sum.equivalent).padStart(6)} ${String(sum.static).padStart(7)}`);
-console.log(`src/wire + src/tunnel + src/switch: ${pct(datapath).toFixed(1)}%; run took ${Math.floor(seconds / 60)} min ${seconds % 60} s`);
+console.log(`src/wire + src/tunnel + src/switch: ${pct(datapath).toFixed(1)}%` + (scoreOnly ? " (the last run's report)" : `; the run took ${Math.floor(seconds / 60)} min ${seconds % 60} s`));
 console.log("(static: mutants in module-level code, which every test would have to run again for; not run, as ignoreStatic says)");
 if (survivors.length > 0) console.log(`\n${survivors.length} mutant(s) no test caught:\n  ${survivors.join("\n  ")}`);
 const stale = baseline.filter((e, i) => !used.has(i) && Object.keys(report.files).some((f) => path.relative(root, path.resolve(root, f)) === e.file));
