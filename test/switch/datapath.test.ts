@@ -106,6 +106,25 @@ function setup(o: Options = {}) {
   return { libc, dp, ctrl, counters, command, post, replies, rounds, ports, tap, drops, udp: libc.udp };
 }
 
+/**
+ * A 3,000-byte TCP super-frame from node 1's pod 10.244.2.5 to the gateway, `extra` bytes of
+ * padding after its packet, sent by a tapnet backend with GSO into a collecting sink.
+ */
+function tapnetSuperFrame(extra: number): { f: Uint8Array; sink: CollectingSink } {
+  const f = new Uint8Array(ETH_OFF + 14 + 20 + 20 + 3000 + extra);
+  emitVirtioNetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: 1000, csumStart: 34, csumOffset: 16 }, f, 0);
+  emitEthernet({ dst: VTEP[0], src: VTEP[1], vlans: [], etherType: 0x0800 }, f, ETH_OFF);
+  emitIpv4({ tos: 0, id: 3, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 63, protocol: 6, src: "10.244.2.5", dst: GW, payloadLen: 3020 }, f, ETH_OFF + 14);
+  emitTcp({ srcPort: 5201, dstPort: 40000, seq: 1, ack: 1, flags: 0x10, window: 500, checksum: 0, urgent: 0, options: new Uint8Array(0) }, f, ETH_OFF + 34);
+  for (let i = ETH_OFF + 54; i < f.length; i++) f[i] = i & 0xff;
+  const sink = new CollectingSink();
+  const tx = new TapnetBackend(1472, 3, sink);
+  tx.gso = true;
+  tx.send(f, f.length, 0);
+  tx.flush();
+  return { f, sink };
+}
+
 describe("Datapath: bridging between TAP ports", () => {
   it("floods a broadcast to every other port, then sends the reply to the learned MAC to that port alone", () => {
     const { ports, tap, rounds, counters } = setup();
@@ -694,17 +713,7 @@ describe("Datapath: the tunnel", () => {
   it("tapnet: a frame whose datagrams all came in one GRO read is written with one writev of its head and the pieces", () => {
     const { ports, rounds, udp, tap, counters } = setup({ router: tapnetConfig(0), slotSize: 8192 });
     ports(2, true);
-    const f = new Uint8Array(ETH_OFF + 14 + 20 + 20 + 3000);
-    emitVirtioNetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: 1000, csumStart: 34, csumOffset: 16 }, f, 0);
-    emitEthernet({ dst: VTEP[0], src: VTEP[1], vlans: [], etherType: 0x0800 }, f, ETH_OFF);
-    emitIpv4({ tos: 0, id: 3, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 63, protocol: 6, src: "10.244.2.5", dst: GW, payloadLen: 3020 }, f, ETH_OFF + 14);
-    emitTcp({ srcPort: 5201, dstPort: 40000, seq: 1, ack: 1, flags: 0x10, window: 500, checksum: 0, urgent: 0, options: new Uint8Array(0) }, f, ETH_OFF + 34);
-    for (let i = ETH_OFF + 54; i < f.length; i++) f[i] = i & 0xff;
-    const sink = new CollectingSink();
-    const tx = new TapnetBackend(1472, 3, sink);
-    tx.gso = true;
-    tx.send(f, f.length, 0);
-    tx.flush();
+    const { f, sink } = tapnetSuperFrame(0);
     expect(sink.sends.length).toBe(1);
     udp.incoming.push({ bytes: concat(sink.datagrams.map((d) => d.bytes)), address: ip(ADDR[1]), port: TUNNEL_PORT, gro: 1472 });
     rounds();
@@ -718,17 +727,7 @@ describe("Datapath: the tunnel", () => {
   it("tapnet: a frame longer than its IPv4 packet is written cut at the packet's end, without the pieces past it", () => {
     const { ports, rounds, udp, tap } = setup({ router: tapnetConfig(0), slotSize: 8192 });
     ports(2, true);
-    const f = new Uint8Array(ETH_OFF + 14 + 3040 + 1500); // 1500 bytes after the packet
-    emitVirtioNetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: 1000, csumStart: 34, csumOffset: 16 }, f, 0);
-    emitEthernet({ dst: VTEP[0], src: VTEP[1], vlans: [], etherType: 0x0800 }, f, ETH_OFF);
-    emitIpv4({ tos: 0, id: 3, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 63, protocol: 6, src: "10.244.2.5", dst: GW, payloadLen: 3020 }, f, ETH_OFF + 14);
-    emitTcp({ srcPort: 5201, dstPort: 40000, seq: 1, ack: 1, flags: 0x10, window: 500, checksum: 0, urgent: 0, options: new Uint8Array(0) }, f, ETH_OFF + 34);
-    for (let i = ETH_OFF + 54; i < f.length; i++) f[i] = i & 0xff;
-    const sink = new CollectingSink();
-    const tx = new TapnetBackend(1472, 3, sink);
-    tx.gso = true;
-    tx.send(f, f.length, 0);
-    tx.flush();
+    const { f, sink } = tapnetSuperFrame(1500); // 1500 bytes after the packet
     expect(sink.datagrams.length).toBe(4);
     udp.incoming.push({ bytes: concat(sink.datagrams.map((d) => d.bytes)), address: ip(ADDR[1]), port: TUNNEL_PORT, gro: 1472 });
     rounds();

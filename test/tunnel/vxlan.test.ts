@@ -3,16 +3,11 @@ import { ETH_OFF, type PeerMacs } from "../../src/tunnel/backend.ts";
 import { VxlanBackend, putMac } from "../../src/tunnel/vxlan.ts";
 import { fromHex } from "../../src/wire/bytes.ts";
 import { Drop } from "../../src/wire/drop.ts";
+import { VXLAN_DATAGRAM } from "../support/vxlan-golden.ts";
 
-// The golden datagram of test/wire/vxlan.test.ts (built by hand from RFC 7348 as a Linux VXLAN
-// device like flannel.1 sends it, VNI 1): node 0's VTEP 0e:d1:4a:7c:22:31 sends node 2's VTEP
-// 5a:36:9f:e0:8b:14 an ICMP echo request 10.244.1.2 → 10.244.2.3 (IPv4 packet of 44 bytes).
-const DATAGRAM = fromHex(`
-  0800 0000 0000 0100 5a36 9fe0 8b14 0ed1
-  4a7c 2231 0800 4500 002c 4ea1 4000 3f01
-  d443 0af4 0102 0af4 0203 0800 00c5 0f68
-  0001 e5ab 036b 0000 0000 f0ba 0e00 0000
-  0000`);
+// The golden datagram (test/support/vxlan-golden.ts): node 0's VTEP 0e:d1:4a:7c:22:31 sends
+// node 2's VTEP 5a:36:9f:e0:8b:14 an ICMP echo request 10.244.1.2 → 10.244.2.3 (IPv4 packet of 44 bytes).
+const DATAGRAM = VXLAN_DATAGRAM;
 const IP_PACKET = DATAGRAM.subarray(22);
 const IP_LEN = 44;
 
