@@ -29,7 +29,7 @@ import { Switch, type PortInfo, type SwitchOptions } from "../switch/switch.ts";
 import { formatCidr } from "./cidr.ts";
 import type { ClusterConfig, NodeConfig } from "./config.ts";
 import { ip, ipBatch, netnsExists, run, which } from "./exec.ts";
-import type { RouterConfig } from "../switch/router.ts";
+import type { RouterConfig } from "../switch/state.ts";
 import { tapnetGsoMaxSize } from "../tunnel/tapnet.ts";
 import { readFileSync, writeFileSync } from "node:fs";
 import { gatewayOf, PodIpam } from "./ipam.ts";

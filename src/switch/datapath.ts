@@ -1,21 +1,22 @@
 /**
- * The datapath: one worker thread that moves frames between the switch's TAP ports.
+ * The datapath: one worker thread that moves frames between the switch's TAP ports and, on a
+ * switch that routes between nodes, the tunnel. It reads a batch (up to `batch` frames from
+ * every ready TAP port and datagrams from the tunnel socket, into reused slots), then runs the
+ * stages over it, each over the whole batch, in this order:
  *
- * The journey of a frame from pod A to pod B on this node:
- *   1. A's kernel sends it out of A's eth0, a TAP whose fd this switch holds. poll() wakes
- *      this thread, and read() copies the frame, behind its virtio_net_hdr, into a free slot
- *      of the batch (`readReady`), up to BATCH frames from all ready ports together.
- *   2. The bridge learns the source MAC's port and looks the destination up in the FDB
- *      (bridge.ts): one port, or flood to all others, or drop with a counted reason.
- *   3. The forwarder write()s it to B's TAP fd (forwarder.ts), and B's kernel receives it on
- *      B's eth0. Slots are reused for the next round; nothing is allocated per frame.
+ *   from the ports                        from the tunnel (tunnel in's own vector of frames)
+ *   1. tunnel in    reads -> frames ---->  a. merge      TCP segments of a flow -> super-frame
+ *   2. validate     count, vnet header     b. deliver    checks; to the pod or tapnet0
+ *   3. route        leaving the node?      c. gateway    ARP requests for unknown pods
+ *   4. gateway      ARP replies, ICMP      d. port out   write to TAPs
+ *   5. bridge       learn, look up, flood
+ *   6. tunnel out   to the backend, segmented if it must be
+ *   7. port out     write to TAPs
  *
- * A frame for another node takes a turn at step 2: the router (router.ts) routes it,
- * encapsulates it and sends it on the tunnel's UDP socket, which this thread polls too (a TCP
- * super-frame goes whole with the tapnet backend, or cut into segments with udp and vxlan;
- * either way the pieces are gathered into one sendmsg the kernel cuts into datagrams). A read
- * from that socket (one datagram, or a run of them with UDP_GRO) is decapsulated by the router
- * and written to its pod's TAP.
+ * Each stage is a file of stages/ with its own header; frames.ts says how a stage says where
+ * a frame goes, pipeline.ts how a stage is added. A switch with no cluster (one node) runs only
+ * validate, bridge and port out. The tunnel backend (tunnel/: tapnet, udp, vxlan, by name from
+ * the registry) is the one thing that differs between clusters, behind tunnel/contract.ts.
  *
  * The control thread (switch.ts) talks to this one through a SharedArrayBuffer (a stop flag
  * and a command sequence number) and a MessagePort it drains only when the sequence moves,
@@ -23,15 +24,69 @@
  */
 import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { EAGAIN, EINTR, type Libc } from "../io/libc.ts";
-import { TAPNET_MAX_SEGMENTS, type FrameTail } from "../tunnel/tapnet.ts";
 import { Iovecs } from "../io/iovec.ts";
 import { enableUdpGro, enableUdpGso, GatherSender, GroReceiver, SOCKADDR_IN_LEN, sockaddrAddress, sockaddrIn } from "../io/udp.ts";
 import { parseMac, macHi, macLo } from "../wire/mac.ts";
-import { Bridge } from "./bridge.ts";
-import { Counters, SwitchCounter } from "./counters.ts";
-import { Fdb, type FdbEntry, type FdbOptions } from "./fdb.ts";
-import { FrameBatch, Forwarder, TUNNEL, type PortWriter } from "./forwarder.ts";
-import { Router, type RouterConfig } from "./router.ts";
+import { ETH_OFF, MAX_SEGMENTS_PER_SEND, type FrameTail, type GatherSink, type TunnelBackend } from "../tunnel/contract.ts";
+import { backend as findBackend } from "../tunnel/index.ts";
+import { DROP_BASE, PORT_COUNTERS, PortCounter, SwitchCounter } from "./counters.ts";
+import { Drop } from "../wire/drop.ts";
+import type { FdbEntry, FdbOptions } from "./fdb.ts";
+import { Frames, TUNNEL } from "./frames.ts";
+import { Pipeline } from "./pipeline.ts";
+import { SwitchState, type RouterConfig } from "./state.ts";
+import { Bridge } from "./stages/bridge.ts";
+import { Deliver } from "./stages/deliver.ts";
+import { Gateway } from "./stages/gateway.ts";
+import { Merge } from "./stages/merge.ts";
+import { PortOut, type PortWriter } from "./stages/port-out.ts";
+import { Route } from "./stages/route.ts";
+import { TunnelIn } from "./stages/tunnel-in.ts";
+import { TunnelOut } from "./stages/tunnel-out.ts";
+import { Validate } from "./stages/validate.ts";
+
+/** The stages, built for one switch: the pipeline over each batch, and tunnel in's. */
+export interface Stages {
+  ports: Pipeline;
+  receive?: Pipeline;
+  backend?: TunnelBackend;
+}
+
+/**
+ * Builds the stages in the order above. With a cluster, `tunnel` says where the backend sends
+ * and whether the socket segments; `merge` turns on merging received segments (the TAPs take
+ * super-frames), for a backend that wants it.
+ */
+export function buildStages(state: SwitchState, writer: PortWriter, tunnel?: { out: GatherSink; segmenting: boolean; merge: boolean }): Stages {
+  const portOut = new PortOut(state, writer);
+  const bridge = new Bridge(state.fdb, state.counters);
+  const validate = new Validate(state);
+  if (!state.cluster || !tunnel) return { ports: new Pipeline("ports", [validate, bridge, portOut]) };
+  const backend = makeBackend(state, tunnel.out, tunnel.segmenting);
+  const gateway = new Gateway(state);
+  const tunnelIn = new TunnelIn(state, backend);
+  const ports = new Pipeline("ports", [tunnelIn, validate, new Route(state, backend.wholeFrames), gateway, bridge, new TunnelOut(state, backend), portOut]);
+  const receive = new Pipeline("receive", [
+    ...(tunnel.merge && backend.mergeReceived ? [new Merge(state)] : []), new Deliver(state), gateway, portOut,
+  ]);
+  tunnelIn.receive = receive;
+  return { ports, receive, backend };
+}
+
+/** The cluster's backend, made from the registry, its sends counted on the tunnel's row. */
+function makeBackend(state: SwitchState, out: GatherSink, segmenting: boolean): TunnelBackend {
+  const cl = state.cluster!;
+  const v = state.counters.v;
+  const t = state.tunnelRow * PORT_COUNTERS;
+  return findBackend(cl.cfg.backend.type).create({
+    datagramSize: cl.cfg.datagramSize, self: cl.cfg.self, nodes: cl.cfg.nodes.length,
+    vtepHi: cl.vtepHi, vtepLo: cl.vtepLo, vni: cl.cfg.backend.vni, out, segmenting,
+    events: {
+      sent: (datagrams, bytes) => { v[t + PortCounter.TxFrames] += datagrams; v[t + PortCounter.TxBytes] += bytes; },
+      failed: (frames) => { v[t + DROP_BASE + Drop.TxError] += frames; },
+    },
+  });
+}
 
 export const Ctrl = { Stop: 0, CmdSeq: 1, Ready: 2 } as const;
 export const CTRL_WORDS = 4;
@@ -56,7 +111,6 @@ export interface DatapathInput {
   maxPorts: number;
   port: MessagePort;
   fdb: FdbOptions;
-  l2Off: number;
   batch: number;
   slotSize: number;
   /** Present when the switch routes between nodes. */
@@ -82,14 +136,14 @@ const PER_PORT_BUDGET = 16;
 class TapWriter implements PortWriter {
   private readonly iov: Iovecs;
   constructor(private readonly libc: Libc, readonly fds: Int32Array) {
-    this.iov = new Iovecs(libc, TAPNET_MAX_SEGMENTS + 2);
+    this.iov = new Iovecs(libc, MAX_SEGMENTS_PER_SEND + 3);
   }
-  write(port: number, buf: Uint8Array, len: number, tail?: FrameTail | null): boolean {
-    if (!tail) return this.libc.write(this.fds[port], buf, len) === len;
+  write(port: number, buf: Uint8Array, off: number, len: number, tail: FrameTail | null): boolean {
+    if (!tail && off === 0) return this.libc.write(this.fds[port], buf, len) === len;
     const iov = this.iov;
     iov.reset();
-    iov.add(buf, 0, Math.min(len, tail.headLen));
-    for (let k = 0; k < tail.count && iov.total < len; k++) iov.add(tail.buf, tail.offs[k], Math.min(tail.lens[k], len - iov.total));
+    iov.add(buf, off, tail ? Math.min(len, tail.headLen) : len);
+    if (tail) for (let k = 0; k < tail.count && iov.total < len; k++) iov.add(tail.buf, tail.offs[k], Math.min(tail.lens[k], len - iov.total));
     return this.libc.writev(this.fds[port], iov.mem, iov.count) === len;
   }
 }
@@ -100,14 +154,16 @@ export class Datapath {
   private readonly pollView: DataView;
   private readonly pollPorts: Int32Array;
   private nPoll = 0;
-  private readonly batch: FrameBatch;
-  readonly forwarder: Forwarder;
-  readonly fdb: Fdb;
+  /** The batch: one slot per entry, read into; see frames.ts. */
+  private readonly batch: Frames;
+  private readonly slots: Uint8Array[];
+  readonly state: SwitchState;
+  readonly stages: Stages;
   private readonly ctrl: Int32Array;
   private seenSeq = 0;
   private lastSweep = 0;
-  readonly router?: Router;
   private readonly tunnelFd: number = -1;
+  private readonly recvOff: number = 0;
   private readonly tunnelViews: Uint8Array[] = [];
   private readonly peerAddr = new Uint8Array(SOCKADDR_IN_LEN);
   private readonly peerAddrLen = new Uint8Array(4);
@@ -121,37 +177,33 @@ export class Datapath {
     this.pollfds = new Uint8Array((max + 1) * 8);
     this.pollView = new DataView(this.pollfds.buffer);
     this.pollPorts = new Int32Array(max + 1);
-    this.batch = new FrameBatch(input.batch, input.slotSize);
-    this.fdb = new Fdb(input.fdb);
-    const counters = new Counters(max, input.counters);
-    this.forwarder = new Forwarder(new Bridge(this.fdb, counters), new TapWriter(libc, this.fds), input.l2Off);
+    this.batch = new Frames(input.batch);
+    const mem = new Uint8Array(input.batch * input.slotSize);
+    this.slots = Array.from({ length: input.batch }, (_, i) => mem.subarray(i * input.slotSize, (i + 1) * input.slotSize));
+    this.state = SwitchState.make(max, input.fdb, input.tunnel ? input.router : undefined, input.counters);
     this.ctrl = new Int32Array(input.ctrl);
-    if (input.router && input.tunnel) {
-      const fd = input.tunnel.fd;
-      const peers = input.router.nodes.map((n) => sockaddrIn(n.address, input.tunnel!.port));
-      // Each sendto passes a view of its datagram: one small allocation per datagram, which
-      // sendmmsg over preset iovecs would remove.
-      const toPeer = (buf: Uint8Array, off: number, len: number, peer: number) =>
-        libc.sendto(fd, buf.subarray(off, off + len), len, 0, peers[peer], SOCKADDR_IN_LEN) === len;
-      // With UDP_SEGMENT, one sendmsg carries up to 64 datagrams the kernel cuts apart: the
-      // tapnet backend's chunks of whole frames, or the udp and vxlan backends' segments of a
-      // super-frame (headers and payloads gathered where they lie). With UDP_GRO, one read
-      // returns a run of them. Where the kernel has neither, a datagram per call still works.
-      // The socket's own segment size is the largest datagram, so a plain sendto is never cut.
-      const tapnetBackend = input.router.backend.type === "tapnet";
-      const gso = enableUdpGso(libc, fd, input.router.datagramSize);
-      const gather = tapnetBackend || gso ? new GatherSender(libc, fd, peers, 2 * TAPNET_MAX_SEGMENTS, gso) : undefined;
-      this.router = new Router(input.router, counters, this.forwarder.routerIo(toPeer, gather));
-      this.router.gatherSegments = !tapnetBackend && gso;
-      this.forwarder.router = this.router;
-      this.tunnelFd = fd;
-      this.tunnelViews = this.batch.slots.map((s) => s.subarray(this.router!.recvOff));
-      if (this.router.tapnet) this.router.tapnet.gso = gso;
-      if (enableUdpGro(libc, fd)) {
+    const writer = new TapWriter(libc, this.fds);
+    const t = input.tunnel;
+    if (this.state.cluster && t) {
+      const cfg = this.state.cluster.cfg;
+      const peers = cfg.nodes.map((n) => sockaddrIn(n.address, t.port));
+      // With UDP_SEGMENT, one sendmsg carries up to 64 datagrams the kernel cuts apart (see
+      // tunnel/run.ts); with UDP_GRO, one read returns a run of them. Where the kernel has
+      // neither, a datagram per call still works. The socket's own segment size is the largest
+      // datagram, so a send of one datagram is never cut.
+      const segmenting = enableUdpGso(libc, t.fd, cfg.datagramSize);
+      const out = new GatherSender(libc, t.fd, peers, 2 * MAX_SEGMENTS_PER_SEND + 2, segmenting);
+      const gro = enableUdpGro(libc, t.fd);
+      this.stages = buildStages(this.state, writer, { out, segmenting, merge: gro && !!input.offloads });
+      this.tunnelFd = t.fd;
+      this.recvOff = this.stages.backend!.recvOff;
+      this.tunnelViews = this.slots.map((s) => s.subarray(this.recvOff));
+      if (gro) {
         this.gro = new GroReceiver(libc);
         this.groAddrs = this.tunnelViews.map((v) => libc.addressOf(v));
-        if (input.offloads) this.router.coalesceReceived();
       }
+    } else {
+      this.stages = buildStages(this.state, writer);
     }
     this.rebuildPollSet(); // the tunnel is read from the start, before any port is added
   }
@@ -167,34 +219,41 @@ export class Datapath {
     };
     if (this.tunnelFd >= 0) add(this.tunnelFd, TUNNEL);
     for (let p = 0; p < this.fds.length; p++) {
-      if (this.fds[p] >= 0 && this.forwarder.isLive(p)) add(this.fds[p], p);
+      if (this.fds[p] >= 0 && this.state.ports.has(p)) add(this.fds[p], p);
     }
   }
 
   private handle(cmd: Command): void {
     const port = this.input.port;
+    const cl = this.state.cluster;
     switch (cmd.op) {
       case "add":
         this.fds[cmd.port] = cmd.fd;
-        this.forwarder.addPort(cmd.port);
-        if (cmd.role === "gateway" && this.router) this.router.gatewayPort = cmd.port;
+        this.state.ports.add(cmd.port);
+        if (cmd.role === "gateway" && cl) cl.gatewayPort = cmd.port;
         break;
       case "neigh": {
         const m = parseMac(cmd.mac);
-        if (m && this.router) this.router.neighbors.learn(cmd.ip, macHi(m, 0), macLo(m, 0));
+        if (m && cl) cl.neighbors.learn(cmd.ip, macHi(m, 0), macLo(m, 0));
         break;
       }
       case "remove":
-        this.forwarder.removePort(cmd.port);
+        this.detach(cmd.port);
         this.fds[cmd.port] = -1;
-        if (this.router && this.router.gatewayPort === cmd.port) this.router.gatewayPort = -1;
+        if (cl && cl.gatewayPort === cmd.port) cl.gatewayPort = -1;
         port.postMessage({ op: "removed", id: cmd.id } satisfies Reply);
         break;
       case "fdb":
-        port.postMessage({ op: "fdb", id: cmd.id, entries: this.fdb.entries(now()) } satisfies Reply);
+        port.postMessage({ op: "fdb", id: cmd.id, entries: this.state.fdb.entries(now()) } satisfies Reply);
         break;
     }
     this.rebuildPollSet();
+  }
+
+  /** Takes `port` out of the live ports and forgets the MACs learned on it. */
+  private detach(port: number): void {
+    this.state.ports.remove(port);
+    this.state.fdb.flushPort(port);
   }
 
   private drainCommands(): void {
@@ -207,7 +266,7 @@ export class Datapath {
   }
 
   private portDown(port: number, reason: string): void {
-    this.forwarder.removePort(port);
+    this.detach(port);
     this.rebuildPollSet();
     this.input.port.postMessage({ op: "down", port, reason } satisfies Reply);
   }
@@ -215,7 +274,7 @@ export class Datapath {
   /** Reads from every ready port into the batch. */
   private readReady(): void {
     const { libc, batch, pollView } = this;
-    for (let k = 0; k < this.nPoll && batch.count < batch.capacity; k++) {
+    for (let k = 0; k < this.nPoll && !batch.full; k++) {
       const revents = pollView.getInt16(k * 8 + 6, true);
       if (revents === 0) continue;
       const port = this.pollPorts[k];
@@ -228,8 +287,8 @@ export class Datapath {
         return; // the poll set changed under us; the next round starts afresh
       }
       const fd = this.fds[port];
-      for (let n = 0; n < PER_PORT_BUDGET && batch.count < batch.capacity; n++) {
-        const slot = batch.slots[batch.count];
+      for (let n = 0; n < PER_PORT_BUDGET && !batch.full; n++) {
+        const slot = this.slots[batch.count];
         const got = libc.read(fd, slot, slot.length);
         if (got < 0) {
           const e = libc.errno();
@@ -238,9 +297,7 @@ export class Datapath {
           return;
         }
         if (got === 0) break;
-        batch.lens[batch.count] = got;
-        batch.ports[batch.count] = port;
-        batch.count++;
+        batch.push(slot, 0, got, port);
       }
     }
   }
@@ -248,25 +305,26 @@ export class Datapath {
   /** Reads datagrams into the batch, each at the backend's receive offset in its slot. */
   private readTunnel(): void {
     const { libc, batch } = this;
-    for (let n = 0; n < PER_PORT_BUDGET && batch.count < batch.capacity; n++) {
+    for (let n = 0; n < PER_PORT_BUDGET && !batch.full; n++) {
       const view = this.tunnelViews[batch.count];
       const gro = this.gro;
       let got: number;
+      let from: number;
+      let stride = 0;
       if (gro) {
         got = gro.read(this.tunnelFd, this.groAddrs[batch.count], view.length);
         if (got < 0) break;
-        batch.peers[batch.count] = sockaddrAddress(gro.from);
-        batch.segments[batch.count] = gro.segmentSize;
+        from = sockaddrAddress(gro.from);
+        stride = gro.segmentSize;
       } else {
         this.peerAddrLen[0] = SOCKADDR_IN_LEN; // socklen_t, little-endian: in, the room; out, the length
         got = libc.recvfrom(this.tunnelFd, view, view.length, 0, this.peerAddr, this.peerAddrLen);
         if (got < 0) break; // EAGAIN: drained; anything else is the next round's to see
-        batch.peers[batch.count] = sockaddrAddress(this.peerAddr);
-        batch.segments[batch.count] = 0;
+        from = sockaddrAddress(this.peerAddr);
       }
-      batch.lens[batch.count] = got;
-      batch.ports[batch.count] = TUNNEL;
-      batch.count++;
+      const i = batch.push(this.slots[batch.count], this.recvOff, got, TUNNEL);
+      batch.aux[i] = from;
+      batch.strides[i] = stride;
     }
   }
 
@@ -279,13 +337,16 @@ export class Datapath {
       const t = now();
       if (t - this.lastSweep >= AGEING_SWEEP_S) {
         this.lastSweep = t;
-        this.fdb.age(t);
-        const c = this.forwarder.bridge.counters;
-        c.v[c.switchBase + SwitchCounter.FdbAged] = this.fdb.agedOut;
+        this.state.fdb.age(t);
+        const c = this.state.counters;
+        c.v[c.switchBase + SwitchCounter.FdbAged] = this.state.fdb.agedOut;
       }
       if (n <= 0) continue;
       this.readReady();
-      if (batch.count) this.forwarder.forward(batch, t);
+      if (batch.count) {
+        this.stages.ports.run(batch, t);
+        batch.clear();
+      }
     }
   }
 }

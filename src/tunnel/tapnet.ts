@@ -12,15 +12,15 @@
  * Datagrams of one sender arrive in order on one path; a gap drops the frame (counted), and TCP
  * sends it again.
  */
-import { Drop, type DropReason } from "../wire/drop.ts";
+import { Drop } from "../wire/drop.ts";
+import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
 import { checkTapnetHeader, TAPNET_FRAME_ID, TAPNET_FRAME_LEN, TAPNET_HEADER_LEN, TAPNET_MAX_FRAME, TAPNET_OFFSET, writeTapnetHeader } from "../wire/tapnet.ts";
 import { get16, get32 } from "../wire/bytes.ts";
+import type { BackendInfo } from "./index.ts";
+import { ETH_OFF, HEAD_ROOM, MAX_SEGMENTS_PER_SEND, MAX_UDP_PAYLOAD, type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
+import { DatagramRun } from "./run.ts";
 
-/** The most UDP payload one send may carry, segmented or not. */
-export const MAX_UDP_PAYLOAD = 65507;
-/** The most datagrams one UDP_SEGMENT send may make (UDP_MAX_SEGMENTS: 64 in Linux 4.18, 128 later). */
-export const TAPNET_MAX_SEGMENTS = 64;
-const MAX_SEGMENTS = TAPNET_MAX_SEGMENTS;
+const MAX_SEGMENTS = MAX_SEGMENTS_PER_SEND;
 
 /** How many datagrams of `datagramSize` bytes one send carries. */
 function datagramsPerSend(datagramSize: number): number {
@@ -34,81 +34,43 @@ function datagramsPerSend(datagramSize: number): number {
  */
 export function tapnetGsoMaxSize(datagramSize: number): number {
   const chunk = datagramSize - TAPNET_HEADER_LEN;
-  const frame = datagramsPerSend(datagramSize) * chunk - 10 - 14; // less the virtio_net_hdr and the Ethernet header
+  const frame = datagramsPerSend(datagramSize) * chunk - ETH_OFF - ETH_HEADER_LEN;
   return Math.max(1000, Math.floor(frame / 1000) * 1000);
 }
 
-/**
- * Where the tapnet backend sends: pieces of datagrams are gathered (a header here, a chunk of
- * a frame there, nothing copied), then sent to one peer in one go, cut into datagrams of
- * `segment` bytes (the last may be shorter). io/udp.ts's GatherSender does it with one sendmsg
- * over an iovec per piece and UDP_SEGMENT; tests collect the bytes.
- */
-export interface GatherSink {
-  /** Appends buf[off..off+len) to what is being gathered. */
-  add(buf: Uint8Array, off: number, len: number): void;
-  /** Sends what was gathered to node `peer`; false if the send failed. Starts a new gather. */
-  send(peer: number, segment: number): boolean;
-}
-
-/** What the backend reports as it sends, for the router's counters. */
-export interface TapnetSendEvents {
-  sent(datagrams: number, bytes: number): void;
-  /** Frames lost to a failed send. */
-  failed(frames: number): void;
-}
-
-/** Bytes of a frame received in place that are copied to the head: every header the router reads or writes. */
-const HEAD_BYTES = 256;
-
-/**
- * The rest of a frame whose first `headLen` bytes are elsewhere (the backend's head): `count`
- * pieces of `buf`, at `offs[k]`, `lens[k]` bytes each, in order. A writer sends the head and
- * then these (writev), clipping the whole to the frame's length; nothing is copied.
- */
-export interface FrameTail {
-  buf: Uint8Array;
-  headLen: number;
-  offs: Int32Array;
-  lens: Int32Array;
-  count: number;
-}
-
-export class TapnetBackend {
-  readonly type = "tapnet" as const;
+export class TapnetBackend implements TunnelBackend {
+  readonly name = "tapnet";
   readonly recvOff = 0;
+  readonly wholeFrames = true;
+  readonly mergeReceived = false;
   readonly chunkSize: number;
-  /** Set when the socket segments for us (UDP_SEGMENT). */
-  gso = false;
+  readonly datagramSize: number;
   /** Headers of the datagrams gathered and not yet sent (never more than one send's worth). */
   private readonly headers = new Uint8Array(MAX_SEGMENTS * TAPNET_HEADER_LEN);
   private readonly perSend: number;
+  private readonly run: DatagramRun;
   private frameId = 0;
-  // The run of single-datagram frames gathered for one peer: sent when it can grow no more,
-  // or at the end of the batch (flush). Every datagram of a UDP_SEGMENT send but the last has
-  // the run's size, so a shorter frame closes the run and a longer one starts another.
-  private runPeer = -1;
-  private runSize = 0;
-  private runCount = 0;
-  private runBytes = 0;
-  private runClosed = false;
   private readonly rx: Uint8Array[];
-  /** The first bytes of a frame received in place, and where the rest of it lies. */
-  readonly head = new Uint8Array(TAPNET_MAX_FRAME);
-  readonly tail: FrameTail = { buf: new Uint8Array(0), headLen: 0, offs: new Int32Array(MAX_SEGMENTS + 1), lens: new Int32Array(MAX_SEGMENTS + 1), count: 0 };
   private readonly rxId: Int32Array;
   private readonly rxLen: Int32Array;
   /** Bytes of the frame in progress received so far; -1 when none is. */
   private readonly rxGot: Int32Array;
+  /** A frame put together in rx[peer] was handed on and may not be delivered yet. */
+  private readonly rxLent: Uint8Array;
 
-  constructor(readonly datagramSize: number, peers: number, private readonly out?: GatherSink, private readonly events?: TapnetSendEvents) {
+  constructor(ctx: BackendContext) {
+    const datagramSize = ctx.datagramSize;
     if (datagramSize <= TAPNET_HEADER_LEN + 64) throw new RangeError("tunnel datagrams too small for the tapnet backend");
+    this.datagramSize = datagramSize;
     this.chunkSize = datagramSize - TAPNET_HEADER_LEN;
     this.perSend = datagramsPerSend(datagramSize);
+    this.run = new DatagramRun(ctx.out, ctx.segmenting, ctx.events);
+    const peers = ctx.nodes;
     this.rx = Array.from({ length: peers }, () => new Uint8Array(0));
     this.rxId = new Int32Array(peers);
     this.rxLen = new Int32Array(peers);
     this.rxGot = new Int32Array(peers).fill(-1);
+    this.rxLent = new Uint8Array(peers);
   }
 
   /**
@@ -122,83 +84,62 @@ export class TapnetBackend {
     const C = this.chunkSize;
     const n = Math.ceil(len / C);
     const id = (this.frameId = (this.frameId + 1) & 0xffff);
+    const run = this.run;
     if (n === 1) {
-      const d = TAPNET_HEADER_LEN + len;
-      const fits = this.runPeer === peer && !this.runClosed && d <= this.runSize &&
-        this.runCount < MAX_SEGMENTS && this.runBytes + d <= MAX_UDP_PAYLOAD;
-      if (!fits) {
-        this.flush();
-        this.runPeer = peer;
-        this.runSize = d;
-      }
+      run.open(peer, TAPNET_HEADER_LEN + len);
       this.gather(id, len, 0, buf, len);
-      this.runBytes += d;
-      if (d < this.runSize) this.runClosed = true;
-      if (!this.gso) this.flush();
       return 1;
     }
-    this.flush();
-    const step = this.gso ? this.perSend : 1;
+    run.flush();
+    const step = run.segmenting ? this.perSend : 1;
     for (let i = 0; i < n; i += step) {
-      this.runPeer = peer;
-      this.runSize = this.datagramSize;
       const last = Math.min(n, i + step);
       for (let k = i; k < last; k++) {
         const off = k * C;
         const clen = Math.min(C, len - off);
+        run.open(peer, TAPNET_HEADER_LEN + clen);
         this.gather(id, len, off, buf, clen);
-        this.runBytes += TAPNET_HEADER_LEN + clen;
       }
       // Later runs of a frame whose first run failed would only be dropped by the receiver.
-      if (!this.flush(1)) return n;
+      if (!run.flush(1)) return n;
     }
     return n;
   }
 
   /** Adds the datagram for frame bytes [off, off+clen) to the run, its header in `headers`. */
   private gather(id: number, len: number, off: number, buf: Uint8Array, clen: number): void {
-    const h = this.runCount * TAPNET_HEADER_LEN;
+    const h = this.run.count * TAPNET_HEADER_LEN;
     writeTapnetHeader(this.headers, h, id, len, off);
-    this.out!.add(this.headers, h, TAPNET_HEADER_LEN);
-    this.out!.add(buf, off, clen);
-    this.runCount++;
+    this.run.out.add(this.headers, h, TAPNET_HEADER_LEN);
+    this.run.out.add(buf, off, clen);
+    this.run.close(TAPNET_HEADER_LEN + clen);
   }
 
-  /**
-   * Sends the run gathered so far; `frames` is how many frames a failure loses (by default,
-   * one per datagram: a run of single-datagram frames). Returns false if the send failed.
-   */
-  flush(frames = this.runCount): boolean {
-    if (this.runCount === 0) return true;
-    const ok = this.out!.send(this.runPeer, this.runSize);
-    if (ok) this.events?.sent(this.runCount, this.runBytes);
-    else this.events?.failed(frames);
-    this.runPeer = -1;
-    this.runCount = 0;
-    this.runBytes = 0;
-    this.runClosed = false;
-    return ok;
+  sendSegment(): void {
+    throw new Error("the tapnet backend takes whole frames");
+  }
+
+  flush(): void {
+    this.run.flush();
   }
 
   /**
    * Takes `len` bytes read from the socket at buf[off..] from node `peer`: one datagram, or with
    * GRO a run of datagrams of `stride` bytes each (the last maybe shorter), as the kernel said.
-   * Calls `frame(buffer, length)` for each frame completed and `drop(reason)` for each datagram
-   * refused; returns how many datagrams there were.
+   * Hands each frame completed to `sink`, and a drop for each datagram refused; returns how
+   * many datagrams there were.
    *
    * A frame whose datagrams all came in this read (the usual case: GRO ends a run at a frame's
-   * short last datagram) is not copied: its first bytes are, into `head` (up to HEAD_BYTES,
-   * room for every header the router reads), and `tail` lists where the rest lies in `buf`.
-   * `frame` gets `head`; whoever writes the frame out writes `tail` after it (see FrameTail),
-   * or calls `linearize()` first if it must read the whole frame. Any other frame is put
-   * together in a reassembly buffer of its sender's, and `tail` is empty.
+   * short last datagram) is not copied: its first bytes are, into a head the sink lends (up to
+   * HEAD_ROOM, room for every header the switch reads), and the tail lists where the rest lies
+   * in `buf`. Any other frame is put together in a reassembly buffer of its sender's, whole.
    */
-  receive(buf: Uint8Array, off: number, len: number, stride: number, peer: number, frame: (b: Uint8Array, len: number) => void, drop: (r: DropReason) => void): number {
+  receive(buf: Uint8Array, off: number, len: number, stride: number, peer: number, sink: FrameSink): number {
     if (len === 0) {
-      drop(Drop.TapnetTruncated);
+      sink.drop(Drop.TapnetTruncated);
       return 1;
     }
-    const D = stride;
+    const D = stride > 0 ? stride : len;
     let count = 0;
     for (let p = 0; p < len; p += D) {
       count++;
@@ -206,7 +147,7 @@ export class TapnetBackend {
       const dlen = Math.min(D, len - p);
       const r = checkTapnetHeader(buf, at, dlen);
       if (r !== Drop.None) {
-        drop(r);
+        sink.drop(r);
         continue;
       }
       const id = get16(buf, at + TAPNET_FRAME_ID);
@@ -214,16 +155,18 @@ export class TapnetBackend {
       const offset = get32(buf, at + TAPNET_OFFSET);
       const clen = dlen - TAPNET_HEADER_LEN;
       if (offset === 0) {
-        if (this.rxGot[peer] >= 0) drop(Drop.TapnetIncomplete); // the frame before never finished
+        if (this.rxGot[peer] >= 0) sink.drop(Drop.TapnetIncomplete); // the frame before never finished
         this.rxGot[peer] = -1;
         const n = this.wholeFrame(buf, at, off + len, D, id, flen);
         if (n > 0) {
-          this.frameInPlace(buf, at, off + len, D, n);
-          frame(this.head, flen);
-          this.tail.count = 0;
+          if (this.isIpv4(buf, at + TAPNET_HEADER_LEN, clen, sink)) this.frameInPlace(buf, at, off + len, D, n, flen, sink);
           count += n - 1;
           p += (n - 1) * D;
           continue;
+        }
+        if (this.rxLent[peer]) {
+          sink.commit(); // the frame put together before this one is in rx[peer]
+          this.rxLent[peer] = 0;
         }
         this.rxId[peer] = id;
         this.rxLen[peer] = flen;
@@ -231,7 +174,7 @@ export class TapnetBackend {
         if (this.rx[peer].length === 0) this.rx[peer] = new Uint8Array(TAPNET_MAX_FRAME);
       } else if (this.rxGot[peer] !== offset || this.rxId[peer] !== id || this.rxLen[peer] !== flen) {
         this.rxGot[peer] = -1; // a gap: this datagram, and the frame it belonged to, are lost
-        drop(Drop.TapnetIncomplete);
+        sink.drop(Drop.TapnetIncomplete);
         continue;
       }
       const target = this.rx[peer];
@@ -239,10 +182,20 @@ export class TapnetBackend {
       this.rxGot[peer] = offset + clen;
       if (offset + clen === flen) {
         this.rxGot[peer] = -1;
-        frame(target, flen);
+        if (this.isIpv4(target, 0, flen, sink)) {
+          this.rxLent[peer] = 1;
+          sink.frame(target, 0, flen);
+        }
       }
     }
     return count;
+  }
+
+  /** Is the frame whose first `len` bytes are at buf[f..] an IPv4 one? Drops it if not. */
+  private isIpv4(buf: Uint8Array, f: number, len: number, sink: FrameSink): boolean {
+    if (len >= ETH_OFF + ETH_HEADER_LEN && buf[f + ETH_OFF + ETH_TYPE] === ETHERTYPE_IPV4 >> 8 && buf[f + ETH_OFF + ETH_TYPE + 1] === (ETHERTYPE_IPV4 & 0xff)) return true;
+    sink.drop(Drop.TunnelNotIpv4);
+    return false;
   }
 
   /**
@@ -261,14 +214,17 @@ export class TapnetBackend {
     return 0;
   }
 
-  /** Copies the first bytes of the frame in `n` datagrams at `at` to `head`; `tail` lists the rest. */
-  private frameInPlace(buf: Uint8Array, at: number, end: number, D: number, n: number): void {
-    const head = this.head;
-    const tail = this.tail;
+  /** Hands on the frame in `n` datagrams at `at`: its first bytes copied to a lent head, the rest where it lies. */
+  private frameInPlace(buf: Uint8Array, at: number, end: number, D: number, n: number, flen: number, sink: FrameSink): void {
     const first = at + TAPNET_HEADER_LEN;
     const firstLen = Math.min(D, end - at) - TAPNET_HEADER_LEN;
-    const h = Math.min(HEAD_BYTES, firstLen);
-    for (let i = 0; i < h; i++) head[i] = buf[first + i]; // a loop: at most HEAD_BYTES, and no view made
+    if (n === 1) {
+      sink.frame(buf, first, flen); // one datagram: the frame is contiguous where it lies
+      return;
+    }
+    const { head, tail } = sink.lend();
+    const h = Math.min(HEAD_ROOM, firstLen);
+    for (let i = 0; i < h; i++) head[i] = buf[first + i]; // a loop: at most HEAD_ROOM, and no view made
     tail.buf = buf;
     tail.headLen = h;
     tail.count = 0;
@@ -282,17 +238,18 @@ export class TapnetBackend {
       tail.lens[tail.count] = Math.min(D, end - q) - TAPNET_HEADER_LEN;
       tail.count++;
     }
-  }
-
-  /** Copies the tail of the frame being delivered after its head, for a reader of the whole frame. */
-  linearize(): void {
-    const t = this.tail;
-    let o = t.headLen;
-    for (let k = 0; k < t.count; k++) {
-      this.head.set(t.buf.subarray(t.offs[k], t.offs[k] + t.lens[k]), o);
-      o += t.lens[k];
-    }
-    t.headLen = o;
-    t.count = 0;
+    sink.frame(head, 0, flen, tail);
   }
 }
+
+export const tapnetBackend: BackendInfo = {
+  name: "tapnet",
+  port: 8287,
+  // Whole offloaded frames, in chunks behind a 12-byte header (wire/tapnet.ts): any frame fits,
+  // so pods keep the underlay's MTU. Tapnet nodes only.
+  overhead: 0,
+  vni: false,
+  about: "whole offloaded frames between tapnet nodes (tapnet's own format, version 1)",
+  superFrameCap: tapnetGsoMaxSize,
+  create: (ctx) => new TapnetBackend(ctx),
+};

@@ -1,28 +1,69 @@
 /**
  * The `udp` backend, wire-compatible with flannel's: the UDP payload is the inner IPv4 packet
  * itself, with no header of its own (default port 8285). Pod MTU = underlay MTU - 28.
+ *
+ *   slot:  [ vnet 10 ][ eth 14 ][ IPv4 ... ]     sent: the IPv4 packet; received at recvOff = 24
  */
-import { Drop, type DropReason } from "../wire/drop.ts";
-import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
-import { ETH_OFF, type TunnelBackend } from "./backend.ts";
+import { Drop } from "../wire/drop.ts";
+import { ETH_HEADER_LEN } from "../wire/ethernet.ts";
+import type { BackendInfo } from "./index.ts";
+import { ETH_OFF, type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
+import { innerFrame } from "./inner.ts";
+import { DatagramRun } from "./run.ts";
+
+const IP_OFF = ETH_OFF + ETH_HEADER_LEN;
 
 export class UdpBackend implements TunnelBackend {
-  readonly type = "udp" as const;
-  readonly overhead = 0;
-  readonly recvOff = ETH_OFF + ETH_HEADER_LEN;
+  readonly name = "udp";
+  readonly recvOff = IP_OFF;
+  readonly wholeFrames = false;
+  readonly mergeReceived = true;
+  private readonly run: DatagramRun;
 
-  encapsulate(_buf: Uint8Array, ethOff: number): number {
-    return ethOff + ETH_HEADER_LEN;
+  constructor(ctx: BackendContext) {
+    this.run = new DatagramRun(ctx.out, ctx.segmenting, ctx.events);
   }
 
-  decapsulate(buf: Uint8Array, len: number): DropReason {
-    if (len < 1 || buf[this.recvOff] >> 4 !== 4) return Drop.TunnelNotIpv4;
-    buf[ETH_OFF + ETH_TYPE] = ETHERTYPE_IPV4 >> 8;
-    buf[ETH_OFF + ETH_TYPE + 1] = ETHERTYPE_IPV4 & 0xff;
-    return Drop.None;
+  send(buf: Uint8Array, len: number, peer: number): number {
+    const d = len - IP_OFF;
+    this.run.open(peer, d);
+    this.run.out.add(buf, IP_OFF, d);
+    this.run.close(d);
+    return 1;
   }
 
-  innerLen(len: number): number {
-    return len;
+  sendSegment(hdr: Uint8Array, hdrOff: number, hdrLen: number, pay: Uint8Array, payOff: number, payLen: number, peer: number): void {
+    const h = hdrLen - ETH_HEADER_LEN;
+    this.run.open(peer, h + payLen);
+    this.run.out.add(hdr, hdrOff + ETH_HEADER_LEN, h);
+    if (payLen > 0) this.run.out.add(pay, payOff, payLen);
+    this.run.close(h + payLen);
+  }
+
+  flush(): void {
+    this.run.flush();
+  }
+
+  receive(buf: Uint8Array, off: number, len: number, stride: number, _peer: number, sink: FrameSink): number {
+    const step = stride > 0 && stride < len ? stride : Math.max(len, 1);
+    let n = 0;
+    for (let p = 0; p < len || n === 0; p += step) {
+      n++;
+      const at = off + p;
+      const dlen = Math.min(step, len - p);
+      if (dlen < 1 || buf[at] >> 4 !== 4) sink.drop(Drop.TunnelNotIpv4);
+      else innerFrame(buf, at, dlen, -1, p === 0, sink);
+    }
+    return n;
   }
 }
+
+export const udpBackend: BackendInfo = {
+  name: "udp",
+  port: 8285,
+  // The inner IPv4 packet is the UDP payload: outer IPv4 20 + UDP 8.
+  overhead: 28,
+  vni: false,
+  about: "IPv4 in UDP, as flannel's udp backend",
+  create: (ctx) => new UdpBackend(ctx),
+};

@@ -3,40 +3,77 @@
  * (RFC 7348, default port 8472, VNI 1). The inner Ethernet frame goes from the sending node's
  * VTEP MAC to the receiving node's, as a Linux node with a `flannel.1` device, permanent
  * neighbour entries and FDB entries expects. Pod MTU = underlay MTU - 50.
+ *
+ *   slot:  [2][ vxlan 8 ][ eth 14 ][ IPv4 ... ]   sent from the VXLAN header, written over the
+ *             ^ recvOff = 2                        virtio_net_hdr; received at recvOff = 2
  */
-import { Drop, type DropReason } from "../wire/drop.ts";
+import { Drop } from "../wire/drop.ts";
 import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
 import { macHi, macLo } from "../wire/mac.ts";
 import { checkVxlanHeader, VXLAN_HEADER_LEN, writeVxlanHeader } from "../wire/vxlan.ts";
-import { ETH_OFF, type PeerMacs, type TunnelBackend } from "./backend.ts";
+import type { BackendInfo } from "./index.ts";
+import { ETH_OFF, type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
+import { innerFrame } from "./inner.ts";
+import { DatagramRun } from "./run.ts";
 
 export class VxlanBackend implements TunnelBackend {
-  readonly type = "vxlan" as const;
-  readonly overhead = VXLAN_HEADER_LEN + ETH_HEADER_LEN;
+  readonly name = "vxlan";
   readonly recvOff = ETH_OFF - VXLAN_HEADER_LEN;
+  readonly wholeFrames = false;
+  readonly mergeReceived = true;
+  private readonly run: DatagramRun;
 
-  constructor(readonly vni: number, readonly macs: PeerMacs) {}
-
-  encapsulate(buf: Uint8Array, ethOff: number, _ipLen: number, peer: number): number {
-    const { vtepHi, vtepLo, self } = this.macs;
-    putMac(buf, ethOff, vtepHi[peer], vtepLo[peer]);
-    putMac(buf, ethOff + 6, vtepHi[self], vtepLo[self]);
-    writeVxlanHeader(buf, ethOff - VXLAN_HEADER_LEN, this.vni);
-    return ethOff - VXLAN_HEADER_LEN;
+  constructor(private readonly ctx: BackendContext) {
+    this.run = new DatagramRun(ctx.out, ctx.segmenting, ctx.events);
   }
 
-  decapsulate(buf: Uint8Array, len: number): DropReason {
-    const r = checkVxlanHeader(buf, this.recvOff, len, this.vni);
-    if (r !== Drop.None) return r;
-    if (len < VXLAN_HEADER_LEN + ETH_HEADER_LEN) return Drop.VxlanTruncated;
-    const { vtepHi, vtepLo, self } = this.macs;
-    if (macHi(buf, ETH_OFF) !== vtepHi[self] || macLo(buf, ETH_OFF) !== vtepLo[self]) return Drop.VxlanNotForUs;
-    if (buf[ETH_OFF + ETH_TYPE] !== ETHERTYPE_IPV4 >> 8 || buf[ETH_OFF + ETH_TYPE + 1] !== (ETHERTYPE_IPV4 & 0xff)) return Drop.TunnelNotIpv4;
-    return Drop.None;
+  /** Writes the VXLAN header before the Ethernet header at buf[eth..] and the VTEP MACs in it. */
+  private encapsulate(buf: Uint8Array, eth: number, peer: number): number {
+    const { vtepHi, vtepLo, self } = this.ctx;
+    putMac(buf, eth, vtepHi[peer], vtepLo[peer]);
+    putMac(buf, eth + 6, vtepHi[self], vtepLo[self]);
+    writeVxlanHeader(buf, eth - VXLAN_HEADER_LEN, this.ctx.vni);
+    return eth - VXLAN_HEADER_LEN;
   }
 
-  innerLen(len: number): number {
-    return len - VXLAN_HEADER_LEN - ETH_HEADER_LEN;
+  send(buf: Uint8Array, len: number, peer: number): number {
+    const d = this.encapsulate(buf, ETH_OFF, peer);
+    this.run.open(peer, len - d);
+    this.run.out.add(buf, d, len - d);
+    this.run.close(len - d);
+    return 1;
+  }
+
+  sendSegment(hdr: Uint8Array, hdrOff: number, hdrLen: number, pay: Uint8Array, payOff: number, payLen: number, peer: number): void {
+    const d = this.encapsulate(hdr, hdrOff, peer);
+    const h = hdrOff + hdrLen - d;
+    this.run.open(peer, h + payLen);
+    this.run.out.add(hdr, d, h);
+    if (payLen > 0) this.run.out.add(pay, payOff, payLen);
+    this.run.close(h + payLen);
+  }
+
+  flush(): void {
+    this.run.flush();
+  }
+
+  receive(buf: Uint8Array, off: number, len: number, stride: number, _peer: number, sink: FrameSink): number {
+    const step = stride > 0 && stride < len ? stride : Math.max(len, 1);
+    const { vtepHi, vtepLo, self } = this.ctx;
+    let n = 0;
+    for (let p = 0; p < len || n === 0; p += step) {
+      n++;
+      const at = off + p;
+      const dlen = Math.min(step, len - p);
+      const r = checkVxlanHeader(buf, at, dlen, this.ctx.vni);
+      const eth = at + VXLAN_HEADER_LEN;
+      if (r !== Drop.None) sink.drop(r);
+      else if (dlen < VXLAN_HEADER_LEN + ETH_HEADER_LEN) sink.drop(Drop.VxlanTruncated);
+      else if (macHi(buf, eth) !== vtepHi[self] || macLo(buf, eth) !== vtepLo[self]) sink.drop(Drop.VxlanNotForUs);
+      else if (buf[eth + ETH_TYPE] !== ETHERTYPE_IPV4 >> 8 || buf[eth + ETH_TYPE + 1] !== (ETHERTYPE_IPV4 & 0xff)) sink.drop(Drop.TunnelNotIpv4);
+      else innerFrame(buf, eth + ETH_HEADER_LEN, dlen - VXLAN_HEADER_LEN - ETH_HEADER_LEN, eth, p === 0, sink);
+    }
+    return n;
   }
 }
 
@@ -48,3 +85,13 @@ export function putMac(buf: Uint8Array, off: number, hi: number, lo: number): vo
   buf[off + 4] = (lo >>> 8) & 0xff;
   buf[off + 5] = lo & 0xff;
 }
+
+export const vxlanBackend: BackendInfo = {
+  name: "vxlan",
+  port: 8472,
+  // RFC 7348: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
+  overhead: 50,
+  vni: true,
+  about: "Ethernet in VXLAN (RFC 7348), as flannel's vxlan backend",
+  create: (ctx) => new VxlanBackend(ctx),
+};

@@ -5,20 +5,37 @@
  *   - broadcast, multicast, and unicast to a MAC not in the FDB: flooded to every other port;
  *   - unicast to a known MAC: that port, or dropped if it is the port the frame came in on;
  *   - too short for an Ethernet header, or from a group source address: dropped and counted.
- * Nothing here does I/O; the forwarder acts on the answer.
+ * As a stage it decides every frame from a TAP port that no stage before it took (the
+ * routing stages take what leaves the node); port out acts on the answer.
  */
-import { Drop } from "../wire/drop.ts";
-import { ETH_DST, ETH_HEADER_LEN, ETH_SRC } from "../wire/ethernet.ts";
-import { isGroupMac, macHi, macLo } from "../wire/mac.ts";
-import { Counters, SwitchCounter } from "./counters.ts";
-import { Fdb, Learn } from "./fdb.ts";
+import { Drop } from "../../wire/drop.ts";
+import { ETH_DST, ETH_HEADER_LEN, ETH_SRC } from "../../wire/ethernet.ts";
+import { isGroupMac, macHi, macLo } from "../../wire/mac.ts";
+import { ETH_OFF } from "../../tunnel/contract.ts";
+import { Counters, PORT_COUNTERS, PortCounter, SwitchCounter } from "../counters.ts";
+import { Fdb, Learn } from "../fdb.ts";
+import { DONE, FLOOD, PENDING, type Frames } from "../frames.ts";
+import type { Stage } from "../pipeline.ts";
 
-/** `decide` returns a port number, or one of these. */
-export const FLOOD = -1;
-export const DROP = -2;
+export { FLOOD };
+/** `decide` returns a port number, FLOOD, or this. */
+export const DROP = -100;
 
-export class Bridge {
+export class Bridge implements Stage {
+  readonly name = "bridge";
+
   constructor(readonly fdb: Fdb, readonly counters: Counters) {}
+
+  run(f: Frames, now: number): void {
+    const v = this.counters.v;
+    for (let i = 0; i < f.count; i++) {
+      const inPort = f.ports[i];
+      if (inPort < 0 || f.outs[i] !== PENDING) continue;
+      const out = this.decide(inPort, f.bufs[i], f.offs[i] + ETH_OFF, f.lens[i] - ETH_OFF, now);
+      if (out === FLOOD) v[inPort * PORT_COUNTERS + PortCounter.RxFlooded]++;
+      f.outs[i] = out === DROP ? DONE : out;
+    }
+  }
 
   /** The output for the Ethernet frame at `buf[off..off+len)` that came in on `inPort`. */
   decide(inPort: number, buf: Uint8Array, off: number, len: number, now: number): number {
