@@ -20,7 +20,7 @@ import { fold, pseudoHeaderSum, sumWords } from "../wire/checksum.ts";
 import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
 import { IPV4_CHECKSUM, IPV4_TOTAL_LEN, PROTO_TCP } from "../wire/ipv4.ts";
 import { TCP_ACK, TCP_CHECKSUM, TCP_DATA_OFF, TCP_FLAGS, TCP_PSH, TCP_SEQ, TCP_WINDOW } from "../wire/tcp.ts";
-import { GSO_TCPV4, VIRTIO_NET_HDR_LEN, VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GSO_SIZE, VNET_GSO_TYPE, VNET_HDR_LEN_FIELD } from "../wire/virtio.ts";
+import { ETH_OFF, GSO_TCPV4, VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GSO_SIZE, VNET_GSO_TYPE, VNET_HDR_LEN_FIELD } from "../wire/virtio.ts";
 import type { FrameTail } from "../tunnel/tapnet.ts";
 
 /** Segments merged into one frame at most (the TAP writer's iovecs: the head and 64 pieces). */
@@ -30,7 +30,7 @@ const MAX_IP_LEN = 65535;
 
 export class TcpCoalescer {
   /** The merged frame's headers, built by `finish` (off V8's heap: over 64 bytes). */
-  readonly head = new Uint8Array(VIRTIO_NET_HDR_LEN + ETH_HEADER_LEN + IP_HEADER + 60);
+  readonly head = new Uint8Array(ETH_OFF + ETH_HEADER_LEN + IP_HEADER + 60);
   readonly tail: FrameTail = { buf: new Uint8Array(0), headLen: 0, offs: new Int32Array(COALESCE_MAX_SEGMENTS), lens: new Int32Array(COALESCE_MAX_SEGMENTS), count: 0 };
   /** Segments in the run; 0 when there is none. */
   count = 0;
@@ -111,19 +111,19 @@ export class TcpCoalescer {
     const h = this.head;
     const b = this.buf;
     const f = this.firstIp;
-    const ipo = VIRTIO_NET_HDR_LEN + ETH_HEADER_LEN;
+    const ipo = ETH_OFF + ETH_HEADER_LEN;
     const tcpo = ipo + IP_HEADER;
     const hl = this.tcpHl;
     const tcpLen = hl + this.payload;
-    h.fill(0, 0, VIRTIO_NET_HDR_LEN);
+    h.fill(0, 0, ETH_OFF);
     h[0] = VNET_F_NEEDS_CSUM;
     h[VNET_GSO_TYPE] = GSO_TCPV4;
     put16le(h, VNET_HDR_LEN_FIELD, ETH_HEADER_LEN + IP_HEADER + hl);
     put16le(h, VNET_GSO_SIZE, this.gsoSize);
     put16le(h, VNET_CSUM_START, ETH_HEADER_LEN + IP_HEADER);
     put16le(h, VNET_CSUM_OFFSET, TCP_CHECKSUM);
-    for (let i = 0; i < 12; i++) h[VIRTIO_NET_HDR_LEN + i] = macs[macsOff + i];
-    put16(h, VIRTIO_NET_HDR_LEN + ETH_TYPE, ETHERTYPE_IPV4);
+    for (let i = 0; i < 12; i++) h[ETH_OFF + i] = macs[macsOff + i];
+    put16(h, ETH_OFF + ETH_TYPE, ETHERTYPE_IPV4);
     for (let i = 0; i < IP_HEADER + hl; i++) h[ipo + i] = b[f + i];
     put16(h, ipo + IPV4_TOTAL_LEN, IP_HEADER + tcpLen);
     h[ipo + 8]--; // TTL: the caller checked it is over 1

@@ -9,7 +9,7 @@ import { loadLibc, type Libc } from "../io/libc.ts";
 import { startWorker } from "../io/runtime.ts";
 import { closeTap, openTap, type Tap } from "../io/tap.ts";
 import { openUdp, type UdpSocket } from "../io/udp.ts";
-import { VIRTIO_NET_HDR_LEN } from "../wire/virtio.ts";
+import { ETH_OFF } from "../wire/virtio.ts";
 import { Counters } from "./counters.ts";
 import { Ctrl, CTRL_WORDS, type Command, type DatapathInput, type Reply } from "./datapath.ts";
 import { FDB_DEFAULTS, type FdbEntry, type FdbOptions } from "./fdb.ts";
@@ -81,7 +81,7 @@ export class Switch {
     const { port1, port2 } = new MessageChannel();
     const input: DatapathInput = {
       ctrl, counters: counters.buffer, maxPorts: options.maxPorts, port: port2, fdb: options.fdb,
-      l2Off: VIRTIO_NET_HDR_LEN, batch: options.batch, slotSize: SLOT_SIZE,
+      l2Off: ETH_OFF, batch: options.batch, slotSize: SLOT_SIZE,
       ...(r && tunnel ? { router: r.config, tunnel: { fd: tunnel.fd, port: r.port } } : {}),
       ...(options.cpu !== undefined ? { cpu: options.cpu } : {}),
       offloads: options.offloads,
