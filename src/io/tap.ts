@@ -10,7 +10,8 @@
  *
  * Constants and struct layout: linux/if_tun.h, linux/if.h (x86-64).
  */
-import { VIRTIO_NET_HDR_LEN as VNET_HDR_LEN } from "../wire/virtio.ts";
+import { putLe16 } from "../wire/bytes.ts";
+import { ETH_OFF } from "../wire/virtio.ts";
 import { errnoName, type Libc } from "./libc.ts";
 
 export const O_RDWR = 2;
@@ -56,8 +57,7 @@ export function checkIfName(name: string): string | undefined {
 export function encodeIfreq(name: string, flags: number): Uint8Array {
   const ifr = new Uint8Array(IFREQ_SIZE);
   new TextEncoder().encodeInto(name, ifr.subarray(0, IFNAMSIZ - 1));
-  ifr[16] = flags & 0xff;
-  ifr[17] = (flags >> 8) & 0xff;
+  putLe16(ifr, 16, flags);
   return ifr;
 }
 
@@ -75,11 +75,11 @@ export function openTap(libc: Libc, name: string, opts: TapOptions): Tap {
   };
   if (libc.ioctlPtr(fd, TUNSETIFF, encodeIfreq(name, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)) < 0) fail("TUNSETIFF");
   const hdrLen = new Uint8Array(4);
-  hdrLen[0] = VNET_HDR_LEN;
+  hdrLen[0] = ETH_OFF; // the virtio_net_hdr's size: each frame starts after it
   if (libc.ioctlPtr(fd, TUNSETVNETHDRSZ, hdrLen) < 0) fail("TUNSETVNETHDRSZ");
   const offloadFlags = opts.offloads ? TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 : 0;
   if (libc.ioctlInt(fd, TUNSETOFFLOAD, offloadFlags) < 0) fail("TUNSETOFFLOAD");
-  return { fd, name, vnetHdrLen: VNET_HDR_LEN, offloads: opts.offloads };
+  return { fd, name, vnetHdrLen: ETH_OFF, offloads: opts.offloads };
 }
 
 export function closeTap(libc: Libc, tap: Tap): void {

@@ -6,6 +6,8 @@
  * Addresses travel as struct sockaddr_in (16 bytes): family (little-endian 2), port and
  * address (big-endian), 8 bytes of zero. Each peer's is built once, when the switch starts.
  */
+import { get16, get32, put16, put32, putLe16 } from "../wire/bytes.ts";
+import { formatIpv4 } from "../wire/ipv4.ts";
 import { Iovecs, putPtr } from "./iovec.ts";
 import { errnoName, type Libc } from "./libc.ts";
 
@@ -34,23 +36,19 @@ export class UdpError extends Error {}
 
 export function sockaddrIn(address: number, port: number): Uint8Array {
   const a = new Uint8Array(SOCKADDR_IN_LEN);
-  a[0] = AF_INET;
-  a[2] = port >>> 8;
-  a[3] = port & 0xff;
-  a[4] = address >>> 24;
-  a[5] = (address >>> 16) & 0xff;
-  a[6] = (address >>> 8) & 0xff;
-  a[7] = address & 0xff;
+  putLe16(a, 0, AF_INET);
+  put16(a, 2, port);
+  put32(a, 4, address);
   return a;
 }
 
 /** The address of a sockaddr_in, as a 32-bit unsigned integer. */
 export function sockaddrAddress(a: Uint8Array): number {
-  return ((a[4] << 24) | (a[5] << 16) | (a[6] << 8) | a[7]) >>> 0;
+  return get32(a, 4);
 }
 
 export function sockaddrPort(a: Uint8Array): number {
-  return (a[2] << 8) | a[3];
+  return get16(a, 2);
 }
 
 function intOpt(v: number): Uint8Array {
@@ -69,8 +67,7 @@ export function openUdp(libc: Libc, address: number, port: number, bufferBytes =
   if (libc.bind(fd, sockaddrIn(address, port), SOCKADDR_IN_LEN) < 0) {
     const e = libc.errno();
     libc.close(fd);
-    const ip = `${address >>> 24}.${(address >>> 16) & 0xff}.${(address >>> 8) & 0xff}.${address & 0xff}`;
-    throw new UdpError(`cannot bind UDP ${ip}:${port}: ${errnoName(e)}`);
+    throw new UdpError(`cannot bind UDP ${formatIpv4(address)}:${port}: ${errnoName(e)}`);
   }
   return { fd, address, port };
 }
@@ -180,7 +177,7 @@ export class GatherSender {
     const total = this.iov.total;
     putPtr(this.dv, 0, this.base + 96 + peer * SOCKADDR_IN_LEN);
     putPtr(this.dv, 24, this.iov.count);
-    if (this.segment) this.dv.setUint16(80, segment, true);
+    if (this.segment) putLe16(this.mem, 80, segment);
     this.iov.reset();
     return this.libc.sendmsg(this.fd, this.msg, 0) === total;
   }

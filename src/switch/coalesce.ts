@@ -16,12 +16,11 @@
  *   tail:  payload 1 | payload 2 | ... (in the receive buffer)
  */
 import { get16, get32, put16, putLe16 } from "../wire/bytes.ts";
-import { ETH_OFF } from "../tunnel/contract.ts";
 import { fold, pseudoHeaderSum, sumWords } from "../wire/checksum.ts";
 import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
 import { IPV4_CHECKSUM, IPV4_TOTAL_LEN, PROTO_TCP } from "../wire/ipv4.ts";
 import { TCP_ACK, TCP_CHECKSUM, TCP_DATA_OFF, TCP_FLAGS, TCP_PSH, TCP_SEQ, TCP_WINDOW } from "../wire/tcp.ts";
-import { GSO_TCPV4, VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GSO_SIZE, VNET_GSO_TYPE, VNET_HDR_LEN_FIELD } from "../wire/virtio.ts";
+import { ETH_OFF, GSO_TCPV4, VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GSO_SIZE, VNET_GSO_TYPE, VNET_HDR_LEN_FIELD } from "../wire/virtio.ts";
 import type { FrameTail } from "../tunnel/contract.ts";
 import { newTail } from "./frames.ts";
 

@@ -4,12 +4,15 @@
  *   0       2       4    5    6       8
  *   | htype | ptype |hlen|plen| oper  |
  *   | sender MAC (6) | sender IP (4) | target MAC (6) | target IP (4) |   (28 bytes)
+ *
+ * `writeArpRequest` and `writeArpReply` lay whole frames (Ethernet header and message) for the
+ * hot path: MACs as hi/lo pairs (see mac.ts), addresses as numbers, nothing allocated.
  */
 import { get16, get32, put16, put32 } from "./bytes.ts";
 import { Drop, type DropReason } from "./drop.ts";
-import { ETHERTYPE_IPV4 } from "./ethernet.ts";
+import { ETH_DST, ETH_HEADER_LEN, ETH_SRC, ETH_TYPE, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from "./ethernet.ts";
 import { formatIpv4, parseIpv4Address } from "./ipv4.ts";
-import { formatMac, parseMac } from "./mac.ts";
+import { formatMac, macHi, macLo, parseMac, putMac } from "./mac.ts";
 
 export const ARP_HTYPE = 0;
 export const ARP_PTYPE = 2;
@@ -79,4 +82,57 @@ export function emitArp(repr: ArpRepr, buf: Uint8Array, off: number): number {
   buf.set(tha, off + ARP_THA);
   put32(buf, off + ARP_TPA, tpa);
   return ARP_LEN;
+}
+
+/**
+ * Writes at buf[ethOff..] a broadcast ARP request from `senderHi`:`senderLo` (Ethernet source
+ * and sender MAC) at `senderIp`, asking for `targetIp` (target MAC zero). Returns 42, the
+ * bytes written: the Ethernet header and the message, no padding.
+ */
+export function writeArpRequest(buf: Uint8Array, ethOff: number, senderHi: number, senderLo: number,
+  senderIp: number, targetIp: number): number {
+  putMac(buf, ethOff + ETH_DST, 0xffff, 0xffffffff);
+  putMac(buf, ethOff + ETH_SRC, senderHi, senderLo);
+  put16(buf, ethOff + ETH_TYPE, ETHERTYPE_ARP);
+  const a = ethOff + ETH_HEADER_LEN;
+  put16(buf, a + ARP_HTYPE, HTYPE_ETHERNET);
+  put16(buf, a + ARP_PTYPE, ETHERTYPE_IPV4);
+  buf[a + ARP_HLEN] = 6;
+  buf[a + ARP_PLEN] = 4;
+  put16(buf, a + ARP_OPER, ARP_REQUEST);
+  putMac(buf, a + ARP_SHA, senderHi, senderLo);
+  put32(buf, a + ARP_SPA, senderIp);
+  putMac(buf, a + ARP_THA, 0, 0);
+  put32(buf, a + ARP_TPA, targetIp);
+  return ETH_HEADER_LEN + ARP_LEN;
+}
+
+/**
+ * Writes at buf[ethOff..] the reply to the ARP request framed at req[reqEthOff..] (untagged:
+ * its message right after the 14-byte Ethernet header, already checked by ArpView): to the
+ * asker's MAC, from `senderHi`:`senderLo` at `senderIp`; the target is the asker's MAC and
+ * address; hardware and protocol types and lengths are the request's. Everything is read from
+ * the request before anything is written, so `buf` may be `req` (in place, or at any other
+ * offset). Returns 42, the bytes written.
+ */
+export function writeArpReply(buf: Uint8Array, ethOff: number, req: Uint8Array, reqEthOff: number,
+  senderHi: number, senderLo: number, senderIp: number): number {
+  const r = reqEthOff + ETH_HEADER_LEN;
+  const types = get32(req, r + ARP_HTYPE); // htype and ptype
+  const lens = get16(req, r + ARP_HLEN); // hlen and plen
+  const askerHi = macHi(req, r + ARP_SHA);
+  const askerLo = macLo(req, r + ARP_SHA);
+  const askerIp = get32(req, r + ARP_SPA);
+  putMac(buf, ethOff + ETH_DST, askerHi, askerLo);
+  putMac(buf, ethOff + ETH_SRC, senderHi, senderLo);
+  put16(buf, ethOff + ETH_TYPE, ETHERTYPE_ARP);
+  const a = ethOff + ETH_HEADER_LEN;
+  put32(buf, a + ARP_HTYPE, types);
+  put16(buf, a + ARP_HLEN, lens);
+  put16(buf, a + ARP_OPER, ARP_REPLY);
+  putMac(buf, a + ARP_SHA, senderHi, senderLo);
+  put32(buf, a + ARP_SPA, senderIp);
+  putMac(buf, a + ARP_THA, askerHi, askerLo);
+  put32(buf, a + ARP_TPA, askerIp);
+  return ETH_HEADER_LEN + ARP_LEN;
 }

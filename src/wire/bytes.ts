@@ -20,6 +20,15 @@ export function put32(b: Uint8Array, o: number, v: number): void {
   b[o + 3] = v;
 }
 
+export function getLe16(b: Uint8Array, o: number): number {
+  return b[o] | (b[o + 1] << 8);
+}
+
+export function putLe16(b: Uint8Array, o: number, v: number): void {
+  b[o] = v;
+  b[o + 1] = v >>> 8;
+}
+
 /** "0a 58 ..." or "0a58..." → bytes; for tests and golden captures. */
 export function fromHex(hex: string): Uint8Array {
   const clean = hex.replace(/[^0-9a-fA-F]/g, "");

@@ -2,7 +2,7 @@
  * MAC addresses. On the hot path a MAC is two numbers, `hi` (first 2 bytes) and `lo` (last 4),
  * read straight from the frame; off it, the usual "0a:58:0a:f4:01:02" string.
  */
-import { get16, get32 } from "./bytes.ts";
+import { get16, get32, put16, put32 } from "./bytes.ts";
 
 export const BROADCAST_MAC = "ff:ff:ff:ff:ff:ff";
 
@@ -12,6 +12,12 @@ export function macHi(b: Uint8Array, o: number): number {
 
 export function macLo(b: Uint8Array, o: number): number {
   return get32(b, o + 2);
+}
+
+/** Writes the MAC `hi`:`lo` (as macHi and macLo read it) at `o`: 6 bytes, big-endian. */
+export function putMac(b: Uint8Array, o: number, hi: number, lo: number): void {
+  put16(b, o, hi);
+  put32(b, o + 2, lo);
 }
 
 /** Group (multicast or broadcast) addresses have the least significant bit of byte 0 set. */
@@ -33,7 +39,7 @@ export function formatMac(b: Uint8Array, o = 0): string {
 
 export function formatMacHiLo(hi: number, lo: number): string {
   const b = new Uint8Array(6);
-  b[0] = hi >>> 8; b[1] = hi; b[2] = lo >>> 24; b[3] = lo >>> 16; b[4] = lo >>> 8; b[5] = lo;
+  putMac(b, 0, hi, lo);
   return formatMac(b);
 }
 

@@ -9,6 +9,7 @@
  *   0     1        2         4         6          8
  *   |flags|gso_type| hdr_len | gso_size| csum_start| csum_offset |
  */
+import { getLe16, putLe16 } from "./bytes.ts";
 import { Drop, type DropReason } from "./drop.ts";
 
 export const VNET_FLAGS = 0;
@@ -17,7 +18,8 @@ export const VNET_HDR_LEN_FIELD = 2;
 export const VNET_GSO_SIZE = 4;
 export const VNET_CSUM_START = 6;
 export const VNET_CSUM_OFFSET = 8;
-export const VIRTIO_NET_HDR_LEN = 10;
+/** Where a TAP frame's Ethernet header starts: after its virtio_net_hdr (10 bytes). */
+export const ETH_OFF = 10;
 
 export const VNET_F_NEEDS_CSUM = 1;
 export const VNET_F_DATA_VALID = 2;
@@ -38,15 +40,12 @@ export interface VirtioNetHdr {
   csumOffset: number;
 }
 
-const le16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
-const putLe16 = (b: Uint8Array, o: number, v: number) => { b[o] = v; b[o + 1] = v >>> 8; };
-
 export function parseVirtioNetHdr(b: Uint8Array, off = 0): VirtioNetHdr | DropReason {
-  if (b.length - off < VIRTIO_NET_HDR_LEN) return Drop.VnetHdrTruncated;
+  if (b.length - off < ETH_OFF) return Drop.VnetHdrTruncated;
   return {
     flags: b[off + VNET_FLAGS], gsoType: b[off + VNET_GSO_TYPE],
-    hdrLen: le16(b, off + VNET_HDR_LEN_FIELD), gsoSize: le16(b, off + VNET_GSO_SIZE),
-    csumStart: le16(b, off + VNET_CSUM_START), csumOffset: le16(b, off + VNET_CSUM_OFFSET),
+    hdrLen: getLe16(b, off + VNET_HDR_LEN_FIELD), gsoSize: getLe16(b, off + VNET_GSO_SIZE),
+    csumStart: getLe16(b, off + VNET_CSUM_START), csumOffset: getLe16(b, off + VNET_CSUM_OFFSET),
   };
 }
 
@@ -57,7 +56,7 @@ export function emitVirtioNetHdr(h: VirtioNetHdr, b: Uint8Array, off: number): n
   putLe16(b, off + VNET_GSO_SIZE, h.gsoSize);
   putLe16(b, off + VNET_CSUM_START, h.csumStart);
   putLe16(b, off + VNET_CSUM_OFFSET, h.csumOffset);
-  return VIRTIO_NET_HDR_LEN;
+  return ETH_OFF;
 }
 
 /** The gso_type byte of a header at `off`, for the hot path. */

@@ -1,9 +1,14 @@
 import { describe, expect, it } from "vitest";
 import {
-  ARP_HLEN, ARP_HTYPE, ARP_LEN, ARP_PLEN, ARP_PTYPE, ARP_REPLY, ARP_REQUEST, ArpView, emitArp, parseArp, type ArpRepr,
+  ARP_HLEN, ARP_HTYPE, ARP_LEN, ARP_PLEN, ARP_PTYPE, ARP_REPLY, ARP_REQUEST, ArpView, emitArp, parseArp,
+  writeArpReply, writeArpRequest, type ArpRepr,
 } from "../../src/wire/arp.ts";
 import { fromHex, put16 } from "../../src/wire/bytes.ts";
 import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
+import { emitEthernet } from "../../src/wire/ethernet.ts";
+import { formatIpv4 } from "../../src/wire/ipv4.ts";
+import { formatMacHiLo } from "../../src/wire/mac.ts";
+import { prng, trials } from "../support/random.ts";
 
 // Golden ARP messages (the 28 bytes after the Ethernet header), captured 2026-11-23 (UTC)
 // between network namespaces tapnet-golden-a (veth-ga, 02:00:0a:63:00:01, 10.99.0.1/24) and
@@ -139,5 +144,97 @@ describe("ARP malformed input", () => {
     expect(() => emitArp({ ...REQUEST_REPR, senderMac: "02:00:0a:63:00:0g" }, buf, 0)).toThrow(/^bad ARP .*"senderMac":"02:00:0a:63:00:0g"/);
     expect(() => emitArp({ ...REQUEST_REPR, targetMac: "" }, buf, 0)).toThrow(/^bad ARP .*"targetMac":""/);
     expect(buf.every((x) => x === 0xee)).toBe(true);
+  });
+});
+
+// The captured request and reply as whole frames (the Ethernet headers quoted at the top).
+const REQUEST_FRAME = fromHex(`ffff ffff ffff 0200 0a63 0001 0806 ${Buffer.from(ARP_REQUEST_MSG).toString("hex")}`);
+const REPLY_FRAME = fromHex(`0200 0a63 0001 0200 0a63 0002 0806 ${Buffer.from(ARP_REPLY_MSG).toString("hex")}`);
+const A_HI = 0x0200, A_LO = 0x0a630001, A_IP = 0x0a630001;
+const B_HI = 0x0200, B_LO = 0x0a630002, B_IP = 0x0a630002;
+
+/** `n` bytes of 0xee: what a writer does not write stays 0xee. */
+function guarded(n: number): Uint8Array {
+  return new Uint8Array(n).fill(0xee);
+}
+
+function untouchedOutside(buf: Uint8Array, from: number, to: number): boolean {
+  return buf.subarray(0, from).every((x) => x === 0xee) && buf.subarray(to).every((x) => x === 0xee);
+}
+
+describe("ARP frame writers, golden capture", () => {
+  it("writeArpRequest lays the captured request frame at its offset, 42 bytes and no more", () => {
+    const buf = guarded(10 + 42 + 8);
+    expect(writeArpRequest(buf, 10, A_HI, A_LO, A_IP, B_IP)).toBe(42);
+    expect(buf.subarray(10, 52)).toEqual(REQUEST_FRAME);
+    expect(untouchedOutside(buf, 10, 52)).toBe(true);
+  });
+
+  it("writeArpReply answers the captured request with the captured reply, into another buffer", () => {
+    const buf = guarded(3 + 42 + 5);
+    const req = new Uint8Array(7 + 42);
+    req.set(REQUEST_FRAME, 7);
+    expect(writeArpReply(buf, 3, req, 7, B_HI, B_LO, B_IP)).toBe(42);
+    expect(buf.subarray(3, 45)).toEqual(REPLY_FRAME);
+    expect(untouchedOutside(buf, 3, 45)).toBe(true);
+    expect(req.subarray(7)).toEqual(REQUEST_FRAME);
+  });
+
+  it("writeArpReply answers in place: the request's frame becomes the reply", () => {
+    const buf = guarded(10 + 42 + 4);
+    buf.set(REQUEST_FRAME, 10);
+    expect(writeArpReply(buf, 10, buf, 10, B_HI, B_LO, B_IP)).toBe(42);
+    expect(buf.subarray(10, 52)).toEqual(REPLY_FRAME);
+    expect(untouchedOutside(buf, 10, 52)).toBe(true);
+  });
+
+  it("writeArpReply copies the request's hardware and protocol types and lengths", () => {
+    const req = REQUEST_FRAME.slice();
+    req.set(fromHex("0006 86dd 0810"), 14);
+    const buf = new Uint8Array(42);
+    writeArpReply(buf, 0, req, 0, B_HI, B_LO, B_IP);
+    expect(buf.subarray(14, 20)).toEqual(fromHex("0006 86dd 0810"));
+    expect(buf.subarray(20)).toEqual(REPLY_FRAME.subarray(20));
+  });
+});
+
+describe("ARP frame writers, random addresses against emitEthernet and emitArp", () => {
+  const r = prng(826);
+  const u32 = () => (r() * 2 ** 32) >>> 0;
+  const u16 = () => (r() * 2 ** 16) >>> 0;
+
+  function expected(dst: string, src: string, arp: ArpRepr): Uint8Array {
+    const b = new Uint8Array(42);
+    emitEthernet({ dst, src, vlans: [], etherType: 0x0806 }, b, 0);
+    emitArp(arp, b, 14);
+    return b;
+  }
+
+  it("requests and their replies (in place, into another buffer, and overlapping) are the model's", () => {
+    for (let t = 0; t < trials(500); t++) {
+      const [aHi, aLo, aIp, bHi, bLo, bIp] = [u16(), u32(), u32(), u16(), u32(), u32()];
+      const a = formatMacHiLo(aHi, aLo), b = formatMacHiLo(bHi, bLo);
+      const off = (r() * 64) | 0;
+      const req = guarded(off + 42 + 64);
+      writeArpRequest(req, off, aHi, aLo, aIp, bIp);
+      const model = expected("ff:ff:ff:ff:ff:ff", a, {
+        operation: ARP_REQUEST, senderMac: a, senderIp: formatIpv4(aIp), targetMac: "00:00:00:00:00:00", targetIp: formatIpv4(bIp),
+      });
+      expect(req.subarray(off, off + 42)).toEqual(model);
+      expect(untouchedOutside(req, off, off + 42)).toBe(true);
+
+      const reply = expected(a, b, {
+        operation: ARP_REPLY, senderMac: b, senderIp: formatIpv4(bIp), targetMac: a, targetIp: formatIpv4(aIp),
+      });
+      const apart = new Uint8Array(42);
+      writeArpReply(apart, 0, req, off, bHi, bLo, bIp);
+      expect(apart).toEqual(reply);
+      // The same buffer, the reply anywhere from 42 bytes before the request to 42 after it.
+      const shift = ((r() * 85) | 0) - 42;
+      const to = Math.max(0, off + shift);
+      const same = req.slice();
+      writeArpReply(same, to, same, off, bHi, bLo, bIp);
+      expect(same.subarray(to, to + 42)).toEqual(reply);
+    }
   });
 });

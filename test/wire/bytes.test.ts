@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fromHex, get16, get32, put16, put32, toHex } from "../../src/wire/bytes.ts";
+import { fromHex, get16, get32, getLe16, put16, put32, putLe16, toHex } from "../../src/wire/bytes.ts";
 
 describe("big-endian fields", () => {
   it("get16 and get32 read network byte order at an offset; get32 is unsigned", () => {
@@ -18,6 +18,27 @@ describe("big-endian fields", () => {
     expect([b[0], b[1]]).toEqual([0x23, 0x45]);
     put32(b, 0, -1);
     expect(get32(b, 0)).toBe(0xffffffff);
+  });
+});
+
+describe("little-endian 16-bit fields", () => {
+  it("getLe16 reads the low byte first, at an offset", () => {
+    const b = Uint8Array.of(0xee, 0x34, 0x12, 0xff, 0xfe);
+    expect(getLe16(b, 1)).toBe(0x1234);
+    expect(getLe16(b, 3)).toBe(0xfeff);
+  });
+
+  it("putLe16 writes the low byte first, keeps only 16 bits, and round-trips", () => {
+    const b = new Uint8Array(5);
+    putLe16(b, 1, 0x1234);
+    expect([...b]).toEqual([0, 0x34, 0x12, 0, 0]);
+    putLe16(b, 3, 0x5abcd);
+    expect([b[3], b[4]]).toEqual([0xcd, 0xab]);
+    for (const v of [0, 1, 0xff, 0x100, 0x8000, 0xffff]) {
+      putLe16(b, 2, v);
+      expect(getLe16(b, 2)).toBe(v);
+    }
+    expect([b[0], b[1], b[4]]).toEqual([0, 0x34, 0xab]);
   });
 });
 

@@ -7,7 +7,7 @@ import { GsoSegmenter, completeChecksum, completeChecksumAt, segmentTcp4ToArrays
 import { IPV4_FLAG_MF, PROTO_TCP, PROTO_UDP } from "../../src/wire/ipv4.ts";
 import { TCP_ACK_FLAG, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH, TCP_URG } from "../../src/wire/tcp.ts";
 import {
-  GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, VIRTIO_NET_HDR_LEN, VNET_F_NEEDS_CSUM,
+  GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, ETH_OFF, VNET_F_NEEDS_CSUM,
   emitVirtioNetHdr, parseVirtioNetHdr, type VirtioNetHdr,
 } from "../../src/wire/virtio.ts";
 import { prng, trials } from "../support/random.ts";
@@ -159,10 +159,10 @@ function superFrame(s: SuperFrameSpec): { buf: Uint8Array; frame: Uint8Array; hd
     hdrLen: eth.length + ip.length + l4.length, gsoSize: s.gsoSize,
     csumStart: eth.length + ip.length, csumOffset: csumField,
   };
-  const buf = new Uint8Array(VIRTIO_NET_HDR_LEN + frame.length);
+  const buf = new Uint8Array(ETH_OFF + frame.length);
   emitVirtioNetHdr(hdr, buf, 0);
-  buf.set(frame, VIRTIO_NET_HDR_LEN);
-  return { buf, frame: buf.subarray(VIRTIO_NET_HDR_LEN), hdr };
+  buf.set(frame, ETH_OFF);
+  return { buf, frame: buf.subarray(ETH_OFF), hdr };
 }
 
 function randomBytes(r: () => number, n: number): Uint8Array {
@@ -186,7 +186,7 @@ const sink = (b: Uint8Array, o: number, l: number) => {
   collected.push(b.slice(o, o + l));
 };
 
-function run(seg: GsoSegmenter, buf: Uint8Array, gsoType: number, gsoSize: number, o = VIRTIO_NET_HDR_LEN, len = buf.length - o,
+function run(seg: GsoSegmenter, buf: Uint8Array, gsoType: number, gsoSize: number, o = ETH_OFF, len = buf.length - o,
   into = out): { drop: DropReason; segs: Uint8Array[] } {
   arena.fill(0xa5);
   collected = [];
@@ -208,7 +208,7 @@ function runPieces(seg: GsoSegmenter, buf: Uint8Array, gsoType: number, gsoSize:
   arena.fill(0xa5);
   const pieces: { hdrOff: number; hdrLen: number; payOff: number; payLen: number }[] = [];
   const early: Uint8Array[] = [];
-  const drop = seg.segmentPieces(buf, VIRTIO_NET_HDR_LEN, buf.length - VIRTIO_NET_HDR_LEN, gsoType, gsoSize, into, HEADROOM, stride, (o, hdrOff, hdrLen, f, payOff, payLen) => {
+  const drop = seg.segmentPieces(buf, ETH_OFF, buf.length - ETH_OFF, gsoType, gsoSize, into, HEADROOM, stride, (o, hdrOff, hdrLen, f, payOff, payLen) => {
     expect(o === into && f === buf).toBe(true);
     expect(hdrOff).toBe(HEADROOM + pieces.length * stride);
     pieces.push({ hdrOff, hdrLen, payOff, payLen });
@@ -529,13 +529,13 @@ describe("malformed super-frames are counted drops, never exceptions or stray wr
 
   it("every truncation", () => {
     const { buf } = base();
-    for (let len = 0; len < buf.length - VIRTIO_NET_HDR_LEN; len++) {
-      const { drop, segs } = run(seg, buf, GSO_TCPV4, 1000, VIRTIO_NET_HDR_LEN, len);
+    for (let len = 0; len < buf.length - ETH_OFF; len++) {
+      const { drop, segs } = run(seg, buf, GSO_TCPV4, 1000, ETH_OFF, len);
       expect(drop, `len ${len}`).not.toBe(Drop.None);
       expect(segs).toEqual([]);
     }
     // Length and offset beyond the buffer itself.
-    expect(run(seg, buf, GSO_TCPV4, 1000, VIRTIO_NET_HDR_LEN, buf.length).drop).toBe(Drop.GsoMalformed);
+    expect(run(seg, buf, GSO_TCPV4, 1000, ETH_OFF, buf.length).drop).toBe(Drop.GsoMalformed);
     expect(run(seg, buf, GSO_TCPV4, 1000, -1, 100).drop).toBe(Drop.GsoMalformed);
   });
 
@@ -674,7 +674,7 @@ describe("golden segments (expected bytes computed by hand, independently of src
   ];
   const HDRS_TCP = 54;
   const HDRS_UDP = 42;
-  const withVnet = (frame: Uint8Array) => concat(new Uint8Array(VIRTIO_NET_HDR_LEN), frame);
+  const withVnet = (frame: Uint8Array) => concat(new Uint8Array(ETH_OFF), frame);
 
   it("TCP, 7 bytes at gso_size 3: segments of 3, 3 and 1 bytes; id and seq wrap; CWR on the first, PSH and FIN on the last", () => {
     expect(segmentToArrays(TCP_SUPER, GSO_TCPV4, 3)).toEqual(TCP_SEGMENTS);
@@ -735,12 +735,12 @@ describe("golden segments (expected bytes computed by hand, independently of src
     const buf = withVnet(TCP_SUPER);
     const o = new Uint8Array(4 + 2 * 64 + HDRS_TCP).fill(0xee);
     const calls: number[][] = [];
-    const drop = seg.segmentPieces(buf, VIRTIO_NET_HDR_LEN, TCP_SUPER.length, GSO_TCPV4, 3, o, 4, 64, (b, hdrOff, hdrLen, f, payOff, payLen) => {
+    const drop = seg.segmentPieces(buf, ETH_OFF, TCP_SUPER.length, GSO_TCPV4, 3, o, 4, 64, (b, hdrOff, hdrLen, f, payOff, payLen) => {
       expect(b === o && f === buf).toBe(true);
       calls.push([hdrOff, hdrLen, payOff, payLen]);
     });
     expect(name(drop)).toBe("none");
-    const p = VIRTIO_NET_HDR_LEN + HDRS_TCP;
+    const p = ETH_OFF + HDRS_TCP;
     expect(calls).toEqual([[4, HDRS_TCP, p, 3], [68, HDRS_TCP, p + 3, 3], [132, HDRS_TCP, p + 6, 1]]);
     const want = new Uint8Array(o.length).fill(0xee);
     TCP_SEGMENTS.forEach((s, k) => want.set(s.subarray(0, HDRS_TCP), 4 + 64 * k));
@@ -753,12 +753,12 @@ describe("golden segments (expected bytes computed by hand, independently of src
     const o = new Uint8Array(6 + HDRS_UDP + 3).fill(0xee);
     const calls: number[][] = [];
     const headers: Uint8Array[] = [];
-    const drop = seg.segmentPieces(buf, VIRTIO_NET_HDR_LEN, UDP_SUPER.length, GSO_UDP_L4, 3, o, 6, 0, (b, hdrOff, hdrLen, f, payOff, payLen) => {
+    const drop = seg.segmentPieces(buf, ETH_OFF, UDP_SUPER.length, GSO_UDP_L4, 3, o, 6, 0, (b, hdrOff, hdrLen, f, payOff, payLen) => {
       calls.push([hdrOff, hdrLen, payOff, payLen]);
       headers.push(b.slice(hdrOff, hdrOff + hdrLen));
     });
     expect(name(drop)).toBe("none");
-    const p = VIRTIO_NET_HDR_LEN + HDRS_UDP;
+    const p = ETH_OFF + HDRS_UDP;
     expect(calls).toEqual([[6, HDRS_UDP, p, 3], [6, HDRS_UDP, p + 3, 3], [6, HDRS_UDP, p + 6, 1]]);
     expect(headers).toEqual(UDP_SEGMENTS.map((s) => s.subarray(0, HDRS_UDP)));
     expect(o.subarray(0, 6).every((b) => b === 0xee) && o.subarray(6 + HDRS_UDP).every((b) => b === 0xee)).toBe(true);
@@ -784,9 +784,9 @@ describe("golden segments (expected bytes computed by hand, independently of src
 
   it("room for the pieces of an empty super-frame: one segment's headers, no more", () => {
     const frame = withVnet(TCP_SUPER.slice(0, HDRS_TCP));
-    put16(frame, VIRTIO_NET_HDR_LEN + 16, 40);
+    put16(frame, ETH_OFF + 16, 40);
     const seg = new GsoSegmenter(1514);
-    const pieces = (size: number) => seg.segmentPieces(frame, VIRTIO_NET_HDR_LEN, HDRS_TCP, GSO_TCPV4, 3, new Uint8Array(size), 4, 64, () => {});
+    const pieces = (size: number) => seg.segmentPieces(frame, ETH_OFF, HDRS_TCP, GSO_TCPV4, 3, new Uint8Array(size), 4, 64, () => {});
     expect(name(pieces(4 + HDRS_TCP - 1))).toBe("gso_too_big");
     expect(name(pieces(4 + HDRS_TCP))).toBe("none");
   });

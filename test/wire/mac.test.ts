@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { fromHex } from "../../src/wire/bytes.ts";
 import {
-  BROADCAST_MAC, formatMac, formatMacHiLo, isGroupMac, macForIpv4, macHi, macLo, parseMac,
+  BROADCAST_MAC, formatMac, formatMacHiLo, isGroupMac, macForIpv4, macHi, macLo, parseMac, putMac,
 } from "../../src/wire/mac.ts";
 
 describe("MAC addresses", () => {
@@ -31,6 +31,15 @@ describe("MAC addresses", () => {
     expect(macHi(b, 1)).toBe(0xfeff);
     expect(macLo(b, 1)).toBe(0xeeddccbb);
     expect(formatMacHiLo(0xfeff, 0xeeddccbb)).toBe("fe:ff:ee:dd:cc:bb");
+  });
+
+  it("putMac writes hi as 2 bytes then lo as 4, big-endian, at its offset and nowhere else", () => {
+    const b = new Uint8Array(8).fill(0xee);
+    putMac(b, 1, 0xfeff, 0xeeddccbb);
+    expect(b).toEqual(fromHex("ee fe ff ee dd cc bb ee"));
+    putMac(b, 1, 0x0a58, 0x0af40102);
+    expect(b).toEqual(fromHex("ee 0a 58 0a f4 01 02 ee"));
+    expect([macHi(b, 1), macLo(b, 1)]).toEqual([0x0a58, 0x0af40102]);
   });
 
   it("format of hi and lo round-trips through parse", () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { fromHex } from "../../src/wire/bytes.ts";
 import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
 import {
-  GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_UDP_L4, VIRTIO_NET_HDR_LEN, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM,
+  GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_UDP_L4, ETH_OFF, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM,
   emitVirtioNetHdr, parseVirtioNetHdr, vnetGsoType, type VirtioNetHdr,
 } from "../../src/wire/virtio.ts";
 
@@ -53,7 +53,7 @@ describe("virtio_net_hdr, hand-written golden bytes", () => {
   it("construct: emit reproduces each header and returns 10", () => {
     for (const [name, golden, repr] of GOLDEN) {
       const buf = new Uint8Array(10).fill(0xee);
-      expect(emitVirtioNetHdr(repr, buf, 0), name).toBe(VIRTIO_NET_HDR_LEN);
+      expect(emitVirtioNetHdr(repr, buf, 0), name).toBe(ETH_OFF);
       expect(buf, name).toEqual(golden);
     }
   });
@@ -85,7 +85,7 @@ describe("virtio_net_hdr, hand-written golden bytes", () => {
 
 describe("virtio_net_hdr malformed input", () => {
   it("every length below 10 is truncated", () => {
-    for (let len = 0; len < VIRTIO_NET_HDR_LEN; len++) {
+    for (let len = 0; len < ETH_OFF; len++) {
       expect(parseVirtioNetHdr(TSO_HDR.slice(0, len)), `len ${len}`).toBe(Drop.VnetHdrTruncated);
     }
   });
