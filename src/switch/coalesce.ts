@@ -18,7 +18,7 @@
 import { get16, get32, put16, putLe16 } from "../wire/bytes.ts";
 import { fold, pseudoHeaderSum, sumWords } from "../wire/checksum.ts";
 import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
-import { IPV4_CHECKSUM, IPV4_TOTAL_LEN, PROTO_TCP } from "../wire/ipv4.ts";
+import { IPV4_CHECKSUM, IPV4_DST, IPV4_FLAGS_FRAG, IPV4_PROTOCOL, IPV4_SRC, IPV4_TOS, IPV4_TOTAL_LEN, IPV4_TTL, PROTO_TCP } from "../wire/ipv4.ts";
 import { TCP_ACK, TCP_CHECKSUM, TCP_DATA_OFF, TCP_FLAGS, TCP_PSH, TCP_SEQ, TCP_WINDOW } from "../wire/tcp.ts";
 import { ETH_OFF, GSO_TCPV4, VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GSO_SIZE, VNET_GSO_TYPE, VNET_HDR_LEN_FIELD } from "../wire/virtio.ts";
 import type { FrameTail } from "../tunnel/contract.ts";
@@ -61,8 +61,9 @@ export class TcpCoalescer {
     if (len <= 0 || len > this.gsoSize || IP_HEADER + hl + this.payload + len > MAX_IP_LEN) return false;
     if (get32(h, tcp + TCP_SEQ) !== this.nextSeq) return false;
     // TOS (1), DF (6), TTL (8), protocol (9), addresses (12..20); ports; ACK; flags but PSH; window; options
-    if (h[ip + 1] !== b[1] || ((h[ip + 6] ^ b[6]) & 0x40) !== 0 || h[ip + 8] !== b[8] || h[ip + 9] !== b[9]) return false;
-    for (let i = 12; i < IP_HEADER; i++) if (h[ip + i] !== b[i]) return false;
+    if (h[ip + IPV4_TOS] !== b[IPV4_TOS] || ((h[ip + IPV4_FLAGS_FRAG] ^ b[IPV4_FLAGS_FRAG]) & 0x40) !== 0 ||
+      h[ip + IPV4_TTL] !== b[IPV4_TTL] || h[ip + IPV4_PROTOCOL] !== b[IPV4_PROTOCOL]) return false;
+    for (let i = IPV4_SRC; i < IP_HEADER; i++) if (h[ip + i] !== b[i]) return false;
     const ft = IP_HEADER;
     if (get32(h, tcp) !== get32(b, ft) || get32(h, tcp + TCP_ACK) !== get32(b, ft + TCP_ACK)) return false;
     if ((h[tcp + TCP_FLAGS] & ~TCP_PSH) !== (b[ft + TCP_FLAGS] & ~TCP_PSH) || get16(h, tcp + TCP_WINDOW) !== get16(b, ft + TCP_WINDOW)) return false;
@@ -126,7 +127,7 @@ export class TcpCoalescer {
     // The last segment's PSH, as the sender's stack set it.
     h[tcpo + TCP_FLAGS] |= this.lastPsh;
     // NEEDS_CSUM: the field holds the pseudo-header sum, the rest is the offloads' (Linux's form).
-    put16(h, tcpo + TCP_CHECKSUM, fold(pseudoHeaderSum(get32(h, ipo + 12), get32(h, ipo + 16), PROTO_TCP, tcpLen)));
+    put16(h, tcpo + TCP_CHECKSUM, fold(pseudoHeaderSum(get32(h, ipo + IPV4_SRC), get32(h, ipo + IPV4_DST), PROTO_TCP, tcpLen)));
     const p = this.pieces;
     tail.buf = p.buf;
     tail.headLen = tcpo + hl;

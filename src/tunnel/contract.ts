@@ -1,7 +1,7 @@
 /**
  * What every tunnel backend is to the switch: the one contract between switch/ and tunnel/.
  *
- * A frame in the switch is a TAP's frame: a virtio_net_hdr (ETH_OFF bytes), an Ethernet
+ * A frame in the switch is a TAP's frame: a virtio_net_hdr (wire/virtio.ts's ETH_OFF bytes), an Ethernet
  * header, an IPv4 packet. To send one to another node, the switch hands it to the backend:
  *   - whole (`send`), when the backend carries super-frames whole (`wholeFrames`: tapnet), or
  *     when it is a packet no larger than the pods' MTU;
@@ -19,8 +19,7 @@
  */
 import type { DropReason } from "../wire/drop.ts";
 
-/** Where a TAP frame's Ethernet header starts: after its virtio_net_hdr. */
-export const ETH_OFF = 10;
+
 /** The most UDP payload one send may carry, segmented or not. */
 export const MAX_UDP_PAYLOAD = 65507;
 /** The most datagrams one UDP_SEGMENT send may make (UDP_MAX_SEGMENTS: 64 in Linux 4.18, 128 later). */

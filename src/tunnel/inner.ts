@@ -8,19 +8,21 @@
  * Everything the switch reads or writes per packet is in the head either way.
  */
 import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
-import { PROTO_TCP, PROTO_UDP } from "../wire/ipv4.ts";
-import { ETH_OFF, HEAD_ROOM, type FrameSink } from "./contract.ts";
+import { IPV4_MIN_HEADER_LEN, IPV4_PROTOCOL, IPV4_VER_IHL, PROTO_TCP } from "../wire/ipv4.ts";
+import { TCP_DATA_OFF, TCP_MIN_HEADER_LEN } from "../wire/tcp.ts";
+import { UDP_HEADER_LEN } from "../wire/udp.ts";
+import { HEAD_ROOM, type FrameSink } from "./contract.ts";
+import { ETH_OFF } from "../wire/virtio.ts";
 
 /** Bytes of the IPv4 packet at buf[ip..ip+len) that go in a head: its IPv4 and L4 headers. */
 export function headerSpan(buf: Uint8Array, ip: number, len: number): number {
   const max = Math.min(len, HEAD_ROOM - ETH_OFF - ETH_HEADER_LEN);
-  if (len < 20) return max;
-  const ihl = (buf[ip] & 0x0f) * 4;
-  let span = ihl;
-  if (buf[ip + 9] === PROTO_TCP && len >= ihl + 20) span = ihl + (buf[ip + ihl + 12] >> 4) * 4;
-  else if (buf[ip + 9] === PROTO_UDP) span = ihl + 8;
-  else span = ihl + 8; // ICMP and the rest: their first 8 bytes
-  return Math.max(ihl, Math.min(span, max));
+  if (len < IPV4_MIN_HEADER_LEN) return max;
+  const ihl = (buf[ip + IPV4_VER_IHL] & 0x0f) * 4;
+  const proto = buf[ip + IPV4_PROTOCOL];
+  // TCP: its header, options too; UDP, ICMP and the rest: their first 8 bytes.
+  const span = proto === PROTO_TCP && len >= ihl + TCP_MIN_HEADER_LEN ? ihl + (buf[ip + ihl + TCP_DATA_OFF] >> 4) * 4 : ihl + UDP_HEADER_LEN;
+  return Math.min(max, Math.max(ihl, span));
 }
 
 /**

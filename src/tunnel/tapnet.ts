@@ -17,7 +17,8 @@ import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
 import { checkTapnetHeader, TAPNET_FRAME_ID, TAPNET_FRAME_LEN, TAPNET_HEADER_LEN, TAPNET_MAX_FRAME, TAPNET_OFFSET, writeTapnetHeader } from "../wire/tapnet.ts";
 import { get16, get32 } from "../wire/bytes.ts";
 import type { BackendInfo } from "./index.ts";
-import { ETH_OFF, HEAD_ROOM, MAX_SEGMENTS_PER_SEND, MAX_UDP_PAYLOAD, type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
+import { HEAD_ROOM, MAX_SEGMENTS_PER_SEND, MAX_UDP_PAYLOAD, type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
+import { ETH_OFF } from "../wire/virtio.ts";
 import { DatagramRun } from "./run.ts";
 
 const MAX_SEGMENTS = MAX_SEGMENTS_PER_SEND;

@@ -7,7 +7,8 @@
 import { Drop } from "../wire/drop.ts";
 import { ETH_HEADER_LEN } from "../wire/ethernet.ts";
 import type { BackendInfo } from "./index.ts";
-import { ETH_OFF, type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
+import { type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
+import { ETH_OFF } from "../wire/virtio.ts";
 import { innerFrame } from "./inner.ts";
 import { DatagramRun } from "./run.ts";
 

@@ -9,10 +9,11 @@
  */
 import { Drop } from "../wire/drop.ts";
 import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
-import { macHi, macLo } from "../wire/mac.ts";
+import { macHi, macLo, putMac } from "../wire/mac.ts";
 import { checkVxlanHeader, VXLAN_HEADER_LEN, writeVxlanHeader } from "../wire/vxlan.ts";
 import type { BackendInfo } from "./index.ts";
-import { ETH_OFF, type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
+import { type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
+import { ETH_OFF } from "../wire/virtio.ts";
 import { innerFrame } from "./inner.ts";
 import { DatagramRun } from "./run.ts";
 
@@ -75,15 +76,6 @@ export class VxlanBackend implements TunnelBackend {
     }
     return n;
   }
-}
-
-export function putMac(buf: Uint8Array, off: number, hi: number, lo: number): void {
-  buf[off] = hi >>> 8;
-  buf[off + 1] = hi & 0xff;
-  buf[off + 2] = lo >>> 24;
-  buf[off + 3] = (lo >>> 16) & 0xff;
-  buf[off + 4] = (lo >>> 8) & 0xff;
-  buf[off + 5] = lo & 0xff;
 }
 
 export const vxlanBackend: BackendInfo = {

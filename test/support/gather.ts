@@ -1,5 +1,5 @@
 // A GatherSink for tests: what the kernel would make of each send, as datagrams.
-import type { FrameTail, GatherSink } from "../../src/tunnel/tapnet.ts";
+import type { FrameTail, GatherSink } from "../../src/tunnel/contract.ts";
 
 export interface SentDatagram {
   peer: number;

@@ -1,9 +1,13 @@
 // What the router tests share: a three-node cluster config, in-memory ports and tunnel, and
 // builders for the frames a TAP hands over and the datagrams the tunnel brings.
-import { Counters } from "../../src/switch/counters.ts";
-import { Router, type RouterConfig, type RouterIo } from "../../src/switch/router.ts";
-import { ETH_OFF } from "../../src/tunnel/backend.ts";
-import type { FrameTail } from "../../src/tunnel/tapnet.ts";
+import { buildStages, type Stages } from "../../src/switch/datapath.ts";
+import { FDB_DEFAULTS } from "../../src/switch/fdb.ts";
+import { FLOOD, Frames, PENDING, TUNNEL } from "../../src/switch/frames.ts";
+import type { Neighbors } from "../../src/switch/neighbors.ts";
+import type { Stage } from "../../src/switch/pipeline.ts";
+import type { PortWriter } from "../../src/switch/stages/port-out.ts";
+import { SwitchState, type RouterConfig } from "../../src/switch/state.ts";
+import { ETH_OFF } from "../../src/wire/virtio.ts";
 import { internetChecksum } from "../../src/wire/checksum.ts";
 import { emitEthernet, type EthernetRepr } from "../../src/wire/ethernet.ts";
 import { emitIpv4, parseIpv4Address } from "../../src/wire/ipv4.ts";
@@ -36,33 +40,114 @@ export function tapnetConfig(self: number): RouterConfig {
   return { ...config("udp"), backend: { type: "tapnet", vni: 1 }, tunnelMtu: 1500, self, gatewayIp: ip(`10.244.${self + 1}.1`), gatewayMac: `0a:58:0a:f4:0${self + 1}:01` };
 }
 
-export class FakeIo implements RouterIo {
+/**
+ * The test's ports and tunnel: what the switch wrote, as the old router's callbacks saw it. A
+ * frame for one port is in `toPorts`, a flooded one in `toMacs` (with the port it spares), and
+ * the datagrams the backend sent in `toPeers`.
+ */
+export class FakeIo implements PortWriter {
   toPorts: { port: number; bytes: Uint8Array }[] = [];
   toMacs: { except: number; bytes: Uint8Array }[] = [];
-  toPeers: { peer: number; bytes: Uint8Array }[] = [];
   gather = new CollectingSink();
-  /** When set, writes to TAP ports, or sends to peers, fail (as a full queue would). */
+  /** When set, writes to TAP ports fail (as a full queue would). */
   failPorts = false;
-  failPeers = false;
-  toPort(port: number, buf: Uint8Array, len: number, tail?: FrameTail | null): boolean {
-    if (this.failPorts) return false;
-    this.toPorts.push({ port, bytes: frameBytes(buf, len, tail) });
-    return true;
+  get failPeers(): boolean {
+    return this.gather.failing;
   }
-  toMac(buf: Uint8Array, len: number, _hi: number, _lo: number, except: number, tail?: FrameTail | null): void {
-    this.toMacs.push({ except, bytes: frameBytes(buf, len, tail) });
+  /** When set, sends to peers fail. */
+  set failPeers(v: boolean) {
+    this.gather.failing = v;
   }
-  toPeer(buf: Uint8Array, off: number, len: number, peer: number): boolean {
-    if (this.failPeers) return false;
-    this.toPeers.push({ peer, bytes: buf.slice(off, off + len) });
-    return true;
+  get toPeers(): { peer: number; bytes: Uint8Array }[] {
+    return this.gather.datagrams.map(({ peer, bytes }) => ({ peer, bytes }));
+  }
+  write(): boolean {
+    return !this.failPorts;
   }
 }
 
-export function setup(type: "udp" | "vxlan" = "udp", mtu = MTU) {
-  const counters = new Counters(8);
+/** Records where each frame goes, just before port out writes it. */
+class Recorder implements Stage {
+  readonly name = "recorder";
+  constructor(private readonly io: FakeIo) {}
+  run(f: Frames): void {
+    for (let i = 0; i < f.count; i++) {
+      const out = f.outs[i];
+      if (out < 0 && out !== FLOOD) continue;
+      const t = f.tails[i];
+      const bytes = frameBytes(f.bufs[i].subarray(f.offs[i]), f.lens[i], t.count > 0 ? t : null);
+      if (out === FLOOD) this.io.toMacs.push({ except: f.ports[i], bytes });
+      else if (!this.io.failPorts) this.io.toPorts.push({ port: out, bytes });
+    }
+  }
+}
+
+/** Notes whether the frame was taken before the bridge (routed, answered, dropped) or left to it. */
+class Probe implements Stage {
+  readonly name = "probe";
+  taken = false;
+  run(f: Frames): void {
+    this.taken = f.count > 0 && f.outs[0] !== PENDING;
+  }
+}
+
+/**
+ * The routing stages of one switch, in the datapath's order, over in-memory ports (0 to 7,
+ * all live) and tunnel: a frame at a time, as the old Router was driven.
+ */
+export class TestRouter {
+  readonly state: SwitchState;
+  readonly stages: Stages;
+  private readonly batch = new Frames(4);
+  private readonly probe = new Probe();
+
+  constructor(cfg: RouterConfig, io: FakeIo, opts: { segmenting?: boolean; merge?: boolean } = {}) {
+    this.state = SwitchState.make(8, FDB_DEFAULTS, cfg);
+    for (let p = 0; p < 7; p++) this.state.ports.add(p);
+    this.stages = buildStages(this.state, io, { out: io.gather, segmenting: opts.segmenting ?? false, merge: opts.merge ?? false });
+    this.stages.ports.insertBefore("bridge", this.probe);
+    this.stages.ports.insertBefore("port-out", new Recorder(io));
+    this.stages.receive!.insertBefore("port-out", new Recorder(io));
+  }
+
+  get neighbors(): Neighbors {
+    return this.state.cluster!.neighbors;
+  }
+  get tunnelPort(): number {
+    return this.state.tunnelRow;
+  }
+  get recvOff(): number {
+    return this.stages.backend!.recvOff;
+  }
+  get gatewayPort(): number {
+    return this.state.cluster!.gatewayPort;
+  }
+  set gatewayPort(p: number) {
+    this.state.cluster!.gatewayPort = p;
+  }
+
+  /** A frame from a TAP port: true if a stage before the bridge took it. */
+  fromPort(inPort: number, buf: Uint8Array, len: number, now = 0): boolean {
+    this.batch.push(buf, 0, len, inPort);
+    this.stages.ports.run(this.batch, now);
+    this.batch.clear();
+    return this.probe.taken;
+  }
+
+  /** A read from the tunnel: `len` bytes at buf[recvOff..] from underlay address `from`. */
+  fromTunnel(buf: Uint8Array, len: number, from: number, now: number, stride = 0): void {
+    const i = this.batch.push(buf, this.recvOff, len, TUNNEL);
+    this.batch.aux[i] = from;
+    this.batch.strides[i] = stride;
+    this.stages.ports.run(this.batch, now);
+    this.batch.clear();
+  }
+}
+
+export function setup(type: "udp" | "vxlan" = "udp", mtu = MTU, opts: { segmenting?: boolean; merge?: boolean } = {}) {
   const io = new FakeIo();
-  const router = new Router(config(type, mtu), counters, io);
+  const router = new TestRouter(config(type, mtu), io, opts);
+  const counters = router.state.counters;
   router.gatewayPort = GATEWAY_PORT;
   const drops = (port: number) => Object.fromEntries(Object.entries(counters.portSnapshot(port)).filter(([k]) => k.startsWith("drop_")));
   return { router, io, counters, drops, tunnel: router.tunnelPort };
@@ -109,7 +194,7 @@ export function tsoFrame(payload: number, mss: number, seed = 7): Uint8Array {
 }
 
 /** A slot holding a datagram from the tunnel, at the backend's receive offset. */
-export function datagram(router: Router, type: "udp" | "vxlan", p: Packet, innerDstMac = VTEP[0], vni = 1): { slot: Uint8Array; len: number } {
+export function datagram(router: TestRouter, type: "udp" | "vxlan", p: Packet, innerDstMac = VTEP[0], vni = 1): { slot: Uint8Array; len: number } {
   const f = ipFrame(p);
   const ipPkt = f.subarray(ETH_OFF + 14);
   const slot = new Uint8Array(2048);

@@ -11,7 +11,7 @@
 import { Drop } from "../../wire/drop.ts";
 import { ETH_DST, ETH_HEADER_LEN, ETH_SRC } from "../../wire/ethernet.ts";
 import { isGroupMac, macHi, macLo } from "../../wire/mac.ts";
-import { ETH_OFF } from "../../tunnel/contract.ts";
+import { ETH_OFF } from "../../wire/virtio.ts";
 import { Counters, PORT_COUNTERS, PortCounter, SwitchCounter } from "../counters.ts";
 import { Fdb, Learn } from "../fdb.ts";
 import { DONE, FLOOD, PENDING, type Frames } from "../frames.ts";

@@ -20,7 +20,7 @@ import { ETH_DST, ETH_HEADER_LEN, ETH_SRC } from "../../wire/ethernet.ts";
 import { Ipv4View, PROTO_TCP, PROTO_UDP } from "../../wire/ipv4.ts";
 import { putMac } from "../../wire/mac.ts";
 import { GSO_NONE, VNET_F_DATA_VALID, vnetGsoType } from "../../wire/virtio.ts";
-import { ETH_OFF } from "../../tunnel/contract.ts";
+import { ETH_OFF } from "../../wire/virtio.ts";
 import { SwitchCounter } from "../counters.ts";
 import { ASK, DONE, FLOOD, PENDING, TUNNEL, type Frames } from "../frames.ts";
 import type { Stage } from "../pipeline.ts";

@@ -19,7 +19,7 @@ import { get16 } from "../../wire/bytes.ts";
 import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, writeIcmpError } from "../../wire/icmp.ts";
 import { Ipv4View, PROTO_ICMP } from "../../wire/ipv4.ts";
 import { macHi, macLo } from "../../wire/mac.ts";
-import { ETH_OFF } from "../../tunnel/contract.ts";
+import { ETH_OFF } from "../../wire/virtio.ts";
 import { SwitchCounter } from "../counters.ts";
 import { ASK, DONE, FLOOD, PENDING, REPLY, type Frames } from "../frames.ts";
 import type { Stage } from "../pipeline.ts";

@@ -11,9 +11,12 @@
 import { get16, get32 } from "../../wire/bytes.ts";
 import { fold, pseudoHeaderSum, sumWords } from "../../wire/checksum.ts";
 import { ETH_HEADER_LEN } from "../../wire/ethernet.ts";
-import { IPV4_MIN_HEADER_LEN, PROTO_TCP } from "../../wire/ipv4.ts";
+import {
+  IPV4_DST, IPV4_FLAGS_FRAG, IPV4_MIN_HEADER_LEN, IPV4_PROTOCOL, IPV4_SRC, IPV4_TOTAL_LEN, IPV4_TTL, IPV4_VER_IHL, PROTO_TCP,
+} from "../../wire/ipv4.ts";
+import { TCP_ACK_FLAG, TCP_DATA_OFF, TCP_FLAGS, TCP_MIN_HEADER_LEN, TCP_PSH } from "../../wire/tcp.ts";
 import { VNET_F_DATA_VALID } from "../../wire/virtio.ts";
-import { ETH_OFF } from "../../tunnel/contract.ts";
+import { ETH_OFF } from "../../wire/virtio.ts";
 import { TcpCoalescer } from "../coalesce.ts";
 import { SwitchCounter } from "../counters.ts";
 import { DONE, PENDING, TUNNEL, type Frames } from "../frames.ts";
@@ -89,18 +92,19 @@ export class Merge implements Stage {
     const peer = f.nodes[i];
     const cl = this.cluster;
     if (h[f.offs[i]] !== 0 || h[f.offs[i] + 1] !== 0) return false; // offloads asked already
-    if (ipLen < 41 || h[ip] !== 0x45 || get16(h, ip + 2) !== ipLen || h[ip + 9] !== PROTO_TCP) return false;
-    if ((get16(h, ip + 6) & 0x3fff) !== 0 || h[ip + 8] <= 1) return false; // a fragment; TTL
+    if (ipLen < 41 || h[ip + IPV4_VER_IHL] !== 0x45 || get16(h, ip + IPV4_TOTAL_LEN) !== ipLen || h[ip + IPV4_PROTOCOL] !== PROTO_TCP) return false;
+    if ((get16(h, ip + IPV4_FLAGS_FRAG) & 0x3fff) !== 0 || h[ip + IPV4_TTL] <= 1) return false; // a fragment; TTL
     if (fold(sumWords(h, ip, IPV4_MIN_HEADER_LEN)) !== 0xffff) return false;
-    const src = get32(h, ip + 12);
-    const dst = get32(h, ip + 16);
+    const src = get32(h, ip + IPV4_SRC);
+    const dst = get32(h, ip + IPV4_DST);
     if (cl.inCluster(src) && !cl.map.owns(peer, src)) return false;
     if (dst === cl.cfg.gatewayIp || !cl.neighbors.contains(dst) || !cl.neighbors.known(dst)) return false;
     const tcp = ip + IPV4_MIN_HEADER_LEN;
     const tcpLen = ipLen - IPV4_MIN_HEADER_LEN;
-    const hl = (h[tcp + 12] >> 4) * 4;
-    const flags = h[tcp + 13];
-    if (hl < 20 || hl >= tcpLen || (flags & 0x10) === 0 || (flags & ~0x18) !== 0) return false; // ACK and maybe PSH only
+    const hl = (h[tcp + TCP_DATA_OFF] >> 4) * 4;
+    const flags = h[tcp + TCP_FLAGS];
+    // ACK and maybe PSH only
+    if (hl < TCP_MIN_HEADER_LEN || hl >= tcpLen || (flags & TCP_ACK_FLAG) === 0 || (flags & ~(TCP_ACK_FLAG | TCP_PSH)) !== 0) return false;
     const tail = f.tails[i];
     const payLen = tcpLen - hl;
     if (tail.count === 0) {

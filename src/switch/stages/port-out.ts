@@ -5,7 +5,8 @@
  * frame for a port that was removed while it was in flight is dropped as no_port.
  */
 import { Drop } from "../../wire/drop.ts";
-import { ETH_OFF, type FrameTail } from "../../tunnel/contract.ts";
+import { type FrameTail } from "../../tunnel/contract.ts";
+import { ETH_OFF } from "../../wire/virtio.ts";
 import { PORT_COUNTERS, PortCounter } from "../counters.ts";
 import { FLOOD, TUNNEL, type Frames } from "../frames.ts";
 import type { Stage } from "../pipeline.ts";

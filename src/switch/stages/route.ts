@@ -21,7 +21,7 @@ import { ICMP_DEST_UNREACHABLE, ICMP_TIME_EXCEEDED, UNREACH_FRAG_NEEDED, UNREACH
 import { Ipv4View } from "../../wire/ipv4.ts";
 import { macHi, macLo } from "../../wire/mac.ts";
 import { GSO_NONE, GSO_TCPV4, GSO_UDP_L4, vnetGsoType } from "../../wire/virtio.ts";
-import { ETH_OFF } from "../../tunnel/contract.ts";
+import { ETH_OFF } from "../../wire/virtio.ts";
 import { DONE, PENDING, REPLY, TO_NODE, type Frames } from "../frames.ts";
 import type { Stage } from "../pipeline.ts";
 import type { Cluster, SwitchState } from "../state.ts";

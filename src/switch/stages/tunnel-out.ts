@@ -15,7 +15,8 @@ import { completeChecksumAt, GsoSegmenter, type SegmentPiecesSink } from "../../
 import { IPV4_TOTAL_LEN } from "../../wire/ipv4.ts";
 import { get16 } from "../../wire/bytes.ts";
 import { GSO_NONE, VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GSO_SIZE, vnetGsoType } from "../../wire/virtio.ts";
-import { ETH_OFF, type TunnelBackend } from "../../tunnel/contract.ts";
+import { type TunnelBackend } from "../../tunnel/contract.ts";
+import { ETH_OFF } from "../../wire/virtio.ts";
 import { SwitchCounter } from "../counters.ts";
 import { DONE, TO_NODE, type Frames } from "../frames.ts";
 import type { Stage } from "../pipeline.ts";

@@ -4,7 +4,7 @@
  * behind that header is each later stage's to check, as far as it reads.
  */
 import { Drop } from "../../wire/drop.ts";
-import { ETH_OFF } from "../../tunnel/contract.ts";
+import { ETH_OFF } from "../../wire/virtio.ts";
 import { PORT_COUNTERS, PortCounter } from "../counters.ts";
 import { DONE, PENDING, type Frames } from "../frames.ts";
 import type { Stage } from "../pipeline.ts";
