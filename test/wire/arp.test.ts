@@ -9,6 +9,7 @@ import { emitEthernet } from "../../src/wire/ethernet.ts";
 import { formatIpv4 } from "../../src/wire/ipv4.ts";
 import { formatMacHiLo } from "../../src/wire/mac.ts";
 import { prng, trials } from "../support/random.ts";
+import { countSubarrays } from "../support/subarrays.ts";
 
 // Golden ARP messages (the 28 bytes after the Ethernet header), captured 2026-11-23 (UTC)
 // between network namespaces tapnet-golden-a (veth-ga, 02:00:0a:63:00:01, 10.99.0.1/24) and
@@ -186,6 +187,15 @@ describe("ARP frame writers, golden capture", () => {
     expect(writeArpReply(buf, 10, buf, 10, B_HI, B_LO, B_IP)).toBe(42);
     expect(buf.subarray(10, 52)).toEqual(REPLY_FRAME);
     expect(untouchedOutside(buf, 10, 52)).toBe(true);
+  });
+
+  it("the writers make no view of either buffer", () => {
+    const buf = new Uint8Array(42), req = REQUEST_FRAME.slice();
+    expect(countSubarrays(() => {
+      writeArpRequest(buf, 0, A_HI, A_LO, A_IP, B_IP);
+      writeArpReply(buf, 0, req, 0, B_HI, B_LO, B_IP);
+      writeArpReply(req, 0, req, 0, B_HI, B_LO, B_IP);
+    })).toBe(0);
   });
 
   it("writeArpReply copies the request's hardware and protocol types and lengths", () => {

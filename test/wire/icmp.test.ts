@@ -2,10 +2,15 @@ import { describe, expect, it } from "vitest";
 import { fromHex, get16 } from "../../src/wire/bytes.ts";
 import { internetChecksum } from "../../src/wire/checksum.ts";
 import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
+import { emitEthernet } from "../../src/wire/ethernet.ts";
 import {
-  ICMP_CHECKSUM, ICMP_DEST_UNREACHABLE, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, IcmpView,
-  UNREACH_FRAG_NEEDED, emitIcmp, parseIcmp, type IcmpRepr,
+  ICMP_CHECKSUM, ICMP_DEST_UNREACHABLE, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, ICMP_QUOTE_DATA,
+  ICMP_TIME_EXCEEDED, IcmpView, UNREACH_FRAG_NEEDED, emitIcmp, parseIcmp, writeIcmpError, type IcmpRepr,
 } from "../../src/wire/icmp.ts";
+import { emitIpv4, formatIpv4 } from "../../src/wire/ipv4.ts";
+import { formatMacHiLo } from "../../src/wire/mac.ts";
+import { prng, trials } from "../support/random.ts";
+import { countSubarrays } from "../support/subarrays.ts";
 
 // Golden ICMP messages (the bytes after the 20-byte IPv4 header), captured 2026-11-23 (UTC)
 // between network namespaces tapnet-golden-a (veth-ga, 10.99.0.1/24) and tapnet-golden-b
@@ -144,5 +149,97 @@ describe("ICMP malformed input", () => {
       expect(parseIcmp(ECHO_REQUEST.slice(0, len)), `len ${len}`).toBe(Drop.IcmpTruncated);
     }
     expect(parseIcmp(ECHO_REQUEST.slice(0, 8))).toEqual({ ...REQUEST_REPR, data: new Uint8Array(0) });
+  });
+});
+
+describe("ICMP error frames (writeIcmpError)", () => {
+  // The captured echo request as a whole frame (10.99.0.1 → 10.99.0.2; see ipv4.test.ts for
+  // its header), and by hand, checksums summed word by word: the time-exceeded error a router
+  // at 10.99.0.254 (02:00:0a:63:00:fe) sends back about it, with IPv4 id 0x1234.
+  const ECHO_FRAME = fromHex(`
+    0200 0a63 0002 0200 0a63 0001 0800
+    4500 002c 4ea1 4000 4001 d767 0a63 0001 0a63 0002
+    0800 00c5 0f68 0001 e5ab 036b 0000 0000 f0ba 0e00 0000 0000`);
+  const TIME_EXCEEDED_FRAME = fromHex(`
+    0200 0a63 0001 0200 0a63 00fe 0800
+    4500 0038 1234 0000 4001 52cd 0a63 00fe 0a63 0001
+    0b00 dcd1 0000 0000
+    4500 002c 4ea1 4000 4001 d767 0a63 0001 0a63 0002 0800 00c5 0f68 0001`);
+  const ROUTER_IP = 0x0a6300fe, ROUTER_HI = 0x0200, ROUTER_LO = 0x0a6300fe;
+
+  it("golden: the time-exceeded error about the captured echo request, into another buffer", () => {
+    const buf = new Uint8Array(6 + 70 + 6).fill(0xee);
+    expect(writeIcmpError(buf, 6, ECHO_FRAME, 0, ICMP_TIME_EXCEEDED, 0, 0, ROUTER_IP, ROUTER_HI, ROUTER_LO, 0x1234)).toBe(70);
+    expect(buf.subarray(6, 76)).toEqual(TIME_EXCEEDED_FRAME);
+    expect(buf.subarray(0, 6).every((x) => x === 0xee) && buf.subarray(76).every((x) => x === 0xee)).toBe(true);
+  });
+
+  it("golden: the same error written in place over the request", () => {
+    const buf = new Uint8Array(10 + 70).fill(0xee);
+    buf.set(ECHO_FRAME, 10);
+    expect(writeIcmpError(buf, 10, buf, 10, ICMP_TIME_EXCEEDED, 0, 0, ROUTER_IP, ROUTER_HI, ROUTER_LO, 0x1234)).toBe(70);
+    expect(buf.subarray(10)).toEqual(TIME_EXCEEDED_FRAME);
+    expect(buf.subarray(0, 10).every((x) => x === 0xee)).toBe(true);
+  });
+
+  it("carries all 32 bits of rest (the next-hop MTU) and a short packet's whole length, no more", () => {
+    const short = ECHO_FRAME.slice(0, 14 + 24);
+    short.set(fromHex("0018"), 14 + 2); // total length 24: 4 bytes of payload
+    const buf = new Uint8Array(80).fill(0xee);
+    const n = writeIcmpError(buf, 0, short, 0, ICMP_DEST_UNREACHABLE, UNREACH_FRAG_NEEDED, 0x8000_0578, ROUTER_IP, ROUTER_HI, ROUTER_LO, 7);
+    expect(n).toBe(14 + 20 + 8 + 24);
+    expect(parseIcmp(buf.slice(34, n))).toEqual({ type: 3, code: 4, rest: 0x8000_0578, data: short.slice(14) });
+    expect(buf.subarray(n).every((x) => x === 0xee)).toBe(true);
+  });
+
+  it("makes no view of either buffer, the longest quote (60-byte header) included", () => {
+    const orig = new Uint8Array(120); // room for the error in place
+    orig[14] = 0x4f;
+    orig[17] = 80;
+    const buf = new Uint8Array(120);
+    expect(countSubarrays(() => {
+      expect(writeIcmpError(buf, 0, orig, 0, 3, 4, 1400, 1, 2, 3, 4)).toBe(42 + 68);
+      writeIcmpError(orig, 0, orig, 0, 3, 4, 1400, 1, 2, 3, 4);
+    })).toBe(0);
+  });
+
+  const r = prng(792);
+  const u32 = () => (r() * 2 ** 32) >>> 0;
+  const u16 = () => (r() * 2 ** 16) >>> 0;
+  const byte = () => (r() * 256) | 0;
+
+  it("random packets: the frame emitEthernet, emitIpv4 and emitIcmp make, in place or not", () => {
+    for (let t = 0; t < trials(1000); t++) {
+      const ihl = 5 + ((r() * 11) | 0);
+      const total = ihl * 4 + ((r() * 40) | 0);
+      const off = (r() * 20) | 0;
+      const orig = new Uint8Array(off + 14 + total + 60);
+      for (let i = 0; i < orig.length; i++) orig[i] = byte();
+      const o = off + 14;
+      orig[o] = 0x40 | ihl;
+      orig[o + 2] = total >>> 8;
+      orig[o + 3] = total & 0xff;
+      const [type, code, rest, srcIp, srcHi, srcLo, id] = [byte(), byte(), u32(), u32(), u16(), u32(), u16()];
+
+      const quote = Math.min(total, ihl * 4 + ICMP_QUOTE_DATA);
+      const model = new Uint8Array(42 + quote);
+      const origSrc = formatMacHiLo((orig[off + 6] << 8) | orig[off + 7], ((orig[off + 8] << 24) | (orig[off + 9] << 16) | (orig[off + 10] << 8) | orig[off + 11]) >>> 0);
+      const origIp = ((orig[o + 12] << 24) | (orig[o + 13] << 16) | (orig[o + 14] << 8) | orig[o + 15]) >>> 0;
+      emitEthernet({ dst: origSrc, src: formatMacHiLo(srcHi, srcLo), vlans: [], etherType: 0x0800 }, model, 0);
+      emitIpv4({ tos: 0, id, dontFragment: false, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: 1,
+        src: formatIpv4(srcIp), dst: formatIpv4(origIp), payloadLen: ICMP_HEADER_LEN + quote }, model, 14);
+      emitIcmp({ type, code, rest, data: orig.slice(o, o + quote) }, model, 34);
+
+      const apart = new Uint8Array(3 + model.length + 3).fill(0xee);
+      expect(writeIcmpError(apart, 3, orig, off, type, code, rest, srcIp, srcHi, srcLo, id)).toBe(model.length);
+      expect(apart.subarray(3, 3 + model.length), `trial ${t}`).toEqual(model);
+      expect(apart.subarray(0, 3).every((x) => x === 0xee) && apart.subarray(3 + model.length).every((x) => x === 0xee)).toBe(true);
+
+      const inPlace = orig.slice();
+      expect(writeIcmpError(inPlace, off, inPlace, off, type, code, rest, srcIp, srcHi, srcLo, id)).toBe(model.length);
+      expect(inPlace.subarray(off, off + model.length), `trial ${t}`).toEqual(model);
+      expect(inPlace.subarray(0, off)).toEqual(orig.subarray(0, off));
+      expect(inPlace.subarray(off + model.length)).toEqual(orig.subarray(off + model.length));
+    }
   });
 });
