@@ -45,9 +45,7 @@ const SMALL_COPY = 96;
  * The ranges must lie within `dst` and `src`: nothing checks them.
  */
 export function copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): void {
-  if (dst === src) {
-    dst.copyWithin(dstOff, srcOff, srcOff + len);
-  } else if (dst.buffer === src.buffer) {
+  if (dst.buffer === src.buffer) {
     if (dst.buffer !== wholeBuffer) {
       wholeBuffer = dst.buffer;
       whole = new Uint8Array(dst.buffer);

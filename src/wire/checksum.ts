@@ -37,6 +37,27 @@ export function sumWords(b: Uint8Array, off: number, len: number, initial = 0): 
   return sum;
 }
 
+/**
+ * `sumWords` over a datagram held in pieces, as if they were one run of bytes: `headLen` bytes
+ * at `headOff` in `head`, then `count` pieces of `tailBuf` (`lens[k]` bytes at `offs[k]`). The
+ * same value `sumWords` gives over their concatenation (not folded), `initial` included. A piece
+ * that starts at an odd position of the whole begins with the low byte of a word: that byte is
+ * added alone and the rest summed from the even position after it.
+ */
+export function sumPieces(head: Uint8Array, headOff: number, headLen: number, tailBuf: Uint8Array,
+  offs: Int32Array, lens: Int32Array, count: number, initial: number): number {
+  let sum = sumWords(head, headOff, headLen, initial);
+  let odd = headLen & 1;
+  for (let k = 0; k < count; k++) {
+    const n = lens[k];
+    if (n <= 0) continue;
+    const o = offs[k];
+    sum += odd ? tailBuf[o] + sumWords(tailBuf, o + 1, n - 1) : sumWords(tailBuf, o, n);
+    odd ^= n & 1;
+  }
+  return sum;
+}
+
 /** Folds a sum to 16 bits with end-around carry. */
 export function fold(sum: number): number {
   while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);

@@ -12,8 +12,7 @@
  * left for the tunnel headers. `segmentPieces` copies no payload: it hands over the headers and
  * where the segment's payload lies in the super-frame, and with a stride keeps every segment's
  * headers, for one gathered send of them all. `segment` copies the payload behind the headers
- * and emits whole segments, one after the other in the same place (one small subarray each).
- * The headers are parsed from
+ * and emits whole segments, one after the other in the same place. The headers are parsed from
  * the packet itself (the virtio hdr_len is not trusted) and every checksum is recomputed from
  * scratch (for GSO, Linux leaves a pseudo-header sum without the length in the TCP field).
  *
@@ -21,7 +20,7 @@
  *   segment k:    | headroom | eth | ipv4 (len, id+k, csum) | tcp (seq+k·mss, flags, csum) | ≤ mss |
  *   as pieces:    headers at headroom + k·stride in `out` | payload where it lies in the super-frame
  */
-import { get16, get32, put16, put32 } from "./bytes.ts";
+import { copyBytes, get16, get32, put16, put32 } from "./bytes.ts";
 import { fold, pseudoHeaderSum, sumWords } from "./checksum.ts";
 import { Drop, type DropReason } from "./drop.ts";
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, EthernetView } from "./ethernet.ts";
@@ -64,7 +63,10 @@ export function completeChecksum(frame: Uint8Array, off: number, len: number, hd
 
 /**
  * Cuts IPv4 TCP and UDP super-frames into wire-sized frames. One instance per datapath thread,
- * reused for every frame. `out` must not overlap the super-frame; `emit` may write into the
+ * reused for every frame. `out` must not overlap the super-frame, but may lie in the same
+ * ArrayBuffer (another slot of it): `segment` then copies each payload with copyWithin and
+ * allocates nothing, where from another buffer it takes a subarray of the super-frame per
+ * segment (see copyBytes; payloads under 96 bytes excepted). `emit` may write into the
  * headroom but must leave the segment's own bytes alone (the next segment reuses its headers)
  * and must copy the segment if it keeps it past its return.
  */
@@ -119,7 +121,7 @@ export class GsoSegmenter {
   // copied behind the headers, which a stride of 0 leaves in one place.
   private emitWhole: SegmentSink = () => {};
   private readonly copyPayload: SegmentPiecesSink = (out, hdrOff, hdrLen, frame, payOff, payLen) => {
-    if (payLen > 0) out.set(frame.subarray(payOff, payOff + payLen), hdrOff + hdrLen);
+    copyBytes(out, hdrOff + hdrLen, frame, payOff, payLen);
     this.emitWhole(out, hdrOff, hdrLen + payLen);
   };
 

@@ -11,6 +11,7 @@ export const POLLHUP = 0x010;
 export const POLLNVAL = 0x020;
 export const EIO = 5;
 export const ENOBUFS = 105;
+export const EINVAL = 22;
 const ENOPROTOOPT = 92;
 
 /** What a read of a TAP returns: a frame, an error (errno), or end of file. */
@@ -41,6 +42,8 @@ export interface Datagram {
   port: number;
   /** With UDP_GRO: the size of the datagrams of this run (the cmsg the kernel adds); absent for one. */
   gro?: number;
+  /** A control message of another kind, in place of the UDP_GRO one (an int, as IP_TOS's). */
+  cmsg?: { level: number; type: number; value: number };
 }
 
 export interface Sent {
@@ -63,6 +66,8 @@ export class FakeUdp {
   recvCalls = 0;
   /** When set, sends fail with this errno. */
   sendErrno = 0;
+  /** When set, sends take one byte less than asked (as no UDP send does, but a caller must not trust that). */
+  shortSends = false;
 
   constructor(readonly fd: number) {}
 }
@@ -207,7 +212,7 @@ export class FakeLibc implements Libc {
   private sent(s: Sent): number {
     if (this.udp.sendErrno) return this.fail(this.udp.sendErrno);
     this.udp.sent.push(s);
-    return s.bytes.length;
+    return this.udp.shortSends ? s.bytes.length - 1 : s.bytes.length;
   }
 
   sendto(fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, addrLen: number): number {
@@ -218,6 +223,7 @@ export class FakeLibc implements Libc {
   sendmsg(fd: number, msg: Uint8Array, flags: number): number {
     if (fd !== this.udp.fd || flags !== 0) throw new Error("a sendmsg the datapath does not make");
     const dv = viewOf(msg);
+    if (dv.getUint32(8, true) < SOCKADDR_IN_LEN) return this.fail(EINVAL); // as Linux: an AF_INET name is 16 bytes
     const name = this.memory(getPtr(dv, 0), dv.getUint32(8, true));
     const pieces = getPtr(dv, 24);
     const bytes = concat(this.iovecs(viewOf(this.memory(getPtr(dv, 16), pieces * 16)), 0, pieces));
@@ -266,14 +272,15 @@ export class FakeLibc implements Libc {
       n += k;
     }
     const controlRoom = getPtr(dv, 40);
-    if (d.gro !== undefined && controlRoom >= 24) {
-      // struct cmsghdr: len (CMSG_LEN(4) = 20), level, type, then the int segment size
+    const cmsg = d.cmsg ?? (d.gro !== undefined ? { level: SOL_UDP, type: UDP_GRO, value: d.gro } : undefined);
+    if (cmsg && controlRoom >= 24) {
+      // struct cmsghdr: len (CMSG_LEN(4) = 20), level, type, then the int (the segment size)
       const c = viewOf(this.memory(getPtr(dv, 32), 24));
       c.setUint32(0, 20, true);
       c.setUint32(4, 0, true);
-      c.setInt32(8, SOL_UDP, true);
-      c.setInt32(12, UDP_GRO, true);
-      c.setInt32(16, d.gro, true);
+      c.setInt32(8, cmsg.level, true);
+      c.setInt32(12, cmsg.type, true);
+      c.setInt32(16, cmsg.value, true);
       dv.setUint32(40, 24, true);
       dv.setUint32(44, 0, true);
     } else {

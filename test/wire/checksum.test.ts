@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { fromHex, get16, put16, put32 } from "../../src/wire/bytes.ts";
-import { checksumUpdate16, fold, internetChecksum, pseudoHeaderSum, sumWords } from "../../src/wire/checksum.ts";
+import { checksumUpdate16, fold, internetChecksum, pseudoHeaderSum, sumPieces, sumWords } from "../../src/wire/checksum.ts";
 import { prng, trials } from "../support/random.ts";
 
 /** RFC 1071 done the slow, obvious way: add each 16-bit word, carry around at once. */
@@ -108,6 +108,47 @@ describe("Internet checksum (RFC 1071)", () => {
       for (let i = 0; i < b.length; i++) b[i] = Math.floor(rnd() * 256);
       const initial = Math.floor(rnd() * 0x40000);
       expect(internetChecksum(b, off, len, initial), `case ${n}`).toBe(naiveChecksum(b.subarray(off, off + len), initial));
+    }
+  });
+});
+
+describe("sums over pieces (sumPieces)", () => {
+  const none = new Int32Array(0);
+
+  it("the RFC 1071 example cut after an odd byte: head 00 01 f2, then 03 f4 and f5 f6 f7", () => {
+    const head = fromHex("ee 00 01 f2");
+    const tail = fromHex("f5 f6 f7 ee 03 f4");
+    expect(sumPieces(head, 1, 3, tail, Int32Array.of(4, 0), Int32Array.of(2, 3), 2, 0)).toBe(0x2ddf0);
+    expect(sumPieces(head, 1, 3, tail, none, none, 0, 0x10)).toBe(0x0001 + 0xf200 + 0x10);
+    expect(sumPieces(head, 1, 0, tail, Int32Array.of(4), Int32Array.of(1), 1, 0)).toBe(0x0300);
+  });
+
+  it("equals sumWords over the concatenation, for random cuts of odd and even lengths", () => {
+    const rnd = prng(1624);
+    const int = (n: number) => Math.floor(rnd() * n);
+    for (let t = 0; t < trials(2000); t++) {
+      const whole = new Uint8Array(int(t % 4 === 0 ? 9000 : 300));
+      for (let i = 0; i < whole.length; i++) whole[i] = int(256);
+      // Cut points, then the pieces after the head placed in a tail buffer in shuffled order.
+      const cuts = [0, whole.length];
+      for (let k = int(12); k > 0; k--) cuts.push(int(whole.length + 1));
+      cuts.sort((a, b) => a - b);
+      const headOff = int(5);
+      const head = new Uint8Array(headOff + cuts[1] + 3).fill(0xa5);
+      head.set(whole.subarray(0, cuts[1]), headOff);
+      const count = cuts.length - 2;
+      const offs = new Int32Array(count + 1).fill(-1), lens = new Int32Array(count + 1).fill(-1);
+      const tail = new Uint8Array(whole.length + 8 * count).fill(0x5a);
+      const order = Array.from({ length: count }, (_, k) => k).sort(() => rnd() - 0.5);
+      let at = int(4);
+      for (const k of order) {
+        offs[k] = at;
+        lens[k] = cuts[k + 2] - cuts[k + 1];
+        tail.set(whole.subarray(cuts[k + 1], cuts[k + 2]), at);
+        at += lens[k] + int(8);
+      }
+      const initial = int(0x40000);
+      expect(sumPieces(head, headOff, cuts[1], tail, offs, lens, count, initial), `trial ${t}`).toBe(sumWords(whole, 0, whole.length, initial));
     }
   });
 });

@@ -11,6 +11,7 @@ import {
   emitVirtioNetHdr, parseVirtioNetHdr, type VirtioNetHdr,
 } from "../../src/wire/virtio.ts";
 import { prng, trials } from "../support/random.ts";
+import { countSubarrays } from "../support/subarrays.ts";
 
 // Headers reused from the golden captures in ipv4.test.ts, tcp.test.ts, udp.test.ts and
 // ethernet.test.ts (namespaces tapnet-golden-a/b, 10.99.0.1 ↔ 10.99.0.2, 2026-11-23): the IPv4
@@ -365,6 +366,27 @@ describe("TCP segmentation", () => {
     expectSameSegments(segmentTcp4ToArrays(frame, 1448) as Uint8Array[], viaType, "segmentTcp4ToArrays");
     expectSameSegments(segmentToArrays(frame, GSO_TCPV4, 1448) as Uint8Array[], viaType, "segmentToArrays");
     expect(segmentTcp4ToArrays(frame, 0)).toBe(Drop.GsoBadSize);
+  });
+
+  it("segment() into another slot of the super-frame's ArrayBuffer: the same segments, and no view made", () => {
+    const r = prng(122);
+    for (let n = 0; n < trials(40, 10); n++) {
+      const proto = n % 2 ? PROTO_UDP : PROTO_TCP;
+      const gsoSize = 200 + Math.floor(r() * 1400);
+      const { buf, frame } = superFrame({ proto, payload: randomBytes(r, 1 + Math.floor(r() * 30_000)), gsoSize });
+      // One buffer of slots, as the datapath's: the super-frame in one, the segments written to another.
+      const slots = new Uint8Array(2 * 32_768);
+      const slot = slots.subarray(0, buf.length), into = slots.subarray(32_768);
+      slot.set(buf);
+      const segs: Uint8Array[] = [];
+      const views = countSubarrays(() => {
+        const d = seg.segment(slot, ETH_OFF, slot.length - ETH_OFF, proto === PROTO_TCP ? GSO_TCPV4 : GSO_UDP_L4, gsoSize, into, HEADROOM,
+          (b, o, l) => { segs.push(b.slice(o, o + l)); });
+        expect(name(d)).toBe("none");
+      });
+      expect(views, `frame ${n}: subarrays made`).toBe(0);
+      expectSameSegments(segs, referenceSegment(frame, proto, gsoSize), `frame ${n}`);
+    }
   });
 
   it("2,000 random super-frames match the naive reference segmenter", () => {
