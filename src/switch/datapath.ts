@@ -24,16 +24,14 @@
  */
 import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { EAGAIN, EINTR, type Libc } from "../io/libc.ts";
-import { Iovecs } from "../io/iovec.ts";
-import { enableUdpGro, enableUdpGso, GatherSender, GroReceiver, SOCKADDR_IN_LEN, sockaddrAddress, sockaddrIn } from "../io/udp.ts";
 import { parseMac, macHi, macLo } from "../wire/mac.ts";
-import { MAX_SEGMENTS_PER_SEND, type FrameTail, type GatherSink, type TunnelBackend } from "../tunnel/contract.ts";
-import { ETH_OFF } from "../wire/virtio.ts";
+import type { GatherSink, TunnelBackend } from "../tunnel/contract.ts";
 import { backend as findBackend } from "../tunnel/index.ts";
 import { DROP_BASE, PORT_COUNTERS, PortCounter, SwitchCounter } from "./counters.ts";
 import { Drop } from "../wire/drop.ts";
 import type { FdbEntry, FdbOptions } from "./fdb.ts";
 import { Frames, TUNNEL } from "./frames.ts";
+import { TapWriter, TunnelSocket } from "./io.ts";
 import { Pipeline } from "./pipeline.ts";
 import { SwitchState, type RouterConfig } from "./state.ts";
 import { Bridge } from "./stages/bridge.ts";
@@ -133,22 +131,6 @@ const AGEING_SWEEP_S = 10;
 /** At most this many frames from one port per round, so a busy port cannot starve the rest. */
 const PER_PORT_BUDGET = 16;
 
-/** Writes frames to the TAPs: one write, or one writev of a head and its tail (FrameTail). */
-class TapWriter implements PortWriter {
-  private readonly iov: Iovecs;
-  constructor(private readonly libc: Libc, readonly fds: Int32Array) {
-    this.iov = new Iovecs(libc, MAX_SEGMENTS_PER_SEND + 3);
-  }
-  write(port: number, buf: Uint8Array, off: number, len: number, tail: FrameTail | null): boolean {
-    if (!tail && off === 0) return this.libc.write(this.fds[port], buf, len) === len;
-    const iov = this.iov;
-    iov.reset();
-    iov.add(buf, off, tail ? Math.min(len, tail.headLen) : len);
-    if (tail) for (let k = 0; k < tail.count && iov.total < len; k++) iov.add(tail.buf, tail.offs[k], Math.min(tail.lens[k], len - iov.total));
-    return this.libc.writev(this.fds[port], iov.mem, iov.count) === len;
-  }
-}
-
 export class Datapath {
   private readonly fds: Int32Array;
   private readonly pollfds: Uint8Array;
@@ -163,14 +145,7 @@ export class Datapath {
   private readonly ctrl: Int32Array;
   private seenSeq = 0;
   private lastSweep = 0;
-  private readonly tunnelFd: number = -1;
-  private readonly recvOff: number = 0;
-  private readonly tunnelViews: Uint8Array[] = [];
-  private readonly peerAddr = new Uint8Array(SOCKADDR_IN_LEN);
-  private readonly peerAddrLen = new Uint8Array(4);
-  /** With UDP_GRO: reads with recvmsg, to learn how the kernel coalesced datagrams. */
-  private gro?: GroReceiver;
-  private groAddrs: number[] = [];
+  private readonly tunnel?: TunnelSocket;
 
   constructor(private readonly libc: Libc, private readonly input: DatapathInput) {
     const max = input.maxPorts;
@@ -187,22 +162,10 @@ export class Datapath {
     const t = input.tunnel;
     if (this.state.cluster && t) {
       const cfg = this.state.cluster.cfg;
-      const peers = cfg.nodes.map((n) => sockaddrIn(n.address, t.port));
-      // With UDP_SEGMENT, one sendmsg carries up to 64 datagrams the kernel cuts apart (see
-      // tunnel/run.ts); with UDP_GRO, one read returns a run of them. Where the kernel has
-      // neither, a datagram per call still works. The socket's own segment size is the largest
-      // datagram, so a send of one datagram is never cut.
-      const segmenting = enableUdpGso(libc, t.fd, cfg.datagramSize);
-      const out = new GatherSender(libc, t.fd, peers, 2 * MAX_SEGMENTS_PER_SEND + 2, segmenting);
-      const gro = enableUdpGro(libc, t.fd);
-      this.stages = buildStages(this.state, writer, { out, segmenting, merge: gro && !!input.offloads });
-      this.tunnelFd = t.fd;
-      this.recvOff = this.stages.backend!.recvOff;
-      this.tunnelViews = this.slots.map((s) => s.subarray(this.recvOff));
-      if (gro) {
-        this.gro = new GroReceiver(libc);
-        this.groAddrs = this.tunnelViews.map((v) => libc.addressOf(v));
-      }
+      const tunnel = new TunnelSocket(libc, t.fd, cfg.nodes.map((n) => n.address), t.port, cfg.datagramSize);
+      this.stages = buildStages(this.state, writer, { out: tunnel.out, segmenting: tunnel.segmenting, merge: tunnel.gro && !!input.offloads });
+      tunnel.readInto(this.slots, this.stages.backend!.recvOff);
+      this.tunnel = tunnel;
     } else {
       this.stages = buildStages(this.state, writer);
     }
@@ -218,7 +181,7 @@ export class Datapath {
       this.pollView.setInt16(o + 6, 0, true);
       this.pollPorts[this.nPoll++] = port;
     };
-    if (this.tunnelFd >= 0) add(this.tunnelFd, TUNNEL);
+    if (this.tunnel) add(this.tunnel.fd, TUNNEL);
     for (let p = 0; p < this.fds.length; p++) {
       if (this.fds[p] >= 0 && this.state.ports.has(p)) add(this.fds[p], p);
     }
@@ -280,7 +243,7 @@ export class Datapath {
       if (revents === 0) continue;
       const port = this.pollPorts[k];
       if (port === TUNNEL) {
-        this.readTunnel();
+        this.tunnel!.read(batch, this.slots, PER_PORT_BUDGET);
         continue;
       }
       if (revents & (POLLERR | POLLHUP | POLLNVAL)) {
@@ -300,32 +263,6 @@ export class Datapath {
         if (got === 0) break;
         batch.push(slot, 0, got, port);
       }
-    }
-  }
-
-  /** Reads datagrams into the batch, each at the backend's receive offset in its slot. */
-  private readTunnel(): void {
-    const { libc, batch } = this;
-    for (let n = 0; n < PER_PORT_BUDGET && !batch.full; n++) {
-      const view = this.tunnelViews[batch.count];
-      const gro = this.gro;
-      let got: number;
-      let from: number;
-      let stride = 0;
-      if (gro) {
-        got = gro.read(this.tunnelFd, this.groAddrs[batch.count], view.length);
-        if (got < 0) break;
-        from = sockaddrAddress(gro.from);
-        stride = gro.segmentSize;
-      } else {
-        this.peerAddrLen[0] = SOCKADDR_IN_LEN; // socklen_t, little-endian: in, the room; out, the length
-        got = libc.recvfrom(this.tunnelFd, view, view.length, 0, this.peerAddr, this.peerAddrLen);
-        if (got < 0) break; // EAGAIN: drained; anything else is the next round's to see
-        from = sockaddrAddress(this.peerAddr);
-      }
-      const i = batch.push(this.slots[batch.count], this.recvOff, got, TUNNEL);
-      batch.aux[i] = from;
-      batch.strides[i] = stride;
     }
   }
 

@@ -15,7 +15,7 @@
 import { Drop } from "../wire/drop.ts";
 import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
 import { checkTapnetHeader, TAPNET_FRAME_ID, TAPNET_FRAME_LEN, TAPNET_HEADER_LEN, TAPNET_MAX_FRAME, TAPNET_OFFSET, writeTapnetHeader } from "../wire/tapnet.ts";
-import { get16, get32 } from "../wire/bytes.ts";
+import { copyBytes, get16, get32 } from "../wire/bytes.ts";
 import type { BackendInfo } from "./index.ts";
 import { HEAD_ROOM, MAX_SEGMENTS_PER_SEND, MAX_UDP_PAYLOAD, type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
 import { ETH_OFF } from "../wire/virtio.ts";
@@ -179,7 +179,7 @@ export class TapnetBackend implements TunnelBackend {
         continue;
       }
       const target = this.rx[peer];
-      target.set(buf.subarray(at + TAPNET_HEADER_LEN, at + dlen), offset);
+      copyBytes(target, offset, buf, at + TAPNET_HEADER_LEN, clen);
       this.rxGot[peer] = offset + clen;
       if (offset + clen === flen) {
         this.rxGot[peer] = -1;
