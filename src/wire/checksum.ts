@@ -42,14 +42,18 @@ export function sumWords(b: Uint8Array, off: number, len: number, initial = 0): 
  * at `headOff` in `head`, then `count` pieces of `tailBuf` (`lens[k]` bytes at `offs[k]`). The
  * same value `sumWords` gives over their concatenation (not folded), `initial` included. A piece
  * that starts at an odd position of the whole begins with the low byte of a word: that byte is
- * added alone and the rest summed from the even position after it.
+ * added alone and the rest summed from the even position after it. With `limit`, no more than
+ * that many bytes of the whole are summed (what lies past a packet's end in its last piece).
  */
 export function sumPieces(head: Uint8Array, headOff: number, headLen: number, tailBuf: Uint8Array,
-  offs: Int32Array, lens: Int32Array, count: number, initial: number): number {
+  offs: Int32Array, lens: Int32Array, count: number, initial: number, limit = Infinity): number {
+  headLen = Math.min(headLen, limit);
   let sum = sumWords(head, headOff, headLen, initial);
   let odd = headLen & 1;
-  for (let k = 0; k < count; k++) {
-    const n = lens[k];
+  let left = limit - headLen;
+  for (let k = 0; k < count && left > 0; k++) {
+    const n = Math.min(lens[k], left);
+    left -= n;
     if (n <= 0) continue;
     const o = offs[k];
     sum += odd ? tailBuf[o] + sumWords(tailBuf, o + 1, n - 1) : sumWords(tailBuf, o, n);

@@ -149,6 +149,9 @@ describe("sums over pieces (sumPieces)", () => {
       }
       const initial = int(0x40000);
       expect(sumPieces(head, headOff, cuts[1], tail, offs, lens, count, initial), `trial ${t}`).toBe(sumWords(whole, 0, whole.length, initial));
+      // With a limit: only the first `limit` bytes of the whole, wherever that falls.
+      const limit = int(whole.length + 1);
+      expect(sumPieces(head, headOff, cuts[1], tail, offs, lens, count, initial, limit), `trial ${t}, limit ${limit}`).toBe(sumWords(whole, 0, limit, initial));
     }
   });
 });

@@ -14,7 +14,7 @@
  * segmentation work (a tapnet super-frame, a merged run) is passed on as it is.
  */
 import { get16, put16 } from "../../wire/bytes.ts";
-import { fold, pseudoHeaderSum, sumWords } from "../../wire/checksum.ts";
+import { fold, pseudoHeaderSum, sumPieces, sumWords } from "../../wire/checksum.ts";
 import { Drop } from "../../wire/drop.ts";
 import { ETH_DST, ETH_HEADER_LEN, ETH_SRC } from "../../wire/ethernet.ts";
 import { Ipv4View, PROTO_TCP, PROTO_UDP } from "../../wire/ipv4.ts";
@@ -127,16 +127,6 @@ export class Deliver implements Stage {
     const t = f.tails[i];
     const buf = f.bufs[i];
     if (t.count === 0) return sumWords(buf, l4, len, initial);
-    const inHead = Math.min(len, f.offs[i] + t.headLen - l4);
-    let sum = sumWords(buf, l4, inHead, initial);
-    let at = inHead;
-    for (let k = 0; k < t.count && at < len; k++) {
-      const n = Math.min(t.lens[k], len - at);
-      const s = fold(sumWords(t.buf, t.offs[k], n));
-      // A piece that starts at an odd byte of the whole adds its sum byte-swapped (RFC 1071 2.B).
-      sum += (at & 1) === 0 ? s : ((s & 0xff) << 8) | (s >>> 8);
-      at += n;
-    }
-    return sum;
+    return sumPieces(buf, l4, f.offs[i] + t.headLen - l4, t.buf, t.offs, t.lens, t.count, initial, len);
   }
 }
