@@ -108,11 +108,11 @@ export interface TunnelBackend {
   /** Whether received TCP segments of a flow should be merged into super-frames for the pods. */
   readonly mergeReceived: boolean;
   /**
-   * Sends the frame buf[0..len) (virtio_net_hdr, Ethernet, IPv4) to node `peer`, or gathers it
-   * until `flush`; the backend may write in the frame's virtio_net_hdr (its headroom). Returns
-   * the datagrams it makes, or -1 if it cannot carry the frame (too large).
+   * Sends the frame buf[off..off+len) (virtio_net_hdr, Ethernet, IPv4) to node `peer`, or
+   * gathers it until `flush`; the backend may write in the frame's virtio_net_hdr (its
+   * headroom). Returns the datagrams it makes, or -1 if it cannot carry the frame (too large).
    */
-  send(buf: Uint8Array, len: number, peer: number): number;
+  send(buf: Uint8Array, off: number, len: number, peer: number): number;
   /**
    * Sends one segment of a super-frame: its Ethernet, IPv4 and L4 headers at
    * hdr[hdrOff..hdrOff+hdrLen), with at least 16 bytes of headroom before them, and its payload

@@ -64,3 +64,26 @@ export function innerFrame(buf: Uint8Array, ip: number, ipLen: number, eth: numb
   }
   sink.frame(head, 0, o + ipLen, tail);
 }
+
+/** A backend whose datagrams each hold one packet (udp, vxlan): what it does with one of them. */
+export interface DatagramReader {
+  /**
+   * Takes the datagram of `len` bytes at buf[at..] from node `peer`; `first`: the first of its
+   * read, with room in front of it for a frame's headers.
+   */
+  datagram(buf: Uint8Array, at: number, len: number, first: boolean, peer: number, sink: FrameSink): void;
+}
+
+/**
+ * Hands each datagram of a read (`len` bytes at buf[off..], datagrams of `stride` bytes, the
+ * last maybe shorter; 0: one datagram) to `reader`; returns how many there were.
+ */
+export function eachDatagram(reader: DatagramReader, buf: Uint8Array, off: number, len: number, stride: number, peer: number, sink: FrameSink): number {
+  const step = stride > 0 && stride < len ? stride : Math.max(len, 1);
+  let n = 0;
+  for (let p = 0; p < len || n === 0; p += step) {
+    n++;
+    reader.datagram(buf, off + p, Math.min(step, len - p), p === 0, peer, sink);
+  }
+  return n;
+}

@@ -31,12 +31,15 @@ export class DatagramRun {
     this.size = bytes;
   }
 
-  /** The datagram opened has had its pieces added to `out`: `bytes` long in all. */
-  close(bytes: number): void {
+  /**
+   * The datagram opened has had its pieces added to `out`: `bytes` long in all. Without
+   * UDP_SEGMENT it is sent now: false if that failed (counted as one frame lost).
+   */
+  close(bytes: number): boolean {
     this.count++;
     this.bytes += bytes;
     if (bytes < this.size) this.closed = true;
-    if (!this.segmenting) this.flush();
+    return this.segmenting || this.flush();
   }
 
   /**

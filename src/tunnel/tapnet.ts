@@ -75,12 +75,12 @@ export class TapnetBackend implements TunnelBackend {
   }
 
   /**
-   * Sends frame buf[0..len) to node `peer`. A frame of one datagram may wait in the run being
+   * Sends the frame buf[off..off+len) to node `peer`. A frame of one datagram may wait in the run being
    * gathered until `flush()`: `buf` must stay as it is until then. Returns the frame's
    * datagrams, or -1 if it cannot be sent (too large); a failed send is reported through the
    * events, with the frames it lost.
    */
-  send(buf: Uint8Array, len: number, peer: number): number {
+  send(buf: Uint8Array, off: number, len: number, peer: number): number {
     if (len > TAPNET_MAX_FRAME || len <= 0) return -1;
     const C = this.chunkSize;
     const n = Math.ceil(len / C);
@@ -88,7 +88,7 @@ export class TapnetBackend implements TunnelBackend {
     const run = this.run;
     if (n === 1) {
       run.open(peer, TAPNET_HEADER_LEN + len);
-      this.gather(id, len, 0, buf, len);
+      this.gather(id, len, 0, buf, off, len);
       return 1;
     }
     run.flush();
@@ -96,10 +96,12 @@ export class TapnetBackend implements TunnelBackend {
     for (let i = 0; i < n; i += step) {
       const last = Math.min(n, i + step);
       for (let k = i; k < last; k++) {
-        const off = k * C;
-        const clen = Math.min(C, len - off);
+        const at = k * C;
+        const clen = Math.min(C, len - at);
         run.open(peer, TAPNET_HEADER_LEN + clen);
-        this.gather(id, len, off, buf, clen);
+        // Without UDP_SEGMENT each datagram goes now: the rest of a frame whose datagram failed
+        // would only be dropped by the receiver, and the frame is lost once.
+        if (!this.gather(id, len, at, buf, off + at, clen)) return n;
       }
       // Later runs of a frame whose first run failed would only be dropped by the receiver.
       if (!run.flush(1)) return n;
@@ -107,13 +109,16 @@ export class TapnetBackend implements TunnelBackend {
     return n;
   }
 
-  /** Adds the datagram for frame bytes [off, off+clen) to the run, its header in `headers`. */
-  private gather(id: number, len: number, off: number, buf: Uint8Array, clen: number): void {
+  /**
+   * Adds the datagram for the frame's bytes [at, at+clen), which lie at buf[from..], to the run,
+   * its header in `headers`; false if it was sent at once and that failed.
+   */
+  private gather(id: number, len: number, at: number, buf: Uint8Array, from: number, clen: number): boolean {
     const h = this.run.count * TAPNET_HEADER_LEN;
-    writeTapnetHeader(this.headers, h, id, len, off);
+    writeTapnetHeader(this.headers, h, id, len, at);
     this.run.out.add(this.headers, h, TAPNET_HEADER_LEN);
-    this.run.out.add(buf, off, clen);
-    this.run.close(TAPNET_HEADER_LEN + clen);
+    this.run.out.add(buf, from, clen);
+    return this.run.close(TAPNET_HEADER_LEN + clen);
   }
 
   sendSegment(): void {

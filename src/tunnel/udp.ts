@@ -9,12 +9,12 @@ import { ETH_HEADER_LEN } from "../wire/ethernet.ts";
 import type { BackendInfo } from "./index.ts";
 import { type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
 import { ETH_OFF } from "../wire/virtio.ts";
-import { innerFrame } from "./inner.ts";
+import { eachDatagram, innerFrame, type DatagramReader } from "./inner.ts";
 import { DatagramRun } from "./run.ts";
 
 const IP_OFF = ETH_OFF + ETH_HEADER_LEN;
 
-export class UdpBackend implements TunnelBackend {
+export class UdpBackend implements TunnelBackend, DatagramReader {
   readonly name = "udp";
   readonly recvOff = IP_OFF;
   readonly wholeFrames = false;
@@ -25,10 +25,10 @@ export class UdpBackend implements TunnelBackend {
     this.run = new DatagramRun(ctx.out, ctx.segmenting, ctx.events);
   }
 
-  send(buf: Uint8Array, len: number, peer: number): number {
+  send(buf: Uint8Array, off: number, len: number, peer: number): number {
     const d = len - IP_OFF;
     this.run.open(peer, d);
-    this.run.out.add(buf, IP_OFF, d);
+    this.run.out.add(buf, off + IP_OFF, d);
     this.run.close(d);
     return 1;
   }
@@ -45,17 +45,13 @@ export class UdpBackend implements TunnelBackend {
     this.run.flush();
   }
 
-  receive(buf: Uint8Array, off: number, len: number, stride: number, _peer: number, sink: FrameSink): number {
-    const step = stride > 0 && stride < len ? stride : Math.max(len, 1);
-    let n = 0;
-    for (let p = 0; p < len || n === 0; p += step) {
-      n++;
-      const at = off + p;
-      const dlen = Math.min(step, len - p);
-      if (dlen < 1 || buf[at] >> 4 !== 4) sink.drop(Drop.TunnelNotIpv4);
-      else innerFrame(buf, at, dlen, -1, p === 0, sink);
-    }
-    return n;
+  receive(buf: Uint8Array, off: number, len: number, stride: number, peer: number, sink: FrameSink): number {
+    return eachDatagram(this, buf, off, len, stride, peer, sink);
+  }
+
+  datagram(buf: Uint8Array, at: number, len: number, first: boolean, _peer: number, sink: FrameSink): void {
+    if (len < 1 || buf[at] >> 4 !== 4) sink.drop(Drop.TunnelNotIpv4);
+    else innerFrame(buf, at, len, -1, first, sink);
   }
 }
 

@@ -14,10 +14,10 @@ import { checkVxlanHeader, VXLAN_HEADER_LEN, writeVxlanHeader } from "../wire/vx
 import type { BackendInfo } from "./index.ts";
 import { type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
 import { ETH_OFF } from "../wire/virtio.ts";
-import { innerFrame } from "./inner.ts";
+import { eachDatagram, innerFrame, type DatagramReader } from "./inner.ts";
 import { DatagramRun } from "./run.ts";
 
-export class VxlanBackend implements TunnelBackend {
+export class VxlanBackend implements TunnelBackend, DatagramReader {
   readonly name = "vxlan";
   readonly recvOff = ETH_OFF - VXLAN_HEADER_LEN;
   readonly wholeFrames = false;
@@ -37,11 +37,12 @@ export class VxlanBackend implements TunnelBackend {
     return eth - VXLAN_HEADER_LEN;
   }
 
-  send(buf: Uint8Array, len: number, peer: number): number {
-    const d = this.encapsulate(buf, ETH_OFF, peer);
-    this.run.open(peer, len - d);
-    this.run.out.add(buf, d, len - d);
-    this.run.close(len - d);
+  send(buf: Uint8Array, off: number, len: number, peer: number): number {
+    const d = this.encapsulate(buf, off + ETH_OFF, peer);
+    const dlen = off + len - d;
+    this.run.open(peer, dlen);
+    this.run.out.add(buf, d, dlen);
+    this.run.close(dlen);
     return 1;
   }
 
@@ -58,23 +59,19 @@ export class VxlanBackend implements TunnelBackend {
     this.run.flush();
   }
 
-  receive(buf: Uint8Array, off: number, len: number, stride: number, _peer: number, sink: FrameSink): number {
-    const step = stride > 0 && stride < len ? stride : Math.max(len, 1);
+  receive(buf: Uint8Array, off: number, len: number, stride: number, peer: number, sink: FrameSink): number {
+    return eachDatagram(this, buf, off, len, stride, peer, sink);
+  }
+
+  datagram(buf: Uint8Array, at: number, len: number, first: boolean, _peer: number, sink: FrameSink): void {
     const { vtepHi, vtepLo, self } = this.ctx;
-    let n = 0;
-    for (let p = 0; p < len || n === 0; p += step) {
-      n++;
-      const at = off + p;
-      const dlen = Math.min(step, len - p);
-      const r = checkVxlanHeader(buf, at, dlen, this.ctx.vni);
-      const eth = at + VXLAN_HEADER_LEN;
-      if (r !== Drop.None) sink.drop(r);
-      else if (dlen < VXLAN_HEADER_LEN + ETH_HEADER_LEN) sink.drop(Drop.VxlanTruncated);
-      else if (macHi(buf, eth) !== vtepHi[self] || macLo(buf, eth) !== vtepLo[self]) sink.drop(Drop.VxlanNotForUs);
-      else if (buf[eth + ETH_TYPE] !== ETHERTYPE_IPV4 >> 8 || buf[eth + ETH_TYPE + 1] !== (ETHERTYPE_IPV4 & 0xff)) sink.drop(Drop.TunnelNotIpv4);
-      else innerFrame(buf, eth + ETH_HEADER_LEN, dlen - VXLAN_HEADER_LEN - ETH_HEADER_LEN, eth, p === 0, sink);
-    }
-    return n;
+    const r = checkVxlanHeader(buf, at, len, this.ctx.vni);
+    const eth = at + VXLAN_HEADER_LEN;
+    if (r !== Drop.None) sink.drop(r);
+    else if (len < VXLAN_HEADER_LEN + ETH_HEADER_LEN) sink.drop(Drop.VxlanTruncated);
+    else if (macHi(buf, eth) !== vtepHi[self] || macLo(buf, eth) !== vtepLo[self]) sink.drop(Drop.VxlanNotForUs);
+    else if (buf[eth + ETH_TYPE] !== ETHERTYPE_IPV4 >> 8 || buf[eth + ETH_TYPE + 1] !== (ETHERTYPE_IPV4 & 0xff)) sink.drop(Drop.TunnelNotIpv4);
+    else innerFrame(buf, eth + ETH_HEADER_LEN, len - VXLAN_HEADER_LEN - ETH_HEADER_LEN, eth, first, sink);
   }
 }
 

@@ -2,12 +2,12 @@
 // ICMP errors it makes byte for byte, what receive coalescing must still refuse, and every
 // datagram from the tunnel classified against the documented rules.
 import { describe, expect, it } from "vitest";
-import { Counters, SwitchCounter } from "../../src/switch/counters.ts";
-import { Router, type RouterIo } from "../../src/switch/router.ts";
-import { TapnetBackend } from "../../src/tunnel/tapnet.ts";
-import { ETH_OFF } from "../../src/tunnel/backend.ts";
+import { SwitchCounter } from "../../src/switch/counters.ts";
+import { backend } from "../../src/tunnel/index.ts";
+import type { TunnelBackend } from "../../src/tunnel/contract.ts";
+import { ETH_OFF } from "../../src/wire/virtio.ts";
 import { emitArp, parseArp } from "../../src/wire/arp.ts";
-import { put16 } from "../../src/wire/bytes.ts";
+import { put16, put32 } from "../../src/wire/bytes.ts";
 import { internetChecksum, pseudoHeaderSum } from "../../src/wire/checksum.ts";
 import { emitEthernet, parseEthernet } from "../../src/wire/ethernet.ts";
 import { parseIcmp } from "../../src/wire/icmp.ts";
@@ -17,18 +17,21 @@ import { emitVirtioNetHdr, GSO_TCPV6, GSO_UDP_L4, VNET_F_NEEDS_CSUM } from "../.
 import { emitVxlan } from "../../src/wire/vxlan.ts";
 import { CollectingSink } from "../support/gather.ts";
 import { prng, trials } from "../support/random.ts";
-import { ADDR, config, datagram, FakeIo, GATEWAY_PORT, GW, GW_MAC, ip, ipFrame, POD_A, POD_B, setup, tapnetConfig, tsoFrame, VTEP } from "./router-support.ts";
+import {
+  ADDR, ALL_BACKENDS, config, datagram, encap, FakeIo, makeBackend, GATEWAY_PORT, GW, GW_MAC, INNER_IP, ip, ipFrame, PACKET_BACKENDS, type PacketBackend, POD_A, POD_B,
+  setup, setupWith, tapnetConfig, TestRouter, tsoFrame, VTEP,
+} from "./router-support.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const POD_B_HI = 0x0a58;
 const POD_B_LO = 0x0af40103;
 
-describe("routing at the tunnel MTU", () => {
-  it("udp: a DF packet of exactly the tunnel MTU is routed; one byte more is refused with frag needed", () => {
-    const { router, io, drops, counters } = setup("udp", 1000);
+describe.each(PACKET_BACKENDS)("routing at the tunnel MTU (%s)", (type) => {
+  it("a DF packet of exactly the tunnel MTU is routed; one byte more is refused with frag needed", () => {
+    const { router, io, drops, counters } = setup(type, 1000);
     const fits = ipFrame({ src: POD_A.ip, dst: "10.244.2.5", df: true, payloadLen: 1000 - 28 });
     expect(router.fromPort(POD_A.port, fits, fits.length)).toBe(true);
-    expect(io.toPeers.map((p) => p.bytes.length)).toEqual([1000]);
+    expect(io.toPeers.map((p) => p.bytes.length)).toEqual([INNER_IP[type] + 1000]);
     expect(counters.sw(SwitchCounter.Routed)).toBe(1);
     const over = ipFrame({ src: POD_A.ip, dst: "10.244.2.5", df: true, payloadLen: 1000 - 27 });
     expect(router.fromPort(POD_A.port, over, over.length)).toBe(true);
@@ -36,46 +39,38 @@ describe("routing at the tunnel MTU", () => {
     expect(drops(POD_A.port)).toEqual({ drop_frag_needed: 1 });
   });
 
-  it("udp: without DF, exactly the tunnel MTU is routed and one byte more is too_big", () => {
-    const { router, io, drops } = setup("udp", 1000);
+  it("without DF, exactly the tunnel MTU is routed and one byte more is too_big", () => {
+    const { router, io, drops } = setup(type, 1000);
     for (const extra of [0, 1]) {
       const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5", payloadLen: 1000 - 28 + extra });
       router.fromPort(POD_A.port, f, f.length);
     }
-    expect(io.toPeers.map((p) => p.bytes.length)).toEqual([1000]);
+    expect(io.toPeers.map((p) => p.bytes.length)).toEqual([INNER_IP[type] + 1000]);
     expect(io.toPorts).toEqual([]);
     expect(drops(POD_A.port)).toEqual({ drop_too_big: 1 });
   });
 });
 
 describe("tapnet backend: a DF packet over the tunnel MTU", () => {
-  function tapnet() {
-    const io = new FakeIo();
-    const counters = new Counters(8);
-    const router = new Router(tapnetConfig(0), counters, io);
-    router.gatewayPort = GATEWAY_PORT;
-    const drops = (port: number) => Object.fromEntries(Object.entries(counters.portSnapshot(port)).filter(([k]) => k.startsWith("drop_")));
-    return { router, io, counters, drops };
-  }
+  const tapnet = () => setupWith(tapnetConfig(0));
 
   it("without GSO gets ICMP fragmentation needed with the tunnel MTU, and a frag_needed drop; at the MTU it goes", () => {
     const { router, io, drops, counters } = tapnet();
     const over = ipFrame({ src: POD_A.ip, dst: "10.244.2.5", df: true, payloadLen: 1500 - 27 });
+    const sent = over.slice(); // the error is written over the frame
     expect(router.fromPort(POD_A.port, over, over.length)).toBe(true);
-    router.flush();
     expect(io.gather.datagrams).toEqual([]);
     expect(io.toPorts).toHaveLength(1);
     const f = io.toPorts[0].bytes;
     expect(io.toPorts[0].port).toBe(POD_A.port);
     expect(parseIpv4(f.subarray(ETH_OFF + 14))).toMatchObject({ src: GW, dst: POD_A.ip, protocol: 1 });
     expect(parseIcmp(f.subarray(ETH_OFF + 34))).toMatchObject({ type: 3, code: 4, rest: 1500 });
-    expect(hex(f.subarray(ETH_OFF + 34 + 8))).toBe(hex(over.subarray(ETH_OFF + 14, ETH_OFF + 14 + 28)));
+    expect(hex(f.subarray(ETH_OFF + 34 + 8))).toBe(hex(sent.subarray(ETH_OFF + 14, ETH_OFF + 14 + 28)));
     expect(drops(POD_A.port)).toEqual({ drop_frag_needed: 1 });
     expect(counters.sw(SwitchCounter.Routed)).toBe(0);
 
     const fits = ipFrame({ src: POD_A.ip, dst: "10.244.2.5", df: true, payloadLen: 1500 - 28 });
     expect(router.fromPort(POD_A.port, fits, fits.length)).toBe(true);
-    router.flush();
     expect(io.gather.datagrams.length).toBeGreaterThan(0);
     expect(counters.sw(SwitchCounter.Routed)).toBe(1);
     expect(drops(POD_A.port)).toEqual({ drop_frag_needed: 1 });
@@ -85,32 +80,33 @@ describe("tapnet backend: a DF packet over the tunnel MTU", () => {
     const { router, io, drops, counters } = tapnet();
     const over = ipFrame({ src: POD_A.ip, dst: "10.244.2.5", payloadLen: 1500 - 27 });
     router.fromPort(POD_A.port, over, over.length);
-    router.flush();
     expect(io.toPorts).toEqual([]);
+    expect(io.gather.datagrams).toHaveLength(2);
     expect(drops(POD_A.port)).toEqual({});
     expect(counters.sw(SwitchCounter.Routed)).toBe(1);
   });
 });
 
-describe("ICMP errors: which packets get one, and what it quotes", () => {
+describe.each(PACKET_BACKENDS)("ICMP errors: which packets get one, and what it quotes (%s)", (type) => {
   const FAR = "10.244.200.1"; // in the cluster CIDR, no node's
 
   it("none about a fragment other than the first; one about a first fragment (MF, offset 0)", () => {
-    const { router, io, drops } = setup();
+    const { router, io, drops } = setup(type);
     const later = ipFrame({ src: POD_A.ip, dst: FAR, mf: true, fragOffset: 1480 });
     router.fromPort(POD_A.port, later, later.length);
     const last = ipFrame({ src: POD_A.ip, dst: FAR, fragOffset: 8 });
     router.fromPort(POD_A.port, last, last.length);
     expect(io.toPorts).toEqual([]);
     const first = ipFrame({ src: POD_A.ip, dst: FAR, mf: true });
+    const quoted = first.slice(ETH_OFF + 14, ETH_OFF + 14 + 28); // before the error is written over it
     router.fromPort(POD_A.port, first, first.length);
     expect(io.toPorts).toHaveLength(1);
-    expect(hex(io.toPorts[0].bytes.subarray(ETH_OFF + 34 + 8))).toBe(hex(first.subarray(ETH_OFF + 14, ETH_OFF + 14 + 28)));
+    expect(hex(io.toPorts[0].bytes.subarray(ETH_OFF + 34 + 8))).toBe(hex(quoted));
     expect(drops(POD_A.port)).toEqual({ drop_cluster_unreachable: 3 });
   });
 
   it("time exceeded is not sent about a later fragment either, but the drop is counted", () => {
-    const { router, io, drops } = setup();
+    const { router, io, drops } = setup(type);
     const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5", ttl: 1, fragOffset: 64 });
     router.fromPort(POD_A.port, f, f.length);
     expect(io.toPorts).toEqual([]);
@@ -119,7 +115,7 @@ describe("ICMP errors: which packets get one, and what it quotes", () => {
   });
 
   it("about an ICMP echo request (not an error) one is sent", () => {
-    const { router, io } = setup();
+    const { router, io } = setup(type);
     const f = ipFrame({ src: POD_A.ip, dst: FAR, protocol: 1 });
     f[ETH_OFF + 34] = 8; // echo request
     router.fromPort(POD_A.port, f, f.length);
@@ -131,12 +127,13 @@ describe("ICMP errors: which packets get one, and what it quotes", () => {
   });
 
   it("quotes no more than the packet's total length: a 24-byte packet in a padded frame, golden bytes", () => {
-    const { router, io, counters } = setup();
-    const f = new Uint8Array(ETH_OFF + 60).fill(0xee); // Ethernet padding after the packet
+    const { router, io, counters } = setup(type);
+    // A 60-byte frame in a slot as the datapath reads into: the error, longer, is written in its place.
+    const f = new Uint8Array(2048).fill(0xee); // Ethernet padding after the packet (and the slot's rest)
     f.fill(0, 0, ETH_OFF);
     emitEthernet({ dst: GW_MAC, src: POD_A.mac, vlans: [], etherType: 0x0800 }, f, ETH_OFF);
     f.set(Buffer.from("450000180007000040119be30af401020af4c801deadbeef", "hex"), ETH_OFF + 14);
-    expect(router.fromPort(POD_A.port, f, f.length)).toBe(true);
+    expect(router.fromPort(POD_A.port, f, ETH_OFF + 60)).toBe(true);
     expect(io.toPorts).toHaveLength(1);
     expect(io.toPorts[0].port).toBe(POD_A.port);
     expect(hex(io.toPorts[0].bytes)).toBe(
@@ -150,23 +147,24 @@ describe("ICMP errors: which packets get one, and what it quotes", () => {
   });
 
   it("quotes a header with options and the 8 bytes after it", () => {
-    const { router, io } = setup();
+    const { router, io } = setup(type);
     const f = new Uint8Array(ETH_OFF + 14 + 24 + 40);
     emitEthernet({ dst: GW_MAC, src: POD_A.mac, vlans: [], etherType: 0x0800 }, f, ETH_OFF);
     const o = ETH_OFF + 14;
     f.set([0x46, 0, 0, 64, 0, 9, 0, 0, 64, 17, 0, 0, 10, 244, 1, 2, 10, 244, 200, 1, 1, 1, 1, 0], o); // IHL 6: 4 bytes of NOP/EOL options
     for (let i = 24; i < 64; i++) f[o + i] = i;
     put16(f, o + 10, internetChecksum(f, o, 24));
+    const quoted = f.slice(o, o + 32);
     router.fromPort(POD_A.port, f, f.length);
     const out = io.toPorts[0].bytes;
     expect(out.length).toBe(ETH_OFF + 14 + 20 + 8 + 32);
     expect(parseIpv4(out.subarray(ETH_OFF + 14))).toMatchObject({ payloadLen: 8 + 32 });
-    expect(hex(out.subarray(ETH_OFF + 14 + 28))).toBe(hex(f.subarray(o, o + 32)));
+    expect(hex(out.subarray(ETH_OFF + 14 + 28))).toBe(hex(quoted));
     expect(internetChecksum(out, ETH_OFF + 34, 8 + 32)).toBe(0);
   });
 
   it("has TOS 0 even after the switch wrote an ARP reply in the same buffer", () => {
-    const { router, io } = setup();
+    const { router, io } = setup(type);
     const b = new Uint8Array(ETH_OFF + 14 + 28);
     emitEthernet({ dst: "ff:ff:ff:ff:ff:ff", src: POD_A.mac, vlans: [], etherType: 0x0806 }, b, ETH_OFF);
     emitArp({ operation: 1, senderMac: POD_A.mac, senderIp: POD_A.ip, targetMac: "00:00:00:00:00:00", targetIp: GW }, b, ETH_OFF + 14);
@@ -178,7 +176,7 @@ describe("ICMP errors: which packets get one, and what it quotes", () => {
   });
 
   it("numbers its errors 1, 2, 3 in the IP id", () => {
-    const { router, io } = setup();
+    const { router, io } = setup(type);
     for (let k = 0; k < 3; k++) {
       const f = ipFrame({ src: POD_A.ip, dst: FAR });
       router.fromPort(POD_A.port, f, f.length);
@@ -187,9 +185,9 @@ describe("ICMP errors: which packets get one, and what it quotes", () => {
   });
 });
 
-describe("the cluster CIDR's edges (10.244.0.0/16, nodes own 10.244.1-3.0/24)", () => {
+describe.each(PACKET_BACKENDS)("the cluster CIDR's edges (10.244.0.0/16, nodes own 10.244.1-3.0/24) (%s)", (type) => {
   it("its first and last address, owned by no node, are cluster_unreachable; the addresses around it are bridged", () => {
-    const { router, io, drops } = setup();
+    const { router, io, drops } = setup(type);
     for (const dst of ["10.244.0.0", "10.244.255.255"]) {
       const f = ipFrame({ src: POD_A.ip, dst });
       expect(router.fromPort(POD_A.port, f, f.length), dst).toBe(true);
@@ -205,7 +203,7 @@ describe("the cluster CIDR's edges (10.244.0.0/16, nodes own 10.244.1-3.0/24)", 
   });
 
   it("the node kernel's frame to a VTEP MAC for an address outside every pod CIDR is dropped as no_route", () => {
-    const { router, io, drops } = setup();
+    const { router, io, drops } = setup(type);
     const f = ipFrame({ eth: { dst: VTEP[1], src: GW_MAC }, src: GW, dst: "8.8.8.8" });
     expect(router.fromPort(GATEWAY_PORT, f, f.length)).toBe(true);
     expect(io.toPeers).toEqual([]);
@@ -213,25 +211,26 @@ describe("the cluster CIDR's edges (10.244.0.0/16, nodes own 10.244.1-3.0/24)", 
   });
 
   it("a frame to our own VTEP MAC is not routed: the bridge has it", () => {
-    const { router, io } = setup();
+    const { router, io } = setup(type);
     const f = ipFrame({ eth: { dst: VTEP[0], src: GW_MAC }, src: GW, dst: "10.244.2.5" });
     expect(router.fromPort(GATEWAY_PORT, f, f.length)).toBe(false);
     expect(io.toPeers).toEqual([]);
   });
 
   it("an IPv4 frame to the gateway MAC that does not parse is dropped with its reason", () => {
-    const { router, drops } = setup();
+    const { router, drops } = setup(type);
     const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5" });
     f[ETH_OFF + 14] = 0x65;
     expect(router.fromPort(POD_A.port, f, f.length)).toBe(true);
     expect(drops(POD_A.port)).toEqual({ drop_ipv4_bad_version: 1 });
   });
 
-  it("a frame shorter than an Ethernet header is left to the bridge", () => {
-    const { router, drops } = setup();
+  it("a frame shorter than an Ethernet header is left to the bridge, which drops it as eth_runt", () => {
+    const { router, io, drops } = setup(type);
     const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5" });
     expect(router.fromPort(POD_A.port, f, ETH_OFF + 13)).toBe(false);
-    expect(drops(POD_A.port)).toEqual({});
+    expect(drops(POD_A.port)).toEqual({ drop_eth_runt: 1 });
+    expect(io.toPeers).toEqual([]);
   });
 });
 
@@ -299,7 +298,7 @@ describe("what the neighbour table learns", () => {
   });
 });
 
-/** A TCP data segment as the far node's tunnel carries it (udp: the packet; vxlan: VXLAN + Ethernet first). */
+/** A TCP data segment as the far node's tunnel carries it (udp: the packet; vxlan: VXLAN + Ethernet first; seq: a sequence number). */
 interface Seg {
   src?: string; dst?: string; seq: number; payload: number; ttl?: number; mf?: boolean; fragOffset?: number;
   /** TCP flags (ACK unless told), TCP header length (options are NOPs; under 20 is written as is), bytes after the packet. */
@@ -310,17 +309,13 @@ interface Seg {
   mangle?: (d: Uint8Array, ipOff: number) => void;
 }
 
-function segDatagram(type: "udp" | "vxlan", s: Seg): Uint8Array {
+function segDatagram(type: PacketBackend, s: Seg): Uint8Array {
   const src = s.src ?? "10.244.2.5";
   const dst = s.dst ?? POD_B.ip;
   const hl = s.tcpHl ?? 20;
   const tcpLen = Math.max(hl, 20) + s.payload;
-  const inner = type === "vxlan" ? 22 : 0;
-  const d = new Uint8Array(inner + 20 + tcpLen + (s.pad ?? 0));
-  if (type === "vxlan") {
-    emitVxlan({ vni: 1 }, d, 0);
-    emitEthernet({ dst: VTEP[0], src: VTEP[1], vlans: [], etherType: 0x0800 }, d, 8);
-  }
+  const inner = INNER_IP[type];
+  const d = encap(type, new Uint8Array(20 + tcpLen + (s.pad ?? 0)));
   emitIpv4({ tos: 0, id: 1, dontFragment: !s.mf && !s.fragOffset, moreFragments: s.mf ?? false, fragmentOffset: s.fragOffset ?? 0, ttl: s.ttl ?? 64, protocol: 6, src, dst, payloadLen: tcpLen }, d, inner);
   const l4 = inner + 20;
   const options = new Uint8Array(Math.max(hl - 20, 0)).fill(1);
@@ -335,11 +330,10 @@ function segDatagram(type: "udp" | "vxlan", s: Seg): Uint8Array {
 }
 
 /** Feeds the segments as one GRO run (one datagram size) to a router that coalesces. */
-function groRun(type: "udp" | "vxlan", segs: Seg[], prepare?: (router: Router) => void) {
-  const r = setup(type);
+function groRun(type: PacketBackend, segs: Seg[], prepare?: (router: TestRouter) => void) {
+  const r = setup(type, undefined, { merge: true });
   r.router.neighbors.learn(ip(POD_B.ip), POD_B_HI, POD_B_LO);
   prepare?.(r.router);
-  r.router.coalesceReceived();
   const dgrams = segs.map((s) => segDatagram(type, s));
   const size = dgrams[0].length;
   const slot = new Uint8Array(r.router.recvOff + dgrams.reduce((n, d) => n + d.length, 0) + 64);
@@ -350,7 +344,7 @@ function groRun(type: "udp" | "vxlan", segs: Seg[], prepare?: (router: Router) =
 }
 
 /** Feeds the segments one by one to a router that does not coalesce: what each datagram alone becomes. */
-function oneByOne(type: "udp" | "vxlan", segs: Seg[]) {
+function oneByOne(type: PacketBackend, segs: Seg[]) {
   const r = setup(type);
   r.router.neighbors.learn(ip(POD_B.ip), POD_B_HI, POD_B_LO);
   for (const d of segs.map((s) => segDatagram(type, s))) {
@@ -513,13 +507,17 @@ type Outcome = { drop: string } | { to: "gateway" | "pod"; frame: string; comple
  * What the router's header comment and the drop reasons say becomes of datagram `d` from
  * underlay address `from`: the first rule it breaks, or the frame a TAP receives.
  */
-function classify(type: "udp" | "vxlan", d: Uint8Array, from: string, gatewayPort: number): Outcome {
+function classify(type: PacketBackend, d: Uint8Array, from: string, gatewayPort: number): Outcome {
   const peer = ADDR.indexOf(from);
   if (peer <= 0) return { drop: "tunnel_unknown_peer" }; // not a node, or ourselves
   let p: Uint8Array;
   if (type === "udp") {
     if (d.length < 1 || d[0] >> 4 !== 4) return { drop: "tunnel_not_ipv4" };
     p = d;
+  } else if (type === "seq") {
+    // the test-only backend: a 4-byte sequence number, then at least an IPv4 header's worth
+    if (d.length < 4 + 20 || d[4] >> 4 !== 4) return { drop: "tunnel_not_ipv4" };
+    p = d.subarray(4);
   } else {
     if (d.length < 8) return { drop: "vxlan_truncated" };
     if ((d[0] & 0x08) === 0) return { drop: "vxlan_bad_flags" };
@@ -581,7 +579,7 @@ function classify(type: "udp" | "vxlan", d: Uint8Array, from: string, gatewayPor
 }
 
 /** A datagram from the tunnel: mostly well formed, with a random choice of what is wrong with it. */
-function randomDatagram(type: "udp" | "vxlan", rnd: () => number): Uint8Array {
+function randomDatagram(type: PacketBackend, rnd: () => number): Uint8Array {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
   if (rnd() < 0.05) return Uint8Array.from({ length: Math.floor(rnd() * 80) }, () => Math.floor(rnd() * 256));
   const proto = pick([6, 17, 17, 1, 47]);
@@ -629,6 +627,12 @@ function randomDatagram(type: "udp" | "vxlan", rnd: () => number): Uint8Array {
   if (rnd() < 0.04) cut = Math.floor(rnd() * p.length);
   const ipPart = p.subarray(0, cut);
   if (type === "udp") return ipPart.slice();
+  if (type === "seq") {
+    const d = new Uint8Array(4 + ipPart.length);
+    put32(d, 0, Math.floor(rnd() * 2 ** 32));
+    d.set(ipPart, 4);
+    return rnd() < 0.03 ? d.slice(0, Math.floor(rnd() * 27)) : d;
+  }
   const d = new Uint8Array(22 + ipPart.length);
   emitVxlan({ vni: rnd() < 0.05 ? 2 : 1 }, d, 0);
   if (rnd() < 0.05) d[0] = 0;
@@ -638,11 +642,11 @@ function randomDatagram(type: "udp" | "vxlan", rnd: () => number): Uint8Array {
 }
 
 describe("from the tunnel, every datagram classified", () => {
-  for (const type of ["udp", "vxlan"] as const) {
+  for (const type of PACKET_BACKENDS) {
     it(`${type}: random datagrams from nodes and strangers each meet the fate the rules give them, exactly`, () => {
       const { router, io, counters, drops, tunnel } = setup(type);
       router.neighbors.learn(KNOWN, POD_B_HI, POD_B_LO);
-      const rnd = prng(type === "udp" ? 4101 : 4102);
+      const rnd = prng({ udp: 4101, vxlan: 4102, seq: 4103 }[type]);
       const seen = new Map<string, number>();
       let rxBytes = 0;
       const n = trials(3000, 300);
@@ -683,9 +687,11 @@ describe("from the tunnel, every datagram classified", () => {
       expect(counters.sw(SwitchCounter.Delivered)).toBe((seen.get("pod") ?? 0) + (seen.get("gateway") ?? 0));
       // The datagrams reached every rule (at the full count; a tenth of them under mutation testing may miss a rare one).
       if (n === 3000) {
-        const rules = ["tunnel_unknown_peer", "ipv4_truncated", "ipv4_bad_header_len", "ipv4_bad_total_len", "ipv4_bad_checksum",
+        const rules = ["tunnel_unknown_peer", "ipv4_bad_header_len", "ipv4_bad_total_len", "ipv4_bad_checksum",
           "tunnel_spoofed", "tunnel_bad_checksum", "no_port", "tunnel_not_local", "ttl_expired", "neigh_unresolved", "pod", "gateway", "tunnel_not_ipv4"];
-        // udp: a packet of another version is the backend's tunnel_not_ipv4
+        // seq: a packet shorter than an IPv4 header is the backend's tunnel_not_ipv4
+        if (type !== "seq") rules.push("ipv4_truncated");
+        // udp, seq: a packet of another version is the backend's tunnel_not_ipv4
         if (type === "vxlan") rules.push("ipv4_bad_version", "vxlan_truncated", "vxlan_bad_flags", "vxlan_wrong_vni", "vxlan_not_for_us");
         for (const r of rules) expect(seen.get(r) ?? 0, r).toBeGreaterThan(0);
       }
@@ -693,19 +699,23 @@ describe("from the tunnel, every datagram classified", () => {
   }
 });
 
-describe("sending, when the way out fails or the frame is unusual (udp, vxlan)", () => {
-  it("a datagram the tunnel socket refuses is a tx_error on the pod's port, not routed", () => {
-    const { router, io, drops, counters, tunnel } = setup();
+describe.each(PACKET_BACKENDS)("sending, when the way out fails or the frame is unusual (%s)", (type) => {
+  const inner = INNER_IP[type];
+
+  it("a datagram the tunnel socket refuses is a tx_error on the tunnel, nothing sent", () => {
+    const { router, io, drops, counters, tunnel } = setup(type);
     io.failPeers = true;
     const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5" });
     expect(router.fromPort(POD_A.port, f, f.length)).toBe(true);
-    expect(drops(POD_A.port)).toEqual({ drop_tx_error: 1 });
-    expect(counters.sw(SwitchCounter.Routed)).toBe(0);
+    expect(drops(tunnel)).toEqual({ drop_tx_error: 1 });
+    expect(drops(POD_A.port)).toEqual({});
     expect(counters.portSnapshot(tunnel)).toMatchObject({ tx_frames: 0, tx_bytes: 0 });
+    expect(io.toPeers).toEqual([]);
+    expect(counters.sw(SwitchCounter.Routed)).toBe(1); // routed counts what the backend took; the socket's refusal is the tunnel's tx_error
   });
 
   it("a partial checksum whose csum_start lies outside the frame is dropped as csum_bad_offset", () => {
-    const { router, io, drops } = setup();
+    const { router, io, drops } = setup(type);
     const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5" });
     emitVirtioNetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 200, csumOffset: 6 }, f, 0);
     router.fromPort(POD_A.port, f, f.length);
@@ -714,7 +724,7 @@ describe("sending, when the way out fails or the frame is unusual (udp, vxlan)",
   });
 
   it("a super-frame of a kind not segmented here (TCPv6) is dropped as gso_unsupported", () => {
-    const { router, io, drops } = setup();
+    const { router, io, drops } = setup(type);
     const f = tsoFrame(3000, 1000);
     f[1] = GSO_TCPV6;
     router.fromPort(POD_A.port, f, f.length);
@@ -723,76 +733,85 @@ describe("sending, when the way out fails or the frame is unusual (udp, vxlan)",
   });
 
   it("a UDP super-frame (GSO_UDP_L4) is cut into UDP datagrams of gso_size, each with a valid checksum", () => {
-    const { router, io, counters } = setup();
+    const { router, io, counters } = setup(type);
     const payload = 1800;
     const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5", df: true, payloadLen: payload });
     put16(f, ETH_OFF + 34 + 6, pseudoHeaderSum(ip(POD_A.ip), ip("10.244.2.5"), 17, 8 + payload) % 0xffff);
     emitVirtioNetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: GSO_UDP_L4, hdrLen: 42, gsoSize: 500, csumStart: 34, csumOffset: 6 }, f, 0);
     router.fromPort(POD_A.port, f, f.length);
-    expect(io.toPeers.map((p) => p.bytes.length)).toEqual([528, 528, 528, 328]);
+    expect(io.toPeers.map((p) => p.bytes.length - inner)).toEqual([528, 528, 528, 328]);
     for (const { bytes } of io.toPeers) {
-      expect(parseIpv4(bytes)).toMatchObject({ ttl: 63, protocol: 17 });
-      expect(internetChecksum(bytes, 20, bytes.length - 20, pseudoHeaderSum(ip(POD_A.ip), ip("10.244.2.5"), 17, bytes.length - 20))).toBe(0);
+      const pkt = bytes.subarray(inner);
+      expect(parseIpv4(pkt)).toMatchObject({ ttl: 63, protocol: 17 });
+      expect(internetChecksum(pkt, 20, pkt.length - 20, pseudoHeaderSum(ip(POD_A.ip), ip("10.244.2.5"), 17, pkt.length - 20))).toBe(0);
     }
     expect(counters.sw(SwitchCounter.Routed)).toBe(4);
   });
 
   it("gathers a super-frame of up to 128 segments into UDP_SEGMENT sends; one of more goes a send per segment", () => {
     for (const [payload, gathered] of [[2008, true], [2009, false]] as const) {
-      const { router, io, counters } = setup("udp", 1450);
-      router.gatherSegments = true;
+      const { router, io, counters } = setup(type, 1450, { segmenting: true });
       // gso_size 16: 2008 bytes of payload make a 2048-byte packet, exactly 128 x 16
       router.fromPort(POD_A.port, tsoFrame(payload, 16), ETH_OFF + 54 + payload);
       const segments = Math.ceil(payload / 16);
-      expect(io.gather.datagrams.length, `${payload}`).toBe(gathered ? segments : 0);
-      expect(io.toPeers.length, `${payload}`).toBe(gathered ? 0 : segments);
+      expect(io.gather.datagrams.length, `${payload}`).toBe(segments);
+      expect(io.gather.sends.length, `${payload}`).toBe(gathered ? Math.ceil(segments / 64) : segments);
       expect(counters.sw(SwitchCounter.Routed)).toBe(segments);
     }
   });
 
-  it("segments sent one per send that the socket refuses are each a tx_error", () => {
-    const { router, io, drops } = setup("udp", 1450);
+  it("segments sent one per send that the socket refuses are each a tx_error on the tunnel", () => {
+    const { router, io, drops, tunnel } = setup(type, 1450);
     io.failPeers = true;
     router.fromPort(POD_A.port, tsoFrame(5000, 1000), ETH_OFF + 54 + 5000);
-    expect(drops(POD_A.port)).toEqual({ drop_tx_error: 5 });
+    expect(drops(tunnel)).toEqual({ drop_tx_error: 5 });
+    expect(drops(POD_A.port)).toEqual({});
   });
 
   it("an Ethernet header alone, of IPv4 to the gateway MAC, is dropped as ipv4_truncated", () => {
-    const { router, drops } = setup();
+    const { router, drops } = setup(type);
     const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5" });
     expect(router.fromPort(POD_A.port, f, ETH_OFF + 14)).toBe(true);
     expect(drops(POD_A.port)).toEqual({ drop_ipv4_truncated: 1 });
   });
 });
 
-describe("answers that cannot be written", () => {
-  it("an ICMP error or ARP reply the port refuses is not counted as sent; the drop still is", () => {
-    const { router, io, drops, counters } = setup();
+describe.each(PACKET_BACKENDS)("answers that cannot be written (%s)", (type) => {
+  // The gateway counts an answer when it makes it; port out, after it, counts a write that
+  // fails as tx_error on the in-port (here the port the answer goes back out of). Before the
+  // stages, icmp_sent and arp_replies counted only answers written (see the report to the lead).
+  it("an ICMP error or ARP reply the port refuses is a tx_error on that port; the drop is still counted", () => {
+    const { router, io, drops, counters } = setup(type);
     io.failPorts = true;
     const f = ipFrame({ src: POD_A.ip, dst: "10.244.200.1" });
     expect(router.fromPort(POD_A.port, f, f.length)).toBe(true);
-    expect(counters.sw(SwitchCounter.IcmpSent)).toBe(0);
-    expect(drops(POD_A.port)).toEqual({ drop_cluster_unreachable: 1 });
+    expect(counters.sw(SwitchCounter.IcmpSent)).toBe(1);
+    expect(drops(POD_A.port)).toEqual({ drop_cluster_unreachable: 1, drop_tx_error: 1 });
+    expect(counters.portSnapshot(POD_A.port).tx_frames).toBe(0);
     const b = new Uint8Array(ETH_OFF + 14 + 28);
     emitEthernet({ dst: "ff:ff:ff:ff:ff:ff", src: POD_A.mac, vlans: [], etherType: 0x0806 }, b, ETH_OFF);
     emitArp({ operation: 1, senderMac: POD_A.mac, senderIp: POD_A.ip, targetMac: "00:00:00:00:00:00", targetIp: GW }, b, ETH_OFF + 14);
     expect(router.fromPort(POD_A.port, b, b.length)).toBe(true);
-    expect(counters.sw(SwitchCounter.ArpReplies)).toBe(0);
+    expect(counters.sw(SwitchCounter.ArpReplies)).toBe(1);
+    expect(drops(POD_A.port)).toEqual({ drop_cluster_unreachable: 1, drop_tx_error: 2 });
+    expect(counters.portSnapshot(POD_A.port).tx_frames).toBe(0);
+    expect(io.toPorts).toEqual([]);
   });
 
-  it("a packet for the gateway that tapnet0 refuses is a tx_error on the tunnel, not delivered", () => {
-    for (const type of ["udp", "vxlan"] as const) {
-      const { router, io, drops, counters, tunnel } = setup(type);
-      io.failPorts = true;
-      const { slot, len } = datagram(router, type, { src: "10.244.2.5", dst: GW });
-      router.fromTunnel(slot, len, ip(ADDR[1]), 0);
-      expect(drops(tunnel), type).toEqual({ drop_tx_error: 1 });
-      expect(counters.sw(SwitchCounter.Delivered), type).toBe(0);
-    }
+  it("a packet for the gateway that tapnet0 refuses is a tx_error on the tunnel, not written", () => {
+    const { router, io, drops, counters, tunnel } = setup(type);
+    io.failPorts = true;
+    const { slot, len } = datagram(router, type, { src: "10.244.2.5", dst: GW });
+    router.fromTunnel(slot, len, ip(ADDR[1]), 0);
+    expect(drops(tunnel)).toEqual({ drop_tx_error: 1 });
+    expect(io.toPorts).toEqual([]);
+    expect(counters.portSnapshot(GATEWAY_PORT).tx_frames).toBe(0);
+    // deliver counts it when it decides, before port out fails to write it (before the stages: 0)
+    expect(counters.sw(SwitchCounter.Delivered)).toBe(1);
   });
 
   it("an ICMP packet without even an ICMP header gets no error, whatever the padding after it", () => {
-    const { router, io, drops } = setup();
+    const { router, io, drops } = setup(type);
     const f = new Uint8Array(ETH_OFF + 60).fill(8); // padding that reads as an echo request
     f.fill(0, 0, ETH_OFF);
     emitEthernet({ dst: GW_MAC, src: POD_A.mac, vlans: [], etherType: 0x0800 }, f, ETH_OFF);
@@ -803,11 +822,11 @@ describe("answers that cannot be written", () => {
   });
 });
 
-describe("ARP requests for pods the tunnel brings packets for", () => {
+describe.each(PACKET_BACKENDS)("ARP requests for pods the tunnel brings packets for (%s)", (type) => {
   it("are asked again a second later (not sooner), as exact bytes, flooded to every port but tapnet0", () => {
-    const { router, io, counters } = setup();
+    const { router, io, counters } = setup(type);
     for (const now of [10, 10.999, 11]) {
-      const { slot, len } = datagram(router, "udp", { src: "10.244.2.5", dst: "10.244.1.77" });
+      const { slot, len } = datagram(router, type, { src: "10.244.2.5", dst: "10.244.1.77" });
       router.fromTunnel(slot, len, ip(ADDR[1]), now);
     }
     expect(counters.sw(SwitchCounter.ArpRequests)).toBe(2);
@@ -818,9 +837,9 @@ describe("ARP requests for pods the tunnel brings packets for", () => {
   });
 
   it("are asked per address: another address is asked for at once", () => {
-    const { router, counters } = setup();
+    const { router, counters } = setup(type);
     for (const dst of ["10.244.1.77", "10.244.1.78"]) {
-      const { slot, len } = datagram(router, "udp", { src: "10.244.2.5", dst });
+      const { slot, len } = datagram(router, type, { src: "10.244.2.5", dst });
       router.fromTunnel(slot, len, ip(ADDR[1]), 0);
     }
     expect(counters.sw(SwitchCounter.ArpRequests)).toBe(2);
@@ -833,17 +852,14 @@ describe("tapnet backend, receiving", () => {
   const GW2_MAC = "0a:58:0a:f4:02:01";
 
   function receiver() {
-    const io = new FakeIo();
-    const counters = new Counters(8);
-    const router = new Router(tapnetConfig(1), counters, io);
-    router.gatewayPort = GATEWAY_PORT;
+    const { router, io, counters, drops: dropsOn } = setupWith(tapnetConfig(1));
     router.neighbors.learn(ip(POD.ip), 0x0a58, 0x0af40207);
-    const drops = () => Object.fromEntries(Object.entries(counters.portSnapshot(router.tunnelPort)).filter(([k]) => k.startsWith("drop_")));
+    const drops = () => dropsOn(router.tunnelPort);
     /** Sends `frame` as node 1's tapnet backend would, and feeds its datagrams to the router as one GRO run. */
     const receive = (frame: Uint8Array) => {
       const sink = new CollectingSink();
-      const sender = new TapnetBackend(1472, 3, sink);
-      expect(sender.send(frame, frame.length, 1)).toBeGreaterThan(0);
+      const sender = makeBackend(tapnetConfig(0), sink);
+      expect(sender.send(frame, 0, frame.length, 1)).toBeGreaterThan(0);
       sender.flush();
       const all = sink.datagrams.map((d) => d.bytes);
       const slot = new Uint8Array(all.reduce((n, d) => n + d.length, 0));
@@ -973,37 +989,44 @@ describe("tapnet backend, receiving", () => {
 });
 
 describe("tapnet backend, sending", () => {
-  it("needs a gather sink", () => {
-    const io: RouterIo = { toPort: () => true, toMac: () => {}, toPeer: () => true };
-    expect(() => new Router(tapnetConfig(0), new Counters(8), io)).toThrow("the tapnet backend needs a gather sink");
-  });
-
-  it("counts the datagrams and bytes sent on the tunnel; a failed send is a tx_error there", () => {
-    const io = new FakeIo();
-    const counters = new Counters(8);
-    const router = new Router(tapnetConfig(0), counters, io);
+  /** A 3-datagram frame sent, then sent again into a socket that refuses it. */
+  function sendTwice(segmenting: boolean) {
+    const { router, io, counters } = setupWith(tapnetConfig(0), { segmenting });
     const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5", payloadLen: 3000 });
     router.fromPort(POD_A.port, f, f.length);
-    router.flush();
     const sent = io.gather.datagrams;
     expect(sent.length).toBe(3);
+    expect(io.gather.sends).toHaveLength(segmenting ? 1 : 3);
     expect(counters.portSnapshot(router.tunnelPort)).toMatchObject({ tx_frames: 3, tx_bytes: sent.reduce((n, d) => n + d.bytes.length, 0) });
     io.gather.failing = true;
     router.fromPort(POD_A.port, f, f.length);
-    router.flush();
-    expect(counters.portSnapshot(router.tunnelPort)).toMatchObject({ tx_frames: 3, drop_tx_error: 1 });
+    expect(counters.portSnapshot(POD_A.port)).not.toHaveProperty("drop_tx_error");
+    return counters.portSnapshot(router.tunnelPort);
+  }
+
+  it("counts the datagrams and bytes sent on the tunnel; a failed send is a tx_error there, once per frame (UDP_SEGMENT)", () => {
+    expect(sendTwice(true)).toMatchObject({ tx_frames: 3, drop_tx_error: 1 });
+  });
+
+  // BUG in src (reported): without UDP_SEGMENT, DatagramRun.close() flushes each datagram itself
+  // and reports failed(1) for each, so a 3-datagram frame lost counts 3 tx_errors, and the
+  // frame's later datagrams are still sent after the first failed (tapnet.ts's `run.flush(1)`
+  // finds the run empty). Flip to `it` once fixed.
+  it("counts a frame lost to a failed send once without UDP_SEGMENT too", () => {
+    expect(sendTwice(false)).toMatchObject({ tx_frames: 3, drop_tx_error: 1 });
   });
 });
 
 describe("edges found by mutation testing", () => {
   it("a router never told its gateway port drops what is for the gateway address as no_port", () => {
-    const counters = new Counters(8);
     const io = new FakeIo();
-    const router = new Router(config("udp"), counters, io);
+    const router = new TestRouter(config("udp"), io);
+    expect(router.gatewayPort).toBe(-1);
     const { slot, len } = datagram(router, "udp", { src: "10.244.2.5", dst: GW });
     router.fromTunnel(slot, len, ip(ADDR[1]), 0);
     expect(io.toPorts).toEqual([]);
-    expect(counters.portSnapshot(router.tunnelPort)).toMatchObject({ drop_no_port: 1 });
+    expect(io.toMacs).toEqual([]);
+    expect(router.state.counters.portSnapshot(router.tunnelPort)).toMatchObject({ drop_no_port: 1 });
   });
 
   it("a MAC that matches the gateway's or a VTEP's in its last four bytes only is not theirs", () => {
@@ -1016,51 +1039,44 @@ describe("edges found by mutation testing", () => {
   });
 
   it("an IPv6 frame to the gateway MAC is left to the bridge, not dropped", () => {
-    const { router, drops } = setup();
+    const { router, io, drops } = setup();
     const f = ipFrame({ eth: { etherType: 0x86dd }, src: POD_A.ip, dst: "10.244.2.5" });
     expect(router.fromPort(POD_A.port, f, f.length)).toBe(false);
     expect(drops(POD_A.port)).toEqual({});
+    expect(io.toMacs).toHaveLength(1); // flooded: the gateway MAC is not learned yet
   });
 
   it("node 2 routes to node 1 (index 0) and takes node 1's datagrams, merged or not", () => {
-    for (const type of ["udp", "vxlan"] as const) {
-      const counters = new Counters(8);
-      const io = new FakeIo();
-      const cfg = { ...config(type), self: 1, gatewayIp: ip("10.244.2.1"), gatewayMac: "0a:58:0a:f4:02:01" };
-      const router = new Router(cfg, counters, io);
-      router.gatewayPort = GATEWAY_PORT;
+    for (const type of PACKET_BACKENDS) {
+      const { router, io, counters } = setupWith({ ...config(type), self: 1, gatewayIp: ip("10.244.2.1"), gatewayMac: "0a:58:0a:f4:02:01" }, { merge: true });
       const f = ipFrame({ eth: { dst: "0a:58:0a:f4:02:01", src: "0a:58:0a:f4:02:07" }, src: "10.244.2.7", dst: POD_A.ip });
       expect(router.fromPort(1, f, f.length), type).toBe(true);
       expect(io.toPeers.map((p) => p.peer), type).toEqual([0]);
       router.neighbors.learn(ip("10.244.2.7"), 0x0a58, 0x0af40207);
-      const d = new Uint8Array(type === "udp" ? 0 : 22);
-      if (type === "vxlan") {
-        emitVxlan({ vni: 1 }, d, 0);
-        emitEthernet({ dst: VTEP[1], src: VTEP[0], vlans: [], etherType: 0x0800 }, d, 8);
-      }
-      const pkt = ipFrame({ src: POD_A.ip, dst: "10.244.2.7" }).subarray(ETH_OFF + 14);
-      const slot = new Uint8Array(router.recvOff + d.length + pkt.length);
+      const d = encap(type, ipFrame({ src: POD_A.ip, dst: "10.244.2.7" }).subarray(ETH_OFF + 14), VTEP[1]);
+      const slot = new Uint8Array(router.recvOff + d.length);
       slot.set(d, router.recvOff);
-      slot.set(pkt, router.recvOff + d.length);
-      router.fromTunnel(slot, d.length + pkt.length, ip(ADDR[0]), 0);
+      router.fromTunnel(slot, d.length, ip(ADDR[0]), 0);
       expect(io.toMacs, type).toHaveLength(1);
-      router.coalesceReceived();
+      const hdr = encap(type, new Uint8Array(0), VTEP[1]); // for node 2's VTEP MAC (vxlan)
       const segs = run(3, { src: POD_A.ip, dst: "10.244.2.7" }).map((s) => segDatagram(type, s));
-      if (type === "vxlan") for (const s of segs) s.set(d.subarray(0, 22));
+      for (const s of segs) s.set(hdr);
       const size = segs[0].length;
       const runSlot = new Uint8Array(router.recvOff + 3 * size);
       segs.forEach((s, k) => runSlot.set(s, router.recvOff + k * size));
       router.fromTunnel(runSlot, 3 * size, ip(ADDR[0]), 0, size);
-      expect(counters.sw(SwitchCounter.Coalesced), type).toBe(3);
+      // merged where the backend wants it (udp, vxlan); seq delivers them one by one
+      const merges = router.stages.backend!.mergeReceived;
+      expect(counters.sw(SwitchCounter.Coalesced), type).toBe(merges ? 3 : 0);
+      expect(io.toMacs, type).toHaveLength(merges ? 2 : 4);
       expect(counters.portSnapshot(router.tunnelPort), type).toMatchObject({ rx_frames: 4 });
     }
   });
 
   it("a GRO run from a stranger or from this node itself is dropped as tunnel_unknown_peer, whatever its source", () => {
-    for (const type of ["udp", "vxlan"] as const) {
-      const r = setup(type);
+    for (const type of PACKET_BACKENDS) {
+      const r = setup(type, undefined, { merge: true });
       r.router.neighbors.learn(ip(POD_B.ip), POD_B_HI, POD_B_LO);
-      r.router.coalesceReceived();
       const segs = run(3, { src: "8.8.8.8" }).map((s) => segDatagram(type, s));
       const size = segs[0].length;
       for (const from of ["192.168.56.99", ADDR[0]]) {
@@ -1078,24 +1094,26 @@ describe("edges found by mutation testing", () => {
     expect(r.io.toMacs.map((m) => m.except)).toEqual([-1]);
   });
 
-  it("flush(): a tapnet router sends the small frames it gathered then; a udp router has nothing to flush", () => {
-    const io = new FakeIo();
-    const router = new Router(tapnetConfig(0), new Counters(8), io);
-    router.tapnet!.gso = true; // the socket segments: small frames wait to share a send
-    const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5" });
-    router.fromPort(POD_A.port, f, f.length);
-    expect(io.gather.datagrams).toEqual([]);
-    router.flush();
-    expect(io.gather.datagrams).toHaveLength(1);
-    const { router: udp } = setup();
-    expect(() => udp.flush()).not.toThrow();
+  it("small frames to one peer in a batch share a send when the socket segments, and a send each when not", () => {
+    for (const type of ALL_BACKENDS) {
+      for (const segmenting of [false, true]) {
+        const { router, io, counters, tunnel } = setupWith(type === "tapnet" ? tapnetConfig(0) : config(type), { segmenting });
+        const to = (dst: string, payloadLen = 32) => ({ port: POD_A.port, buf: ipFrame({ src: POD_A.ip, dst, payloadLen }) });
+        // three to node 2, one shorter (it ends the run), one more to node 2, then node 3, then node 2 again
+        router.fromPorts([to("10.244.2.5"), to("10.244.2.6"), to("10.244.2.7", 20), to("10.244.2.8"), to("10.244.3.9"), to("10.244.2.5")]);
+        const what = `${type}, segmenting ${segmenting}`;
+        expect(io.gather.datagrams.map((d) => d.peer), what).toEqual([1, 1, 1, 1, 2, 1]);
+        expect(io.gather.sends.map((s) => s.peer), what).toEqual(segmenting ? [1, 1, 2, 1] : [1, 1, 1, 1, 2, 1]);
+        expect(counters.portSnapshot(tunnel).tx_frames, what).toBe(6);
+        expect(counters.sw(SwitchCounter.Routed), what).toBe(6);
+      }
+    }
   });
 
   it("gathered segments fill a send up to exactly 65507 bytes; one byte more starts a second send", () => {
     // udp backend: each datagram is 40 bytes of headers and its payload; 47 x 1390 + 177 = 65507
     for (const [payload, sends] of [[47 * 1350 + 137, 1], [47 * 1350 + 138, 2]] as const) {
-      const { router, io } = setup("udp", 1450);
-      router.gatherSegments = true;
+      const { router, io } = setup("udp", 1450, { segmenting: true });
       router.fromPort(POD_A.port, tsoFrame(payload, 1350), ETH_OFF + 54 + payload);
       expect(io.gather.sends.map((s) => s.bytes), `${payload}`).toEqual(sends === 1 ? [65507] : [65330, 40 + 138]);
       expect(io.gather.datagrams).toHaveLength(48);
@@ -1103,29 +1121,30 @@ describe("edges found by mutation testing", () => {
   });
 
   it("a super-frame the segmenter refuses is dropped with its reason, and nothing is sent", () => {
-    for (const gather of [false, true]) {
-      const { router, io, drops } = setup("udp", 1450);
-      router.gatherSegments = gather;
+    for (const segmenting of [false, true]) {
+      const { router, io, drops } = setup("udp", 1450, { segmenting });
       const f = tsoFrame(5000, 1000);
       f[ETH_OFF + 14 + 9] = 17; // a TCPv4 super-frame that is UDP
       router.fromPort(POD_A.port, f, f.length);
       const g = tsoFrame(5000, 1000);
       g[4] = g[5] = 0; // gso_size 0
       router.fromPort(POD_A.port, g, g.length);
-      expect(drops(POD_A.port), `gather ${gather}`).toEqual({ drop_gso_malformed: 1, drop_gso_bad_size: 1 });
-      expect(io.gather.sends, `gather ${gather}`).toEqual([]);
-      expect(io.toPeers, `gather ${gather}`).toEqual([]);
+      expect(drops(POD_A.port), `segmenting ${segmenting}`).toEqual({ drop_gso_malformed: 1, drop_gso_bad_size: 1 });
+      expect(io.gather.sends, `segmenting ${segmenting}`).toEqual([]);
+      expect(io.toPeers, `segmenting ${segmenting}`).toEqual([]);
     }
   });
 });
 
-describe("inner checksums at their edges (udp backend)", () => {
+describe.each(PACKET_BACKENDS)("inner checksums at their edges (%s)", (type) => {
+  /** Delivers the IPv4 packet `pkt` from node 2, as backend `type` carries it. */
   function deliverOne(pkt: Uint8Array) {
-    const r = setup("udp");
+    const r = setup(type);
     r.router.neighbors.learn(ip(POD_B.ip), POD_B_HI, POD_B_LO);
-    const slot = new Uint8Array(r.router.recvOff + pkt.length);
-    slot.set(pkt, r.router.recvOff);
-    r.router.fromTunnel(slot, pkt.length, ip(ADDR[1]), 0);
+    const d = encap(type, pkt);
+    const slot = new Uint8Array(r.router.recvOff + d.length);
+    slot.set(d, r.router.recvOff);
+    r.router.fromTunnel(slot, d.length, ip(ADDR[1]), 0);
     return r;
   }
 

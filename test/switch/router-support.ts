@@ -6,7 +6,8 @@ import { FLOOD, Frames, PENDING, TUNNEL } from "../../src/switch/frames.ts";
 import type { Neighbors } from "../../src/switch/neighbors.ts";
 import type { Stage } from "../../src/switch/pipeline.ts";
 import type { PortWriter } from "../../src/switch/stages/port-out.ts";
-import { SwitchState, type RouterConfig } from "../../src/switch/state.ts";
+import { Cluster, SwitchState, type RouterConfig } from "../../src/switch/state.ts";
+import type { GatherSink, TunnelBackend } from "../../src/tunnel/contract.ts";
 import { ETH_OFF } from "../../src/wire/virtio.ts";
 import { internetChecksum } from "../../src/wire/checksum.ts";
 import { emitEthernet, type EthernetRepr } from "../../src/wire/ethernet.ts";
@@ -15,7 +16,10 @@ import { emitTcp } from "../../src/wire/tcp.ts";
 import { emitUdp } from "../../src/wire/udp.ts";
 import { emitVirtioNetHdr, GSO_TCPV4, VNET_F_NEEDS_CSUM } from "../../src/wire/virtio.ts";
 import { emitVxlan } from "../../src/wire/vxlan.ts";
+import { put32 } from "../../src/wire/bytes.ts";
+import { backend } from "../../src/tunnel/index.ts";
 import { CollectingSink, frameBytes } from "../support/gather.ts";
+import { SEQ_HEADER_LEN } from "../support/seq-backend.ts"; // registers the test-only backend
 
 export const ip = (s: string) => parseIpv4Address(s)!;
 export const GW = "10.244.1.1";
@@ -27,7 +31,16 @@ export const ADDR = ["192.168.56.11", "192.168.56.12", "192.168.56.13"];
 export const MTU = 1472;
 export const GATEWAY_PORT = 0;
 
-export function config(type: "udp" | "vxlan", mtu = MTU): RouterConfig {
+/** The backends that carry packets (the switch cuts super-frames for them): the router tests run over each. */
+export const PACKET_BACKENDS = ["udp", "vxlan", "seq"] as const;
+export type PacketBackend = (typeof PACKET_BACKENDS)[number];
+/** Every backend, the test-only one included. */
+export const ALL_BACKENDS = ["tapnet", ...PACKET_BACKENDS] as const;
+export type AnyBackend = (typeof ALL_BACKENDS)[number];
+/** Where the inner IPv4 packet starts in a datagram of each packet backend. */
+export const INNER_IP: Record<PacketBackend, number> = { udp: 0, vxlan: 22, seq: SEQ_HEADER_LEN };
+
+export function config(type: PacketBackend, mtu = MTU): RouterConfig {
   return {
     gatewayIp: ip(GW), gatewayMac: GW_MAC, clusterNetwork: ip("10.244.0.0"), clusterPrefix: 16, tunnelMtu: mtu, datagramSize: 1472, self: 0,
     nodes: [1, 2, 3].map((i) => ({ name: `node${i}`, address: ip(ADDR[i - 1]), network: ip(`10.244.${i}.0`), prefix: 24, vtepMac: VTEP[i - 1] })),
@@ -35,9 +48,17 @@ export function config(type: "udp" | "vxlan", mtu = MTU): RouterConfig {
   };
 }
 
+/**
+ * Node `self` of the same cluster with backend `type`, its tunnel MTU what a 1500-byte underlay
+ * leaves after the backend's overhead (the registry's), unless `mtu` says otherwise.
+ */
+export function nodeConfig(type: AnyBackend, self: number, mtu = 1500 - backend(type).overhead): RouterConfig {
+  return { ...config("udp"), backend: { type, vni: 1 }, tunnelMtu: mtu, self, gatewayIp: ip(`10.244.${self + 1}.1`), gatewayMac: `0a:58:0a:f4:0${self + 1}:01` };
+}
+
 /** Node `self` of the same cluster with the tapnet backend (whole frames, a 1500-byte tunnel MTU). */
 export function tapnetConfig(self: number): RouterConfig {
-  return { ...config("udp"), backend: { type: "tapnet", vni: 1 }, tunnelMtu: 1500, self, gatewayIp: ip(`10.244.${self + 1}.1`), gatewayMac: `0a:58:0a:f4:0${self + 1}:01` };
+  return nodeConfig("tapnet", self, 1500);
 }
 
 /**
@@ -98,7 +119,7 @@ class Probe implements Stage {
 export class TestRouter {
   readonly state: SwitchState;
   readonly stages: Stages;
-  private readonly batch = new Frames(4);
+  private readonly batch = new Frames(64);
   private readonly probe = new Probe();
 
   constructor(cfg: RouterConfig, io: FakeIo, opts: { segmenting?: boolean; merge?: boolean } = {}) {
@@ -134,6 +155,13 @@ export class TestRouter {
     return this.probe.taken;
   }
 
+  /** Frames from TAP ports, all in one batch (a backend may gather them into one send). */
+  fromPorts(frames: { port: number; buf: Uint8Array; len?: number }[], now = 0): void {
+    for (const { port, buf, len } of frames) this.batch.push(buf, 0, len ?? buf.length, port);
+    this.stages.ports.run(this.batch, now);
+    this.batch.clear();
+  }
+
   /** A read from the tunnel: `len` bytes at buf[recvOff..] from underlay address `from`. */
   fromTunnel(buf: Uint8Array, len: number, from: number, now: number, stride = 0): void {
     const i = this.batch.push(buf, this.recvOff, len, TUNNEL);
@@ -144,9 +172,14 @@ export class TestRouter {
   }
 }
 
-export function setup(type: "udp" | "vxlan" = "udp", mtu = MTU, opts: { segmenting?: boolean; merge?: boolean } = {}) {
+export function setup(type: PacketBackend = "udp", mtu = MTU, opts: { segmenting?: boolean; merge?: boolean } = {}) {
+  return setupWith(config(type, mtu), opts);
+}
+
+/** A TestRouter for `cfg` (any backend), its gateway port set, with its counters at hand. */
+export function setupWith(cfg: RouterConfig, opts: { segmenting?: boolean; merge?: boolean } = {}) {
   const io = new FakeIo();
-  const router = new TestRouter(config(type, mtu), io, opts);
+  const router = new TestRouter(cfg, io, opts);
   const counters = router.state.counters;
   router.gatewayPort = GATEWAY_PORT;
   const drops = (port: number) => Object.fromEntries(Object.entries(counters.portSnapshot(port)).filter(([k]) => k.startsWith("drop_")));
@@ -182,29 +215,54 @@ export function ipHeaderValid(b: Uint8Array, off: number): boolean {
   return internetChecksum(b, off, (b[off] & 0x0f) * 4) === 0;
 }
 
-/** A TCP super-frame from pod A as its TAP gives it (TSO, partial checksum), `payload` bytes of a pattern. */
-export function tsoFrame(payload: number, mss: number, seed = 7): Uint8Array {
+/**
+ * A TCP super-frame from pod A (unless `ends` says who) as its TAP gives it (TSO, partial
+ * checksum), `payload` bytes of a pattern.
+ */
+export function tsoFrame(payload: number, mss: number, seed = 7, ends: { src?: string; dst?: string; srcMac?: string; dstMac?: string } = {}): Uint8Array {
   const b = new Uint8Array(ETH_OFF + 14 + 20 + 20 + payload);
-  emitEthernet({ dst: GW_MAC, src: POD_A.mac, vlans: [], etherType: 0x0800 }, b, ETH_OFF);
-  emitIpv4({ tos: 0, id: 100, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: 6, src: POD_A.ip, dst: "10.244.2.5", payloadLen: 20 + payload }, b, ETH_OFF + 14);
+  emitEthernet({ dst: ends.dstMac ?? GW_MAC, src: ends.srcMac ?? POD_A.mac, vlans: [], etherType: 0x0800 }, b, ETH_OFF);
+  emitIpv4({ tos: 0, id: 100, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: 6, src: ends.src ?? POD_A.ip, dst: ends.dst ?? "10.244.2.5", payloadLen: 20 + payload }, b, ETH_OFF + 14);
   emitTcp({ srcPort: 40000, dstPort: 5201, seq: 1000, ack: 1, flags: 0x18, window: 500, checksum: 0, urgent: 0, options: new Uint8Array(0) }, b, ETH_OFF + 34);
   for (let i = 0; i < payload; i++) b[ETH_OFF + 54 + i] = (i * seed) & 0xff;
   emitVirtioNetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: mss, csumStart: 34, csumOffset: 16 }, b, 0);
   return b;
 }
 
-/** A slot holding a datagram from the tunnel, at the backend's receive offset. */
-export function datagram(router: TestRouter, type: "udp" | "vxlan", p: Packet, innerDstMac = VTEP[0], vni = 1): { slot: Uint8Array; len: number } {
-  const f = ipFrame(p);
-  const ipPkt = f.subarray(ETH_OFF + 14);
-  const slot = new Uint8Array(2048);
-  const off = router.recvOff;
-  if (type === "udp") {
-    slot.set(ipPkt, off);
-    return { slot, len: ipPkt.length };
+/**
+ * The backend of the node `cfg` describes, made from the registry as the datapath makes it,
+ * sending into `out`; what it reports of its sends goes nowhere.
+ */
+export function makeBackend(cfg: RouterConfig, out: GatherSink, segmenting = false): TunnelBackend {
+  const cl = new Cluster(cfg);
+  return backend(cfg.backend.type).create({
+    datagramSize: cfg.datagramSize, self: cfg.self, nodes: cfg.nodes.length, vtepHi: cl.vtepHi, vtepLo: cl.vtepLo,
+    vni: cfg.backend.vni, out, segmenting, events: { sent: () => {}, failed: () => {} },
+  });
+}
+
+/**
+ * The datagram backend `type` of node 2 (VTEP[1]) sends with the IPv4 packet `ipPkt` in it:
+ * udp, the packet; vxlan, a VXLAN header and an inner Ethernet header to `innerDstMac` first;
+ * seq, a sequence number (`seq`) first.
+ */
+export function encap(type: PacketBackend, ipPkt: Uint8Array, innerDstMac = VTEP[0], vni = 1, seq = 0): Uint8Array {
+  const inner = INNER_IP[type];
+  const d = new Uint8Array(inner + ipPkt.length);
+  if (type === "vxlan") {
+    emitVxlan({ vni }, d, 0);
+    emitEthernet({ dst: innerDstMac, src: VTEP[1], vlans: [], etherType: 0x0800 }, d, 8);
+  } else if (type === "seq") {
+    put32(d, 0, seq);
   }
-  emitVxlan({ vni }, slot, off);
-  emitEthernet({ dst: innerDstMac, src: VTEP[1], vlans: [], etherType: 0x0800 }, slot, off + 8);
-  slot.set(ipPkt, off + 22);
-  return { slot, len: 22 + ipPkt.length };
+  d.set(ipPkt, inner);
+  return d;
+}
+
+/** A slot holding a datagram from the tunnel, at the backend's receive offset. */
+export function datagram(router: TestRouter, type: PacketBackend, p: Packet, innerDstMac = VTEP[0], vni = 1): { slot: Uint8Array; len: number } {
+  const d = encap(type, ipFrame(p).subarray(ETH_OFF + 14), innerDstMac, vni);
+  const slot = new Uint8Array(2048);
+  slot.set(d, router.recvOff);
+  return { slot, len: d.length };
 }

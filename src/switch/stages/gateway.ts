@@ -16,8 +16,8 @@ import { ARP_REQUEST, ARP_SHA, ArpView, writeArpReply, writeArpRequest } from ".
 import { Drop } from "../../wire/drop.ts";
 import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_ARP } from "../../wire/ethernet.ts";
 import { get16 } from "../../wire/bytes.ts";
-import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, writeIcmpError } from "../../wire/icmp.ts";
-import { Ipv4View, PROTO_ICMP } from "../../wire/ipv4.ts";
+import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, ICMP_QUOTE_DATA, writeIcmpError } from "../../wire/icmp.ts";
+import { IPV4_MIN_HEADER_LEN, Ipv4View, PROTO_ICMP } from "../../wire/ipv4.ts";
 import { macHi, macLo } from "../../wire/mac.ts";
 import { ETH_OFF } from "../../wire/virtio.ts";
 import { SwitchCounter } from "../counters.ts";
@@ -82,6 +82,8 @@ export class Gateway implements Stage {
       const t = ip.payloadLen > 0 ? buf[ip.payloadOff] : -1;
       if (t !== ICMP_ECHO_REQUEST && t !== ICMP_ECHO_REPLY) return;
     }
+    // The error is longer than a short packet: it is written in place only where the slot has room.
+    if (buf.length - o < ETH_HEADER_LEN + IPV4_MIN_HEADER_LEN + ICMP_HEADER_LEN + Math.min(ip.totalLen, ip.headerLen + ICMP_QUOTE_DATA)) return;
     const aux = f.aux[i];
     const rest = aux % 2 ** 32;
     const tc = Math.floor(aux / 2 ** 32);

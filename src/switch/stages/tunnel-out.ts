@@ -8,12 +8,11 @@
  * (see tunnel/run.ts). The backend sends what it gathered when a run is full, after each
  * super-frame (its segments' headers are reused by the next) and at the end of the batch.
  */
-import { getLe16 } from "../../wire/bytes.ts";
 import { Drop, type DropReason } from "../../wire/drop.ts";
 import { ETH_HEADER_LEN } from "../../wire/ethernet.ts";
 import { completeChecksumAt, GsoSegmenter, type SegmentPiecesSink } from "../../wire/gso.ts";
 import { IPV4_TOTAL_LEN } from "../../wire/ipv4.ts";
-import { get16 } from "../../wire/bytes.ts";
+import { get16, getLe16 } from "../../wire/bytes.ts";
 import { GSO_NONE, VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GSO_SIZE, vnetGsoType } from "../../wire/virtio.ts";
 import { type TunnelBackend } from "../../tunnel/contract.ts";
 import { ETH_OFF } from "../../wire/virtio.ts";
@@ -59,31 +58,32 @@ export class TunnelOut implements Stage {
   }
 
   private whole(f: Frames, i: number): DropReason {
-    if (this.backend.send(f.bufs[i], f.lens[i], f.nodes[i]) < 0) return Drop.TxError;
+    if (this.backend.send(f.bufs[i], f.offs[i], f.lens[i], f.nodes[i]) < 0) return Drop.TxError;
     this.state.counters.v[this.state.counters.switchBase + SwitchCounter.Routed]++;
     return Drop.None;
   }
 
   private packets(f: Frames, i: number): DropReason {
     const buf = f.bufs[i];
+    const off = f.offs[i];
     const len = f.lens[i];
-    const gso = vnetGsoType(buf, 0);
+    const gso = vnetGsoType(buf, off);
     const c = this.state.counters;
     if (gso === GSO_NONE) {
-      if (buf[0] & VNET_F_NEEDS_CSUM) {
-        const r = completeChecksumAt(buf, ETH_OFF, len - ETH_OFF, getLe16(buf, VNET_CSUM_START), getLe16(buf, VNET_CSUM_OFFSET));
+      if (buf[off] & VNET_F_NEEDS_CSUM) {
+        const r = completeChecksumAt(buf, off + ETH_OFF, len - ETH_OFF, getLe16(buf, off + VNET_CSUM_START), getLe16(buf, off + VNET_CSUM_OFFSET));
         if (r !== Drop.None) return r;
       }
-      this.backend.send(buf, len, f.nodes[i]);
+      this.backend.send(buf, off, len, f.nodes[i]);
       c.v[c.switchBase + SwitchCounter.Routed]++;
       return Drop.None;
     }
-    const gsoSize = getLe16(buf, VNET_GSO_SIZE);
-    const ipLen = get16(buf, ETH_OFF + ETH_HEADER_LEN + IPV4_TOTAL_LEN);
+    const gsoSize = getLe16(buf, off + VNET_GSO_SIZE);
+    const ipLen = get16(buf, off + ETH_OFF + ETH_HEADER_LEN + IPV4_TOTAL_LEN);
     this.peer = f.nodes[i];
     this.segments = 0;
     this.perSegment = gsoSize === 0 || ipLen > MAX_GATHERED_SEGMENTS * gsoSize;
-    const r = this.segmenter.segmentPieces(buf, ETH_OFF, len - ETH_OFF, gso, gsoSize, this.segHeaders, SEGMENT_HEADROOM,
+    const r = this.segmenter.segmentPieces(buf, off + ETH_OFF, len - ETH_OFF, gso, gsoSize, this.segHeaders, SEGMENT_HEADROOM,
       this.perSegment ? 0 : SEGMENT_STRIDE, this.emit);
     this.backend.flush(); // before the next super-frame's headers take these ones' place
     c.v[c.switchBase + SwitchCounter.Routed] += this.segments;
