@@ -113,7 +113,7 @@ const count = (g, k) => {
 const survivors = [];
 for (const [file, { source, mutants }] of Object.entries(report.files)) {
   const rel = path.relative(root, path.resolve(root, file));
-  const group = rel.startsWith("src/control/") ? "src/control (config, ipam, cidr)" : path.dirname(rel);
+  const group = rel.startsWith("src/node/") ? "src/node (config, ipam, cidr)" : path.dirname(rel);
   for (const m of mutants) {
     const text = original(source, m.location);
     if (m.status === "Killed" || m.status === "Timeout") count(group, "killed");

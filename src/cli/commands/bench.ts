@@ -1,8 +1,8 @@
 /** `tapnet bench`: kernel VXLAN, host-gw and tapnet's backends, measured side by side. */
 import { writeFileSync } from "node:fs";
 import { isDeno } from "../../io/runtime.ts";
-import { allSetups, BenchError, formatReport, parseSetups, renderSvg, runBench } from "../../control/bench.ts";
-import { preflight } from "../../control/preflight.ts";
+import { allSetups, BenchError, formatReport, parseSetups, renderSvg, runBench } from "../../bench/bench.ts";
+import { preflight } from "../../node/preflight.ts";
 import { choiceOption, intOption, UsageError, type Command } from "../args.ts";
 
 const out = (s: string) => process.stdout.write(s + "\n");

@@ -1,9 +1,9 @@
 /** `tapnet pod add|del|list`: attach pods to the switch running on this node. */
 import { existsSync, readdirSync } from "node:fs";
-import { rpcCall, RpcError } from "../../control/rpc.ts";
-import type { PodRecord } from "../../control/agent.ts";
+import { rpcCall, RpcError } from "../../node/rpc.ts";
+import type { PodRecord } from "../../node/agent.ts";
 import { UsageError, type Command, type Parsed } from "../args.ts";
-import { formatTable } from "../table.ts";
+import { formatTable } from "../../node/table.ts";
 import { defaultControlPath } from "./switch.ts";
 
 const controlOptions = {

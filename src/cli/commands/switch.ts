@@ -1,12 +1,12 @@
 /** `tapnet switch`: one node's switch, as it runs on a VM. */
 import { readFileSync } from "node:fs";
-import { NodeAgent } from "../../control/agent.ts";
-import { ConfigError, parseClusterConfig } from "../../control/config.ts";
-import { jsonLogger, type Level, type Logger } from "../../control/log.ts";
-import { ip } from "../../control/exec.ts";
+import { NodeAgent } from "../../node/agent.ts";
+import { ConfigError, parseClusterConfig } from "../../node/config.ts";
+import { jsonLogger, type Level, type Logger } from "../../node/log.ts";
+import { ip } from "../../node/exec.ts";
 import { formatIpv4 } from "../../wire/ipv4.ts";
-import type { ClusterConfig } from "../../control/config.ts";
-import { preflight } from "../../control/preflight.ts";
+import type { ClusterConfig } from "../../node/config.ts";
+import { preflight } from "../../node/preflight.ts";
 import { allowedCpus, MAX_CPU } from "../../io/cpu.ts";
 import { choiceOption, intOption, UsageError, type Command } from "../args.ts";
 

@@ -49,10 +49,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
-import { formatTable } from "../cli/table.ts";
-import { BACKENDS, type BackendType } from "./config.ts";
-import { run } from "./exec.ts";
-import { labDown, labUp, readLabState, type LabMode, type LabState } from "./lab.ts";
+import { formatTable } from "../node/table.ts";
+import { BACKENDS, type BackendType } from "../node/config.ts";
+import { run } from "../node/exec.ts";
+import { labDown, labUp, readLabState, type LabMode, type LabState } from "../lab/lab.ts";
 
 export class BenchError extends Error {}
 

@@ -5,7 +5,7 @@ import {
   allSetups, evaluateTargets, FIGURES, fmtNumber, formatCell, formatReport, median, offloadsOff, parseIperfTcp, parseIperfUdp,
   parseSetups, parseSockperf, probeSocketBuffer, renderSvg, searchUdpRate, setupLab, setupPrefix, summarize, BenchError, UDP_SEARCH_PROBES,
   type BenchReport, type Figures, type RoundResult, type UdpRun,
-} from "../../src/control/bench.ts";
+} from "../../src/bench/bench.ts";
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { stringify as stringifyYaml } from "yaml";
-import { cidrInside, cidrOverlaps, formatCidr, nthSubnet } from "../../src/control/cidr.ts";
+import { cidrInside, cidrOverlaps, formatCidr, nthSubnet } from "../../src/node/cidr.ts";
 import {
   BACKENDS, ConfigError, checkClusterConfig, formatClusterConfig, parseClusterConfig, vtepMacFor, type ClusterConfig,
-} from "../../src/control/config.ts";
+} from "../../src/node/config.ts";
 import { prng, trials } from "../support/random.ts";
 import { ip, cidr } from "../support/addresses.ts";
 
@@ -241,7 +241,7 @@ describe("refusals: every fault is a ConfigError naming the field", () => {
     expectRefused({ backend: { type: "wireguard" }, nodes: [node(1)] }, "backend.type", /unknown backend/, /wireguard/, /udp/, /vxlan/);
   });
 
-  // Once a bug (src/control/config.ts, `type in BACKENDS`): the `in` operator also finds names on
+  // Once a bug (src/node/config.ts, `type in BACKENDS`): the `in` operator also finds names on
   // Object.prototype, so "constructor" passes as a backend type; with a port given, the config is
   // accepted with backend.type "constructor" and podMtu NaN (1500 - undefined).
   it("refuses a backend type that names an Object.prototype member (constructor)", () => {
@@ -522,7 +522,7 @@ describe("formatClusterConfig", () => {
     expect(checkClusterConfig(JSON.parse(JSON.stringify(formatClusterConfig(c))))).toEqual(c);
   });
 
-  // Once a bug (src/control/config.ts formatClusterConfig): on the udp backend an explicit vtepMac is
+  // Once a bug (src/node/config.ts formatClusterConfig): on the udp backend an explicit vtepMac is
   // accepted by checkClusterConfig but left out of the formatted config, so parsing it back
   // derives 0e:00:... instead, and parse(format(c)) differs from c.
   it("round-trips an explicit vtepMac on the udp backend", () => {

@@ -7,7 +7,7 @@
  *     address instead (masqueraded).
  */
 import { spawn } from "node:child_process";
-import { inNetns, ExecError } from "./exec.ts";
+import { inNetns, ExecError } from "../node/exec.ts";
 import { OUTSIDE_NODE_ADDRESS, type LabState } from "./lab.ts";
 
 export interface Endpoint {

@@ -32,13 +32,13 @@ import { stringify as toYaml } from "yaml";
 import { allowedCpus } from "../io/cpu.ts";
 import { isDeno } from "../io/runtime.ts";
 import { formatIpv4 } from "../wire/ipv4.ts";
-import { formatCidr } from "./cidr.ts";
-import { checkClusterConfig, formatClusterConfig, type BackendType, type ClusterConfig } from "./config.ts";
-import { inNetns, ip, ipBatch, netnsDelete, netnsExists, which } from "./exec.ts";
-import { gatewayOf, PodIpam } from "./ipam.ts";
+import { formatCidr } from "../node/cidr.ts";
+import { checkClusterConfig, formatClusterConfig, type BackendType, type ClusterConfig } from "../node/config.ts";
+import { inNetns, ip, ipBatch, netnsDelete, netnsExists, which } from "../node/exec.ts";
+import { gatewayOf, PodIpam } from "../node/ipam.ts";
 import { setUpHostGwNode } from "./host-gw-node.ts";
 import { addKernelPod, setUpKernelNode } from "./kernel-node.ts";
-import { isAlive, rpcCall } from "./rpc.ts";
+import { isAlive, rpcCall } from "../node/rpc.ts";
 
 export const LAB_ROOT = "/run/tapnet";
 export const UNDERLAY_CIDR_BASE = "192.168.56.";
