@@ -23,7 +23,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { run } from "../node/exec.ts";
-import { labDown, labUp, readLabState, type LabState } from "../lab/lab.ts";
+import { labDown, labUp } from "../lab/lab.ts";
+import { readLabState, type LabState } from "../lab/plan.ts";
 import { BenchError, FIGURES, fmtNumber, REFERENCE, type Figures, type RoundResult } from "./figures.ts";
 import { offloadsOff, parseIperfTcp, parseIperfUdp, parseSockperf, type IperfJson } from "./parsers.ts";
 import { cpuSeconds, machineInfo, peakMemoryMb, processTree } from "./proc.ts";

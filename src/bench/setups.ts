@@ -7,7 +7,7 @@
  * and how a --setups list and a setup's lab prefix are read and made.
  */
 import { BACKENDS, type BackendType } from "../node/config.ts";
-import type { LabMode } from "../lab/lab.ts";
+import type { LabMode } from "../lab/plan.ts";
 import { BenchError, REFERENCE } from "./figures.ts";
 
 /** Every setup, in order: the reference, the ceiling, then tapnet with each backend. */

@@ -2,7 +2,9 @@
 import { isDeno } from "../../io/runtime.ts";
 import { BACKENDS, type BackendType } from "../../node/config.ts";
 import { labCheck, type CheckResult } from "../../lab/check.ts";
-import { LAB_MODES, labDown, labStatus, labUp, readLabState, type SwitchStatus } from "../../lab/lab.ts";
+import { labDown, labUp } from "../../lab/lab.ts";
+import { LAB_MODES, readLabState } from "../../lab/plan.ts";
+import { labStatus, type SwitchStatus } from "../../lab/status.ts";
 import { preflight } from "../../node/preflight.ts";
 import { choiceOption, intOption, type Command } from "../args.ts";
 import { formatTable } from "../../node/table.ts";
