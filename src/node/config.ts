@@ -12,6 +12,7 @@
  * its first subnet (as flannel's SubnetMin does) and any subnet a node was given: the same file
  * gives the same answer on every node. Every fault is a ConfigError naming the field.
  */
+import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { formatMac, parseMac } from "../wire/mac.ts";
@@ -169,6 +170,17 @@ export function checkClusterConfig(raw: unknown): ClusterConfig {
   });
 
   return { clusterCidr: cc, nodeSubnetPrefix, mtu, podMtu, backend: { type: backendType, port, vni }, nodes };
+}
+
+/** A config file read and checked; a file that cannot be read is a ConfigError naming it and why. */
+export function readClusterConfig(file: string): ClusterConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseClusterConfig(text, file);
 }
 
 /** The config as a user would write it, every default filled in: for `lab` to write out. */

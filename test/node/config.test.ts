@@ -1,8 +1,11 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { stringify as stringifyYaml } from "yaml";
 import { cidrInside, cidrOverlaps, formatCidr, nthSubnet } from "../../src/node/cidr.ts";
 import {
-  BACKENDS, ConfigError, checkClusterConfig, formatClusterConfig, parseClusterConfig, vtepMacFor, type ClusterConfig,
+  BACKENDS, ConfigError, checkClusterConfig, formatClusterConfig, parseClusterConfig, readClusterConfig, vtepMacFor, type ClusterConfig,
 } from "../../src/node/config.ts";
 import { prng, trials } from "../support/random.ts";
 import { ip, cidr } from "../support/addresses.ts";
@@ -554,5 +557,24 @@ describe("BACKENDS", () => {
     expect(BACKENDS.vxlan).toMatchObject({ port: 8472, overhead: 50 });
     // tapnet chunks any frame, so pods keep the underlay's MTU
     expect(BACKENDS.tapnet).toMatchObject({ port: 8287, overhead: 0 });
+  });
+});
+
+describe("readClusterConfig", () => {
+  it("reads a file and checks it; a file it cannot read is a ConfigError naming it, with the reason", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tapnet-config-test-"));
+    try {
+      const good = join(dir, "cluster.yaml");
+      const text = "backend: { type: vxlan }\nnodes:\n  - { name: n1, address: 192.168.56.11 }\n";
+      writeFileSync(good, text);
+      expect(readClusterConfig(good)).toEqual(parseClusterConfig(text, good));
+      const bad = join(dir, "bad.yaml");
+      writeFileSync(bad, "nodes: []\n");
+      expect(() => readClusterConfig(bad)).toThrow(new ConfigError("nodes: must be a list of at least one node"));
+      expect(() => readClusterConfig(join(dir, "none.yaml"))).toThrow(new ConfigError(`cannot read ${join(dir, "none.yaml")}: ENOENT`));
+      expect(() => readClusterConfig(dir)).toThrow(new ConfigError(`cannot read ${dir}: EISDIR`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -4,7 +4,7 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { RpcError, RpcServer, isAlive, rpcCall, type Handler } from "../../src/node/rpc.ts";
+import { CONTROL_DIR, RpcError, RpcServer, controlSockets, defaultControlPath, isAlive, rpcCall, type Handler } from "../../src/node/rpc.ts";
 
 let dir: string;
 let servers: RpcServer[];
@@ -279,5 +279,22 @@ describe("rpcCall against a broken server", () => {
     const e = await rejection(rpcCall(path, "status", {}, 60_000));
     expect(e).toBeInstanceOf(RpcError);
     expect(e.message).toContain("closed the connection without answering");
+  });
+});
+
+describe("where control sockets are", () => {
+  it("a node's by default in /run/tapnet, named after the node", () => {
+    expect(CONTROL_DIR).toBe("/run/tapnet");
+    expect(defaultControlPath("node1")).toBe("/run/tapnet/node1.sock");
+  });
+
+  it("lists the .sock files of a directory, and none of a directory that is not there", async () => {
+    expect(controlSockets(join(dir, "missing"))).toEqual([]);
+    expect(controlSockets(dir)).toEqual([]);
+    await listen(handlers, join(dir, "node1.sock"));
+    writeFileSync(join(dir, "node1.log"), "");
+    writeFileSync(join(dir, "lab.json"), "{}");
+    await listen(handlers, join(dir, "node2.sock"));
+    expect(controlSockets(dir).sort()).toEqual(["node1.sock", "node2.sock"]);
   });
 });
