@@ -2,8 +2,8 @@
 // npm run mutate [-- --since REF] [-- --break N] [-- <stryker options>]
 //
 // Mutation testing with StrykerJS (stryker.config.json): small behaviour-changing edits are made
-// to the datapath's code one at a time (src/wire, src/tunnel, src/switch, and the control
-// plane's config, ipam and cidr), and the unit tests run against each. A mutant no test notices
+// to the datapath's code one at a time (src/wire, src/tunnel, src/switch, and src/node's
+// config, ipam and cidr), and the unit tests run against each. A mutant no test notices
 // ("survived") is a behaviour the tests do not pin down.
 //
 // Some mutants change nothing that can be observed (an equivalent mutant: `i < n` and `i !== n`
