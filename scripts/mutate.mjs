@@ -2,8 +2,8 @@
 // npm run mutate [-- --since REF] [-- --break N] [-- <stryker options>]
 //
 // Mutation testing with StrykerJS (stryker.config.json): small behaviour-changing edits are made
-// to the datapath's code one at a time (src/wire, src/tunnel, src/switch, and the control
-// plane's config, ipam and cidr), and the unit tests run against each. A mutant no test notices
+// to the datapath's code one at a time (src/wire, src/tunnel, src/switch, and src/node's
+// config, ipam and cidr), and the unit tests run against each. A mutant no test notices
 // ("survived") is a behaviour the tests do not pin down.
 //
 // Some mutants change nothing that can be observed (an equivalent mutant: `i < n` and `i !== n`
@@ -113,7 +113,7 @@ const count = (g, k) => {
 const survivors = [];
 for (const [file, { source, mutants }] of Object.entries(report.files)) {
   const rel = path.relative(root, path.resolve(root, file));
-  const group = rel.startsWith("src/control/") ? "src/control (config, ipam, cidr)" : path.dirname(rel);
+  const group = rel.startsWith("src/node/") ? "src/node (config, ipam, cidr)" : path.dirname(rel);
   for (const m of mutants) {
     const text = original(source, m.location);
     if (m.status === "Killed" || m.status === "Timeout") count(group, "killed");

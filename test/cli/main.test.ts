@@ -3,8 +3,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { UsageError, commandHelp, type Command } from "../../src/cli/args.ts";
 import { labUpCommand } from "../../src/cli/commands/lab.ts";
 import { COMMANDS, main, usage } from "../../src/cli/main.ts";
-import { ConfigError } from "../../src/control/config.ts";
-import { systemProbe } from "../../src/control/preflight.ts";
+import { ConfigError } from "../../src/node/config.ts";
+import { systemProbe } from "../../src/node/preflight.ts";
 
 // Nothing here may create namespaces, devices or switches: every `main` call below either
 // prints help or fails in option parsing before a command touches the machine.

@@ -1,8 +1,12 @@
 /** `tapnet bench`: kernel VXLAN, host-gw and tapnet's backends, measured side by side. */
 import { writeFileSync } from "node:fs";
 import { isDeno } from "../../io/runtime.ts";
-import { allSetups, BenchError, formatReport, parseSetups, renderSvg, runBench } from "../../control/bench.ts";
-import { preflight } from "../../control/preflight.ts";
+import { BenchError } from "../../bench/figures.ts";
+import { formatReport } from "../../bench/report.ts";
+import { runBench } from "../../bench/runner.ts";
+import { allSetups, parseSetups } from "../../bench/setups.ts";
+import { renderSvg } from "../../bench/svg.ts";
+import { preflight } from "../../node/preflight.ts";
 import { choiceOption, intOption, UsageError, type Command } from "../args.ts";
 
 const out = (s: string) => process.stdout.write(s + "\n");

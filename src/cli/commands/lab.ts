@@ -1,11 +1,13 @@
 /** `tapnet lab up|status|check|down`: a cluster of namespaces on this machine. */
 import { isDeno } from "../../io/runtime.ts";
-import { BACKENDS, type BackendType } from "../../control/config.ts";
-import { labCheck, type CheckResult } from "../../control/check.ts";
-import { LAB_MODES, labDown, labStatus, labUp, readLabState, type SwitchStatus } from "../../control/lab.ts";
-import { preflight } from "../../control/preflight.ts";
+import { BACKENDS, type BackendType } from "../../node/config.ts";
+import { labCheck, type CheckResult } from "../../lab/check.ts";
+import { labDown, labUp } from "../../lab/lab.ts";
+import { LAB_MODES, readLabState } from "../../lab/plan.ts";
+import { labStatus, type SwitchStatus } from "../../lab/status.ts";
+import { preflight } from "../../node/preflight.ts";
 import { choiceOption, intOption, type Command } from "../args.ts";
-import { formatTable } from "../table.ts";
+import { formatTable } from "../../node/table.ts";
 
 const prefixOption = { type: "string", value: "NAME", help: "names the lab: its namespaces are NAME-underlay, NAME-node1, NAME-node1-pod1, ...", default: "tapnet" } as const;
 const out = (s: string) => process.stdout.write(s + "\n");

@@ -1,10 +1,8 @@
 /** `tapnet pod add|del|list`: attach pods to the switch running on this node. */
-import { existsSync, readdirSync } from "node:fs";
-import { rpcCall, RpcError } from "../../control/rpc.ts";
-import type { PodRecord } from "../../control/agent.ts";
+import { CONTROL_DIR, controlSockets, defaultControlPath, rpcCall, RpcError } from "../../node/rpc.ts";
+import type { PodRecord } from "../../node/agent.ts";
 import { UsageError, type Command, type Parsed } from "../args.ts";
-import { formatTable } from "../table.ts";
-import { defaultControlPath } from "./switch.ts";
+import { formatTable } from "../../node/table.ts";
 
 const controlOptions = {
   node: { type: "string", value: "NAME", help: "the switch of node NAME (its socket /run/tapnet/NAME.sock)" },
@@ -12,10 +10,10 @@ const controlOptions = {
 } as const;
 
 /** Which switch to talk to: --control, else --node, else the only socket in /run/tapnet. */
-export function controlPath(p: Parsed, dir = "/run/tapnet"): string {
+export function controlPath(p: Parsed, dir = CONTROL_DIR): string {
   if (p.values.control) return String(p.values.control);
   if (p.values.node) return defaultControlPath(String(p.values.node));
-  const socks = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".sock")) : [];
+  const socks = controlSockets(dir);
   if (socks.length === 1) return `${dir}/${socks[0]}`;
   if (socks.length === 0) throw new RpcError(`no switch is running here (no control socket in ${dir}); start one with tapnet switch, or give --control PATH`);
   throw new UsageError(`several switches run here (${socks.join(", ")}): say which with --node NAME or --control PATH`);

@@ -1,18 +1,12 @@
 /** `tapnet switch`: one node's switch, as it runs on a VM. */
-import { readFileSync } from "node:fs";
-import { NodeAgent } from "../../control/agent.ts";
-import { ConfigError, parseClusterConfig } from "../../control/config.ts";
-import { jsonLogger, type Level, type Logger } from "../../control/log.ts";
-import { ip } from "../../control/exec.ts";
-import { formatIpv4 } from "../../wire/ipv4.ts";
-import type { ClusterConfig } from "../../control/config.ts";
-import { preflight } from "../../control/preflight.ts";
+import { NodeAgent } from "../../node/agent.ts";
+import { ConfigError, readClusterConfig } from "../../node/config.ts";
+import { checkUnderlay } from "../../node/host-net.ts";
+import { jsonLogger, type Level } from "../../node/log.ts";
+import { preflight } from "../../node/preflight.ts";
+import { defaultControlPath } from "../../node/rpc.ts";
 import { allowedCpus, MAX_CPU } from "../../io/cpu.ts";
 import { choiceOption, intOption, UsageError, type Command } from "../args.ts";
-
-export function defaultControlPath(node: string): string {
-  return `/run/tapnet/${node}.sock`;
-}
 
 export const switchCommand: Command = {
   name: "switch",
@@ -35,14 +29,7 @@ export const switchCommand: Command = {
     if (cpu !== undefined && cpus.length && !cpus.includes(cpu)) {
       throw new UsageError(`--cpu ${cpu}: this machine lets tapnet use CPU${cpus.length > 1 ? "s" : ""} ${formatCpuList(cpus)}`);
     }
-    const file = String(p.values.config);
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (e) {
-      throw new ConfigError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    const config = parseClusterConfig(text, file);
+    const config = readClusterConfig(String(p.values.config));
     preflight(["root", "tun", "ip"]);
     const node = String(p.values.node);
     const level = choiceOption(p, "log-level", ["debug", "info", "warn", "error"] as Level[]);
@@ -68,23 +55,6 @@ export const switchCommand: Command = {
     return 0;
   },
 };
-
-/** Does `dev` hold the node's address, and carry packets as large as the config says? */
-async function checkUnderlay(dev: string, config: ClusterConfig, nodeName: string, log: Logger): Promise<void> {
-  const node = config.nodes.find((n) => n.name === nodeName);
-  if (!node) return; // the agent says which nodes there are
-  let out: string;
-  try {
-    out = await ip("-o", "-4", "addr", "show", "dev", dev);
-  } catch {
-    throw new ConfigError(`--underlay-dev ${dev}: no such interface`);
-  }
-  const want = formatIpv4(node.address);
-  if (!out.includes(` ${want}/`)) throw new ConfigError(`--underlay-dev ${dev} does not hold ${want}, node ${nodeName}'s address in the config`);
-  const link = await ip("-o", "link", "show", "dev", dev);
-  const mtu = Number(/ mtu (\d+)/.exec(link)?.[1] ?? 0);
-  if (mtu && mtu < config.mtu) log.warn("the underlay's MTU is smaller than the config's mtu: large packets will be lost", { dev, mtu, configMtu: config.mtu });
-}
 
 /** 0,1,2,5 as "0-2,5". */
 function formatCpuList(cpus: number[]): string {

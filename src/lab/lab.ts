@@ -19,147 +19,28 @@
  *   host-gw       every node is a plain Linux node routing other nodes' pod CIDRs over the
  *                 underlay, with no encapsulation (host-gw-node.ts): the ceiling
  *
- * Every namespace is written to the lab's journal (/run/tapnet/<prefix>/lab.json) before it is
- * created, and every switch's pid as soon as it starts, so `lab down` can remove exactly what
- * was made, by name, even after an `up` that failed half way or a machine that lost the lab's
- * processes. Nothing is matched by pattern.
+ * Every namespace is written to the lab's journal (plan.ts) before it is created, and every
+ * switch's pid as soon as it starts, so `lab down` can remove exactly what was made, by name,
+ * even after an `up` that failed half way or a machine that lost the lab's processes. Nothing
+ * is matched by pattern.
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
 import { allowedCpus } from "../io/cpu.ts";
-import { isDeno } from "../io/runtime.ts";
 import { formatIpv4 } from "../wire/ipv4.ts";
-import { formatCidr } from "./cidr.ts";
-import { checkClusterConfig, formatClusterConfig, type BackendType, type ClusterConfig } from "./config.ts";
-import { inNetns, ip, ipBatch, netnsDelete, netnsExists, which } from "./exec.ts";
-import { gatewayOf, PodIpam } from "./ipam.ts";
+import { formatCidr } from "../node/cidr.ts";
+import { formatClusterConfig } from "../node/config.ts";
+import { inNetns, ip, ipBatch, netnsDelete, netnsExists } from "../node/exec.ts";
+import { gatewayOf, PodIpam } from "../node/ipam.ts";
+import { isAlive, rpcCall } from "../node/rpc.ts";
 import { setUpHostGwNode } from "./host-gw-node.ts";
 import { addKernelPod, setUpKernelNode } from "./kernel-node.ts";
-import { isAlive, rpcCall } from "./rpc.ts";
-
-export const LAB_ROOT = "/run/tapnet";
-export const UNDERLAY_CIDR_BASE = "192.168.56.";
-/** The outside namespace's link to node 1 (TEST-NET-3, RFC 5737: never routed anywhere real). */
-export const OUTSIDE_NODE_ADDRESS = "203.0.113.1";
-export const OUTSIDE_ADDRESS = "203.0.113.2";
-const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
-
-/** How the lab's nodes are built: see the top of this file. */
-export const LAB_MODES = ["tapnet", "kernel-vxlan", "host-gw"] as const;
-export type LabMode = (typeof LAB_MODES)[number];
-
-export interface LabOptions {
-  /** Default "tapnet". */
-  mode?: LabMode;
-  nodes: number;
-  pods: number;
-  prefix: string;
-  backend: BackendType;
-  runtime: "node" | "deno";
-  /** 1-based index of a node to set up as a plain Linux VXLAN node (vxlan backend only). */
-  kernelNode?: number;
-  /**
-   * Pin each switch's datapath thread to a CPU, spread over the CPUs this process may use
-   * (the k-th switch on the k-th CPU, round-robin), as each node on a machine of its own
-   * would have its CPU. Default true; nothing is pinned on a machine of one CPU.
-   */
-  pin?: boolean;
-  /** Progress lines for a person; the lab prints nothing itself. */
-  progress?: (line: string) => void;
-  /** Aborting stops `up` between steps; it then removes what it made. */
-  signal?: AbortSignal;
-}
-
-export interface LabNode {
-  name: string;
-  netns: string;
-  address: string;
-  podCidr: string;
-  gateway: string;
-  pid: number;
-  control: string;
-  log: string;
-  /** The CPU its switch's datapath is pinned to, if it is. */
-  cpu?: number;
-}
-
-export interface LabPod {
-  name: string;
-  netns: string;
-  node: string;
-  ip: string;
-  mac: string;
-  ifname: string;
-}
-
-export interface LabState {
-  prefix: string;
-  backend: BackendType;
-  /** Absent in journals written before modes existed: "tapnet". */
-  mode?: LabMode;
-  runtime: "node" | "deno";
-  createdAt: string;
-  /** Namespaces this lab made, in the order they were made. */
-  namespaces: string[];
-  nodes: LabNode[];
-  pods: LabPod[];
-  /** Nodes that are plain Linux nodes (VXLAN or host-gw), without a switch (pid 0). */
-  kernelNodes: string[];
-  outside?: { netns: string; address: string };
-}
-
-export class LabError extends Error {}
-
-export function labDir(prefix: string): string {
-  return join(LAB_ROOT, prefix);
-}
-
-export function checkPrefix(prefix: string): void {
-  // Namespace names derive from it, and node veths are named in the underlay namespace only.
-  // Interface names never derive from it (they are node1, eth0, veth1, ...), so it may be longer
-  // than an interface name; 40 leaves room for "-node16-pod64" within the control socket's path.
-  if (!/^[a-z][a-z0-9-]{0,39}$/.test(prefix)) throw new LabError(`--prefix ${JSON.stringify(prefix)} must start with a letter and be lower-case letters, digits and '-', at most 40 long`);
-}
-
-export function readLabState(prefix: string): LabState | undefined {
-  const file = join(labDir(prefix), "lab.json");
-  if (!existsSync(file)) return undefined;
-  try {
-    return JSON.parse(readFileSync(file, "utf8")) as LabState;
-  } catch (e) {
-    throw new LabError(`the lab journal ${file} is unreadable (${(e as Error).message}); remove the lab's namespaces by hand and delete ${labDir(prefix)}`);
-  }
-}
-
-function saveLabState(s: LabState): void {
-  const file = join(labDir(s.prefix), "lab.json");
-  writeFileSync(file + ".tmp", JSON.stringify(s, null, 2) + "\n");
-  renameSync(file + ".tmp", file); // atomic: a reader never sees half a journal
-}
-
-/** The lab's cluster config: nodes on the underlay, pod CIDRs assigned from the default cluster CIDR. */
-export function labConfig(nodes: number, backend: BackendType): ClusterConfig {
-  return checkClusterConfig({
-    backend: { type: backend },
-    nodes: Array.from({ length: nodes }, (_, i) => ({ name: `node${i + 1}`, address: `${UNDERLAY_CIDR_BASE}${11 + i}` })),
-  });
-}
-
-/** How a switch process is started for the given runtime. */
-export function switchCommand(runtime: "node" | "deno"): string[] {
-  if (runtime === "node") {
-    const nodeBin = isDeno ? which("node") : process.execPath;
-    if (!nodeBin) throw new LabError("--runtime node: no node executable found in PATH");
-    return [nodeBin, join(REPO_ROOT, "bin/tapnet.mjs")];
-  }
-  const local = join(REPO_ROOT, "node_modules/.bin/deno");
-  const deno = existsSync(local) ? local : which("deno");
-  if (!deno) throw new LabError("--runtime deno: deno is not installed (npm install adds it to node_modules)");
-  return [deno, "run", "--allow-all", "--quiet", join(REPO_ROOT, "src/cli/main.ts")];
-}
+import {
+  checkLabOptions, checkPrefix, labConfig, labDir, LabError, OUTSIDE_ADDRESS, OUTSIDE_NODE_ADDRESS, readLabState, REPO_ROOT, saveLabState,
+  switchCommand, UNDERLAY_CIDR_BASE, type LabNode, type LabOptions, type LabPod, type LabState,
+} from "./plan.ts";
 
 async function addNetns(state: LabState, name: string, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) throw new LabError("interrupted");
@@ -207,18 +88,8 @@ async function waitForwarding(pod: LabPod, gateway: string, timeoutMs = 15_000):
 }
 
 export async function labUp(opts: LabOptions): Promise<LabState> {
-  checkPrefix(opts.prefix);
-  if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 16) throw new LabError("--nodes must be 1 to 16");
-  if (!Number.isInteger(opts.pods) || opts.pods < 0 || opts.pods > 64) throw new LabError("--pods must be 0 to 64");
-  const mode = opts.mode ?? "tapnet";
-  if (!LAB_MODES.includes(mode)) throw new LabError(`--mode must be one of ${LAB_MODES.join(", ")}, not "${mode}"`);
-  if (mode === "kernel-vxlan" && opts.backend !== "vxlan") throw new LabError("--mode kernel-vxlan needs --backend vxlan: plain Linux nodes speak VXLAN, not flannel's udp");
+  const mode = checkLabOptions(opts);
   const kernel = opts.kernelNode;
-  if (kernel !== undefined) {
-    if (mode !== "tapnet") throw new LabError(`--kernel-node is for --mode tapnet; with --mode ${mode} no node runs tapnet`);
-    if (opts.backend !== "vxlan") throw new LabError("--kernel-node needs --backend vxlan: a plain Linux node speaks VXLAN, not flannel's udp");
-    if (!Number.isInteger(kernel) || kernel < 1 || kernel > opts.nodes) throw new LabError(`--kernel-node must be a node number from 1 to ${opts.nodes}`);
-  }
   const say = opts.progress ?? (() => {});
   const dir = labDir(opts.prefix);
   if (readLabState(opts.prefix)) throw new LabError(`a lab named ${opts.prefix} is already up: see \`tapnet lab status\`, or remove it with \`tapnet lab down${opts.prefix === "tapnet" ? "" : ` --prefix ${opts.prefix}`}\``);
@@ -363,50 +234,3 @@ export async function labDown(prefix: string, say: (l: string) => void = () => {
   rmSync(labDir(prefix), { recursive: true, force: true });
   return { removed: true };
 }
-
-export interface LabStatus {
-  prefix: string;
-  backend: BackendType;
-  mode: LabMode;
-  runtime: string;
-  nodes: (Omit<LabNode, "control" | "log">)[];
-  pods: LabPod[];
-  /** What each node's switch says, or why it cannot; a kernel node has none. */
-  switches: Record<string, SwitchStatus | { error: string } | { kernel: true }>;
-  kernelNodes: string[];
-  outside?: { netns: string; address: string };
-}
-
-export interface SwitchStatus {
-  fdb: { mac: string; port: number; device?: string; pod?: string; age: number }[];
-  ports: { port: number; ifname: string; role: string; pod?: string; counters: Record<string, number> }[];
-  counters: Record<string, number>;
-  tunnel?: Record<string, number>;
-}
-
-export async function labStatus(prefix: string): Promise<LabStatus | undefined> {
-  checkPrefix(prefix);
-  const state = readLabState(prefix);
-  if (!state) return undefined;
-  const switches: LabStatus["switches"] = {};
-  await Promise.all(state.nodes.map(async (n) => {
-    if (n.pid === 0) {
-      switches[n.name] = { kernel: true };
-      return;
-    }
-    try {
-      switches[n.name] = await rpcCall<SwitchStatus>(n.control, "status", {}, 5_000);
-    } catch (e) {
-      switches[n.name] = { error: (e as Error).message };
-    }
-  }));
-  return {
-    prefix: state.prefix, backend: state.backend, mode: state.mode ?? "tapnet", runtime: state.runtime,
-    nodes: state.nodes.map(({ name, netns, address, podCidr, gateway, pid }) => ({ name, netns, address, podCidr, gateway, pid })),
-    pods: state.pods,
-    switches,
-    kernelNodes: state.kernelNodes ?? [],
-    ...(state.outside ? { outside: state.outside } : {}),
-  };
-}
-

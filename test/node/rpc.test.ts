@@ -4,7 +4,7 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { RpcError, RpcServer, isAlive, rpcCall, type Handler } from "../../src/control/rpc.ts";
+import { CONTROL_DIR, RpcError, RpcServer, controlSockets, defaultControlPath, isAlive, rpcCall, type Handler } from "../../src/node/rpc.ts";
 
 let dir: string;
 let servers: RpcServer[];
@@ -157,7 +157,7 @@ describe("RpcServer and rpcCall", () => {
     expect(answers).toEqual({ ok: true, result: { pong: true } });
   });
 
-  // Once a bug (src/control/rpc.ts serve(): `void answer(line).then(write)`): each line is answered
+  // Once a bug (src/node/rpc.ts serve(): `void answer(line).then(write)`): each line is answered
   // when its handler finishes, not in request order, so a slow request followed by a fast one
   // on the same connection gets the answers swapped, and the protocol has no ids to match them.
   it("answers in request order even when the first handler finishes last", async () => {
@@ -236,7 +236,7 @@ describe("RpcServer and rpcCall", () => {
     expect(await rpcCall(first.path, "who")).toBe("first");
   });
 
-  // Once a bug (src/control/rpc.ts isAlive): a server is judged alive only if its "ping" method
+  // Once a bug (src/node/rpc.ts isAlive): a server is judged alive only if its "ping" method
   // succeeds; one that answers (e.g. `unknown method "ping"`) is taken for dead, so a second
   // RpcServer.listen unlinks the live server's socket and takes the path over. (The switch's
   // agent registers ping, so today's switch is not affected.)
@@ -279,5 +279,22 @@ describe("rpcCall against a broken server", () => {
     const e = await rejection(rpcCall(path, "status", {}, 60_000));
     expect(e).toBeInstanceOf(RpcError);
     expect(e.message).toContain("closed the connection without answering");
+  });
+});
+
+describe("where control sockets are", () => {
+  it("a node's by default in /run/tapnet, named after the node", () => {
+    expect(CONTROL_DIR).toBe("/run/tapnet");
+    expect(defaultControlPath("node1")).toBe("/run/tapnet/node1.sock");
+  });
+
+  it("lists the .sock files of a directory, and none of a directory that is not there", async () => {
+    expect(controlSockets(join(dir, "missing"))).toEqual([]);
+    expect(controlSockets(dir)).toEqual([]);
+    await listen(handlers, join(dir, "node1.sock"));
+    writeFileSync(join(dir, "node1.log"), "");
+    writeFileSync(join(dir, "lab.json"), "{}");
+    await listen(handlers, join(dir, "node2.sock"));
+    expect(controlSockets(dir).sort()).toEqual(["node1.sock", "node2.sock"]);
   });
 });

@@ -4,9 +4,21 @@
  *   response: {"ok": true, "result": ...}  or  {"ok": false, "error": "what went wrong"}
  * Only root can reach it (the socket is created 0600 in a 0700 directory).
  */
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, unlinkSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
+
+/** Where a node's switch puts its control socket unless told otherwise. */
+export const CONTROL_DIR = "/run/tapnet";
+
+export function defaultControlPath(node: string): string {
+  return `${CONTROL_DIR}/${node}.sock`;
+}
+
+/** The control sockets in `dir` (file names), none if there is no such directory. */
+export function controlSockets(dir = CONTROL_DIR): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".sock")) : [];
+}
 
 export type Handler = (params: Record<string, unknown>) => Promise<unknown> | unknown;
 

@@ -12,14 +12,9 @@
  * If any step fails, the steps before it are undone. Closing the fd removes the device.
  *
  * With other nodes in the config, the agent also opens the tunnel (the switch's router does the
- * rest, see switch/router.ts); and it sets up the node's kernel as flannel's vxlan backend would:
- *   - for each remote pod CIDR, a route via that CIDR's network address, onlink on tapnet0, and
- *     a permanent neighbour entry giving that address the remote node's VTEP MAC: the node's
- *     own traffic to remote pods goes to the switch, addressed so the router takes it;
- *   - IP forwarding on, and a masquerade rule (nftables, else iptables) for traffic from the
- *     cluster to anywhere but the cluster and its nodes: what leaves the cluster leaves with
- *     the node's address, and nothing within it is translated.
- * All of it is removed when the switch stops.
+ * rest, see switch/router.ts); and it sets up the node's kernel as flannel's vxlan backend would
+ * (routes to the other nodes' pod CIDRs, forwarding, masquerade: host-net.ts). All of it is
+ * removed when the switch stops.
  */
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { macForIpv4 } from "../wire/mac.ts";
@@ -28,10 +23,10 @@ import { runtimeName } from "../io/runtime.ts";
 import { Switch, type PortInfo, type SwitchOptions } from "../switch/switch.ts";
 import { formatCidr } from "./cidr.ts";
 import type { ClusterConfig, NodeConfig } from "./config.ts";
-import { ip, ipBatch, netnsExists, run, which } from "./exec.ts";
+import { ip, ipBatch, netnsExists } from "./exec.ts";
 import type { RouterConfig } from "../switch/state.ts";
 import { tapnetGsoMaxSize } from "../tunnel/tapnet.ts";
-import { readFileSync, writeFileSync } from "node:fs";
+import { HostNet } from "./host-net.ts";
 import { gatewayOf, PodIpam } from "./ipam.ts";
 import type { Logger } from "./log.ts";
 import { RpcServer } from "./rpc.ts";
@@ -83,18 +78,13 @@ export function routerConfig(config: ClusterConfig, self: number): RouterConfig 
   };
 }
 
-const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
-const NFT_TABLE = "tapnet";
-const IPT_CHAIN = "TAPNET-MASQ";
-
 export class NodeAgent {
   private readonly pods = new Map<string, PodRecord>();
   private readonly ipam: PodIpam;
   private rpc?: RpcServer;
   private tapSerial = 0;
   private stopping = false;
-  private forwardingWas?: string;
-  private masquerade?: "nft" | "iptables";
+  private readonly hostNet: HostNet;
   readonly node: NodeConfig;
   readonly gateway: number;
 
@@ -104,6 +94,7 @@ export class NodeAgent {
     this.node = node;
     this.ipam = new PodIpam(node.podCidr);
     this.gateway = gatewayOf(node.podCidr);
+    this.hostNet = new HostNet(opts.config, node, GATEWAY_IFNAME, log);
     sw.onPortDown((p, reason) => void this.onPortDown(p, reason));
   }
 
@@ -130,7 +121,7 @@ export class NodeAgent {
     opts.log.info("switch ready", {
       node: agent.node.name, podCidr: formatCidr(agent.node.podCidr), gateway: formatIpv4(agent.gateway),
       backend: routing ? `${config.backend.type} on ${formatIpv4(agent.node.address)}:${config.backend.port}` : "none (one node)",
-      masquerade: agent.masquerade ?? "none", control: opts.controlPath, runtime: runtimeName, pid: process.pid,
+      masquerade: agent.hostNet.masquerade ?? "none", control: opts.controlPath, runtime: runtimeName, pid: process.pid,
     });
     return agent;
   }
@@ -164,71 +155,15 @@ export class NodeAgent {
       .catch((e) => this.log.warn("cannot cap TSO super-frames", { ifname, error: (e as Error).message }));
   }
 
-  /** Routes to the other nodes' pod CIDRs, forwarding and masquerade: see the top of this file. */
+  /** The node's kernel: its gateway port's super-frames capped, then routes, forwarding and masquerade (host-net.ts). */
   private async setUpNode(): Promise<void> {
-    const c = this.opts.config;
     await this.capSuperFrames(GATEWAY_IFNAME);
-    const lines: string[] = [];
-    for (const n of c.nodes) {
-      if (n === this.node) continue;
-      const via = formatIpv4(n.podCidr.network);
-      lines.push(`neigh replace ${via} lladdr ${n.vtepMac} dev ${GATEWAY_IFNAME} nud permanent`);
-      lines.push(`route replace ${formatCidr(n.podCidr)} via ${via} dev ${GATEWAY_IFNAME} onlink`);
-    }
-    await ipBatch(lines);
-    try {
-      const was = readFileSync(IP_FORWARD, "utf8").trim();
-      if (was !== "1") {
-        writeFileSync(IP_FORWARD, "1");
-        this.forwardingWas = was;
-      }
-    } catch (e) {
-      this.log.warn("cannot turn on IP forwarding: pods cannot reach beyond the cluster", { error: (e as Error).message });
-    }
-    const cluster = formatCidr(c.clusterCidr);
-    const nodes = c.nodes.map((n) => formatIpv4(n.address));
-    if (which("nft")) {
-      await run("nft", ["delete", "table", "ip", NFT_TABLE]).catch(() => {});
-      await run("nft", ["-f", "-"], { input: [
-        `table ip ${NFT_TABLE} {`,
-        "  chain postrouting {",
-        "    type nat hook postrouting priority srcnat; policy accept;",
-        `    ip saddr ${cluster} ip daddr != ${cluster} ip daddr != { ${nodes.join(", ")} } masquerade`,
-        "  }",
-        "}",
-      ].join("\n") + "\n" });
-      this.masquerade = "nft";
-    } else if (which("iptables")) {
-      await this.removeIptables();
-      const ipt = (...a: string[]) => run("iptables", ["-w", "-t", "nat", ...a]);
-      await ipt("-N", IPT_CHAIN);
-      await ipt("-A", IPT_CHAIN, "-d", cluster, "-j", "RETURN");
-      for (const a of nodes) await ipt("-A", IPT_CHAIN, "-d", a, "-j", "RETURN");
-      await ipt("-A", IPT_CHAIN, "-j", "MASQUERADE");
-      await ipt("-A", "POSTROUTING", "-s", cluster, "-j", IPT_CHAIN);
-      this.masquerade = "iptables";
-    } else {
-      this.log.warn("neither nft nor iptables is installed: traffic leaving the cluster is not masqueraded");
-    }
-  }
-
-  private async removeIptables(): Promise<void> {
-    const ipt = (...a: string[]) => run("iptables", ["-w", "-t", "nat", ...a]).catch(() => "");
-    const cluster = formatCidr(this.opts.config.clusterCidr);
-    await ipt("-D", "POSTROUTING", "-s", cluster, "-j", IPT_CHAIN);
-    await ipt("-F", IPT_CHAIN);
-    await ipt("-X", IPT_CHAIN);
+    await this.hostNet.setUp();
   }
 
   /** Undoes setUpNode (the routes and neighbours go with tapnet0). */
   private async tearDownNode(): Promise<void> {
-    if (this.masquerade === "nft") await run("nft", ["delete", "table", "ip", NFT_TABLE]).catch(() => {});
-    if (this.masquerade === "iptables") await this.removeIptables();
-    this.masquerade = undefined;
-    if (this.forwardingWas !== undefined) {
-      try { writeFileSync(IP_FORWARD, this.forwardingWas); } catch { /* the namespace may be gone */ }
-      this.forwardingWas = undefined;
-    }
+    await this.hostNet.tearDown();
   }
 
   private handlers() {

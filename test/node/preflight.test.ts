@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PreflightError, preflight, type Need, type Probe } from "../../src/control/preflight.ts";
+import { PreflightError, preflight, type Need, type Probe } from "../../src/node/preflight.ts";
 
 /** A machine with everything, less what `missing` names; it records what was asked. */
 function fakeProbe(missing: { root?: boolean; tun?: boolean; cmds?: readonly string[] } = {}): Probe & { asked: string[] } {

@@ -15,10 +15,10 @@
  * and IP forwarding with the same masquerade rule as a tapnet node's.
  */
 import { formatIpv4 } from "../wire/ipv4.ts";
-import { formatCidr } from "./cidr.ts";
-import type { ClusterConfig, NodeConfig } from "./config.ts";
-import { inNetns, ip, ipBatch, run } from "./exec.ts";
-import { gatewayOf } from "./ipam.ts";
+import { formatCidr } from "../node/cidr.ts";
+import type { ClusterConfig, NodeConfig } from "../node/config.ts";
+import { inNetns, ip, ipBatch, run } from "../node/exec.ts";
+import { gatewayOf } from "../node/ipam.ts";
 
 export const KERNEL_BRIDGE = "cni0";
 export const KERNEL_VXLAN = "flannel.1";

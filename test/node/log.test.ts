@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { jsonLogger, silentLogger } from "../../src/control/log.ts";
+import { jsonLogger, silentLogger } from "../../src/node/log.ts";
 
 function capture(): { lines: string[]; write: (l: string) => void; records: () => Record<string, unknown>[] } {
   const lines: string[] = [];

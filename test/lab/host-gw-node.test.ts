@@ -1,8 +1,8 @@
 // A host-gw node's commands: the bridge with the gateway address at the underlay's MTU, and a
 // route to every other node's pod CIDR via that node's underlay address; nothing encapsulated.
 import { describe, expect, it } from "vitest";
-import { checkClusterConfig } from "../../src/control/config.ts";
-import { hostGwNodeCommands } from "../../src/control/host-gw-node.ts";
+import { checkClusterConfig } from "../../src/node/config.ts";
+import { hostGwNodeCommands } from "../../src/lab/host-gw-node.ts";
 
 const config = checkClusterConfig({
   backend: { type: "vxlan" },

@@ -13,10 +13,10 @@
  * and IP forwarding with the same masquerade rule as a tapnet node's.
  */
 import { formatIpv4 } from "../wire/ipv4.ts";
-import { formatCidr } from "./cidr.ts";
-import type { ClusterConfig, NodeConfig } from "./config.ts";
-import { ipBatch } from "./exec.ts";
-import { gatewayOf } from "./ipam.ts";
+import { formatCidr } from "../node/cidr.ts";
+import type { ClusterConfig, NodeConfig } from "../node/config.ts";
+import { ipBatch } from "../node/exec.ts";
+import { gatewayOf } from "../node/ipam.ts";
 import { forwardAndMasquerade, KERNEL_BRIDGE } from "./kernel-node.ts";
 
 /** Commands (for `ip -batch`) that make `node` a host-gw node of `config`. */

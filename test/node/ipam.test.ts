@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { IpamError, PodIpam, gatewayOf } from "../../src/control/ipam.ts";
+import { IpamError, PodIpam, gatewayOf } from "../../src/node/ipam.ts";
 import { formatIpv4 } from "../../src/wire/ipv4.ts";
 import { prng, trials } from "../support/random.ts";
 import { ip, cidr } from "../support/addresses.ts";

@@ -7,8 +7,8 @@
  *     address instead (masqueraded).
  */
 import { spawn } from "node:child_process";
-import { inNetns, ExecError } from "./exec.ts";
-import { OUTSIDE_NODE_ADDRESS, type LabState } from "./lab.ts";
+import { inNetns, ExecError } from "../node/exec.ts";
+import { OUTSIDE_NODE_ADDRESS, type LabState } from "./plan.ts";
 
 export interface Endpoint {
   /** "node1" or "node1-pod2" */

@@ -1,0 +1,57 @@
+/**
+ * What `tapnet bench` measures: the figures of one round (each with its unit and which way is
+ * better), the reference setup every ratio is taken to, the bench's error, and how a figure
+ * is written (3 significant digits).
+ */
+import type { UdpRateProbe } from "./rate-search.ts";
+
+export class BenchError extends Error {}
+
+export const REFERENCE = "kernel-vxlan";
+
+export type FigureKey =
+  | "tcp_cross_1" | "tcp_cross_4" | "tcp_same_1"
+  | "udp1400_kpps" | "udp1400_loss" | "udp1400_kpps_1pct" | "udp64_kpps" | "udp64_loss"
+  | "rtt_p50" | "rtt_p99" | "switch_cpu" | "switch_mem";
+
+export interface FigureSpec {
+  key: FigureKey;
+  label: string;
+  unit: string;
+  better: "higher" | "lower";
+}
+
+export const FIGURES: FigureSpec[] = [
+  { key: "tcp_cross_1", label: "TCP across nodes, 1 stream", unit: "Gbit/s", better: "higher" },
+  { key: "tcp_cross_4", label: "TCP across nodes, 4 streams", unit: "Gbit/s", better: "higher" },
+  { key: "tcp_same_1", label: "TCP same node, 1 stream", unit: "Gbit/s", better: "higher" },
+  { key: "udp1400_kpps", label: "UDP 1400 B delivered", unit: "kpps", better: "higher" },
+  { key: "udp1400_loss", label: "UDP 1400 B loss", unit: "%", better: "lower" },
+  { key: "udp1400_kpps_1pct", label: "UDP 1400 B delivered at ≤ 1% loss", unit: "kpps", better: "higher" },
+  { key: "udp64_kpps", label: "UDP 64 B delivered", unit: "kpps", better: "higher" },
+  { key: "udp64_loss", label: "UDP 64 B loss", unit: "%", better: "lower" },
+  { key: "rtt_p50", label: "ping-pong RTT p50", unit: "µs", better: "lower" },
+  { key: "rtt_p99", label: "ping-pong RTT p99", unit: "µs", better: "lower" },
+  { key: "switch_cpu", label: "switch CPU, both nodes", unit: "s/s", better: "lower" },
+  { key: "switch_mem", label: "switch peak memory per node", unit: "MB", better: "lower" },
+];
+
+/** One setup's figures in one round; null where a figure does not apply (a kernel setup's switch). */
+export type Figures = Record<FigureKey, number | null>;
+
+export interface RoundResult {
+  round: number;
+  figures: Figures;
+  /** The UDP 1400 B rate search: the full-rate run, then each probe (see searchUdpRate). */
+  udpSearch?: UdpRateProbe[];
+}
+
+/** 3 significant digits, enough for figures that vary ±10% between runs. */
+export function fmtNumber(v: number): string {
+  const a = Math.abs(v);
+  if (a === 0) return "0";
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1);
+  if (a >= 1) return v.toFixed(2);
+  return v.toPrecision(2);
+}

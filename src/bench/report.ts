@@ -1,0 +1,114 @@
+/**
+ * The bench's report: what a run returns (machine, setups, every round's figures, the summary,
+ * offloads, failures, targets), and its plain-text form: medians with ratios, spreads, failed
+ * measurements and targets, as tables.
+ */
+import { formatTable } from "../node/table.ts";
+import { FIGURES, fmtNumber, type RoundResult } from "./figures.ts";
+import type { Summary } from "./statistics.ts";
+import type { TargetResult } from "./targets.ts";
+
+export interface Machine {
+  kernel: string;
+  nproc: number;
+  cpu: string;
+  node: string;
+  runtime: string;
+}
+
+export interface OffloadFinding {
+  setup: string;
+  netns: string;
+  device: string;
+  off: string[];
+}
+
+export interface BenchReport {
+  date: string;
+  command: string;
+  machine: Machine;
+  rounds: number;
+  seconds: number;
+  setups: string[];
+  reference: string;
+  offloads: OffloadFinding[];
+  /** Measurements that failed; the command exits 1 if there are any. */
+  failures: BenchFailure[];
+  results: Record<string, RoundResult[]>;
+  medians: Summary["medians"];
+  spreads: Summary["spreads"];
+  ratios: Summary["ratios"];
+  /** The CPUs the tapnet switches' datapaths were pinned to, node by node; empty if they were not. */
+  switchCpus: number[];
+  /** The tapnet setup the targets are checked for, and the outcome; absent without it or the reference. */
+  targets?: { setup: string; rows: TargetResult[] };
+  durationSeconds: number;
+}
+
+
+/** A measurement that failed: its figures are null in that round, and the bench exits 1 at the end. */
+export interface BenchFailure {
+  round: number;
+  setup: string;
+  test: string;
+  error: string;
+}
+
+export function formatCell(median: number | null, ratio: number | null, isReference: boolean): string {
+  if (median === null) return "n/a";
+  if (isReference || ratio === null) return fmtNumber(median);
+  return `${fmtNumber(median)} (${ratio.toFixed(2)}×)`;
+}
+
+/** The plain-text report: machine, command, offloads, medians with ratios, spreads, targets. */
+export function formatReport(r: BenchReport): string {
+  const lines: string[] = [];
+  lines.push(`tapnet bench, ${r.date}: ${r.rounds} round(s) of ${r.seconds} s per test, setups interleaved, ${Math.round(r.durationSeconds)} s in all`);
+  lines.push(`machine: ${r.machine.kernel}, ${r.machine.nproc} CPUs (${r.machine.cpu}), ${r.machine.runtime}`);
+  lines.push(`command: ${r.command}`);
+  if (r.setups.some((s) => s.startsWith("tapnet-"))) {
+    lines.push(r.switchCpus?.length
+      ? `tapnet switches: each node's datapath pinned to a CPU of its own (${r.switchCpus.map((c, i) => `node${i + 1} on CPU ${c}`).join(", ")})`
+      : "tapnet switches: datapaths not pinned (left to the scheduler)");
+  }
+  lines.push("");
+  if (r.offloads.length) {
+    // One line per set of features that are off, with how many devices of each setup: the
+    // same default (veths' GRO) on every setup is one fact, not twenty. --json lists each device.
+    lines.push("offloads not on (ethtool -k on the underlay veths and VXLAN devices):");
+    const groups = new Map<string, OffloadFinding[]>();
+    for (const o of r.offloads) groups.set(o.off.join(", "), [...(groups.get(o.off.join(", ")) ?? []), o]);
+    for (const [features, found] of groups) {
+      const perSetup = r.setups.map((s) => [s, found.filter((o) => o.setup === s).length] as const).filter(([, n]) => n > 0);
+      lines.push(`  ${features}: ${perSetup.map(([s, n]) => `${s} ${n}`).join(", ")} device(s) (e.g. ${found[0].netns} ${found[0].device})`);
+    }
+  } else {
+    lines.push("offloads: all of tx-checksumming, TSO, GSO and GRO are on for the underlay veths and VXLAN devices");
+  }
+  lines.push("");
+  lines.push(`median over rounds (ratio to ${r.reference}'s median)`);
+  const rows = FIGURES.map((f) => [`${f.label} (${f.unit}, ${f.better} is better)`, ...r.setups.map((s) => formatCell(r.medians[s]?.[f.key] ?? null, r.ratios[s]?.[f.key] ?? null, s === r.reference))]);
+  lines.push(formatTable(["figure", ...r.setups], rows));
+  lines.push("");
+  lines.push("spread over rounds (min..max)");
+  lines.push(formatTable(["figure", ...r.setups], FIGURES.map((f) => [f.label, ...r.setups.map((s) => {
+    const sp = r.spreads[s]?.[f.key];
+    return sp ? `${fmtNumber(sp[0])}..${fmtNumber(sp[1])}` : "n/a";
+  })])));
+  if (r.failures.length) {
+    lines.push("");
+    lines.push(`${r.failures.length} measurement(s) failed (their figures are left out):`);
+    for (const x of r.failures) lines.push(`  round ${x.round}, ${x.setup}, ${x.test}: ${x.error}`);
+  }
+  if (r.targets) {
+    lines.push("");
+    lines.push(`targets (issue 4), for ${r.targets.setup}:`);
+    const pf = (b: boolean | null) => (b === null ? "n/a" : b ? "pass" : "FAIL");
+    lines.push(formatTable(["figure", "measured", "floor", "", "target", ""], r.targets.rows.map((t) =>
+      [t.label, t.value, t.floor, pf(t.meetsFloor), t.target, pf(t.meetsTarget)])));
+  } else {
+    lines.push("");
+    lines.push(`targets: not checked (they need ${r.reference} and a tapnet setup)`);
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,281 @@
+/**
+ * `tapnet bench`: the same two-node lab built several ways (the setups: setups.ts), measured
+ * side by side.
+ *
+ * Every setup is a lab (src/lab) of 2 nodes with 2 pods each, under its own prefix, all built
+ * before the first measurement and all removed at the end, by name, whatever happened. Each
+ * round measures every setup in turn (A B C D A B C D ...), so that a machine that slows down
+ * half way hurts all setups alike; each figure is reported as the median over rounds, its
+ * spread (min..max), and its ratio to kernel-vxlan's median.
+ *
+ * A round of one setup, from node1-pod1 (the client) to node2-pod1 (across nodes) or to
+ * node1-pod2 (same node):
+ *   iperf3 TCP across nodes, 1 stream and -P 4; TCP same node, 1 stream;
+ *   iperf3 UDP -b 0 with 1400 and 64-byte datagrams: packets per second delivered and loss;
+ *   for 1400 B, the rate search (rate-search.ts): packets per second delivered at ≤ 1% loss;
+ *   sockperf ping-pong (UDP): round-trip p50 and p99;
+ *   the switch processes' CPU time (utime + stime from /proc, per second of the round) and
+ *   peak memory (VmHWM) per node; the kernel setups have no switch: n/a.
+ *
+ * This module builds the labs and runs the tools; parsers.ts reads their output, statistics.ts
+ * and targets.ts summarise it, report.ts and svg.ts render it, all with plain objects, and the
+ * command line prints them.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { run } from "../node/exec.ts";
+import { labDown, labUp } from "../lab/lab.ts";
+import { readLabState, type LabState } from "../lab/plan.ts";
+import { BenchError, FIGURES, fmtNumber, REFERENCE, type Figures, type RoundResult } from "./figures.ts";
+import { offloadsOff, parseIperfTcp, parseIperfUdp, parseSockperf, type IperfJson } from "./parsers.ts";
+import { cpuSeconds, machineInfo, peakMemoryMb, processTree } from "./proc.ts";
+import { probeSocketBuffer, searchUdpRate, UDP_SEARCH_PROBES, type UdpRateProbe, type UdpRun } from "./rate-search.ts";
+import type { BenchFailure, BenchReport, OffloadFinding } from "./report.ts";
+import { setupLab, setupPrefix } from "./setups.ts";
+import { summarize } from "./statistics.ts";
+import { evaluateTargets } from "./targets.ts";
+
+export interface BenchOptions {
+  setups: string[];
+  rounds: number;
+  seconds: number;
+  prefix: string;
+  runtime: "node" | "deno";
+  command: string;
+  /** Pin each node's switch datapath to a CPU of its own (the lab's default); false leaves them unpinned. */
+  pin?: boolean;
+  /** The tapnet setup checked against the targets; default the first tapnet-* setup. */
+  defaultSetup?: string;
+  progress?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+const IPERF_PORT = 5201;
+const SOCKPERF_PORT = 11111;
+
+class Runner {
+  private children = new Set<ChildProcess>();
+  constructor(private signal?: AbortSignal) {
+    signal?.addEventListener("abort", () => this.killAll(), { once: true });
+  }
+
+  check(): void {
+    if (this.signal?.aborted) throw new BenchError("interrupted");
+  }
+
+  /** Starts `cmd` in `netns`; it is killed by killAll. */
+  start(netns: string, cmd: string, args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+    const child = spawn("ip", ["netns", "exec", netns, cmd, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    this.children.add(child);
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      child.on("error", (e) => { stderr += e.message; });
+      child.on("close", (code) => { this.children.delete(child); resolve({ code, stdout, stderr }); });
+    });
+    return { child, done };
+  }
+
+  /** Runs `cmd` in `netns` to completion, killed after `timeoutMs`. */
+  async run(netns: string, cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    this.check();
+    const { child, done } = this.start(netns, cmd, args);
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    const r = await done;
+    clearTimeout(timer);
+    this.check();
+    return r;
+  }
+
+  killAll(): void {
+    for (const c of this.children) c.kill("SIGKILL");
+  }
+
+  async stop(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const closed = new Promise((r) => child.once("close", r));
+    child.kill("SIGTERM");
+    const t = setTimeout(() => child.kill("SIGKILL"), 2_000);
+    await closed;
+    clearTimeout(t);
+  }
+}
+
+interface Lab {
+  setup: string;
+  state: LabState;
+  client: { netns: string };
+  cross: { netns: string; ip: string };
+  same: { netns: string; ip: string };
+  switchPids: number[];
+}
+
+function labPods(setup: string, state: LabState): Lab {
+  const pod = (name: string) => {
+    const p = state.pods.find((x) => x.name === name);
+    if (!p) throw new BenchError(`${setup}: the lab has no pod ${name}`);
+    return p;
+  };
+  return {
+    setup, state,
+    client: pod("node1-pod1"),
+    cross: pod("node2-pod1"),
+    same: pod("node1-pod2"),
+    switchPids: state.nodes.map((n) => n.pid).filter((p) => p > 0),
+  };
+}
+
+/** One iperf3 test: a one-shot server in `server`, the client in the lab's client pod. */
+async function iperf(runner: Runner, lab: Lab, server: { netns: string; ip: string }, seconds: number, extra: string[]): Promise<string> {
+  const srv = runner.start(server.netns, "iperf3", ["-s", "-1", "-p", String(IPERF_PORT), "--idle-timeout", String(seconds + 20)]);
+  try {
+    let last = "";
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const r = await runner.run(lab.client.netns, "iperf3", ["-c", server.ip, "-p", String(IPERF_PORT), "-t", String(seconds), "-J", "--connect-timeout", "2000", ...extra], (seconds + 30) * 1000);
+      last = r.stdout || JSON.stringify({ error: r.stderr.trim() || `exit status ${r.code}` });
+      let err = "";
+      try { err = (JSON.parse(last) as IperfJson).error ?? ""; } catch { /* parsed below, with its message */ }
+      if (!/refused/i.test(err)) return last; // refused: the server may not listen yet
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    return last;
+  } finally {
+    await runner.stop(srv.child);
+  }
+}
+
+async function measure(runner: Runner, lab: Lab, round: number, seconds: number, step: (what: string) => void, failures: BenchFailure[]): Promise<{ figures: Figures; udpSearch?: UdpRateProbe[] }> {
+  const f = Object.fromEntries(FIGURES.map((x) => [x.key, null])) as Figures;
+  const cpu0 = lab.switchPids.map((p) => processTree(p).reduce((a, q) => a + cpuSeconds(q), 0));
+  const t0 = Date.now();
+  // One test failing (a tool's hiccup, a datapath that stalls) costs its figures, not the run.
+  const test = async (what: string, body: () => Promise<void>) => {
+    step(what);
+    try {
+      await body();
+    } catch (e) {
+      runner.check(); // an interruption is not a measurement's failure
+      failures.push({ round, setup: lab.setup, test: what, error: (e as Error).message.split("\n")[0] });
+    }
+  };
+  await test("TCP across nodes, 1 stream", async () => { f.tcp_cross_1 = parseIperfTcp(await iperf(runner, lab, lab.cross, seconds, [])).gbps; });
+  await test("TCP across nodes, 4 streams", async () => { f.tcp_cross_4 = parseIperfTcp(await iperf(runner, lab, lab.cross, seconds, ["-P", "4"])).gbps; });
+  await test("TCP same node, 1 stream", async () => { f.tcp_same_1 = parseIperfTcp(await iperf(runner, lab, lab.same, seconds, [])).gbps; });
+  let full1400: UdpRun | undefined;
+  let udpSearch: UdpRateProbe[] | undefined;
+  await test("UDP 1400 B", async () => {
+    full1400 = parseIperfUdp(await iperf(runner, lab, lab.cross, seconds, ["-u", "-b", "0", "-l", "1400"]));
+    f.udp1400_kpps = full1400.pps / 1000;
+    f.udp1400_loss = full1400.lossPercent;
+  });
+  if (full1400) {
+    const full = full1400;
+    await test("UDP 1400 B at ≤ 1% loss", async () => {
+      let n = 0;
+      const buffer = String(probeSocketBuffer());
+      const found = await searchUdpRate(full, async (pps) => {
+        step(`UDP 1400 B at ≤ 1% loss, probe ${++n}/${UDP_SEARCH_PROBES}: ${fmtNumber(pps / 1000)} kpps offered`);
+        return parseIperfUdp(await iperf(runner, lab, lab.cross, seconds, ["-u", "-b", String(Math.round(pps * 1400 * 8)), "-l", "1400", "-w", buffer]));
+      });
+      udpSearch = found.probes;
+      f.udp1400_kpps_1pct = found.pps / 1000;
+    });
+  }
+  await test("UDP 64 B", async () => {
+    const u = parseIperfUdp(await iperf(runner, lab, lab.cross, seconds, ["-u", "-b", "0", "-l", "64"]));
+    f.udp64_kpps = u.pps / 1000;
+    f.udp64_loss = u.lossPercent;
+  });
+  await test("ping-pong latency", async () => {
+    const pp = await runner.run(lab.client.netns, "sockperf", ["ping-pong", "-i", lab.cross.ip, "-p", String(SOCKPERF_PORT), "-t", String(seconds), "--full-rtt"], (seconds + 30) * 1000);
+    const lat = parseSockperf(pp.stdout + pp.stderr);
+    f.rtt_p50 = lat.p50;
+    f.rtt_p99 = lat.p99;
+  });
+  if (lab.switchPids.length) {
+    const wall = (Date.now() - t0) / 1000;
+    const cpu1 = lab.switchPids.map((p) => processTree(p).reduce((a, q) => a + cpuSeconds(q), 0));
+    f.switch_cpu = cpu1.reduce((a, c, i) => a + (c - cpu0[i]), 0) / wall;
+    f.switch_mem = Math.max(0, ...lab.switchPids.map((p) => processTree(p).reduce((a, q) => a + peakMemoryMb(q), 0)));
+  }
+  return { figures: f, ...(udpSearch ? { udpSearch } : {}) };
+}
+
+/** The underlay veths and the kernel's VXLAN devices of a lab, with offloads that are off. */
+async function checkOffloads(setup: string, state: LabState): Promise<OffloadFinding[]> {
+  const devices: { netns: string; device: string }[] = [];
+  const underlay = state.namespaces.find((n) => n.endsWith("-underlay"));
+  for (const n of state.nodes) {
+    if (underlay) devices.push({ netns: underlay, device: n.name });
+    devices.push({ netns: n.netns, device: "eth0" });
+    if (n.pid === 0 && (state.mode ?? "tapnet") !== "host-gw") devices.push({ netns: n.netns, device: "flannel.1" });
+  }
+  const out: OffloadFinding[] = [];
+  for (const d of devices) {
+    const text = await run("ip", ["netns", "exec", d.netns, "ethtool", "-k", d.device]).catch((e) => { throw new BenchError(`ethtool -k ${d.device} in ${d.netns}: ${(e as Error).message}`); });
+    const off = offloadsOff(text);
+    if (off.length) out.push({ setup, netns: d.netns, device: d.device, off });
+  }
+  return out;
+}
+
+export async function runBench(opts: BenchOptions): Promise<BenchReport> {
+  const say = opts.progress ?? (() => {});
+  const runner = new Runner(opts.signal);
+  const t0 = Date.now();
+  const prefixes = opts.setups.map((s) => setupPrefix(opts.prefix, s));
+  const labs: Lab[] = [];
+  const switchCpus: number[] = [];
+  const servers: ChildProcess[] = [];
+  try {
+    for (const [i, setup] of opts.setups.entries()) {
+      runner.check();
+      const prefix = prefixes[i];
+      if (readLabState(prefix)) {
+        say(`${setup}: removing the lab ${prefix} an earlier bench left`);
+        await labDown(prefix);
+      }
+      say(`${setup}: building lab ${prefix}`);
+      const { mode, backend } = setupLab(setup);
+      const state = await labUp({ mode, backend, nodes: 2, pods: 2, prefix, runtime: opts.runtime, pin: opts.pin, signal: opts.signal });
+      const lab = labPods(setup, state);
+      if (mode === "tapnet" && switchCpus.length === 0) switchCpus.push(...state.nodes.flatMap((n) => n.cpu === undefined ? [] : [n.cpu]));
+      labs.push(lab);
+      servers.push(runner.start(lab.cross.netns, "sockperf", ["server", "-i", lab.cross.ip, "-p", String(SOCKPERF_PORT)]).child);
+    }
+    say("checking offloads (ethtool -k)");
+    const offloads: OffloadFinding[] = [];
+    for (const lab of labs) offloads.push(...await checkOffloads(lab.setup, lab.state));
+    await new Promise((r) => setTimeout(r, 300)); // the sockperf servers bind
+
+    const results: Record<string, RoundResult[]> = Object.fromEntries(opts.setups.map((s) => [s, []]));
+    const failures: BenchFailure[] = [];
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const lab of labs) {
+        const m = await measure(runner, lab, round, opts.seconds, (what) => say(`round ${round}/${opts.rounds}, ${lab.setup}: ${what}`), failures);
+        results[lab.setup].push({ round, ...m });
+      }
+    }
+    const summary = summarize(results);
+    const tapnetSetup = opts.defaultSetup ?? opts.setups.find((s) => s.startsWith("tapnet-"));
+    const targets = tapnetSetup && opts.setups.includes(REFERENCE) && opts.setups.includes(tapnetSetup)
+      ? { setup: tapnetSetup, rows: evaluateTargets(summary, tapnetSetup) } : undefined;
+    return {
+      date: new Date().toISOString(), command: opts.command, machine: machineInfo(),
+      rounds: opts.rounds, seconds: opts.seconds, setups: opts.setups, reference: REFERENCE,
+      offloads, failures, results, ...summary, switchCpus, ...(targets ? { targets } : {}),
+      durationSeconds: (Date.now() - t0) / 1000,
+    };
+  } finally {
+    for (const s of servers) await runner.stop(s);
+    runner.killAll();
+    const failures: string[] = [];
+    for (const prefix of prefixes) {
+      if (!readLabState(prefix)) continue;
+      say(`removing lab ${prefix}`);
+      await labDown(prefix).catch((e) => failures.push((e as Error).message));
+    }
+    if (failures.length) say(`could not remove everything: ${failures.join("; ")}`);
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * What a lab is before it is built, and what is kept of it once it is: its modes, its options
+ * and their checks, its names and addresses, its cluster config, the command that runs a
+ * switch, and its journal (/run/tapnet/<prefix>/lab.json), written before each namespace is
+ * created and as each switch starts, so that `lab down` removes exactly what was made.
+ * lab.ts builds and removes labs; status.ts asks a lab's switches how they are.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { isDeno } from "../io/runtime.ts";
+import { checkClusterConfig, type BackendType, type ClusterConfig } from "../node/config.ts";
+import { which } from "../node/exec.ts";
+
+export const LAB_ROOT = "/run/tapnet";
+export const UNDERLAY_CIDR_BASE = "192.168.56.";
+/** The outside namespace's link to node 1 (TEST-NET-3, RFC 5737: never routed anywhere real). */
+export const OUTSIDE_NODE_ADDRESS = "203.0.113.1";
+export const OUTSIDE_ADDRESS = "203.0.113.2";
+export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/** How the lab's nodes are built: see the top of lab.ts. */
+export const LAB_MODES = ["tapnet", "kernel-vxlan", "host-gw"] as const;
+export type LabMode = (typeof LAB_MODES)[number];
+
+export interface LabOptions {
+  /** Default "tapnet". */
+  mode?: LabMode;
+  nodes: number;
+  pods: number;
+  prefix: string;
+  backend: BackendType;
+  runtime: "node" | "deno";
+  /** 1-based index of a node to set up as a plain Linux VXLAN node (vxlan backend only). */
+  kernelNode?: number;
+  /**
+   * Pin each switch's datapath thread to a CPU, spread over the CPUs this process may use
+   * (the k-th switch on the k-th CPU, round-robin), as each node on a machine of its own
+   * would have its CPU. Default true; nothing is pinned on a machine of one CPU.
+   */
+  pin?: boolean;
+  /** Progress lines for a person; the lab prints nothing itself. */
+  progress?: (line: string) => void;
+  /** Aborting stops `up` between steps; it then removes what it made. */
+  signal?: AbortSignal;
+}
+
+export interface LabNode {
+  name: string;
+  netns: string;
+  address: string;
+  podCidr: string;
+  gateway: string;
+  pid: number;
+  control: string;
+  log: string;
+  /** The CPU its switch's datapath is pinned to, if it is. */
+  cpu?: number;
+}
+
+export interface LabPod {
+  name: string;
+  netns: string;
+  node: string;
+  ip: string;
+  mac: string;
+  ifname: string;
+}
+
+export interface LabState {
+  prefix: string;
+  backend: BackendType;
+  /** Absent in journals written before modes existed: "tapnet". */
+  mode?: LabMode;
+  runtime: "node" | "deno";
+  createdAt: string;
+  /** Namespaces this lab made, in the order they were made. */
+  namespaces: string[];
+  nodes: LabNode[];
+  pods: LabPod[];
+  /** Nodes that are plain Linux nodes (VXLAN or host-gw), without a switch (pid 0). */
+  kernelNodes: string[];
+  outside?: { netns: string; address: string };
+}
+
+export class LabError extends Error {}
+
+export function labDir(prefix: string): string {
+  return join(LAB_ROOT, prefix);
+}
+
+export function checkPrefix(prefix: string): void {
+  // Namespace names derive from it, and node veths are named in the underlay namespace only.
+  // Interface names never derive from it (they are node1, eth0, veth1, ...), so it may be longer
+  // than an interface name; 40 leaves room for "-node16-pod64" within the control socket's path.
+  if (!/^[a-z][a-z0-9-]{0,39}$/.test(prefix)) throw new LabError(`--prefix ${JSON.stringify(prefix)} must start with a letter and be lower-case letters, digits and '-', at most 40 long`);
+}
+
+export function readLabState(prefix: string): LabState | undefined {
+  const file = join(labDir(prefix), "lab.json");
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as LabState;
+  } catch (e) {
+    throw new LabError(`the lab journal ${file} is unreadable (${(e as Error).message}); remove the lab's namespaces by hand and delete ${labDir(prefix)}`);
+  }
+}
+
+/** Writes the journal, atomically: a reader never sees half of one. */
+export function saveLabState(s: LabState): void {
+  const file = join(labDir(s.prefix), "lab.json");
+  writeFileSync(file + ".tmp", JSON.stringify(s, null, 2) + "\n");
+  renameSync(file + ".tmp", file);
+}
+
+/** Checks labUp's options, before anything is made; returns the mode. */
+export function checkLabOptions(opts: LabOptions): LabMode {
+  checkPrefix(opts.prefix);
+  if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 16) throw new LabError("--nodes must be 1 to 16");
+  if (!Number.isInteger(opts.pods) || opts.pods < 0 || opts.pods > 64) throw new LabError("--pods must be 0 to 64");
+  const mode = opts.mode ?? "tapnet";
+  if (!LAB_MODES.includes(mode)) throw new LabError(`--mode must be one of ${LAB_MODES.join(", ")}, not "${mode}"`);
+  if (mode === "kernel-vxlan" && opts.backend !== "vxlan") throw new LabError("--mode kernel-vxlan needs --backend vxlan: plain Linux nodes speak VXLAN, not flannel's udp");
+  const kernel = opts.kernelNode;
+  if (kernel !== undefined) {
+    if (mode !== "tapnet") throw new LabError(`--kernel-node is for --mode tapnet; with --mode ${mode} no node runs tapnet`);
+    if (opts.backend !== "vxlan") throw new LabError("--kernel-node needs --backend vxlan: a plain Linux node speaks VXLAN, not flannel's udp");
+    if (!Number.isInteger(kernel) || kernel < 1 || kernel > opts.nodes) throw new LabError(`--kernel-node must be a node number from 1 to ${opts.nodes}`);
+  }
+  return mode;
+}
+
+/** The lab's cluster config: nodes on the underlay, pod CIDRs assigned from the default cluster CIDR. */
+export function labConfig(nodes: number, backend: BackendType): ClusterConfig {
+  return checkClusterConfig({
+    backend: { type: backend },
+    nodes: Array.from({ length: nodes }, (_, i) => ({ name: `node${i + 1}`, address: `${UNDERLAY_CIDR_BASE}${11 + i}` })),
+  });
+}
+
+/** How a switch process is started for the given runtime. */
+export function switchCommand(runtime: "node" | "deno"): string[] {
+  if (runtime === "node") {
+    const nodeBin = isDeno ? which("node") : process.execPath;
+    if (!nodeBin) throw new LabError("--runtime node: no node executable found in PATH");
+    return [nodeBin, join(REPO_ROOT, "bin/tapnet.mjs")];
+  }
+  const local = join(REPO_ROOT, "node_modules/.bin/deno");
+  const deno = existsSync(local) ? local : which("deno");
+  if (!deno) throw new LabError("--runtime deno: deno is not installed (npm install adds it to node_modules)");
+  return [deno, "run", "--allow-all", "--quiet", join(REPO_ROOT, "src/cli/main.ts")];
+}

@@ -1,0 +1,53 @@
+/**
+ * `lab status`: a lab's journal, and what each of its switches says over its control socket
+ * (learned MACs, ports, counters), or why it cannot.
+ */
+import { rpcCall } from "../node/rpc.ts";
+import type { BackendType } from "../node/config.ts";
+import { checkPrefix, readLabState, type LabMode, type LabNode, type LabPod } from "./plan.ts";
+
+export interface LabStatus {
+  prefix: string;
+  backend: BackendType;
+  mode: LabMode;
+  runtime: string;
+  nodes: (Omit<LabNode, "control" | "log">)[];
+  pods: LabPod[];
+  /** What each node's switch says, or why it cannot; a kernel node has none. */
+  switches: Record<string, SwitchStatus | { error: string } | { kernel: true }>;
+  kernelNodes: string[];
+  outside?: { netns: string; address: string };
+}
+
+export interface SwitchStatus {
+  fdb: { mac: string; port: number; device?: string; pod?: string; age: number }[];
+  ports: { port: number; ifname: string; role: string; pod?: string; counters: Record<string, number> }[];
+  counters: Record<string, number>;
+  tunnel?: Record<string, number>;
+}
+
+export async function labStatus(prefix: string): Promise<LabStatus | undefined> {
+  checkPrefix(prefix);
+  const state = readLabState(prefix);
+  if (!state) return undefined;
+  const switches: LabStatus["switches"] = {};
+  await Promise.all(state.nodes.map(async (n) => {
+    if (n.pid === 0) {
+      switches[n.name] = { kernel: true };
+      return;
+    }
+    try {
+      switches[n.name] = await rpcCall<SwitchStatus>(n.control, "status", {}, 5_000);
+    } catch (e) {
+      switches[n.name] = { error: (e as Error).message };
+    }
+  }));
+  return {
+    prefix: state.prefix, backend: state.backend, mode: state.mode ?? "tapnet", runtime: state.runtime,
+    nodes: state.nodes.map(({ name, netns, address, podCidr, gateway, pid }) => ({ name, netns, address, podCidr, gateway, pid })),
+    pods: state.pods,
+    switches,
+    kernelNodes: state.kernelNodes ?? [],
+    ...(state.outside ? { outside: state.outside } : {}),
+  };
+}

@@ -1,0 +1,198 @@
+/**
+ * The cluster config, as a user writes it (YAML or JSON), checked and completed:
+ *
+ *   clusterCidr: 10.244.0.0/16      # default
+ *   nodeSubnetPrefix: 24            # default
+ *   mtu: 1500                       # the underlay's MTU, default 1500
+ *   backend: { type: tapnet, port: 8287 }      # tapnet (default) | udp | vxlan
+ *   nodes:
+ *     - { name: node1, address: 192.168.56.11, podCidr: 10.244.1.0/24, vtepMac: "0e:..." }
+ *
+ * Pod CIDRs not given are assigned in node order from the cluster CIDR, lowest first, skipping
+ * its first subnet (as flannel's SubnetMin does) and any subnet a node was given: the same file
+ * gives the same answer on every node. Every fault is a ConfigError naming the field.
+ */
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
+import { formatMac, parseMac } from "../wire/mac.ts";
+import { cidrInside, cidrOverlaps, formatCidr, nthSubnet, parseCidr, subnetCount, type Cidr } from "./cidr.ts";
+
+export type BackendType = "udp" | "vxlan" | "tapnet";
+
+/** The first is the default: the fastest between tapnet nodes. */
+export const BACKENDS: Record<BackendType, { port: number; overhead: number; about: string }> = {
+  // Whole offloaded frames, in chunks behind a 12-byte header (wire/tapnet.ts): any frame fits,
+  // so pods keep the underlay's MTU. Tapnet nodes only.
+  tapnet: { port: 8287, overhead: 0, about: "whole offloaded frames between tapnet nodes (tapnet's own format, version 1)" },
+  // flannel's udp backend: the inner IPv4 packet is the UDP payload (20 IP + 8 UDP).
+  udp: { port: 8285, overhead: 28, about: "IPv4 in UDP, as flannel's udp backend" },
+  // RFC 7348: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
+  vxlan: { port: 8472, overhead: 50, about: "Ethernet in VXLAN (RFC 7348), as flannel's vxlan backend" },
+};
+
+export interface NodeConfig {
+  name: string;
+  address: number;
+  podCidr: Cidr;
+  vtepMac: string;
+}
+
+export interface ClusterConfig {
+  clusterCidr: Cidr;
+  nodeSubnetPrefix: number;
+  mtu: number;
+  podMtu: number;
+  backend: { type: BackendType; port: number; vni: number };
+  nodes: NodeConfig[];
+}
+
+export class ConfigError extends Error {}
+
+const MIN_POD_MTU = 576; // every IPv4 host must accept datagrams this large (RFC 791)
+const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+function fail(field: string, msg: string): never {
+  throw new ConfigError(`${field}: ${msg}`);
+}
+
+function checkKeys(obj: Record<string, unknown>, where: string, allowed: string[]): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) fail(where ? `${where}.${k}` : k, `unknown field (expected one of: ${allowed.join(", ")})`);
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function int(v: unknown, field: string, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) fail(field, `must be a whole number from ${min} to ${max}, not ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Derived, locally administered VTEP MAC: 0e:00 then the node's IPv4 address. */
+export function vtepMacFor(address: number): string {
+  return formatMac(Uint8Array.of(0x0e, 0x00, address >>> 24, (address >>> 16) & 0xff, (address >>> 8) & 0xff, address & 0xff));
+}
+
+export function parseClusterConfig(text: string, source = "config"): ClusterConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(`${source} is not valid YAML or JSON: ${(e as Error).message.split("\n")[0].replace(/:\s*$/, "")}`);
+  }
+  return checkClusterConfig(raw);
+}
+
+export function checkClusterConfig(raw: unknown): ClusterConfig {
+  if (!isObject(raw)) throw new ConfigError("the config must be a mapping with at least a `nodes` list");
+  checkKeys(raw, "", ["clusterCidr", "nodeSubnetPrefix", "mtu", "backend", "nodes"]);
+
+  const cc = parseCidr(String(raw.clusterCidr ?? "10.244.0.0/16"));
+  if (typeof cc === "string") fail("clusterCidr", cc);
+  if (cc.prefix > 28) fail("clusterCidr", `/${cc.prefix} is too small for a cluster`);
+  // At least two subnets: the first is reserved (as flannel does), so one subnet would leave none.
+  const nodeSubnetPrefix = int(raw.nodeSubnetPrefix ?? 24, "nodeSubnetPrefix", Math.max(cc.prefix + 1, 16), 30);
+  const mtu = int(raw.mtu ?? 1500, "mtu", 68, 65535);
+
+  const b = raw.backend ?? {};
+  if (!isObject(b)) fail("backend", "must be a mapping like { type: udp }");
+  checkKeys(b, "backend", ["type", "port", "vni"]);
+  // tapnet's own backend is the fastest between tapnet nodes; a cluster with plain Linux
+  // nodes in it needs vxlan, one with flannel udp nodes udp.
+  const type = (b.type ?? "tapnet") as string;
+  if (typeof type !== "string" || !Object.hasOwn(BACKENDS, type)) fail("backend.type", `unknown backend "${type}" (known: ${Object.keys(BACKENDS).join(", ")})`);
+  const backendType = type as BackendType;
+  const port = int(b.port ?? BACKENDS[backendType].port, "backend.port", 1, 65535);
+  if (b.vni !== undefined && backendType !== "vxlan") fail("backend.vni", "only the vxlan backend has a VNI");
+  const vni = int(b.vni ?? 1, "backend.vni", 0, 0xffffff);
+  const podMtu = mtu - BACKENDS[backendType].overhead;
+  if (podMtu < MIN_POD_MTU) fail("mtu", `${mtu} leaves ${podMtu} bytes for pods after the ${backendType} backend's ${BACKENDS[backendType].overhead} bytes of headers; pods need at least ${MIN_POD_MTU}`);
+
+  if (!Array.isArray(raw.nodes) || raw.nodes.length === 0) fail("nodes", "must be a list of at least one node");
+  const seen = { name: new Map<string, number>(), address: new Map<number, number>(), vtepMac: new Map<string, number>() };
+  const partial = raw.nodes.map((n: unknown, i: number) => {
+    const where = `nodes[${i}]`;
+    if (!isObject(n)) fail(where, "must be a mapping with name and address");
+    checkKeys(n, where, ["name", "address", "podCidr", "vtepMac"]);
+    if (typeof n.name !== "string" || !NAME_RE.test(n.name)) fail(`${where}.name`, `${JSON.stringify(n.name)} must be lower-case letters, digits and '-', 1-63 long`);
+    const address = typeof n.address === "string" ? parseIpv4Address(n.address) : undefined;
+    if (address === undefined) fail(`${where}.address`, `${JSON.stringify(n.address)} is not an IPv4 address`);
+    let podCidr: Cidr | undefined;
+    if (n.podCidr !== undefined) {
+      const p = parseCidr(String(n.podCidr));
+      if (typeof p === "string") fail(`${where}.podCidr`, p);
+      if (!cidrInside(p, cc)) fail(`${where}.podCidr`, `${formatCidr(p)} is outside clusterCidr ${formatCidr(cc)}`);
+      if (p.prefix > 30) fail(`${where}.podCidr`, `${formatCidr(p)} is too small: a node needs a gateway and at least one pod (/30 or larger)`);
+      if (p.prefix < 16) fail(`${where}.podCidr`, `${formatCidr(p)} is too large: a node's pod CIDR can be at most a /16`);
+      podCidr = p;
+    }
+    let vtepMac = vtepMacFor(address);
+    if (n.vtepMac !== undefined) {
+      const m = typeof n.vtepMac === "string" ? parseMac(n.vtepMac) : undefined;
+      if (!m) fail(`${where}.vtepMac`, `${JSON.stringify(n.vtepMac)} is not a MAC address`);
+      if (m[0] & 1) fail(`${where}.vtepMac`, `${n.vtepMac} is a multicast address`);
+      vtepMac = formatMac(m);
+    }
+    for (const [key, value] of [["name", n.name], ["address", address], ["vtepMac", vtepMac]] as const) {
+      const map = seen[key] as Map<unknown, number>;
+      const prev = map.get(value);
+      if (prev !== undefined) fail(`${where}.${key}`, `${key === "address" ? formatIpv4(address) : value} is also nodes[${prev}].${key}`);
+      map.set(value, i);
+    }
+    return { name: n.name, address, podCidr, vtepMac };
+  });
+
+  partial.forEach((a, i) => {
+    partial.forEach((o, j) => {
+      if (j <= i || !a.podCidr || !o.podCidr) return;
+      if (cidrOverlaps(a.podCidr, o.podCidr)) fail(`nodes[${j}].podCidr`, `${formatCidr(o.podCidr)} overlaps nodes[${i}].podCidr ${formatCidr(a.podCidr)}`);
+    });
+  });
+
+  // Assign the missing pod CIDRs: lowest free subnet, skipping subnet 0.
+  const taken: Cidr[] = partial.flatMap((n) => (n.podCidr ? [n.podCidr] : []));
+  let next = 1;
+  const total = subnetCount(cc, nodeSubnetPrefix);
+  const nodes: NodeConfig[] = partial.map((n, i) => {
+    if (n.podCidr) return n as NodeConfig;
+    for (; next < total; next++) {
+      const s = nthSubnet(cc, nodeSubnetPrefix, next)!;
+      if (!taken.some((t) => cidrOverlaps(t, s))) {
+        taken.push(s);
+        next++;
+        return { ...n, podCidr: s };
+      }
+    }
+    return fail(`nodes[${i}].podCidr`, `no /${nodeSubnetPrefix} left in clusterCidr ${formatCidr(cc)} (it holds ${total}, the first reserved); give a larger clusterCidr or a longer nodeSubnetPrefix`);
+  });
+
+  return { clusterCidr: cc, nodeSubnetPrefix, mtu, podMtu, backend: { type: backendType, port, vni }, nodes };
+}
+
+/** A config file read and checked; a file that cannot be read is a ConfigError naming it and why. */
+export function readClusterConfig(file: string): ClusterConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseClusterConfig(text, file);
+}
+
+/** The config as a user would write it, every default filled in: for `lab` to write out. */
+export function formatClusterConfig(c: ClusterConfig): Record<string, unknown> {
+  return {
+    clusterCidr: formatCidr(c.clusterCidr),
+    nodeSubnetPrefix: c.nodeSubnetPrefix,
+    mtu: c.mtu,
+    backend: c.backend.type === "vxlan" ? { ...c.backend } : { type: c.backend.type, port: c.backend.port },
+    nodes: c.nodes.map((n) => ({
+      name: n.name, address: formatIpv4(n.address), podCidr: formatCidr(n.podCidr),
+      ...(c.backend.type === "vxlan" || n.vtepMac !== vtepMacFor(n.address) ? { vtepMac: n.vtepMac } : {}),
+    })),
+  };
+}
