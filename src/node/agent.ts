@@ -25,7 +25,7 @@ import { formatCidr } from "./cidr.ts";
 import type { ClusterConfig, NodeConfig } from "./config.ts";
 import { ip, ipBatch, netnsExists } from "./exec.ts";
 import type { RouterConfig } from "../switch/state.ts";
-import { tapnetGsoMaxSize } from "../tunnel/tapnet.ts";
+import { backend } from "../tunnel/index.ts";
 import { HostNet } from "./host-net.ts";
 import { gatewayOf, PodIpam } from "./ipam.ts";
 import type { Logger } from "./log.ts";
@@ -149,8 +149,9 @@ export class NodeAgent {
    */
   private async capSuperFrames(ifname: string, netns?: string): Promise<void> {
     const c = this.opts.config;
-    if (c.backend.type !== "tapnet" || c.nodes.length < 2) return;
-    const size = String(tapnetGsoMaxSize(c.mtu - 28));
+    const cap = backend(c.backend.type).superFrameCap;
+    if (!cap || c.nodes.length < 2) return;
+    const size = String(cap(c.mtu - 28));
     await ip(...(netns ? ["-n", netns] : []), "link", "set", ifname, "gso_max_size", size)
       .catch((e) => this.log.warn("cannot cap TSO super-frames", { ifname, error: (e as Error).message }));
   }

@@ -16,20 +16,10 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { formatMac, parseMac } from "../wire/mac.ts";
+import { backend, backendNames, defaultBackend, findBackend, type BackendType } from "../tunnel/index.ts";
 import { cidrInside, cidrOverlaps, formatCidr, nthSubnet, parseCidr, subnetCount, type Cidr } from "./cidr.ts";
 
-export type BackendType = "udp" | "vxlan" | "tapnet";
-
-/** The first is the default: the fastest between tapnet nodes. */
-export const BACKENDS: Record<BackendType, { port: number; overhead: number; about: string }> = {
-  // Whole offloaded frames, in chunks behind a 12-byte header (wire/tapnet.ts): any frame fits,
-  // so pods keep the underlay's MTU. Tapnet nodes only.
-  tapnet: { port: 8287, overhead: 0, about: "whole offloaded frames between tapnet nodes (tapnet's own format, version 1)" },
-  // flannel's udp backend: the inner IPv4 packet is the UDP payload (20 IP + 8 UDP).
-  udp: { port: 8285, overhead: 28, about: "IPv4 in UDP, as flannel's udp backend" },
-  // RFC 7348: outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
-  vxlan: { port: 8472, overhead: 50, about: "Ethernet in VXLAN (RFC 7348), as flannel's vxlan backend" },
-};
+export type { BackendType };
 
 export interface NodeConfig {
   name: string;
@@ -102,14 +92,15 @@ export function checkClusterConfig(raw: unknown): ClusterConfig {
   checkKeys(b, "backend", ["type", "port", "vni"]);
   // tapnet's own backend is the fastest between tapnet nodes; a cluster with plain Linux
   // nodes in it needs vxlan, one with flannel udp nodes udp.
-  const type = (b.type ?? "tapnet") as string;
-  if (typeof type !== "string" || !Object.hasOwn(BACKENDS, type)) fail("backend.type", `unknown backend "${type}" (known: ${Object.keys(BACKENDS).join(", ")})`);
-  const backendType = type as BackendType;
-  const port = int(b.port ?? BACKENDS[backendType].port, "backend.port", 1, 65535);
-  if (b.vni !== undefined && backendType !== "vxlan") fail("backend.vni", "only the vxlan backend has a VNI");
+  const type = (b.type ?? defaultBackend()) as string;
+  const info = typeof type === "string" ? findBackend(type) : undefined;
+  if (!info) fail("backend.type", `unknown backend "${type}" (known: ${backendNames().join(", ")})`);
+  const backendType: BackendType = info.name;
+  const port = int(b.port ?? info.port, "backend.port", 1, 65535);
+  if (b.vni !== undefined && !info.vni) fail("backend.vni", `only the ${backendNames().filter((n) => backend(n).vni).join(" and ")} backend has a VNI`);
   const vni = int(b.vni ?? 1, "backend.vni", 0, 0xffffff);
-  const podMtu = mtu - BACKENDS[backendType].overhead;
-  if (podMtu < MIN_POD_MTU) fail("mtu", `${mtu} leaves ${podMtu} bytes for pods after the ${backendType} backend's ${BACKENDS[backendType].overhead} bytes of headers; pods need at least ${MIN_POD_MTU}`);
+  const podMtu = mtu - info.overhead;
+  if (podMtu < MIN_POD_MTU) fail("mtu", `${mtu} leaves ${podMtu} bytes for pods after the ${backendType} backend's ${info.overhead} bytes of headers; pods need at least ${MIN_POD_MTU}`);
 
   if (!Array.isArray(raw.nodes) || raw.nodes.length === 0) fail("nodes", "must be a list of at least one node");
   const seen = { name: new Map<string, number>(), address: new Map<number, number>(), vtepMac: new Map<string, number>() };
@@ -189,10 +180,11 @@ export function formatClusterConfig(c: ClusterConfig): Record<string, unknown> {
     clusterCidr: formatCidr(c.clusterCidr),
     nodeSubnetPrefix: c.nodeSubnetPrefix,
     mtu: c.mtu,
-    backend: c.backend.type === "vxlan" ? { ...c.backend } : { type: c.backend.type, port: c.backend.port },
+    backend: backend(c.backend.type).vni ? { ...c.backend } : { type: c.backend.type, port: c.backend.port },
     nodes: c.nodes.map((n) => ({
       name: n.name, address: formatIpv4(n.address), podCidr: formatCidr(n.podCidr),
-      ...(c.backend.type === "vxlan" || n.vtepMac !== vtepMacFor(n.address) ? { vtepMac: n.vtepMac } : {}),
+      // A backend with a VNI speaks to Linux VTEPs, which must be told each node's MAC.
+      ...(backend(c.backend.type).vni || n.vtepMac !== vtepMacFor(n.address) ? { vtepMac: n.vtepMac } : {}),
     })),
   };
 }

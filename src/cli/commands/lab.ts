@@ -1,6 +1,6 @@
 /** `tapnet lab up|status|check|down`: a cluster of namespaces on this machine. */
 import { isDeno } from "../../io/runtime.ts";
-import { BACKENDS, type BackendType } from "../../node/config.ts";
+import { backendNames } from "../../tunnel/index.ts";
 import { labCheck, type CheckResult } from "../../lab/check.ts";
 import { labDown, labUp } from "../../lab/lab.ts";
 import { LAB_MODES, readLabState } from "../../lab/plan.ts";
@@ -22,7 +22,7 @@ export const labUpCommand: Command = {
     pods: { type: "string", value: "P", help: "pods per node", default: "2" },
     prefix: prefixOption,
     mode: { type: "string", value: "MODE", help: "how nodes are built: tapnet (tapnet switches), kernel-vxlan (plain Linux nodes, VXLAN as flannel sets it up) or host-gw (plain Linux nodes routing pod CIDRs over the underlay, no encapsulation)", default: "tapnet" },
-    backend: { type: "string", value: "TYPE", help: `how tapnet nodes reach each other: ${Object.keys(BACKENDS).join(" or ")} (kernel-vxlan is always vxlan; host-gw has none; --kernel-node needs vxlan)`, default: "tapnet" },
+    backend: { type: "string", value: "TYPE", help: `how tapnet nodes reach each other: ${backendNames().join(" or ")} (kernel-vxlan is always vxlan; host-gw has none; --kernel-node needs vxlan)`, default: "tapnet" },
     runtime: { type: "string", value: "RT", help: "what runs the switches: node or deno", default: isDeno ? "deno" : "node" },
     "kernel-node": { type: "string", value: "K", help: "make node K a plain Linux node (bridge, veth pods, VXLAN as flannel sets it up); needs --backend vxlan" },
     "no-pin": { type: "boolean", help: "leave the switches' datapath threads to the scheduler instead of pinning each to a CPU" },
@@ -42,7 +42,7 @@ export const labUpCommand: Command = {
     const nodes = intOption(p, "nodes", 1, 16);
     const pods = intOption(p, "pods", 0, 64);
     const mode = choiceOption(p, "mode", LAB_MODES);
-    const backend = mode === "kernel-vxlan" ? "vxlan" : choiceOption(p, "backend", Object.keys(BACKENDS) as BackendType[]);
+    const backend = mode === "kernel-vxlan" ? "vxlan" : choiceOption(p, "backend", backendNames());
     const runtime = choiceOption(p, "runtime", ["node", "deno"] as const);
     const kernelNode = p.values["kernel-node"] === undefined ? undefined : intOption(p, "kernel-node", 1, nodes);
     preflight(["root", ...(mode === "tapnet" ? ["tun" as const, "nsenter" as const] : []), "ip", "ping", ...(nodes > 1 || kernelNode || mode !== "tapnet" ? ["nft" as const] : [])]);
