@@ -163,8 +163,10 @@ export class TapnetBackend implements TunnelBackend {
       if (offset === 0) {
         if (this.rxGot[peer] >= 0) sink.drop(Drop.TapnetIncomplete); // the frame before never finished
         this.rxGot[peer] = -1;
+        // Whole in this read, and its first chunk holds the head's worth (a peer's tiny
+        // datagrams would leave headers in later chunks): handed on where it lies.
         const n = this.wholeFrame(buf, at, off + len, D, id, flen);
-        if (n > 0) {
+        if (n > 0 && (n === 1 || clen >= HEAD_ROOM)) {
           if (this.isIpv4(buf, at + TAPNET_HEADER_LEN, clen, sink)) this.frameInPlace(buf, at, off + len, D, n, flen, sink);
           count += n - 1;
           p += (n - 1) * D;

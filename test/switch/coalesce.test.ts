@@ -2,6 +2,8 @@
 // Linux's tcp_gro_receive decides, and the super-frame head and tail `finish` writes for a run.
 import { describe, expect, it } from "vitest";
 import { COALESCE_MAX_SEGMENTS, TcpCoalescer } from "../../src/switch/coalesce.ts";
+import { newTail } from "../../src/switch/frames.ts";
+import { HEAD_ROOM, type FrameTail } from "../../src/tunnel/contract.ts";
 import { fromHex, put16, put32 } from "../../src/wire/bytes.ts";
 import { internetChecksum } from "../../src/wire/checksum.ts";
 import { TCP_ACK_FLAG, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG } from "../../src/wire/tcp.ts";
@@ -39,9 +41,17 @@ const BASE: Seg = {
 const ENCAP = 22;
 /** Where the first datagram lies in the buffer (odd, so that no offset is an accident). */
 const FIRST = 7;
-/** `finish`'s macs argument: 5 bytes of something else, then the pod's MAC, the gateway's, more else. */
-const MACS = fromHex("ff ff ff ff ff 0a580af40103 0a580af40101 ee ee");
-const MACS_OFF = 5;
+
+/** A head and a tail for `finish` to write, full of what an earlier frame left in them. */
+function dirty(): { head: Uint8Array; tail: FrameTail } {
+  const tail = newTail();
+  tail.buf = new Uint8Array(1);
+  tail.headLen = 999;
+  tail.count = 17;
+  tail.offs.fill(-1);
+  tail.lens.fill(-1);
+  return { head: new Uint8Array(HEAD_ROOM).fill(0xff), tail };
+}
 
 /** Writes `s` at buf[ip..] (zeros) with a valid IPv4 header checksum; returns the packet's length. */
 function emitSeg(s: Seg, buf: Uint8Array, ip: number): number {
@@ -66,7 +76,7 @@ function emitSeg(s: Seg, buf: Uint8Array, ip: number): number {
   buf[tcp + 12] = (hl / 4) << 4;
   buf[tcp + 13] = s.flags;
   put16(buf, tcp + 14, s.window);
-  put16(buf, tcp + 16, 0xdead); // the coalescer does not read it: the router has verified it
+  put16(buf, tcp + 16, 0xdead); // the coalescer does not read it: merge has verified it
   put16(buf, tcp + 18, s.urgent);
   buf.set(s.options, tcp + 20);
   // Payloads that begin differently from segment to segment; none of their bytes has PSH's bit (0x08).
@@ -74,8 +84,8 @@ function emitSeg(s: Seg, buf: Uint8Array, ip: number): number {
   return total;
 }
 
-/** One datagram of a GRO read, as the router offers it: where its IPv4 header and the datagram lie. */
-interface Feed { buf: Uint8Array; ip: number; datagram: number; len: number }
+/** One datagram of a GRO read, as merge offers it: where its IPv4 header and payload lie, and the datagram's length. */
+interface Feed { buf: Uint8Array; ip: number; pay: number; len: number }
 
 /** Lays `segs` out one after another in one receive buffer, each behind ENCAP bytes. */
 function layout(segs: Seg[]): { buf: Uint8Array; feeds: Feed[] } {
@@ -86,7 +96,7 @@ function layout(segs: Seg[]): { buf: Uint8Array; feeds: Feed[] } {
   for (const s of segs) {
     buf.fill(0xee, at, at + ENCAP);
     const len = ENCAP + emitSeg(s, buf, at + ENCAP);
-    feeds.push({ buf, ip: at + ENCAP, datagram: at, len });
+    feeds.push({ buf, ip: at + ENCAP, pay: at + ENCAP + 40 + s.options.length, len });
     at += len;
   }
   return { buf, feeds };
@@ -115,32 +125,37 @@ function fitsAfter(segs: Seg[], next: Partial<Seg>): boolean {
   const all = [...segs, { ...last, fill: 0xa5, id: last.id + 1, seq: (last.seq + last.payload) >>> 0, ...next }];
   const { feeds } = layout(all);
   const co = new TcpCoalescer();
-  co.start(feeds[0].buf, feeds[0].ip, feeds[0].datagram, feeds[0].len);
+  start(co, feeds[0]);
   for (const f of feeds.slice(1, -1)) {
-    expect(co.fits(f.buf, f.ip)).toBe(true);
-    co.add(f.buf, f.ip, f.len);
+    expect(co.fits(f.buf, f.ip, f.buf)).toBe(true);
+    co.add(f.buf, f.ip, f.pay, f.len);
   }
   const f = feeds[feeds.length - 1];
-  return co.fits(f.buf, f.ip);
+  return co.fits(f.buf, f.ip, f.buf);
+}
+
+/** Starts a run with the segment of `f`: its headers and its payload in its buffer. */
+function start(co: TcpCoalescer, f: Feed): void {
+  co.start(f.buf, f.ip, f.buf, f.pay, f.len);
 }
 
 interface Run { segs: number[]; len: number; head: Uint8Array; offs: number[]; lens: number[]; datagramBytes: number }
 
-/** Feeds datagrams to a coalescer as the router does, finishing each run; the runs, as indices into `feeds`. */
+/** Feeds datagrams to a coalescer as merge does, finishing each run; the runs, as indices into `feeds`. */
 function coalesce(feeds: Feed[], co = new TcpCoalescer()): Run[] {
   const runs: Run[] = [];
   let cur: number[] = [];
   const flush = () => {
     const datagramBytes = co.datagramBytes;
-    const len = co.finish(MACS, MACS_OFF);
-    const t = co.tail;
-    runs.push({ segs: cur, len, head: co.head.slice(0, t.headLen), offs: Array.from(t.offs.subarray(0, t.count)), lens: Array.from(t.lens.subarray(0, t.count)), datagramBytes });
+    const { head, tail: t } = dirty();
+    const len = co.finish(head, t);
+    runs.push({ segs: cur, len, head: head.slice(0, t.headLen), offs: Array.from(t.offs.subarray(0, t.count)), lens: Array.from(t.lens.subarray(0, t.count)), datagramBytes });
     cur = [];
   };
   feeds.forEach((f, i) => {
-    if (co.count > 0 && !co.fits(f.buf, f.ip)) flush();
-    if (co.count === 0) co.start(f.buf, f.ip, f.datagram, f.len);
-    else co.add(f.buf, f.ip, f.len);
+    if (co.count > 0 && !co.fits(f.buf, f.ip, f.buf)) flush();
+    if (co.count === 0) start(co, f);
+    else co.add(f.buf, f.ip, f.pay, f.len);
     cur.push(i);
     if (co.closed) flush();
   });
@@ -221,9 +236,9 @@ describe("which segment continues a run (fits)", () => {
   it("a first segment with PSH ends its run at once", () => {
     const co = new TcpCoalescer();
     const { feeds } = layout(flow({ flags: TCP_ACK_FLAG | TCP_PSH }, 2));
-    co.start(feeds[0].buf, feeds[0].ip, feeds[0].datagram, feeds[0].len);
+    start(co, feeds[0]);
     expect(co.closed).toBe(true);
-    expect(co.fits(feeds[1].buf, feeds[1].ip)).toBe(false);
+    expect(co.fits(feeds[1].buf, feeds[1].ip, feeds[1].buf)).toBe(false);
   });
 
   it("a segment at another sequence number (repeated, overlapping, after a gap) does not continue the run", () => {
@@ -262,25 +277,36 @@ describe("which segment continues a run (fits)", () => {
     expect(fitsAfter(first, { payload: 0 })).toBe(false);
   });
 
-  it("a segment in another buffer does not continue the run, even with the same bytes at the same place", () => {
+  it("a segment whose payload is in another buffer does not continue the run, even with the same bytes at the same place", () => {
     const { buf, feeds } = layout(flow({}, 2));
     const copy = buf.slice();
     const co = new TcpCoalescer();
-    co.start(buf, feeds[0].ip, feeds[0].datagram, feeds[0].len);
-    expect(co.fits(copy, feeds[1].ip)).toBe(false);
-    expect(co.fits(buf, feeds[1].ip)).toBe(true);
+    start(co, feeds[0]);
+    expect(co.fits(copy, feeds[1].ip, copy)).toBe(false);
+    expect(co.fits(buf, feeds[1].ip, copy)).toBe(false);
+    expect(co.fits(buf, feeds[1].ip, buf)).toBe(true);
+  });
+
+  it("a segment whose headers are elsewhere (a head), its payload in the run's buffer, continues the run", () => {
+    const { buf, feeds } = layout(flow({}, 2));
+    const head = new Uint8Array(200).fill(0xaa);
+    head.set(buf.subarray(feeds[1].ip, feeds[1].pay), 24);
+    const co = new TcpCoalescer();
+    start(co, feeds[0]);
+    expect(co.fits(head, 24, buf)).toBe(true);
   });
 
   it("nothing fits before a run is started, nor after finish", () => {
     const { feeds } = layout(flow({}, 3));
     const co = new TcpCoalescer();
     expect(co.count).toBe(0);
-    expect(co.fits(feeds[0].buf, feeds[0].ip)).toBe(false);
-    co.start(feeds[0].buf, feeds[0].ip, feeds[0].datagram, feeds[0].len);
-    co.add(feeds[1].buf, feeds[1].ip, feeds[1].len);
-    co.finish(MACS, MACS_OFF);
+    expect(co.fits(feeds[0].buf, feeds[0].ip, feeds[0].buf)).toBe(false);
+    start(co, feeds[0]);
+    co.add(feeds[1].buf, feeds[1].ip, feeds[1].pay, feeds[1].len);
+    const { head, tail } = dirty();
+    co.finish(head, tail);
     expect(co.count).toBe(0);
-    expect(co.fits(feeds[2].buf, feeds[2].ip)).toBe(false);
+    expect(co.fits(feeds[2].buf, feeds[2].ip, feeds[2].buf)).toBe(false);
   });
 
   it(`${COALESCE_MAX_SEGMENTS} segments merge at most: the 65th starts a new run`, () => {
@@ -310,32 +336,53 @@ describe("which segment continues a run (fits)", () => {
 });
 
 describe("finish: the super-frame's head and tail", () => {
-  /** Three segments of 100, 100 and 40 bytes, PSH on the last: the golden case. */
-  function goldenRun() {
+  /**
+   * Three segments of 100, 100 and 40 bytes, PSH on the last: the golden case. With `headsApart`,
+   * each segment's headers are offered from a head of their own (as tunnel in hands over the
+   * later datagrams of a GRO run), the payloads from the read.
+   */
+  function goldenRun(headsApart = false) {
     const segs = flow({}, 3, (k, s) => { if (k === 2) { s.payload = 40; s.flags |= TCP_PSH; } });
     const { buf, feeds } = layout(segs);
+    const heads = new Uint8Array(3 * HEAD_ROOM).fill(0x5a);
+    const at = feeds.map((f, k) => {
+      if (!headsApart) return { h: buf, ip: f.ip };
+      heads.set(buf.subarray(f.ip, f.pay), k * HEAD_ROOM + 24);
+      return { h: heads, ip: k * HEAD_ROOM + 24 };
+    });
     const co = new TcpCoalescer();
-    co.start(buf, feeds[0].ip, feeds[0].datagram, feeds[0].len);
-    for (const f of feeds.slice(1)) {
-      expect(co.fits(f.buf, f.ip)).toBe(true);
-      co.add(f.buf, f.ip, f.len);
+    co.start(at[0].h, at[0].ip, buf, feeds[0].pay, feeds[0].len);
+    for (let k = 1; k < 3; k++) {
+      expect(co.fits(at[k].h, at[k].ip, buf)).toBe(true);
+      co.add(at[k].h, at[k].ip, feeds[k].pay, feeds[k].len);
     }
     return { co, buf, feeds };
   }
 
-  it("writes virtio_net_hdr, Ethernet from the macs argument, the first IPv4 header (whole length, TTL one less) and TCP header (pseudo-header sum, PSH)", () => {
+  const GOLDEN_HEAD = fromHex(
+    "01 01 4200 6400 2200 1000" + // NEEDS_CSUM, GSO_TCPV4, hdr_len 66, gso_size 100, csum_start 34, csum_offset 16 (little-endian)
+    "000000000000 000000000000 0800" + // MACs left for deliver to write; IPv4
+    "4502 0124 1234 4000 4006 0eaf 0af40205 0af40103" + // TOS 0x02, 292 bytes, id 0x1234, DF, TTL 64 as it came, TCP, checksum
+    "1451 9c40 01020304 0000004d 8018 01f4 1a06 0000 0101080a 00000007 00000009", // ACK|PSH, pseudo-header sum 0x1a06 (not 0xdead)
+  );
+
+  it("writes virtio_net_hdr, Ethernet with no MACs, the first IPv4 header (whole length, new checksum) and TCP header (pseudo-header sum, PSH)", () => {
     const { co } = goldenRun();
-    const len = co.finish(MACS, MACS_OFF);
-    const head = fromHex(
-      "01 01 4200 6400 2200 1000" + // NEEDS_CSUM, GSO_TCPV4, hdr_len 66, gso_size 100, csum_start 34, csum_offset 16 (little-endian)
-      "0a580af40103 0a580af40101 0800" + // to the pod, from the gateway, IPv4
-      "4502 0124 1234 4000 3f06 0faf 0af40205 0af40103" + // TOS 0x02, 292 bytes, id 0x1234, DF, TTL 63, TCP, checksum
-      "1451 9c40 01020304 0000004d 8018 01f4 1a06 0000 0101080a 00000007 00000009", // ACK|PSH, pseudo-header sum 0x1a06 (not 0xdead)
-    );
-    expect(co.tail.headLen).toBe(head.length);
-    expect(Buffer.from(co.head.subarray(0, co.tail.headLen)).toString("hex")).toBe(Buffer.from(head).toString("hex"));
-    expect(internetChecksum(co.head, 24, 20)).toBe(0); // the IPv4 header checksum verifies
+    const { head, tail } = dirty();
+    const len = co.finish(head, tail);
+    expect(tail.headLen).toBe(GOLDEN_HEAD.length);
+    expect(Buffer.from(head.subarray(0, tail.headLen)).toString("hex")).toBe(Buffer.from(GOLDEN_HEAD).toString("hex"));
+    expect(internetChecksum(head, 24, 20)).toBe(0); // the IPv4 header checksum verifies
     expect(len).toBe(76 + 240);
+  });
+
+  it("reads each segment's headers where they are offered, and its payload where it lies: the same super-frame", () => {
+    const { co, buf, feeds } = goldenRun(true);
+    const { head, tail } = dirty();
+    expect(co.finish(head, tail)).toBe(76 + 240);
+    expect(Buffer.from(head.subarray(0, tail.headLen)).toString("hex")).toBe(Buffer.from(GOLDEN_HEAD).toString("hex"));
+    expect(tail.buf).toBe(buf);
+    expect(Array.from(tail.offs.subarray(0, tail.count))).toEqual(feeds.map((f) => f.pay));
   });
 
   it("a run with 40 bytes of TCP options, the most there can be, has all of them in its head", () => {
@@ -352,8 +399,8 @@ describe("finish: the super-frame's head and tail", () => {
 
   it("points the tail at the payloads where they lie in the receive buffer", () => {
     const { co, buf, feeds } = goldenRun();
-    co.finish(MACS, MACS_OFF);
-    const t = co.tail;
+    const { head, tail: t } = dirty();
+    co.finish(head, t);
     expect(t.buf).toBe(buf);
     expect(t.count).toBe(3);
     expect(Array.from(t.offs.subarray(0, 3))).toEqual(feeds.map((f) => f.ip + 52));
@@ -361,12 +408,9 @@ describe("finish: the super-frame's head and tail", () => {
     expect(co.count).toBe(0);
   });
 
-  it("keeps where the run's first segment and its datagram lie, and the datagrams' bytes", () => {
+  it("counts the run's segments and the bytes of the datagrams they came in", () => {
     const { co, feeds } = goldenRun();
     expect(co.count).toBe(3);
-    expect(co.firstIp).toBe(FIRST + ENCAP);
-    expect(co.firstDatagram).toBe(FIRST);
-    expect(co.firstDatagramLen).toBe(ENCAP + 20 + 32 + 100);
     expect(co.datagramBytes).toBe(feeds.reduce((n, f) => n + f.len, 0));
     expect(co.datagramBytes).toBe(3 * (ENCAP + 52) + 240);
   });
@@ -397,8 +441,8 @@ describe("finish: the super-frame's head and tail", () => {
     expect(runB.offs).toEqual(b.feeds.map((f) => f.ip + 40));
     expect(Buffer.from(runB.head).toString("hex")).toBe(Buffer.from(fromHex(
       "01 01 3600 1e00 2200 1000" + // hdr_len 54, gso_size 30
-      "0a580af40103 0a580af40101 0800" +
-      "4500 00a0 0001 0000 0106 a068 0af40205 0af40103" + // TOS 0, 160 bytes, no DF, TTL 1
+      "000000000000 000000000000 0800" +
+      "4500 00a0 0001 0000 0206 9f68 0af40205 0af40103" + // TOS 0, 160 bytes, no DF, TTL 2
       "0008 0009 00000005 00000006 5010 0007 1982 0000", // 20-byte header, ACK, pseudo-header sum 0x1982
     )).toString("hex"));
   });

@@ -6,16 +6,16 @@ import { EAGAIN, EINTR } from "../../src/io/libc.ts";
 import { SOL_UDP, UDP_GRO, UDP_SEGMENT } from "../../src/io/udp.ts";
 import { Counters, SwitchCounter } from "../../src/switch/counters.ts";
 import { Ctrl, CTRL_WORDS, Datapath, type Command, type Reply } from "../../src/switch/datapath.ts";
-import type { RouterConfig } from "../../src/switch/router.ts";
-import { ETH_OFF } from "../../src/tunnel/backend.ts";
+import type { RouterConfig } from "../../src/switch/state.ts";
 import { TapnetBackend } from "../../src/tunnel/tapnet.ts";
 import { fold, pseudoHeaderSum, sumWords } from "../../src/wire/checksum.ts";
 import { emitEthernet } from "../../src/wire/ethernet.ts";
 import { emitIpv4 } from "../../src/wire/ipv4.ts";
 import { emitTcp } from "../../src/wire/tcp.ts";
-import { emitVirtioNetHdr, GSO_TCPV4, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM } from "../../src/wire/virtio.ts";
+import { emitVirtioNetHdr, ETH_OFF, GSO_TCPV4, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM } from "../../src/wire/virtio.ts";
 import { EIO, ENOBUFS, FakeLibc, POLLERR, POLLHUP, POLLIN, POLLNVAL } from "../support/fake-libc.ts";
-import { CollectingSink } from "../support/gather.ts";
+import type { CollectingSink } from "../support/gather.ts";
+import { testContext } from "../support/tunnel.ts";
 import { ADDR, config, GW, GW_MAC, ip, ipFrame, POD_A, POD_B, tapnetConfig, tsoFrame, VTEP } from "./router-support.ts";
 
 const MAX_PORTS = 8;
@@ -68,7 +68,7 @@ function setup(o: Options = {}) {
   const counters = new Counters(MAX_PORTS);
   const dp = new Datapath(libc, {
     ctrl: ctrlMem, counters: counters.buffer, maxPorts: MAX_PORTS, port: port2,
-    fdb: { maxEntries: 64, ageingSeconds: o.ageingSeconds ?? 300 }, l2Off: ETH_OFF,
+    fdb: { maxEntries: 64, ageingSeconds: o.ageingSeconds ?? 300 },
     batch: o.batch ?? 64, slotSize: o.slotSize ?? 4096,
     ...(o.router ? { router: o.router } : {}),
     ...(o.router && o.udpFd !== false ? { tunnel: { fd: udpFd, port: TUNNEL_PORT } } : {}),
@@ -106,9 +106,18 @@ function setup(o: Options = {}) {
   return { libc, dp, ctrl, counters, command, post, replies, rounds, ports, tap, drops, udp: libc.udp };
 }
 
+/** What node 1's tapnet backend sends node 0 for frame `f` (with UDP_SEGMENT), in a collecting sink. */
+function tapnetSent(f: Uint8Array): CollectingSink {
+  const { ctx, out } = testContext({ self: 1, segmenting: true });
+  const tx = new TapnetBackend(ctx);
+  tx.send(f, 0, f.length, 0);
+  tx.flush();
+  return out;
+}
+
 /**
  * A 3,000-byte TCP super-frame from node 1's pod 10.244.2.5 to the gateway, `extra` bytes of
- * padding after its packet, sent by a tapnet backend with GSO into a collecting sink.
+ * padding after its packet, sent by a tapnet backend with UDP_SEGMENT into a collecting sink.
  */
 function tapnetSuperFrame(extra: number): { f: Uint8Array; sink: CollectingSink } {
   const f = new Uint8Array(ETH_OFF + 14 + 20 + 20 + 3000 + extra);
@@ -117,12 +126,7 @@ function tapnetSuperFrame(extra: number): { f: Uint8Array; sink: CollectingSink 
   emitIpv4({ tos: 0, id: 3, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 63, protocol: 6, src: "10.244.2.5", dst: GW, payloadLen: 3020 }, f, ETH_OFF + 14);
   emitTcp({ srcPort: 5201, dstPort: 40000, seq: 1, ack: 1, flags: 0x10, window: 500, checksum: 0, urgent: 0, options: new Uint8Array(0) }, f, ETH_OFF + 34);
   for (let i = ETH_OFF + 54; i < f.length; i++) f[i] = i & 0xff;
-  const sink = new CollectingSink();
-  const tx = new TapnetBackend(1472, 3, sink);
-  tx.gso = true;
-  tx.send(f, f.length, 0);
-  tx.flush();
-  return { f, sink };
+  return { f, sink: tapnetSent(f) };
 }
 
 describe("Datapath: bridging between TAP ports", () => {
@@ -528,28 +532,32 @@ describe("Datapath: the tunnel", () => {
     expect(udp.options).toEqual([{ level: SOL_UDP, name: UDP_SEGMENT, value: 1472 }, { level: SOL_UDP, name: UDP_GRO, value: 1 }]);
   });
 
-  it("without UDP_SEGMENT, a routed frame leaves in one sendto to the owning node's address and tunnel port", () => {
+  it("without UDP_SEGMENT, a routed frame leaves in one sendmsg of one piece, no control message, to the owning node's address and tunnel port", () => {
     const { ports, rounds, tap, udp, counters } = setup({ router: config("udp"), noGso: true });
     ports(2, true);
     tap(1).reads.push(ipFrame({ src: POD_A.ip, dst: "10.244.2.5" }));
     rounds();
-    expect(udp.sent).toEqual([{ call: "sendto", address: ip(ADDR[1]), port: TUNNEL_PORT, bytes: ipFrame({ src: POD_A.ip, dst: "10.244.2.5", ttl: 63 }).subarray(ETH_OFF + 14), segment: 0, pieces: 1 }]);
+    expect(udp.sent).toEqual([{ call: "sendmsg", address: ip(ADDR[1]), port: TUNNEL_PORT, bytes: ipFrame({ src: POD_A.ip, dst: "10.244.2.5", ttl: 63 }).subarray(ETH_OFF + 14), segment: 0, pieces: 1 }]);
     expect(counters.portSnapshot(TUNNEL_ROW)).toMatchObject({ tx_frames: 1, tx_bytes: 60 });
     tap(1).reads.push(ipFrame({ src: POD_A.ip, dst: "10.244.3.7" }));
     rounds();
     expect(udp.sent.map((s) => s.address)).toEqual([ip(ADDR[1]), ip(ADDR[2])]);
   });
 
-  it("a send that fails is counted as a tx_error on the pod's port", () => {
-    const { ports, rounds, tap, udp, drops } = setup({ router: config("udp"), noGso: true });
-    ports(2, true);
-    udp.sendErrno = ENOBUFS;
-    tap(1).reads.push(ipFrame({ src: POD_A.ip, dst: "10.244.2.5" }));
-    rounds();
-    expect(drops(1)).toEqual({ drop_tx_error: 1 });
+  it("a send that fails is counted as a tx_error on the tunnel's row, with or without UDP_SEGMENT", () => {
+    for (const noGso of [true, false]) {
+      const { ports, rounds, tap, udp, drops, counters } = setup({ router: config("udp"), noGso });
+      ports(2, true);
+      udp.sendErrno = ENOBUFS;
+      tap(1).reads.push(ipFrame({ src: POD_A.ip, dst: "10.244.2.5" }), ipFrame({ src: POD_A.ip, dst: "10.244.2.6" }));
+      rounds();
+      expect(drops(TUNNEL_ROW)).toEqual({ drop_tx_error: 2 });
+      expect(drops(1)).toEqual({});
+      expect(counters.portSnapshot(TUNNEL_ROW)).toMatchObject({ tx_frames: 0, tx_bytes: 0 });
+    }
   });
 
-  it("with UDP_SEGMENT, a TCP super-frame leaves in one sendmsg cut at its first segment's size, the same bytes as one sendto per segment", () => {
+  it("with UDP_SEGMENT, a TCP super-frame leaves in one sendmsg cut at its first segment's size, the same bytes as one send per segment without", () => {
     const gso = setup({ router: config("udp"), slotSize: 16384 });
     const plain = setup({ router: config("udp"), slotSize: 16384, noGso: true });
     for (const s of [gso, plain]) {
@@ -557,7 +565,7 @@ describe("Datapath: the tunnel", () => {
       s.tap(1).reads.push(tsoFrame(11500, 1000));
       s.rounds();
     }
-    expect(plain.udp.sent.map((s) => [s.call, s.bytes.length])).toEqual([...Array(11).fill(["sendto", 1040]), ["sendto", 540]]);
+    expect(plain.udp.sent.map((s) => [s.call, s.bytes.length, s.segment, s.pieces])).toEqual([...Array(11).fill(["sendmsg", 1040, 0, 2]), ["sendmsg", 540, 0, 2]]);
     expect(gso.udp.sent.length).toBe(1);
     const [sent] = gso.udp.sent;
     expect({ ...sent, bytes: undefined }).toEqual({ call: "sendmsg", address: ip(ADDR[1]), port: TUNNEL_PORT, bytes: undefined, segment: 1040, pieces: 24 });
@@ -577,6 +585,27 @@ describe("Datapath: the tunnel", () => {
       ["sendmsg", ip(ADDR[1]), TUNNEL_PORT, 96, 0, 2], ["sendmsg", ip(ADDR[1]), TUNNEL_PORT, 96, 0, 2],
     ]);
     expect(gso.udp.sent[0].bytes).toEqual(concat(plain.udp.sent.map((s) => s.bytes)));
+  });
+
+  it("udp and vxlan backends: small routed frames to one node leave in one sendmsg with UDP_SEGMENT, one each without", () => {
+    for (const type of ["udp", "vxlan"] as const) {
+      const gso = setup({ router: config(type) });
+      const plain = setup({ router: config(type), noGso: true });
+      for (const s of [gso, plain]) {
+        s.ports(2, true);
+        s.tap(1).reads.push(ipFrame({ src: POD_A.ip, dst: "10.244.2.5" }), ipFrame({ src: POD_A.ip, dst: "10.244.2.6" }), ipFrame({ src: POD_A.ip, dst: "10.244.3.6" }));
+        s.rounds();
+      }
+      const d = type === "udp" ? 60 : 82;
+      expect(gso.udp.sent.map((s) => [s.call, s.address, s.bytes.length, s.segment, s.pieces]), type).toEqual([
+        ["sendmsg", ip(ADDR[1]), 2 * d, d, 2], ["sendmsg", ip(ADDR[2]), d, d, 1],
+      ]);
+      expect(plain.udp.sent.map((s) => [s.call, s.address, s.bytes.length, s.segment, s.pieces]), type).toEqual([
+        ["sendmsg", ip(ADDR[1]), d, 0, 1], ["sendmsg", ip(ADDR[1]), d, 0, 1], ["sendmsg", ip(ADDR[2]), d, 0, 1],
+      ]);
+      expect(concat(gso.udp.sent.map((s) => s.bytes))).toEqual(concat(plain.udp.sent.map((s) => s.bytes)));
+      expect(gso.counters.portSnapshot(TUNNEL_ROW)).toMatchObject({ tx_frames: 3, tx_bytes: 3 * d });
+    }
   });
 
   it("a datagram read with recvfrom reaches the pod's TAP: from the gateway MAC, TTL 63, checksum verified", () => {
@@ -637,7 +666,8 @@ describe("Datapath: the tunnel", () => {
       command({ op: "neigh", ip: ip(POD_B.ip), mac: POD_B.mac });
       udp.incoming.push({ bytes: concat([tcpSegment(1000, 500), tcpSegment(1500, 500), tcpSegment(2000, 500)]), address: ip(ADDR[1]), port: TUNNEL_PORT, gro: 540 });
       rounds();
-      expect(tap(1).calls).toEqual(offloads ? ["writev/4"] : ["write", "write", "write"]);
+      // Unmerged, the first segment is a frame where it was read (write); the others, headers in a head and the payload where it lies (writev).
+      expect(tap(1).calls).toEqual(offloads ? ["writev/4"] : ["write", "writev/2", "writev/2"]);
       expect(counters.sw(SwitchCounter.Coalesced)).toBe(offloads ? 3 : 0);
       expect(tap(1).written.reduce((n, f) => n + f.length, 0)).toBe(offloads ? ETH_OFF + 14 + 40 + 1500 : 3 * (ETH_OFF + 14 + 540));
     }
@@ -741,16 +771,14 @@ describe("Datapath: the tunnel", () => {
     const { ports, rounds, udp, tap, drops } = setup({ router: tapnetConfig(0) });
     ports(2, true);
     tap(0).shortWrites = true;
-    const f = ipFrame({ src: "10.244.2.5", dst: GW, payloadLen: 2000 });
-    const sink = new CollectingSink();
-    const tx = new TapnetBackend(1472, 3, sink);
-    tx.gso = true;
-    tx.send(f, f.length, 0);
-    tx.flush();
-    udp.incoming.push({ bytes: concat(sink.datagrams.map((d) => d.bytes)), address: ip(ADDR[1]), port: TUNNEL_PORT, gro: 1472 });
+    // a frame of two datagrams (its head, the rest of the first, the second), and one of one datagram, where it was read
+    for (const payloadLen of [2000, 32]) {
+      const sink = tapnetSent(ipFrame({ src: "10.244.2.5", dst: GW, payloadLen }));
+      udp.incoming.push({ bytes: concat(sink.datagrams.map((d) => d.bytes)), address: ip(ADDR[1]), port: TUNNEL_PORT, gro: 1472 });
+    }
     rounds();
-    expect(tap(0).calls).toEqual(["write"]);
-    expect(drops(TUNNEL_ROW)).toEqual({ drop_tx_error: 1 });
+    expect(tap(0).calls).toEqual(["writev/3", "writev/1"]);
+    expect(drops(TUNNEL_ROW)).toEqual({ drop_tx_error: 2 });
   });
 });
 
