@@ -4,28 +4,33 @@
  * One row per port, then one row for the switch as a whole. Float64 holds exact integers up
  * to 2^53, and aligned 8-byte stores are not torn on x86-64.
  */
-import { DROP_NAMES, DROP_REASON_COUNT } from "../wire/drop.ts";
+import { counterNames, Drop, numberAfter, numbered } from "../wire/drop.ts";
+import { TunnelDrop } from "../tunnel/drops.ts";
+import { SwitchDrop } from "./drops.ts";
 
-export const PortCounter = { RxFrames: 0, RxBytes: 1, TxFrames: 2, TxBytes: 3, RxFlooded: 4 } as const;
-const PORT_BASE_NAMES = ["rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "rx_flooded"];
-/** Drop counters follow the base ones, one per DropReason, counted on the port the frame came in on. */
-export const DROP_BASE = PORT_BASE_NAMES.length;
+export const PortCounter = numbered(0, ["RxFrames", "RxBytes", "TxFrames", "TxBytes", "RxFlooded"]);
+const PORT_BASE_NAMES = counterNames(PortCounter);
+
+/** Every layer's drop reasons in the order of their numbers: wire's from 0, the tunnel's, the switch's. */
+export const DROP_TABLES = [Drop, TunnelDrop, SwitchDrop] as const;
+/** The counter name of each drop reason, at its number: "ipv4_bad_checksum" at Drop.Ipv4BadChecksum. */
+export const DROP_NAMES: readonly string[] = DROP_TABLES.flatMap(counterNames);
+export const DROP_REASON_COUNT = DROP_NAMES.length;
+/** Drop counters follow the base ones, one per reason, counted on the port the frame came in on. */
+export const DROP_BASE = numberAfter(PortCounter);
 export const PORT_COUNTERS = DROP_BASE + DROP_REASON_COUNT;
 
-export const SwitchCounter = {
-  FdbLearned: 0, FdbMoved: 1, FdbFull: 2, FdbAged: 3, UnknownUnicast: 4, Broadcast: 5, Multicast: 6,
+export const SwitchCounter = numbered(0, [
+  "FdbLearned", "FdbMoved", "FdbFull", "FdbAged", "UnknownUnicast", "Broadcast", "Multicast",
   /** Packets routed into the tunnel, and delivered from it. */
-  Routed: 7, Delivered: 8,
-  IcmpSent: 9, ArpReplies: 10, ArpRequests: 11,
+  "Routed", "Delivered",
+  "IcmpSent", "ArpReplies", "ArpRequests",
   /** Inner checksums from the tunnel left partial by the sender's kernel, completed here. */
-  InnerCsumCompleted: 12,
+  "InnerCsumCompleted",
   /** TCP segments from the tunnel (udp, vxlan) written to pods merged into super-frames. */
-  Coalesced: 13,
-} as const;
-const SWITCH_NAMES = [
-  "fdb_learned", "fdb_moved", "fdb_full", "fdb_aged", "unknown_unicast", "broadcast", "multicast",
-  "routed", "delivered", "icmp_sent", "arp_replies", "arp_requests", "inner_csum_completed", "coalesced",
-];
+  "Coalesced",
+]);
+const SWITCH_NAMES = counterNames(SwitchCounter);
 
 export class Counters {
   readonly v: Float64Array;

@@ -28,7 +28,7 @@ import { parseMac, macHi, macLo } from "../wire/mac.ts";
 import type { GatherSink, TunnelBackend } from "../tunnel/contract.ts";
 import { backend as findBackend } from "../tunnel/index.ts";
 import { DROP_BASE, PORT_COUNTERS, PortCounter, SwitchCounter } from "./counters.ts";
-import { Drop } from "../wire/drop.ts";
+import { SwitchDrop } from "./drops.ts";
 import type { FdbEntry, FdbOptions } from "./fdb.ts";
 import { Frames, TUNNEL } from "./frames.ts";
 import { TapWriter, TunnelSocket } from "./io.ts";
@@ -82,7 +82,7 @@ function makeBackend(state: SwitchState, out: GatherSink, segmenting: boolean): 
     vtepHi: cl.vtepHi, vtepLo: cl.vtepLo, vni: cl.cfg.backend.vni, out, segmenting,
     events: {
       sent: (datagrams, bytes) => { v[t + PortCounter.TxFrames] += datagrams; v[t + PortCounter.TxBytes] += bytes; },
-      failed: (frames) => { v[t + DROP_BASE + Drop.TxError] += frames; },
+      failed: (frames) => { v[t + DROP_BASE + SwitchDrop.TxError] += frames; },
     },
   });
 }

@@ -13,6 +13,7 @@
  * sends it again.
  */
 import { Drop } from "../wire/drop.ts";
+import { TunnelDrop } from "./drops.ts";
 import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
 import { checkTapnetHeader, TAPNET_FRAME_ID, TAPNET_FRAME_LEN, TAPNET_HEADER_LEN, TAPNET_MAX_FRAME, TAPNET_OFFSET, writeTapnetHeader } from "../wire/tapnet.ts";
 import { copyBytes, get16, get32 } from "../wire/bytes.ts";
@@ -161,7 +162,7 @@ export class TapnetBackend implements TunnelBackend {
       const offset = get32(buf, at + TAPNET_OFFSET);
       const clen = dlen - TAPNET_HEADER_LEN;
       if (offset === 0) {
-        if (this.rxGot[peer] >= 0) sink.drop(Drop.TapnetIncomplete); // the frame before never finished
+        if (this.rxGot[peer] >= 0) sink.drop(TunnelDrop.TapnetIncomplete); // the frame before never finished
         this.rxGot[peer] = -1;
         // Whole in this read, and its first chunk holds the head's worth (a peer's tiny
         // datagrams would leave headers in later chunks): handed on where it lies.
@@ -182,7 +183,7 @@ export class TapnetBackend implements TunnelBackend {
         if (this.rx[peer].length === 0) this.rx[peer] = new Uint8Array(TAPNET_MAX_FRAME);
       } else if (this.rxGot[peer] !== offset || this.rxId[peer] !== id || this.rxLen[peer] !== flen) {
         this.rxGot[peer] = -1; // a gap: this datagram, and the frame it belonged to, are lost
-        sink.drop(Drop.TapnetIncomplete);
+        sink.drop(TunnelDrop.TapnetIncomplete);
         continue;
       }
       const target = this.rx[peer];
@@ -202,7 +203,7 @@ export class TapnetBackend implements TunnelBackend {
   /** Is the frame whose first `len` bytes are at buf[f..] an IPv4 one? Drops it if not. */
   private isIpv4(buf: Uint8Array, f: number, len: number, sink: FrameSink): boolean {
     if (len >= ETH_OFF + ETH_HEADER_LEN && buf[f + ETH_OFF + ETH_TYPE] === ETHERTYPE_IPV4 >> 8 && buf[f + ETH_OFF + ETH_TYPE + 1] === (ETHERTYPE_IPV4 & 0xff)) return true;
-    sink.drop(Drop.TunnelNotIpv4);
+    sink.drop(TunnelDrop.TunnelNotIpv4);
     return false;
   }
 

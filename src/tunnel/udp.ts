@@ -4,7 +4,7 @@
  *
  *   slot:  [ vnet 10 ][ eth 14 ][ IPv4 ... ]     sent: the IPv4 packet; received at recvOff = 24
  */
-import { Drop } from "../wire/drop.ts";
+import { TunnelDrop } from "./drops.ts";
 import { ETH_HEADER_LEN } from "../wire/ethernet.ts";
 import type { BackendInfo } from "./index.ts";
 import { type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
@@ -50,7 +50,7 @@ export class UdpBackend implements TunnelBackend, DatagramReader {
   }
 
   datagram(buf: Uint8Array, at: number, len: number, first: boolean, _peer: number, sink: FrameSink): void {
-    if (len < 1 || buf[at] >> 4 !== 4) sink.drop(Drop.TunnelNotIpv4);
+    if (len < 1 || buf[at] >> 4 !== 4) sink.drop(TunnelDrop.TunnelNotIpv4);
     else innerFrame(buf, at, len, -1, first, sink);
   }
 }

@@ -8,6 +8,7 @@
  *             ^ recvOff = 2                        virtio_net_hdr; received at recvOff = 2
  */
 import { Drop } from "../wire/drop.ts";
+import { TunnelDrop } from "./drops.ts";
 import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
 import { macHi, macLo, putMac } from "../wire/mac.ts";
 import { checkVxlanHeader, VXLAN_HEADER_LEN, writeVxlanHeader } from "../wire/vxlan.ts";
@@ -69,8 +70,8 @@ export class VxlanBackend implements TunnelBackend, DatagramReader {
     const eth = at + VXLAN_HEADER_LEN;
     if (r !== Drop.None) sink.drop(r);
     else if (len < VXLAN_HEADER_LEN + ETH_HEADER_LEN) sink.drop(Drop.VxlanTruncated);
-    else if (macHi(buf, eth) !== vtepHi[self] || macLo(buf, eth) !== vtepLo[self]) sink.drop(Drop.VxlanNotForUs);
-    else if (buf[eth + ETH_TYPE] !== ETHERTYPE_IPV4 >> 8 || buf[eth + ETH_TYPE + 1] !== (ETHERTYPE_IPV4 & 0xff)) sink.drop(Drop.TunnelNotIpv4);
+    else if (macHi(buf, eth) !== vtepHi[self] || macLo(buf, eth) !== vtepLo[self]) sink.drop(TunnelDrop.VxlanNotForUs);
+    else if (buf[eth + ETH_TYPE] !== ETHERTYPE_IPV4 >> 8 || buf[eth + ETH_TYPE + 1] !== (ETHERTYPE_IPV4 & 0xff)) sink.drop(TunnelDrop.TunnelNotIpv4);
     else innerFrame(buf, eth + ETH_HEADER_LEN, len - VXLAN_HEADER_LEN - ETH_HEADER_LEN, eth, first, sink);
   }
 }

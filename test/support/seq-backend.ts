@@ -18,7 +18,7 @@ import { findBackend, registerBackend, type BackendInfo } from "../../src/tunnel
 import { eachDatagram, innerFrame, type DatagramReader } from "../../src/tunnel/inner.ts";
 import { DatagramRun } from "../../src/tunnel/run.ts";
 import { get32, put32 } from "../../src/wire/bytes.ts";
-import { Drop } from "../../src/wire/drop.ts";
+import { TunnelDrop } from "../../src/tunnel/drops.ts";
 import { ETH_HEADER_LEN } from "../../src/wire/ethernet.ts";
 import { ETH_OFF } from "../../src/wire/virtio.ts";
 
@@ -78,7 +78,7 @@ export class SeqBackend implements TunnelBackend, DatagramReader {
 
   datagram(buf: Uint8Array, at: number, len: number, first: boolean, peer: number, sink: FrameSink): void {
     if (len < SEQ_HEADER_LEN + IPV4_MIN || buf[at + SEQ_HEADER_LEN] >> 4 !== 4) {
-      sink.drop(Drop.TunnelNotIpv4);
+      sink.drop(TunnelDrop.TunnelNotIpv4);
       return;
     }
     this.lastSeq[peer] = get32(buf, at);

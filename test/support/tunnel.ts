@@ -3,7 +3,8 @@
 // checking as it delivers that no frame's bytes changed between hand-over and delivery.
 import { newTail } from "../../src/switch/frames.ts";
 import { HEAD_ROOM, type BackendContext, type FrameSink, type FrameTail, type TunnelEvents } from "../../src/tunnel/contract.ts";
-import { DROP_NAMES, type DropReason } from "../../src/wire/drop.ts";
+import { DROP_NAMES } from "../../src/switch/counters.ts";
+import { type DropReason } from "../../src/wire/drop.ts";
 import { CollectingSink, frameBytes } from "./gather.ts";
 
 /** What the backend reported through its events: datagrams and bytes sent, frames lost. */

@@ -1,6 +1,64 @@
 import { describe, expect, it } from "vitest";
-import { Counters, DROP_BASE, PORT_COUNTERS, PortCounter, SwitchCounter } from "../../src/switch/counters.ts";
-import { DROP_NAMES, DROP_REASON_COUNT, Drop } from "../../src/wire/drop.ts";
+import {
+  Counters, DROP_BASE, DROP_NAMES, DROP_REASON_COUNT, DROP_TABLES, PORT_COUNTERS, PortCounter, SwitchCounter,
+} from "../../src/switch/counters.ts";
+import { SwitchDrop } from "../../src/switch/drops.ts";
+import { TunnelDrop } from "../../src/tunnel/drops.ts";
+import { counterName, Drop, numberAfter } from "../../src/wire/drop.ts";
+
+/** Every drop counter name as users saw it in `lab status` before the reasons were split by layer. */
+const DROP_NAMES_BEFORE = [
+  "none", "eth_runt", "eth_vlan_truncated", "eth_bad_source", "same_port",
+  "arp_truncated", "arp_unsupported", "ipv4_truncated", "ipv4_bad_version",
+  "ipv4_bad_header_len", "ipv4_bad_total_len", "ipv4_bad_checksum", "icmp_truncated",
+  "udp_truncated", "udp_bad_length", "tcp_truncated", "tcp_bad_header_len",
+  "vnet_hdr_truncated", "tx_error", "no_port",
+  "gso_unsupported", "gso_malformed", "gso_bad_size", "gso_too_big", "csum_bad_offset",
+  "vxlan_truncated", "vxlan_bad_flags", "vxlan_wrong_vni", "vxlan_not_for_us", "tunnel_not_ipv4",
+  "tunnel_unknown_peer", "tunnel_spoofed", "tunnel_not_local", "no_route", "cluster_unreachable",
+  "frag_needed", "too_big", "ttl_expired", "neigh_unresolved", "tunnel_bad_checksum",
+  "tapnet_truncated", "tapnet_bad_version", "tapnet_bad_chunk", "tapnet_incomplete",
+];
+
+describe("drop reasons of every layer", () => {
+  it("keep every counter name users saw, no more and no fewer", () => {
+    expect([...DROP_NAMES].sort()).toEqual([...DROP_NAMES_BEFORE].sort());
+    expect(DROP_REASON_COUNT).toBe(DROP_NAMES_BEFORE.length);
+  });
+
+  it("are numbered contiguously, wire from 0, then the tunnel's, then the switch's", () => {
+    expect(DROP_TABLES).toEqual([Drop, TunnelDrop, SwitchDrop]);
+    const numbers = DROP_TABLES.flatMap((t) => Object.values(t));
+    expect(numbers).toEqual(DROP_NAMES.map((_, i) => i));
+    expect(Math.min(...Object.values(TunnelDrop))).toBe(numberAfter(Drop));
+    expect(Math.min(...Object.values(SwitchDrop))).toBe(numberAfter(TunnelDrop));
+    expect(numberAfter(SwitchDrop)).toBe(DROP_REASON_COUNT);
+  });
+
+  it("each has a distinct number and, at that number, the snake_case of its name", () => {
+    const seen = new Set<number>();
+    for (const table of DROP_TABLES) {
+      for (const [name, reason] of Object.entries(table)) {
+        expect(seen.has(reason), name).toBe(false);
+        seen.add(reason);
+        expect(DROP_NAMES[reason], name).toBe(counterName(name));
+      }
+    }
+    expect(seen.size).toBe(DROP_REASON_COUNT);
+    expect(new Set(DROP_NAMES).size).toBe(DROP_REASON_COUNT);
+    expect(DROP_NAMES[Drop.Ipv4BadChecksum]).toBe("ipv4_bad_checksum");
+    expect(DROP_NAMES[TunnelDrop.VxlanNotForUs]).toBe("vxlan_not_for_us");
+    expect(DROP_NAMES[SwitchDrop.SamePort]).toBe("same_port");
+  });
+
+  it("the tunnel's and the switch's are the backends' refusals and forwarding's decisions", () => {
+    expect(Object.keys(TunnelDrop)).toEqual(["TunnelNotIpv4", "VxlanNotForUs", "TapnetIncomplete"]);
+    expect(Object.keys(SwitchDrop)).toEqual([
+      "EthBadSource", "SamePort", "TxError", "NoPort", "TunnelUnknownPeer", "TunnelSpoofed", "TunnelNotLocal",
+      "NoRoute", "ClusterUnreachable", "FragNeeded", "TooBig", "TtlExpired", "NeighUnresolved", "TunnelBadChecksum",
+    ]);
+  });
+});
 
 describe("Counters", () => {
   it("has one row per port of base counters and one counter per drop reason, then the switch row", () => {
@@ -10,11 +68,10 @@ describe("Counters", () => {
     expect(c.switchBase).toBe(4 * PORT_COUNTERS);
   });
 
-  it("every drop reason has a counter name, in the order of Drop", () => {
-    expect(DROP_NAMES).toHaveLength(Object.keys(Drop).length);
-    expect(DROP_NAMES[Drop.SamePort]).toBe("same_port");
-    expect(DROP_NAMES[Drop.NoPort]).toBe("no_port");
-    expect(DROP_NAMES[Drop.Ipv4BadChecksum]).toBe("ipv4_bad_checksum");
+  it("numbers the port and switch counters 0, 1, 2, … in the order they are declared", () => {
+    expect(Object.values(PortCounter)).toEqual(Object.keys(PortCounter).map((_, i) => i));
+    expect(Object.values(SwitchCounter)).toEqual(Object.keys(SwitchCounter).map((_, i) => i));
+    expect(DROP_BASE).toBe(Object.keys(PortCounter).length);
   });
 
   it("a port snapshot names the base counters and only the drops that happened", () => {
@@ -23,10 +80,12 @@ describe("Counters", () => {
     c.v[2 * PORT_COUNTERS + PortCounter.TxBytes] = 1500;
     c.drop(2, Drop.EthRunt);
     c.drop(2, Drop.EthRunt);
-    c.drop(2, Drop.TxError);
-    c.drop(3, Drop.SamePort);
+    c.drop(2, SwitchDrop.TxError);
+    c.drop(2, TunnelDrop.TapnetIncomplete);
+    c.drop(3, SwitchDrop.SamePort);
     expect(c.portSnapshot(2)).toEqual({
-      rx_frames: 3, rx_bytes: 0, tx_frames: 0, tx_bytes: 1500, rx_flooded: 0, drop_eth_runt: 2, drop_tx_error: 1,
+      rx_frames: 3, rx_bytes: 0, tx_frames: 0, tx_bytes: 1500, rx_flooded: 0,
+      drop_eth_runt: 2, drop_tx_error: 1, drop_tapnet_incomplete: 1,
     });
     expect(c.port(2, DROP_BASE + Drop.EthRunt)).toBe(2);
     expect(c.portSnapshot(3)).toMatchObject({ drop_same_port: 1 });
@@ -55,7 +114,7 @@ describe("Counters", () => {
   it("a second Counters over the same SharedArrayBuffer sees the first one's counts", () => {
     const a = new Counters(4);
     const b = new Counters(4, a.buffer);
-    a.drop(1, Drop.NoPort);
+    a.drop(1, SwitchDrop.NoPort);
     expect(b.portSnapshot(1)).toMatchObject({ drop_no_port: 1 });
   });
 

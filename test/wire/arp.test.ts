@@ -4,7 +4,8 @@ import {
   writeArpReply, writeArpRequest, type ArpRepr,
 } from "../../src/wire/arp.ts";
 import { fromHex, put16 } from "../../src/wire/bytes.ts";
-import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
+import { DROP_NAMES } from "../../src/switch/counters.ts";
+import { Drop, type DropReason } from "../../src/wire/drop.ts";
 import { emitEthernet } from "../../src/wire/ethernet.ts";
 import { formatIpv4 } from "../../src/wire/ipv4.ts";
 import { formatMacHiLo } from "../../src/wire/mac.ts";

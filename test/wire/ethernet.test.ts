@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { fromHex } from "../../src/wire/bytes.ts";
-import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
+import { DROP_NAMES } from "../../src/switch/counters.ts";
+import { Drop, type DropReason } from "../../src/wire/drop.ts";
 import {
   ETH_DST, ETH_HEADER_LEN, ETH_SRC, ETHERTYPE_ARP, ETHERTYPE_IPV4,
   EthernetView, emitEthernet, parseEthernet, type EthernetRepr,

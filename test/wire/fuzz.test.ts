@@ -7,7 +7,8 @@
 import { describe, expect, it } from "vitest";
 import { ArpView, parseArp } from "../../src/wire/arp.ts";
 import { fromHex } from "../../src/wire/bytes.ts";
-import { DROP_NAMES, Drop } from "../../src/wire/drop.ts";
+import { DROP_NAMES } from "../../src/switch/counters.ts";
+import { Drop } from "../../src/wire/drop.ts";
 import { EthernetView, parseEthernet } from "../../src/wire/ethernet.ts";
 import { IcmpView, parseIcmp } from "../../src/wire/icmp.ts";
 import { Ipv4View, parseIpv4 } from "../../src/wire/ipv4.ts";

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { fromHex, get16, get32, put16, put32 } from "../../src/wire/bytes.ts";
 import { fold, pseudoHeaderSum } from "../../src/wire/checksum.ts";
-import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
+import { DROP_NAMES } from "../../src/switch/counters.ts";
+import { Drop, type DropReason } from "../../src/wire/drop.ts";
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN } from "../../src/wire/ethernet.ts";
 import { GsoSegmenter, completeChecksum, completeChecksumAt, segmentTcp4ToArrays, segmentToArrays } from "../../src/wire/gso.ts";
 import { IPV4_FLAG_MF, PROTO_TCP, PROTO_UDP } from "../../src/wire/ipv4.ts";

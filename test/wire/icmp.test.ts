@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { fromHex, get16 } from "../../src/wire/bytes.ts";
 import { internetChecksum } from "../../src/wire/checksum.ts";
-import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
+import { DROP_NAMES } from "../../src/switch/counters.ts";
+import { Drop, type DropReason } from "../../src/wire/drop.ts";
 import { emitEthernet } from "../../src/wire/ethernet.ts";
 import {
   ICMP_CHECKSUM, ICMP_DEST_UNREACHABLE, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, ICMP_QUOTE_DATA,

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { fromHex, get16, put16 } from "../../src/wire/bytes.ts";
 import { internetChecksum } from "../../src/wire/checksum.ts";
-import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
+import { DROP_NAMES } from "../../src/switch/counters.ts";
+import { Drop, type DropReason } from "../../src/wire/drop.ts";
 import {
   IPV4_CHECKSUM, IPV4_FLAGS_FRAG, IPV4_ID, IPV4_MIN_HEADER_LEN, IPV4_TOTAL_LEN, IPV4_TTL, Ipv4View, PROTO_ICMP,
   PROTO_TCP, PROTO_UDP, emitIpv4, formatIpv4, parseIpv4, parseIpv4Address, type Ipv4Repr,

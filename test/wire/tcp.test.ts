@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { fromHex } from "../../src/wire/bytes.ts";
 import { internetChecksum, pseudoHeaderSum } from "../../src/wire/checksum.ts";
-import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
+import { DROP_NAMES } from "../../src/switch/counters.ts";
+import { Drop, type DropReason } from "../../src/wire/drop.ts";
 import { PROTO_TCP } from "../../src/wire/ipv4.ts";
 import {
   TCP_ACK_FLAG, TCP_DATA_OFF, TCP_MIN_HEADER_LEN, TCP_SYN, TcpView, emitTcp, parseTcp, type TcpRepr,

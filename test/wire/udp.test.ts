@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { fromHex, get16, put16 } from "../../src/wire/bytes.ts";
 import { internetChecksum, pseudoHeaderSum } from "../../src/wire/checksum.ts";
-import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
+import { DROP_NAMES } from "../../src/switch/counters.ts";
+import { Drop, type DropReason } from "../../src/wire/drop.ts";
 import { PROTO_UDP } from "../../src/wire/ipv4.ts";
 import { UDP_CHECKSUM, UDP_HEADER_LEN, UDP_LENGTH, UdpView, emitUdp, parseUdp, type UdpRepr } from "../../src/wire/udp.ts";
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { fromHex } from "../../src/wire/bytes.ts";
-import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
+import { DROP_NAMES } from "../../src/switch/counters.ts";
+import { Drop, type DropReason } from "../../src/wire/drop.ts";
 import {
   GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_UDP_L4, ETH_OFF, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM,
   emitVirtioNetHdr, parseVirtioNetHdr, vnetGsoType, type VirtioNetHdr,

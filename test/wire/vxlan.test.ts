@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { fromHex } from "../../src/wire/bytes.ts";
-import { DROP_NAMES, Drop, type DropReason } from "../../src/wire/drop.ts";
+import { DROP_NAMES } from "../../src/switch/counters.ts";
+import { Drop, type DropReason } from "../../src/wire/drop.ts";
 import {
   VXLAN_FLAG_I, VXLAN_FLAGS, VXLAN_HEADER_LEN, VXLAN_VNI,
   checkVxlanHeader, emitVxlan, parseVxlan, writeVxlanHeader, type VxlanRepr,

@@ -12,6 +12,7 @@ import { Drop } from "../../wire/drop.ts";
 import { ETH_DST, ETH_HEADER_LEN, ETH_SRC } from "../../wire/ethernet.ts";
 import { isGroupMac, macHi, macLo } from "../../wire/mac.ts";
 import { ETH_OFF } from "../../wire/virtio.ts";
+import { SwitchDrop } from "../drops.ts";
 import { Counters, PORT_COUNTERS, PortCounter, SwitchCounter } from "../counters.ts";
 import { Fdb, Learn } from "../fdb.ts";
 import { DONE, FLOOD, PENDING, type Frames } from "../frames.ts";
@@ -45,7 +46,7 @@ export class Bridge implements Stage {
       return DROP;
     }
     if (isGroupMac(buf, off + ETH_SRC)) {
-      c.drop(inPort, Drop.EthBadSource);
+      c.drop(inPort, SwitchDrop.EthBadSource);
       return DROP;
     }
     const learned = this.fdb.learn(macHi(buf, off + ETH_SRC), macLo(buf, off + ETH_SRC), inPort, now);
@@ -65,7 +66,7 @@ export class Bridge implements Stage {
       return FLOOD;
     }
     if (out === inPort) {
-      c.drop(inPort, Drop.SamePort);
+      c.drop(inPort, SwitchDrop.SamePort);
       return DROP;
     }
     return out;

@@ -19,9 +19,12 @@ import { Drop } from "../../wire/drop.ts";
 import { ETH_DST, ETH_HEADER_LEN, ETH_SRC } from "../../wire/ethernet.ts";
 import { Ipv4View, PROTO_TCP, PROTO_UDP } from "../../wire/ipv4.ts";
 import { putMac } from "../../wire/mac.ts";
+import { TCP_CHECKSUM, TCP_MIN_HEADER_LEN } from "../../wire/tcp.ts";
+import { UDP_CHECKSUM, UDP_HEADER_LEN } from "../../wire/udp.ts";
 import { GSO_NONE, VNET_F_DATA_VALID, vnetGsoType } from "../../wire/virtio.ts";
 import { ETH_OFF } from "../../wire/virtio.ts";
 import { SwitchCounter } from "../counters.ts";
+import { SwitchDrop } from "../drops.ts";
 import { ASK, DONE, FLOOD, PENDING, TUNNEL, type Frames } from "../frames.ts";
 import type { Stage } from "../pipeline.ts";
 import type { Cluster, SwitchState } from "../state.ts";
@@ -56,7 +59,7 @@ export class Deliver implements Stage {
     if (!ip.checksumValid()) return Drop.Ipv4BadChecksum;
     const cl = this.cluster;
     const src = ip.src;
-    if (cl.inCluster(src) && !cl.map.owns(f.nodes[i], src)) return Drop.TunnelSpoofed;
+    if (cl.inCluster(src) && !cl.map.owns(f.nodes[i], src)) return SwitchDrop.TunnelSpoofed;
     f.lens[i] = ETH_OFF + ETH_HEADER_LEN + ip.totalLen; // whatever padding came after the packet stays behind
     if (buf[o] === 0 && vnetGsoType(buf, o) === GSO_NONE) {
       buf.fill(0, o, o + ETH_OFF);
@@ -68,7 +71,7 @@ export class Deliver implements Stage {
     const v = this.state.counters.v;
     const sw = this.state.counters.switchBase;
     if (dst === cl.cfg.gatewayIp) {
-      if (cl.gatewayPort < 0) return Drop.NoPort;
+      if (cl.gatewayPort < 0) return SwitchDrop.NoPort;
       putMac(buf, eth + ETH_DST, cl.gwHi, cl.gwLo);
       putMac(buf, eth + ETH_SRC, cl.vtepHi[f.nodes[i]], cl.vtepLo[f.nodes[i]]);
       f.outs[i] = cl.gatewayPort;
@@ -76,12 +79,12 @@ export class Deliver implements Stage {
       return Drop.None;
     }
     const nb = cl.neighbors;
-    if (!nb.contains(dst)) return Drop.TunnelNotLocal;
-    if (ip.ttl <= 1) return Drop.TtlExpired;
+    if (!nb.contains(dst)) return SwitchDrop.TunnelNotLocal;
+    if (ip.ttl <= 1) return SwitchDrop.TtlExpired;
     if (!nb.known(dst)) {
       f.outs[i] = ASK;
       f.aux[i] = dst;
-      return Drop.NeighUnresolved;
+      return SwitchDrop.NeighUnresolved;
     }
     ip.decrementTtl();
     const hi = nb.hi(dst);
@@ -106,13 +109,13 @@ export class Deliver implements Stage {
     const buf = f.bufs[i];
     const l4 = ip.payloadOff;
     const len = ip.payloadLen;
-    const field = l4 + (proto === PROTO_TCP ? 16 : 6);
-    if (len < (proto === PROTO_TCP ? 20 : 8)) return Drop.None; // the receiving kernel's to refuse
+    const field = l4 + (proto === PROTO_TCP ? TCP_CHECKSUM : UDP_CHECKSUM);
+    if (len < (proto === PROTO_TCP ? TCP_MIN_HEADER_LEN : UDP_HEADER_LEN)) return Drop.None; // the receiving kernel's to refuse
     if (proto === PROTO_UDP && get16(buf, field) === 0) return Drop.None; // sent without a checksum
     const pseudo = pseudoHeaderSum(ip.src, ip.dst, proto, len);
     if (fold(this.sumL4(f, i, l4, len, pseudo)) !== 0xffff) {
       // Partial: the field holds the folded pseudo-header sum and nothing of the data.
-      if (get16(buf, field) !== fold(pseudo)) return Drop.TunnelBadChecksum;
+      if (get16(buf, field) !== fold(pseudo)) return SwitchDrop.TunnelBadChecksum;
       put16(buf, field, 0);
       const sum = ~fold(this.sumL4(f, i, l4, len, pseudo)) & 0xffff;
       put16(buf, field, sum === 0 && proto === PROTO_UDP ? 0xffff : sum);

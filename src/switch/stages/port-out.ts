@@ -4,10 +4,10 @@
  * failed write (a full queue, a device gone) as tx_error on the port the frame came in on. A
  * frame for a port that was removed while it was in flight is dropped as no_port.
  */
-import { Drop } from "../../wire/drop.ts";
 import { type FrameTail } from "../../tunnel/contract.ts";
 import { ETH_OFF } from "../../wire/virtio.ts";
 import { PORT_COUNTERS, PortCounter } from "../counters.ts";
+import { SwitchDrop } from "../drops.ts";
 import { FLOOD, TUNNEL, type Frames } from "../frames.ts";
 import type { Stage } from "../pipeline.ts";
 import type { SwitchState } from "../state.ts";
@@ -32,7 +32,7 @@ export class PortOut implements Stage {
       const out = f.outs[i];
       if (out >= 0) {
         if (ports.has(out)) this.transmit(f, i, out);
-        else this.state.counters.drop(this.row(f.ports[i]), Drop.NoPort);
+        else this.state.counters.drop(this.row(f.ports[i]), SwitchDrop.NoPort);
       } else if (out === FLOOD) {
         const inPort = f.ports[i];
         for (let k = 0; k < ports.count; k++) if (ports.list[k] !== inPort) this.transmit(f, i, ports.list[k]);
@@ -53,7 +53,7 @@ export class PortOut implements Stage {
       c.v[port * PORT_COUNTERS + PortCounter.TxFrames]++;
       c.v[port * PORT_COUNTERS + PortCounter.TxBytes] += len - ETH_OFF;
     } else {
-      c.drop(this.row(f.ports[i]), Drop.TxError);
+      c.drop(this.row(f.ports[i]), SwitchDrop.TxError);
     }
   }
 }

@@ -22,6 +22,7 @@ import { Ipv4View } from "../../wire/ipv4.ts";
 import { macHi, macLo } from "../../wire/mac.ts";
 import { GSO_NONE, GSO_TCPV4, GSO_UDP_L4, vnetGsoType } from "../../wire/virtio.ts";
 import { ETH_OFF } from "../../wire/virtio.ts";
+import { SwitchDrop } from "../drops.ts";
 import { DONE, PENDING, REPLY, TO_NODE, type Frames } from "../frames.ts";
 import type { Stage } from "../pipeline.ts";
 import type { Cluster, SwitchState } from "../state.ts";
@@ -76,11 +77,11 @@ export class Route implements Stage {
       return;
     }
     if (node < 0 && cl.inCluster(dst)) {
-      this.refuse(f, i, Drop.ClusterUnreachable, icmpReply(ICMP_DEST_UNREACHABLE, UNREACH_NET, 0));
+      this.refuse(f, i, SwitchDrop.ClusterUnreachable, icmpReply(ICMP_DEST_UNREACHABLE, UNREACH_NET, 0));
       return;
     }
     if (toVtep) {
-      c.drop(inPort, Drop.NoRoute);
+      c.drop(inPort, SwitchDrop.NoRoute);
       f.outs[i] = DONE;
     }
     // Otherwise for the node or beyond it: left to the bridge, which hands it to tapnet0.
@@ -90,18 +91,18 @@ export class Route implements Stage {
   private toNode(f: Frames, i: number, node: number): void {
     const ip = this.ip;
     if (ip.ttl <= 1) {
-      this.refuse(f, i, Drop.TtlExpired, icmpReply(ICMP_TIME_EXCEEDED, 0, 0));
+      this.refuse(f, i, SwitchDrop.TtlExpired, icmpReply(ICMP_TIME_EXCEEDED, 0, 0));
       return;
     }
     const mtu = this.cluster.cfg.tunnelMtu;
     const gso = vnetGsoType(f.bufs[i], f.offs[i]);
     if (gso === GSO_NONE && ip.totalLen > mtu) {
       if (ip.dontFragment) {
-        this.refuse(f, i, Drop.FragNeeded, icmpReply(ICMP_DEST_UNREACHABLE, UNREACH_FRAG_NEEDED, mtu));
+        this.refuse(f, i, SwitchDrop.FragNeeded, icmpReply(ICMP_DEST_UNREACHABLE, UNREACH_FRAG_NEEDED, mtu));
         return;
       }
       if (!this.wholeFrames) { // a backend that takes whole frames carries it as it is
-        this.state.counters.drop(f.ports[i], Drop.TooBig);
+        this.state.counters.drop(f.ports[i], SwitchDrop.TooBig);
         f.outs[i] = DONE;
         return;
       }

@@ -7,9 +7,10 @@
  * batch's slots are reused: when this stage's vector is full, when the backend is about to
  * reuse memory a frame lies in (`commit`), and at the end of the stage.
  */
-import { Drop, type DropReason } from "../../wire/drop.ts";
+import type { DropReason } from "../../wire/drop.ts";
 import type { FrameSink, FrameTail, TunnelBackend } from "../../tunnel/contract.ts";
 import { DROP_BASE, PORT_COUNTERS, PortCounter } from "../counters.ts";
+import { SwitchDrop } from "../drops.ts";
 import { DONE, Frames, PENDING, TUNNEL } from "../frames.ts";
 import type { Pipeline, Stage } from "../pipeline.ts";
 import type { SwitchState } from "../state.ts";
@@ -45,7 +46,7 @@ export class TunnelIn implements Stage, FrameSink {
       if (peer < 0 || peer === cl.cfg.self) {
         const n = stride > 0 ? Math.max(1, Math.ceil(len / stride)) : 1; // every datagram of a GRO run counts
         v[t + PortCounter.RxFrames] += n;
-        v[t + DROP_BASE + Drop.TunnelUnknownPeer] += n;
+        v[t + DROP_BASE + SwitchDrop.TunnelUnknownPeer] += n;
         continue;
       }
       this.peer = peer;

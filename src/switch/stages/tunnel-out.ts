@@ -17,6 +17,7 @@ import { GSO_NONE, VNET_CSUM_OFFSET, VNET_CSUM_START, VNET_F_NEEDS_CSUM, VNET_GS
 import { type TunnelBackend } from "../../tunnel/contract.ts";
 import { ETH_OFF } from "../../wire/virtio.ts";
 import { SwitchCounter } from "../counters.ts";
+import { SwitchDrop } from "../drops.ts";
 import { DONE, TO_NODE, type Frames } from "../frames.ts";
 import type { Stage } from "../pipeline.ts";
 import type { SwitchState } from "../state.ts";
@@ -58,7 +59,7 @@ export class TunnelOut implements Stage {
   }
 
   private whole(f: Frames, i: number): DropReason {
-    if (this.backend.send(f.bufs[i], f.offs[i], f.lens[i], f.nodes[i]) < 0) return Drop.TxError;
+    if (this.backend.send(f.bufs[i], f.offs[i], f.lens[i], f.nodes[i]) < 0) return SwitchDrop.TxError;
     this.state.counters.v[this.state.counters.switchBase + SwitchCounter.Routed]++;
     return Drop.None;
   }

@@ -1,0 +1,38 @@
+/**
+ * What forwarding decides against a frame: the switch's drop reasons, numbered after wire's
+ * (wire/drop.ts) and the backends' (tunnel/drops.ts). Counted on the port the frame came in on,
+ * or on the tunnel's row for what came from or failed to go to the tunnel.
+ */
+import { numberAfter, numbered } from "../wire/drop.ts";
+import { TunnelDrop } from "../tunnel/drops.ts";
+
+export const SwitchDrop = numbered(numberAfter(TunnelDrop), [
+  /** Source MAC is multicast or broadcast: no station sends from a group address. */
+  "EthBadSource",
+  /** The destination is on the port the frame came in on: a bridge filters it. */
+  "SamePort",
+  /** Writing to the output port or the tunnel failed (its queue full, or the device gone). */
+  "TxError",
+  /** The output port was removed while the frame was in flight. */
+  "NoPort",
+  /** A tunnel datagram from an address that is no other node of the cluster. */
+  "TunnelUnknownPeer",
+  /** A tunnel datagram whose inner source is a cluster address of another node than the sender. */
+  "TunnelSpoofed",
+  /** A tunnel datagram for an address that is not this node's to deliver. */
+  "TunnelNotLocal",
+  /** Sent to a VTEP MAC but for no remote pod CIDR. */
+  "NoRoute",
+  /** For a cluster address no node owns: ICMP destination unreachable sent back. */
+  "ClusterUnreachable",
+  /** DF set and larger than the tunnel MTU: ICMP fragmentation needed sent back. */
+  "FragNeeded",
+  /** Larger than the tunnel MTU without DF: tapnet does not fragment. */
+  "TooBig",
+  /** TTL would reach 0: ICMP time exceeded sent back (when it came from a port). */
+  "TtlExpired",
+  /** For a pod whose MAC is not known yet: an ARP request was sent. */
+  "NeighUnresolved",
+  /** The inner TCP/UDP checksum of a tunnel datagram is wrong (and not merely left partial). */
+  "TunnelBadChecksum",
+]);
