@@ -16,11 +16,12 @@ export class Iovecs {
   /** Bytes in the pieces added since the last reset. */
   total = 0;
   private readonly dv: DataView;
-  // The last two buffers' addresses: pieces alternate between a few buffers (headers and a
-  // frame slot, a head and a receive buffer), and libc.addressOf is a call into C.
-  private bufA?: Uint8Array;
+  // The base addresses of the last two ArrayBuffers pieces came from: pieces alternate between
+  // a few buffers (headers and the slots, heads and a receive buffer), every slot and head a
+  // view of one of them, and libc.addressOf is a call into C.
+  private bufA?: ArrayBufferLike;
   private addrA = 0;
-  private bufB?: Uint8Array;
+  private bufB?: ArrayBufferLike;
   private addrB = 0;
 
   constructor(private readonly libc: Libc, readonly capacity: number) {
@@ -46,12 +47,14 @@ export class Iovecs {
   }
 
   private addressOf(buf: Uint8Array): number {
-    if (buf === this.bufA) return this.addrA;
-    if (buf === this.bufB) return this.addrB;
+    const ab = buf.buffer;
+    if (ab === this.bufA) return this.addrA + buf.byteOffset;
+    if (ab === this.bufB) return this.addrB + buf.byteOffset;
     this.bufB = this.bufA;
     this.addrB = this.addrA;
-    this.bufA = buf;
-    return (this.addrA = this.libc.addressOf(buf));
+    this.bufA = ab;
+    this.addrA = this.libc.addressOf(buf) - buf.byteOffset;
+    return this.addrA + buf.byteOffset;
   }
 }
 

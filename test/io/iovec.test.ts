@@ -102,4 +102,17 @@ describe("Iovecs", () => {
     iov.add(head, 0, 1);
     expect(asked).toEqual([head, slot, other, head]);
   });
+
+  it("asks once for all the views of one buffer: the slots and heads of a batch, at their own offsets", () => {
+    const libc = new FakeLibc();
+    const iov = new Iovecs(libc, 16);
+    let asked = 0;
+    const addressOf = libc.addressOf.bind(libc);
+    libc.addressOf = (b) => (asked++, addressOf(b));
+    const mem = new Uint8Array(4096);
+    const slots = [0, 1, 2, 3].map((i) => mem.subarray(i * 1024, (i + 1) * 1024));
+    slots.forEach((slot, i) => iov.add(slot, 10 + i, 5));
+    expect(asked).toBe(1);
+    slots.forEach((_, i) => expect(entry(iov, i)).toEqual({ base: libc.addressOf(mem) + i * 1024 + 10 + i, len: 5 }));
+  });
 });
