@@ -223,6 +223,42 @@ describe("Bridge.run: the stage over a batch", () => {
     expect(fdb.size).toBe(0);
     expect(counters.v.every((x) => x === 0)).toBe(true);
   });
+
+  it("handles the vector's first `count` entries only", () => {
+    const { bridge, f, add, fdb, counters } = stage();
+    add(1, frame("ff:ff:ff:ff:ff:ff", A));
+    const j = add(2, frame("ff:ff:ff:ff:ff:ff", B));
+    f.count = 1;
+    bridge.run(f, 0);
+    expect(f.outs[j]).toBe(PENDING);
+    expect(fdb.entries(0)).toEqual([{ mac: A, port: 1, age: 0 }]);
+    expect(counters.portSnapshot(2).rx_flooded).toBe(0);
+  });
+});
+
+describe("Validate: the first stage of a TAP frame", () => {
+  function stage() {
+    const counters = new Counters(8);
+    const validate = new Validate(new SwitchState(counters, new Fdb()));
+    return { counters, validate, f: new Frames(8) };
+  }
+
+  it("leaves frames from the tunnel alone, even one too short for a virtio_net_hdr: not dropped, nothing counted", () => {
+    const { counters, validate, f } = stage();
+    const i = f.push(new Uint8Array(64), 0, ETH_OFF - 1, TUNNEL);
+    validate.run(f);
+    expect(f.outs[i]).toBe(PENDING);
+    expect(counters.v.every((x) => x === 0)).toBe(true);
+  });
+
+  it("handles the vector's first `count` entries only", () => {
+    const { counters, validate, f } = stage();
+    f.push(frame(B, A), 0, L2_OFF + 60, 1);
+    f.push(frame(A, B), 0, L2_OFF + 60, 2);
+    f.count = 1;
+    validate.run(f);
+    expect([counters.portSnapshot(1).rx_frames, counters.portSnapshot(2).rx_frames]).toEqual([1, 0]);
+  });
 });
 
 /** A frame of the one-node switch tests: virtio header, Ethernet, and `payloadLen` bytes starting with a 32-bit tag. */

@@ -67,6 +67,15 @@ describe("Frames", () => {
     expect(f.tails.every((t) => t.offs.length === 66 && t.lens.length === 66 && t.count === 0)).toBe(true);
   });
 
+  it("has a buffer in every entry from the start (the array never grows on push: no allocation per frame)", () => {
+    const f = new Frames(3);
+    expect(f.bufs).toHaveLength(3);
+    expect(f.bufs.every((b) => b instanceof Uint8Array)).toBe(true);
+    const before = f.bufs;
+    f.push(new Uint8Array(4), 0, 4, 1);
+    expect([f.bufs === before, f.bufs.length]).toEqual([true, 3]);
+  });
+
   it("newTail: an empty tail with room for the pieces asked for", () => {
     const t = newTail(5);
     expect([t.buf.length, t.headLen, t.offs.length, t.lens.length, t.count]).toEqual([0, 0, 5, 5, 0]);

@@ -68,6 +68,14 @@ describe("headerSpan: the bytes of a packet that go in a head", () => {
     for (const len of [0, 1, 19]) expect(headerSpan(packet(PROTO_TCP, 20), 0, len), `len ${len}`).toBe(len);
   });
 
+  it("reads the IHL only of a packet at least as long as an IPv4 header: a shorter one is all head, whatever its first byte says", () => {
+    // IHL 0 (invalid, as validation finds): the 8 bytes after a header of 0 bytes
+    const bogus = (len: number) => { const p = packet(PROTO_UDP, len); p[0] = 0x40; return p; };
+    expect(headerSpan(bogus(19), 0, 19)).toBe(19);
+    expect(headerSpan(bogus(20), 0, 20)).toBe(8);
+    expect(headerSpan(bogus(100), 0, 100)).toBe(8);
+  });
+
   it("the headers always fit a head behind the virtio_net_hdr and the Ethernet header", () => {
     const rnd = prng(7);
     for (let i = 0; i < 2000; i++) {
@@ -104,17 +112,20 @@ describe("innerFrame in place: a read's first datagram, with room in front of it
     expect(buf.subarray(130)).toEqual(before.subarray(130));
   });
 
-  it("vxlan (an inner Ethernet header before the packet): it is the frame's, as it came; the virtio_net_hdr is written over what was before it", () => {
-    const p = packet(PROTO_TCP, 200);
-    const buf = readBuf(p, 40);
-    const eth = fromHex("0e00c0a8380b 0e00c0a8380c 0800");
-    buf.set(eth, 26);
-    const sink = new FrameCollector();
-    innerFrame(buf, 40, p.length, 26, true, sink);
-    const [f] = sink.frames;
-    expect([f.buf === buf, f.off, f.len, f.lent, f.tail]).toEqual([true, 16, 24 + 200, false, null]);
-    expect(f.bytes).toEqual(Uint8Array.from([...ZEROS(10), ...eth, ...p]));
+  it("vxlan (an inner Ethernet header before the packet): it is the frame's, as it came, EtherType included; the virtio_net_hdr is written over what was before it", () => {
+    for (const type of ["0800", "86dd"]) {
+      const p = packet(PROTO_TCP, 200);
+      const buf = readBuf(p, 40);
+      const eth = fromHex(`0e00c0a8380b 0e00c0a8380c ${type}`);
+      buf.set(eth, 26);
+      const sink = new FrameCollector();
+      innerFrame(buf, 40, p.length, 26, true, sink);
+      const [f] = sink.frames;
+      expect([f.buf === buf, f.off, f.len, f.lent, f.tail]).toEqual([true, 16, 24 + 200, false, null]);
+      expect(f.bytes, type).toEqual(Uint8Array.from([...ZEROS(10), ...eth, ...p]));
+    }
   });
+
 });
 
 describe("innerFrame in a head: a later datagram of a GRO run, with the one before in front of it", () => {
@@ -134,18 +145,20 @@ describe("innerFrame in a head: a later datagram of a GRO run, with the one befo
     expect(buf).toEqual(before); // nothing written where the datagram before lies
   });
 
-  it("vxlan: the inner Ethernet header is copied into the head from where it lies", () => {
-    const p = packet(PROTO_UDP, 300);
-    const buf = readBuf(p, 50);
-    const eth = fromHex("0e00c0a8380b 0e00c0a8380c 0800");
-    buf.set(eth, 36);
-    const before = buf.slice();
-    const sink = new FrameCollector();
-    innerFrame(buf, 50, p.length, 36, false, sink);
-    const [f] = sink.frames;
-    expect(f.tail).toEqual({ buf, headLen: 24 + 28, pieces: [[50 + 28, 300 - 28]] });
-    expect(f.bytes).toEqual(Uint8Array.from([...ZEROS(10), ...eth, ...p]));
-    expect(buf).toEqual(before);
+  it("vxlan: the inner Ethernet header is copied into the head from where it lies, at the start of the buffer too", () => {
+    for (const ip of [50, 14]) {
+      const p = packet(PROTO_UDP, 300);
+      const buf = readBuf(p, ip);
+      const eth = fromHex("0e00c0a8380b 0e00c0a8380c 0800");
+      buf.set(eth, ip - 14);
+      const before = buf.slice();
+      const sink = new FrameCollector();
+      innerFrame(buf, ip, p.length, ip - 14, false, sink);
+      const [f] = sink.frames;
+      expect(f.tail).toEqual({ buf, headLen: 24 + 28, pieces: [[ip + 28, 300 - 28]] });
+      expect(f.bytes, `header at ${ip - 14}`).toEqual(Uint8Array.from([...ZEROS(10), ...eth, ...p]));
+      expect(buf).toEqual(before);
+    }
   });
 
   it("a packet that is all headers: the whole frame in the head, no tail", () => {

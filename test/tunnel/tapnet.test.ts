@@ -245,18 +245,27 @@ describe("tapnet backend", () => {
     ]);
   });
 
-  it("a frame whose first datagram holds under 256 bytes of it is put together whole, not left where it lies (its headers may go on into later chunks)", () => {
-    // 100-byte datagrams: a 250-byte frame in three of them
-    const tx = sender(true, 100);
-    const f = frameOf(250, 4);
-    expect(tx.b.send(f, 0, f.length, 1)).toBe(3);
+  /** Frame `f` sent in datagrams of `size` bytes, all received in one read: the read, and the frame handed over. */
+  function inOneRead(size: number, f: Uint8Array) {
+    const tx = sender(true, size);
+    expect(tx.b.send(f, 0, f.length, 1)).toBe(Math.ceil(f.length / (size - 12)));
     tx.b.flush();
     const read = concat(tx.sink.datagrams.map((d) => d.bytes));
-    const r = receiver(100);
-    r.feed(read, 1, 100);
+    const r = receiver(size);
+    r.feed(read, 1, size);
     expect(names(r.frames, { f })).toEqual(["f"]);
-    const [got] = r.sink.frames;
+    return { read, got: r.sink.frames[0] };
+  }
+
+  it("a frame whose first datagram holds under 256 bytes of it is put together whole, not left where it lies (its headers may go on into later chunks)", () => {
+    // 100-byte datagrams: a 250-byte frame in three of them
+    const { read, got } = inOneRead(100, frameOf(250, 4));
     expect([got.lent, got.tail, got.buf === read]).toEqual([false, null, false]);
+  });
+
+  it("a frame whose first datagram holds exactly 256 bytes of it is taken in place: all of them in the head, the tail only the later chunks", () => {
+    const { read, got } = inOneRead(268, frameOf(400, 4));
+    expect([got.lent, got.tail]).toEqual([true, { buf: read, headLen: 256, pieces: [[268 + 12, 144]] }]);
   });
 
   it("takes a frame of 64 datagrams in one read in place, and puts a longer one together in the reassembly buffer", () => {
@@ -309,9 +318,11 @@ describe("tapnet backend", () => {
     ipv6.set([0x86, 0xdd], 22);
     const lowByte = frameOf(100, 7);
     lowByte[23] = 0x01;
+    const vlan = frameOf(2000, 10); // 0x8100: the low byte is IPv4's
+    vlan.set([0x81, 0x00], 22);
     const short = frameOf(23, 8);
     const ok = frameOf(24, 9);
-    const frames = { arp, ipv6, lowByte, short, ok };
+    const frames = { arp, ipv6, lowByte, vlan, short, ok };
     const tx = sender(true);
     for (const f of Object.values(frames)) sendAll(tx, f);
     const inOneRead = receiver();
@@ -320,7 +331,7 @@ describe("tapnet backend", () => {
     for (const d of tx.sink.datagrams) oneByOne.feed(d.bytes, 1, D);
     for (const r of [inOneRead, oneByOne]) {
       expect(names(r.frames, frames)).toEqual(["ok"]);
-      expect(r.drops).toEqual(Array(4).fill("tunnel_not_ipv4"));
+      expect(r.drops).toEqual(Array(5).fill("tunnel_not_ipv4"));
     }
   });
 
@@ -522,25 +533,29 @@ describe("tapnet backend", () => {
     expect(tx.sink.sends).toEqual([{ peer: 1, bytes: 112, segment: 112 }, { peer: 1, bytes: 144, segment: 72 }]);
   });
 
-  it("takes into a frame only a datagram of its id and length at the next offset, in one read as in separate reads", () => {
-    // frame 7 of 60 bytes in two 30-byte chunks; the second chunk altered one field at a time
-    const whole = frameOf(60, 1);
-    const first = { frameId: 7, frameLen: 60, offset: 0, chunk: whole.subarray(0, 30) };
-    const second = { frameId: 7, frameLen: 60, offset: 30, chunk: whole.subarray(30) };
-    const cases: [string, typeof second, string[]][] = [
-      ["as sent", second, []],
-      ["another frame id", { ...second, frameId: 8 }, ["tapnet_incomplete"]],
-      ["another frame length (a sender restarted)", { ...second, frameLen: 61 }, ["tapnet_incomplete"]],
-      ["another offset", { ...second, offset: 29 }, ["tapnet_incomplete"]],
-    ];
-    for (const [what, d, drops] of cases) {
-      const read = new Uint8Array(84);
-      emitTapnet(first, read, 0);
-      emitTapnet(d, read, 42);
-      for (const reads of [[read], [read.subarray(0, 42), read.subarray(42)]]) {
-        const r = receiver();
-        for (const x of reads) r.feed(x, 1, 42);
-        expect({ what, frames: r.frames.length, drops: r.drops }).toEqual({ what, frames: drops.length ? 0 : 1, drops });
+  it("takes into a frame only a datagram of its version, id and length at the next offset, in one read as in separate reads", () => {
+    // frame 7 in two chunks of c bytes (30: put together; 300: taken in place when whole in one
+    // read); the second chunk altered one field at a time
+    for (const c of [30, 300]) {
+      const whole = frameOf(2 * c, 1);
+      const first = { frameId: 7, frameLen: 2 * c, offset: 0, chunk: whole.subarray(0, c) };
+      const second = { frameId: 7, frameLen: 2 * c, offset: c, chunk: whole.subarray(c) };
+      const cases: [string, typeof second, string[]][] = [
+        ["as sent", second, []],
+        ["another frame id", { ...second, frameId: 8 }, ["tapnet_incomplete"]],
+        ["another frame length (a sender restarted)", { ...second, frameLen: 2 * c + 1 }, ["tapnet_incomplete"]],
+        ["another offset", { ...second, offset: c - 1 }, ["tapnet_incomplete"]],
+      ];
+      for (const [what, d, drops] of [...cases, ["another version", second, ["tapnet_bad_version"]] as const]) {
+        const read = new Uint8Array(2 * (12 + c));
+        emitTapnet(first, read, 0);
+        emitTapnet(d, read, 12 + c);
+        if (what === "another version") read[12 + c] = 2;
+        for (const reads of [[read], [read.subarray(0, 12 + c), read.subarray(12 + c)]]) {
+          const r = receiver();
+          for (const x of reads) r.feed(x, 1, 12 + c);
+          expect({ what, c, frames: r.frames.length, drops: r.drops }).toEqual({ what, c, frames: drops.length ? 0 : 1, drops });
+        }
       }
     }
   });

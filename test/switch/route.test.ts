@@ -1,0 +1,80 @@
+// route (switch/stages/route.ts) driven on its own over a Frames vector: which entries it takes
+// (frames from the pods' ports, undecided), and the super-frames it lets through to a backend
+// that cuts them (TCP and UDP over IPv4 only) or to one that carries them whole (any).
+import { describe, expect, it } from "vitest";
+import { FDB_DEFAULTS } from "../../src/switch/fdb.ts";
+import { DONE, Frames, PENDING, TO_NODE, TUNNEL } from "../../src/switch/frames.ts";
+import { Route } from "../../src/switch/stages/route.ts";
+import { SwitchState } from "../../src/switch/state.ts";
+import { ETH_OFF, GSO_TCPV6, GSO_UDP } from "../../src/wire/virtio.ts";
+import { config, GATEWAY_PORT, ipFrame, POD_A } from "./router-support.ts";
+
+const REMOTE_POD = "10.244.2.5";
+const TTL_AT = ETH_OFF + 14 + 8;
+
+function make(wholeFrames = false) {
+  const state = SwitchState.make(8, FDB_DEFAULTS, config("udp"));
+  for (let p = 0; p < 7; p++) state.ports.add(p);
+  state.cluster!.gatewayPort = GATEWAY_PORT;
+  const route = new Route(state, wholeFrames);
+  const f = new Frames(8);
+  /** A frame from pod A to the gateway MAC, for a pod of node 2 (the route stage's to take), from `port`. */
+  const toRemote = (port: number, gsoType = 0) => {
+    const b = ipFrame({ src: POD_A.ip, dst: REMOTE_POD });
+    b[1] = gsoType;
+    return f.push(b, 0, b.length, port);
+  };
+  const drops = (port: number) => Object.keys(state.counters.portSnapshot(port)).filter((k) => k.startsWith("drop_"));
+  return { state, route, f, toRemote, drops };
+}
+
+describe("route", () => {
+  it("routes a frame from a pod's port to the node that owns its destination, its TTL decremented", () => {
+    const { route, f, toRemote } = make();
+    const i = toRemote(1);
+    route.run(f);
+    expect([f.outs[i], f.nodes[i], f.bufs[i][TTL_AT]]).toEqual([TO_NODE, 1, 63]);
+  });
+
+  it("leaves a frame from the tunnel alone, even one that looks routable", () => {
+    const { route, f, toRemote } = make();
+    const i = toRemote(TUNNEL);
+    route.run(f);
+    expect([f.outs[i], f.bufs[i][TTL_AT]]).toEqual([PENDING, 64]);
+  });
+
+  it("leaves a frame an earlier stage decided alone", () => {
+    const { route, f, toRemote } = make();
+    const i = toRemote(1);
+    f.outs[i] = DONE;
+    route.run(f);
+    expect([f.outs[i], f.bufs[i][TTL_AT]]).toEqual([DONE, 64]);
+  });
+
+  it("handles the vector's first `count` entries only", () => {
+    const { route, f, toRemote } = make();
+    toRemote(1);
+    const j = toRemote(2);
+    f.count = 1;
+    route.run(f);
+    expect([f.outs[j], f.bufs[j][TTL_AT]]).toEqual([PENDING, 64]);
+  });
+
+  for (const [name, gso] of [["UDP (UFO)", GSO_UDP], ["TCPv6", GSO_TCPV6]] as const) {
+    it(`drops a ${name} super-frame, which it could not cut, for a backend that cuts super-frames`, () => {
+      const { route, f, toRemote, drops } = make(false);
+      const i = toRemote(1, gso);
+      route.run(f);
+      expect(f.outs[i]).toBe(DONE);
+      expect(drops(1)).toEqual(["drop_gso_unsupported"]);
+    });
+
+    it(`routes a ${name} super-frame as it is for a backend that carries super-frames whole`, () => {
+      const { route, f, toRemote, drops } = make(true);
+      const i = toRemote(1, gso);
+      route.run(f);
+      expect(f.outs[i]).toBe(TO_NODE);
+      expect(drops(1)).toEqual([]);
+    });
+  }
+});
