@@ -32,8 +32,6 @@ const MAX_IP_LEN = 65535;
 export class TcpCoalescer {
   /** Segments in the run; 0 when there is none. */
   count = 0;
-  /** Bytes of the datagrams the run's segments came in (for the tunnel's counters). */
-  datagramBytes = 0;
   /** A shorter segment, or one with PSH, ends the run: nothing may follow it. */
   closed = false;
   /** The first segment's IPv4 and TCP headers, copied: the merged frame's are made of them. */
@@ -71,29 +69,27 @@ export class TcpCoalescer {
     return true;
   }
 
-  /** Starts a run with the segment whose headers are at h[ip..] and payload at pay[payOff..], from a datagram of `datagramLen` bytes. */
-  start(h: Uint8Array, ip: number, pay: Uint8Array, payOff: number, datagramLen: number): void {
+  /** Starts a run with the segment whose headers are at h[ip..] and payload at pay[payOff..]. */
+  start(h: Uint8Array, ip: number, pay: Uint8Array, payOff: number): void {
     this.tcpHl = (h[ip + IP_HEADER + TCP_DATA_OFF] >> 4) * 4;
     for (let i = 0; i < IP_HEADER + this.tcpHl; i++) this.first[i] = h[ip + i];
     this.gsoSize = get16(h, ip + IPV4_TOTAL_LEN) - IP_HEADER - this.tcpHl;
     this.count = 0;
     this.payload = 0;
-    this.datagramBytes = 0;
     this.closed = false;
     this.nextSeq = get32(h, ip + IP_HEADER + TCP_SEQ);
     this.pieces.buf = pay;
-    this.add(h, ip, payOff, datagramLen);
+    this.add(h, ip, payOff);
   }
 
   /** Adds the segment whose headers are at h[ip..] (it `fits`) and payload at payOff in the run's buffer. */
-  add(h: Uint8Array, ip: number, payOff: number, datagramLen: number): void {
+  add(h: Uint8Array, ip: number, payOff: number): void {
     const tcp = ip + IP_HEADER;
     const len = get16(h, ip + IPV4_TOTAL_LEN) - IP_HEADER - this.tcpHl;
     this.pieces.offs[this.count] = payOff;
     this.pieces.lens[this.count] = len;
     this.count++;
     this.payload += len;
-    this.datagramBytes += datagramLen;
     this.nextSeq = (this.nextSeq + len) >>> 0;
     this.lastPsh = h[tcp + TCP_FLAGS] & TCP_PSH;
     if (len < this.gsoSize || this.lastPsh !== 0) this.closed = true;

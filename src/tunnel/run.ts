@@ -43,6 +43,18 @@ export class DatagramRun {
   }
 
   /**
+   * One datagram of two pieces, `a`'s and then `b`'s (none when bLen is 0), to `peer`: false
+   * if it was sent at once and that failed.
+   */
+  datagram(peer: number, a: Uint8Array, aOff: number, aLen: number, b: Uint8Array, bOff: number, bLen: number): boolean {
+    const bytes = aLen + bLen;
+    this.open(peer, bytes);
+    this.out.add(a, aOff, aLen);
+    if (bLen > 0) this.out.add(b, bOff, bLen);
+    return this.close(bytes);
+  }
+
+  /**
    * Sends the run; `frames` is how many frames a failure loses (by default one per datagram:
    * a run of single-datagram frames). Returns false if the send failed.
    */

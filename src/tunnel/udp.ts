@@ -6,47 +6,19 @@
  */
 import { TunnelDrop } from "./drops.ts";
 import { ETH_HEADER_LEN } from "../wire/ethernet.ts";
-import type { BackendInfo } from "./index.ts";
-import { type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
 import { ETH_OFF } from "../wire/virtio.ts";
-import { eachDatagram, innerFrame, type DatagramReader } from "./inner.ts";
-import { DatagramRun } from "./run.ts";
+import type { FrameSink } from "./contract.ts";
+import type { BackendInfo } from "./index.ts";
+import { innerFrame } from "./inner.ts";
+import { PacketBackend } from "./packet.ts";
 
-const IP_OFF = ETH_OFF + ETH_HEADER_LEN;
-
-export class UdpBackend implements TunnelBackend, DatagramReader {
+export class UdpBackend extends PacketBackend {
   readonly name = "udp";
-  readonly recvOff = IP_OFF;
-  readonly wholeFrames = false;
-  readonly mergeReceived = true;
-  private readonly run: DatagramRun;
+  readonly recvOff = ETH_OFF + ETH_HEADER_LEN;
 
-  constructor(ctx: BackendContext) {
-    this.run = new DatagramRun(ctx.out, ctx.segmenting, ctx.events);
-  }
-
-  send(buf: Uint8Array, off: number, len: number, peer: number): number {
-    const d = len - IP_OFF;
-    this.run.open(peer, d);
-    this.run.out.add(buf, off + IP_OFF, d);
-    this.run.close(d);
-    return 1;
-  }
-
-  sendSegment(hdr: Uint8Array, hdrOff: number, hdrLen: number, pay: Uint8Array, payOff: number, payLen: number, peer: number): void {
-    const h = hdrLen - ETH_HEADER_LEN;
-    this.run.open(peer, h + payLen);
-    this.run.out.add(hdr, hdrOff + ETH_HEADER_LEN, h);
-    if (payLen > 0) this.run.out.add(pay, payOff, payLen);
-    this.run.close(h + payLen);
-  }
-
-  flush(): void {
-    this.run.flush();
-  }
-
-  receive(buf: Uint8Array, off: number, len: number, stride: number, peer: number, sink: FrameSink): number {
-    return eachDatagram(this, buf, off, len, stride, peer, sink);
+  /** The datagram is the packet itself. */
+  protected encapsulate(_buf: Uint8Array, eth: number): number {
+    return eth + ETH_HEADER_LEN;
   }
 
   datagram(buf: Uint8Array, at: number, len: number, first: boolean, _peer: number, sink: FrameSink): void {

@@ -13,55 +13,22 @@ import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../wire/ethernet.ts";
 import { macHi, macLo, putMac } from "../wire/mac.ts";
 import { checkVxlanHeader, VXLAN_HEADER_LEN, writeVxlanHeader } from "../wire/vxlan.ts";
 import type { BackendInfo } from "./index.ts";
-import { type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
+import type { FrameSink } from "./contract.ts";
 import { ETH_OFF } from "../wire/virtio.ts";
-import { eachDatagram, innerFrame, type DatagramReader } from "./inner.ts";
-import { DatagramRun } from "./run.ts";
+import { innerFrame } from "./inner.ts";
+import { PacketBackend } from "./packet.ts";
 
-export class VxlanBackend implements TunnelBackend, DatagramReader {
+export class VxlanBackend extends PacketBackend {
   readonly name = "vxlan";
   readonly recvOff = ETH_OFF - VXLAN_HEADER_LEN;
-  readonly wholeFrames = false;
-  readonly mergeReceived = true;
-  private readonly run: DatagramRun;
-
-  constructor(private readonly ctx: BackendContext) {
-    this.run = new DatagramRun(ctx.out, ctx.segmenting, ctx.events);
-  }
 
   /** Writes the VXLAN header before the Ethernet header at buf[eth..] and the VTEP MACs in it. */
-  private encapsulate(buf: Uint8Array, eth: number, peer: number): number {
+  protected encapsulate(buf: Uint8Array, eth: number, peer: number): number {
     const { vtepHi, vtepLo, self } = this.ctx;
     putMac(buf, eth, vtepHi[peer], vtepLo[peer]);
     putMac(buf, eth + 6, vtepHi[self], vtepLo[self]);
     writeVxlanHeader(buf, eth - VXLAN_HEADER_LEN, this.ctx.vni);
     return eth - VXLAN_HEADER_LEN;
-  }
-
-  send(buf: Uint8Array, off: number, len: number, peer: number): number {
-    const d = this.encapsulate(buf, off + ETH_OFF, peer);
-    const dlen = off + len - d;
-    this.run.open(peer, dlen);
-    this.run.out.add(buf, d, dlen);
-    this.run.close(dlen);
-    return 1;
-  }
-
-  sendSegment(hdr: Uint8Array, hdrOff: number, hdrLen: number, pay: Uint8Array, payOff: number, payLen: number, peer: number): void {
-    const d = this.encapsulate(hdr, hdrOff, peer);
-    const h = hdrOff + hdrLen - d;
-    this.run.open(peer, h + payLen);
-    this.run.out.add(hdr, d, h);
-    if (payLen > 0) this.run.out.add(pay, payOff, payLen);
-    this.run.close(h + payLen);
-  }
-
-  flush(): void {
-    this.run.flush();
-  }
-
-  receive(buf: Uint8Array, off: number, len: number, stride: number, peer: number, sink: FrameSink): number {
-    return eachDatagram(this, buf, off, len, stride, peer, sink);
   }
 
   datagram(buf: Uint8Array, at: number, len: number, first: boolean, _peer: number, sink: FrameSink): void {

@@ -450,10 +450,12 @@ describe("the datagram of a routed frame", () => {
       const router = new TestRouter(config(type), io);
       const f = ipFrame({ src: POD_A.ip, dst: "10.244.2.5" });
       router.fromPort(POD_A.port, f, f.length);
-      // The piece from the frame itself: from the packet (udp, seq: behind a header of the
-      // backend's own) or from the VXLAN header written over the virtio_net_hdr (vxlan).
+      // One piece, from the frame itself: the packet (udp), the sequence number written over
+      // the end of the Ethernet header and the packet (seq), or the VXLAN header written over
+      // the virtio_net_hdr and the inner frame (vxlan).
       const own = log.log.filter((p) => p.buf === f);
-      expect(own.map((p) => [p.off, p.len]), type).toEqual([type === "vxlan" ? [ETH_OFF - 8, 8 + 14 + 60] : [ETH_OFF + 14, 60]]);
+      const from = { udp: ETH_OFF + 14, seq: ETH_OFF + 10, vxlan: ETH_OFF - 8 }[type];
+      expect(own.map((p) => [p.off, p.len]), type).toEqual([[from, ETH_OFF + 14 + 60 - from]]);
       expect(log.log.reduce((n, p) => n + p.len, 0), type).toBe(INNER_IP[type] + 60);
       expect(get16(f, ETH_OFF + 14 + 2), type).toBe(60); // the IPv4 total length, where it was
       expect(io.toPeers.map((d) => d.bytes.length), type).toEqual([INNER_IP[type] + 60]);

@@ -202,3 +202,25 @@ describe("DatagramRun without UDP_SEGMENT", () => {
     expect(events).toEqual({ sent: 0, bytes: 0, failed: 1 });
   });
 });
+
+describe("DatagramRun.datagram: one datagram of two pieces", () => {
+  it("gathers the first piece, then the second, as one datagram of their joint length; a second piece of 0 bytes adds nothing", () => {
+    const { run, out } = setup(true);
+    const a = Uint8Array.of(1, 2, 3, 4), b = Uint8Array.of(9, 8, 7);
+    expect(run.datagram(2, a, 1, 2, b, 0, 3)).toBe(true); // 5 bytes: the run's size
+    expect(run.datagram(2, a, 0, 4, b, 0, 0)).toBe(true); // 4 bytes: shorter, it closes the run
+    expect(run.datagram(2, a, 0, 4, b, 1, 1)).toBe(true); // so this one starts the next
+    run.flush();
+    expect(out.sends).toEqual([{ peer: 2, bytes: 9, segment: 5 }, { peer: 2, bytes: 5, segment: 5 }]);
+    expect(out.datagrams.map((d) => Array.from(d.bytes))).toEqual([[2, 3, 9, 8, 7], [1, 2, 3, 4], [1, 2, 3, 4, 8]]);
+  });
+
+  it("without UDP_SEGMENT sends it at once, and says whether that worked", () => {
+    const { run, out } = setup(false);
+    const a = Uint8Array.of(1, 2), b = Uint8Array.of(3);
+    expect(run.datagram(1, a, 0, 2, b, 0, 1)).toBe(true);
+    out.failing = true;
+    expect(run.datagram(1, a, 0, 2, b, 0, 1)).toBe(false);
+    expect(out.datagrams.map((d) => Array.from(d.bytes))).toEqual([[1, 2, 3]]);
+  });
+});

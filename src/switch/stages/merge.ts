@@ -53,9 +53,9 @@ export class Merge implements Stage {
       if (co.count === 0) {
         this.first = i;
         this.read = f.reads[i];
-        co.start(h, ip, this.payBuf, this.payOff, f.lens[i] - ETH_OFF);
+        co.start(h, ip, this.payBuf, this.payOff);
       } else {
-        co.add(h, ip, this.payOff, f.lens[i] - ETH_OFF);
+        co.add(h, ip, this.payOff);
         f.outs[i] = DONE;
       }
       if (co.closed) this.end(f);
