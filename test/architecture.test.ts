@@ -8,7 +8,7 @@
  * other way round. A relative import is judged by the top folder of src it lands in.
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { dirname, join, posix, relative } from "node:path";
+import { join, posix, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";

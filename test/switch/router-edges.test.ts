@@ -3,8 +3,6 @@
 // datagram from the tunnel classified against the documented rules.
 import { describe, expect, it } from "vitest";
 import { SwitchCounter } from "../../src/switch/counters.ts";
-import { backend } from "../../src/tunnel/index.ts";
-import type { TunnelBackend } from "../../src/tunnel/contract.ts";
 import { ETH_OFF } from "../../src/wire/virtio.ts";
 import { emitArp, parseArp } from "../../src/wire/arp.ts";
 import { put16, put32 } from "../../src/wire/bytes.ts";

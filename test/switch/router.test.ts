@@ -18,7 +18,7 @@ import { CollectingSink } from "../support/gather.ts";
 import type { SeqBackend } from "../support/seq-backend.ts";
 import {
   ADDR, config, datagram, FakeIo, GATEWAY_PORT, GW, GW_MAC, INNER_IP, ip, ipFrame, ipHeaderValid, PACKET_BACKENDS, type Packet, POD_A, POD_B,
-  setup, setupWith, tapnetConfig, TestRouter, tsoFrame, VTEP,
+  setup, tapnetConfig, TestRouter, tsoFrame, VTEP,
 } from "./router-support.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
