@@ -13,7 +13,7 @@
  * and IP forwarding with the same masquerade rule as a tapnet node's.
  */
 import { formatIpv4 } from "../wire/ipv4.ts";
-import { formatCidr } from "../node/cidr.ts";
+import { formatCidr } from "../wire/cidr.ts";
 import type { ClusterConfig, NodeConfig } from "../node/config.ts";
 import { ipBatch } from "../node/exec.ts";
 import { gatewayOf } from "../node/ipam.ts";

@@ -15,7 +15,7 @@
  * and IP forwarding with the same masquerade rule as a tapnet node's.
  */
 import { formatIpv4 } from "../wire/ipv4.ts";
-import { formatCidr } from "../node/cidr.ts";
+import { formatCidr } from "../wire/cidr.ts";
 import type { ClusterConfig, NodeConfig } from "../node/config.ts";
 import { inNetns, ip, ipBatch, run } from "../node/exec.ts";
 import { gatewayOf } from "../node/ipam.ts";

@@ -4,7 +4,7 @@
  * broadcast addresses are never handed out.
  */
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
-import { cidrContains, formatCidr, lastAddress, type Cidr } from "./cidr.ts";
+import { cidrContains, formatCidr, lastAddress, type Cidr } from "../wire/cidr.ts";
 
 export function gatewayOf(podCidr: Cidr): number {
   return podCidr.network + 1;

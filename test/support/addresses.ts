@@ -1,5 +1,5 @@
 /** Addresses and CIDRs written the readable way in tests, failing loudly if mistyped. */
-import { parseCidr, type Cidr } from "../../src/node/cidr.ts";
+import { parseCidr, type Cidr } from "../../src/wire/cidr.ts";
 import { parseIpv4Address } from "../../src/wire/ipv4.ts";
 
 export function ip(s: string): number {

@@ -4,7 +4,7 @@
  * integers, as on the datapath.
  */
 import { IPv4CidrRange } from "ip-num";
-import { formatIpv4 } from "../wire/ipv4.ts";
+import { formatIpv4 } from "./ipv4.ts";
 
 export interface Cidr {
   /** The network address. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   cidrContains, cidrInside, cidrOverlaps, cidrSize, formatCidr, lastAddress, nthSubnet, parseCidr, subnetCount, type Cidr,
-} from "../../src/node/cidr.ts";
+} from "../../src/wire/cidr.ts";
 import { prng, trials } from "../support/random.ts";
 import { ip, cidr } from "../support/addresses.ts";
 
