@@ -1,7 +1,8 @@
 #!/usr/bin/env sh
 # Installs the Debian packages tapnet and its tests use, only those that are missing:
 #   iproute2 (ip), util-linux (nsenter), iputils-ping (ping), iperf3, tcpdump, ethtool,
-#   nftables (nft, for the masquerade rule), sockperf (latency, for tapnet bench).
+#   nftables (nft, for the masquerade rule), sockperf (latency, for tapnet bench),
+#   etcd-server and etcd-client (etcd and etcdctl: the etcd store, lab up --store etcd).
 set -eu
 missing=""
 need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] || missing="$missing $2"; }
@@ -13,6 +14,8 @@ need tcpdump tcpdump
 need ethtool ethtool
 need nft nftables
 need sockperf sockperf
+need etcd etcd-server
+need etcdctl etcd-client
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "tapnet needs these Debian packages:$missing (run as root: apt-get install$missing)" >&2
