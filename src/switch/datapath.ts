@@ -20,7 +20,8 @@
  *
  * The control thread (switch.ts) talks to this one through a SharedArrayBuffer (a stop flag
  * and a command sequence number) and a MessagePort it drains only when the sequence moves,
- * because this thread spends its life in poll() and never returns to an event loop.
+ * because this thread spends its life in poll() and never returns to an event loop. Commands
+ * are applied between rounds; a new node list (membership.ts) rebuilds the stages then.
  */
 import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { EAGAIN, EINTR, type Libc } from "../io/libc.ts";
@@ -33,6 +34,7 @@ import type { FdbEntry, FdbOptions } from "./fdb.ts";
 import { Frames, TUNNEL } from "./frames.ts";
 import { TapWriter, TunnelSocket } from "./io.ts";
 import { Pipeline } from "./pipeline.ts";
+import { checkNodes } from "./membership.ts";
 import { SwitchState, type RouterConfig } from "./state.ts";
 import { Bridge } from "./stages/bridge.ts";
 import { Deliver } from "./stages/deliver.ts";
@@ -95,11 +97,15 @@ export type Command =
   /** Tells the router a pod's MAC before it has said anything. */
   | { op: "neigh"; ip: number; mac: string }
   | { op: "remove"; port: number; id: number }
-  | { op: "fdb"; id: number };
+  | { op: "fdb"; id: number }
+  /** The cluster's node list changed: this node is nodes[self] (membership.ts). */
+  | { op: "nodes"; id: number; nodes: RouterConfig["nodes"]; self: number };
 
 export type Reply =
   | { op: "removed"; id: number }
   | { op: "fdb"; id: number; entries: FdbEntry[] }
+  /** The node list was applied, or refused (`error`, naming the field) and nothing changed. */
+  | { op: "nodes"; id: number; error?: string }
   /** The port's device went away under us (its namespace was deleted, say). */
   | { op: "down"; port: number; reason: string }
   | { op: "fatal"; message: string };
@@ -141,11 +147,13 @@ export class Datapath {
   private readonly batch: Frames;
   private readonly slots: Uint8Array[];
   readonly state: SwitchState;
-  readonly stages: Stages;
+  /** Made anew when the node list changes (membership.ts). */
+  stages: Stages;
   private readonly ctrl: Int32Array;
   private seenSeq = 0;
   private lastSweep = 0;
   private readonly tunnel?: TunnelSocket;
+  private readonly writer: TapWriter;
 
   constructor(private readonly libc: Libc, private readonly input: DatapathInput) {
     const max = input.maxPorts;
@@ -158,18 +166,48 @@ export class Datapath {
     this.slots = Array.from({ length: input.batch }, (_, i) => mem.subarray(i * input.slotSize, (i + 1) * input.slotSize));
     this.state = SwitchState.make(max, input.fdb, input.tunnel ? input.router : undefined, input.counters);
     this.ctrl = new Int32Array(input.ctrl);
-    const writer = new TapWriter(libc, this.fds);
+    this.writer = new TapWriter(libc, this.fds);
     const t = input.tunnel;
     if (this.state.cluster && t) {
       const cfg = this.state.cluster.cfg;
-      const tunnel = new TunnelSocket(libc, t.fd, cfg.nodes.map((n) => n.address), t.port, cfg.datagramSize);
-      this.stages = buildStages(this.state, writer, { out: tunnel.out, segmenting: tunnel.segmenting, merge: tunnel.gro && !!input.offloads });
-      tunnel.readInto(this.slots, this.stages.backend!.recvOff);
-      this.tunnel = tunnel;
+      this.tunnel = new TunnelSocket(libc, t.fd, cfg.nodes.map((n) => n.address), t.port, cfg.datagramSize);
+      this.stages = this.routingStages(this.tunnel);
     } else {
-      this.stages = buildStages(this.state, writer);
+      this.stages = buildStages(this.state, this.writer);
     }
     this.rebuildPollSet(); // the tunnel is read from the start, before any port is added
+  }
+
+  /** The stages of a routing switch, over the tunnel's socket and the current node list. */
+  private routingStages(tunnel: TunnelSocket): Stages {
+    const stages = buildStages(this.state, this.writer, { out: tunnel.out, segmenting: tunnel.segmenting, merge: tunnel.gro && !!this.input.offloads });
+    tunnel.readInto(this.slots, stages.backend!.recvOff);
+    return stages;
+  }
+
+  /**
+   * Makes the node list `nodes`, this node at `self`, the cluster's: between rounds, so nothing
+   * is in flight in the stages (see membership.ts). Returns why not, if it is refused.
+   */
+  private setNodes(nodes: RouterConfig["nodes"], self: number): string | undefined {
+    const cl = this.state.cluster;
+    const tunnel = this.tunnel;
+    if (!cl || !tunnel) return "this switch does not route between nodes: it was started without a router config and tunnel";
+    const bad = checkNodes(cl.cfg, nodes, self);
+    if (bad) return bad;
+    this.stages.backend?.flush(); // flushed at the end of every round already: a no-op, and a guarantee
+    const out = tunnel.out;
+    try {
+      this.state.cluster = cl.withNodes(nodes, self);
+      tunnel.setPeers(nodes.map((n) => n.address));
+      this.stages = this.routingStages(tunnel);
+      return undefined;
+    } catch (e) {
+      // Not a list checkNodes lets through; if one is, the switch goes on as it was.
+      this.state.cluster = cl;
+      tunnel.out = out;
+      return `the node list could not be applied: ${(e as Error).message}`;
+    }
   }
 
   private rebuildPollSet(): void {
@@ -210,6 +248,11 @@ export class Datapath {
       case "fdb":
         port.postMessage({ op: "fdb", id: cmd.id, entries: this.state.fdb.entries(now()) } satisfies Reply);
         break;
+      case "nodes": {
+        const error = this.setNodes(cmd.nodes, cmd.self);
+        port.postMessage({ op: "nodes", id: cmd.id, ...(error ? { error } : {}) } satisfies Reply);
+        break;
+      }
     }
     this.rebuildPollSet();
   }

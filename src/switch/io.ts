@@ -35,7 +35,8 @@ export class TapWriter implements PortWriter {
  * datagram, so a send of one datagram is never cut.
  */
 export class TunnelSocket {
-  readonly out: GatherSender;
+  /** Where the backend sends: node i's sockaddr at peer i. Made anew by `setPeers`. */
+  out: GatherSender;
   readonly segmenting: boolean;
   readonly gro: boolean;
   private groReceiver?: GroReceiver;
@@ -46,11 +47,24 @@ export class TunnelSocket {
   private readonly peerAddr = new Uint8Array(SOCKADDR_IN_LEN);
   private readonly peerAddrLen = new Uint8Array(4);
 
-  constructor(private readonly libc: Libc, readonly fd: number, addresses: number[], port: number, datagramSize: number) {
+  constructor(private readonly libc: Libc, readonly fd: number, addresses: number[], private readonly port: number, datagramSize: number) {
     this.segmenting = enableUdpGso(libc, fd, datagramSize);
-    this.out = new GatherSender(libc, fd, addresses.map((a) => sockaddrIn(a, port)), 2 * MAX_SEGMENTS_PER_SEND + 2, this.segmenting);
+    this.out = this.sender(addresses);
     this.gro = enableUdpGro(libc, fd);
     if (this.gro) this.groReceiver = new GroReceiver(libc);
+  }
+
+  private sender(addresses: number[]): GatherSender {
+    return new GatherSender(this.libc, this.fd, addresses.map((a) => sockaddrIn(a, this.port)), 2 * MAX_SEGMENTS_PER_SEND + 2, this.segmenting);
+  }
+
+  /**
+   * The node list changed (membership.ts): sends go to these addresses from now on, node i's at
+   * peer i, through a new `out` (a backend made with the old one must be made anew). The socket,
+   * its options, the GRO receiver and the read views stay. Nothing may be gathered in the old one.
+   */
+  setPeers(addresses: number[]): void {
+    this.out = this.sender(addresses);
   }
 
   /** Reads will go into these slots, each datagram at `recvOff` (the backend's). */

@@ -1,6 +1,7 @@
 /**
- * The static subnet map: which node owns which pod CIDR, and which node has which underlay
- * address. Both are sorted arrays searched by bisection: no allocation, O(log nodes).
+ * The subnet map: which node owns which pod CIDR, and which node has which underlay address.
+ * Both are sorted arrays searched by bisection: no allocation, O(log nodes). A map is fixed
+ * once made; when the node list changes, the switch makes a new one (state.ts, membership.ts).
  */
 export interface NodeRoute {
   address: number;

@@ -1,7 +1,9 @@
 /**
  * What the stages share: the counters, the FDB, the live ports, and, on a switch that routes
  * between nodes, its view of the cluster (the subnet map, the neighbour table, the gateway).
- * Plain data and small tables, made once; the stages read and update them per frame.
+ * Plain data and small tables; the stages read and update them per frame. The view of the
+ * cluster is made anew when the node list changes (membership.ts), between rounds: the
+ * neighbour table and the gateway port, which belong to this node, go over to the new one.
  */
 import { macHi, macLo, parseMac } from "../wire/mac.ts";
 import { Counters } from "./counters.ts";
@@ -71,10 +73,11 @@ export class Cluster {
   /** The port of tapnet0, the node's own interface; -1 until it is attached. */
   gatewayPort = -1;
 
-  constructor(readonly cfg: RouterConfig) {
+  /** `neighbors`: the table of the node's own pod CIDR, kept from an earlier view of the cluster. */
+  constructor(readonly cfg: RouterConfig, neighbors?: Neighbors) {
     this.map = new SubnetMap(cfg.nodes);
     const self = cfg.nodes[cfg.self];
-    this.neighbors = new Neighbors(self.network, self.prefix);
+    this.neighbors = neighbors ?? new Neighbors(self.network, self.prefix);
     const gw = parseMac(cfg.gatewayMac)!;
     this.gwHi = macHi(gw, 0);
     this.gwLo = macLo(gw, 0);
@@ -82,6 +85,16 @@ export class Cluster {
     this.vtepHi = Uint16Array.from(vteps, (m) => macHi(m, 0));
     this.vtepLo = Uint32Array.from(vteps, (m) => macLo(m, 0));
     this.clusterLast = cfg.clusterNetwork + 2 ** (32 - cfg.clusterPrefix) - 1;
+  }
+
+  /**
+   * The same cluster with another node list, this node at index `self` in it (its pod CIDR the
+   * same: see membership.ts's checkNodes): the neighbour table and the gateway port go over.
+   */
+  withNodes(nodes: RouterConfig["nodes"], self: number): Cluster {
+    const next = new Cluster({ ...this.cfg, nodes, self }, this.neighbors);
+    next.gatewayPort = this.gatewayPort;
+    return next;
   }
 
   /** Is `ip` inside the cluster CIDR? */
@@ -101,7 +114,8 @@ export class SwitchState {
   /** The tunnel's row in the counters: after the last TAP port. */
   readonly tunnelRow: number;
 
-  constructor(readonly counters: Counters, readonly fdb: Fdb, readonly cluster?: Cluster) {
+  /** `cluster`: replaced when the node list changes, between rounds (the stages are rebuilt then). */
+  constructor(readonly counters: Counters, readonly fdb: Fdb, public cluster?: Cluster) {
     this.ports = new LivePorts(counters.maxPorts);
     this.tunnelRow = counters.maxPorts - 1;
   }

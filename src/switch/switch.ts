@@ -180,6 +180,20 @@ export class Switch {
     this.send({ op: "neigh", ip, mac });
   }
 
+  /**
+   * Makes `nodes` the cluster's node list, this node at index `self` in it: peers join, leave
+   * or are renumbered live, between two rounds of the datapath, nothing in flight lost
+   * (membership.ts). Resolves once the datapath has applied it; rejects, changing nothing, on
+   * a switch that does not route between nodes or with a list the datapath refuses (this
+   * node's pod CIDR or address changed, overlapping pod CIDRs, ...: the message says which).
+   */
+  async setNodes(nodes: RouterConfig["nodes"], self: number): Promise<void> {
+    if (this.stopped) throw new SwitchError("switch is stopped");
+    if (!this.tunnel) throw new SwitchError("this switch does not route between nodes: start it with `routing` to change its nodes");
+    const r = await this.request((id) => ({ op: "nodes", id, nodes, self }));
+    if (r.op === "nodes" && r.error) throw new SwitchError(`node list refused: ${r.error}`);
+  }
+
   /** The tunnel's counters (datagrams in and out, drops), if the switch routes between nodes. */
   tunnelCounters(): Record<string, number> | undefined {
     return this.tunnel ? this.counters.portSnapshot(this.options.maxPorts - 1) : undefined;

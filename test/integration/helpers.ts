@@ -121,3 +121,17 @@ export async function iperf(clientNs: string, serverNs: string, serverIp: string
 export function threadCpus(pid: number): string[] {
   return readdirSync(`/proc/${pid}/task`).map((t) => /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/task/${t}/status`, "utf8"))?.[1] ?? "?");
 }
+
+/** ping from namespace `netns`: resolves with the packets sent and received, and the whole output. */
+export function ping(netns: string, to: string, args: string[]): Promise<{ sent: number; received: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn("ip", ["netns", "exec", netns, "ping", "-n", ...args, to], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    child.on("close", () => {
+      const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+      resolve({ sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), out });
+    });
+  });
+}

@@ -109,6 +109,12 @@ describe("Switch", { timeout: 60_000 }, () => {
     expect(sw.tunnel).toBeUndefined();
   });
 
+  it("setNodes on a switch without routing is refused before the datapath is asked", async () => {
+    await expect(sw.setNodes(config("udp").nodes, 0)).rejects.toThrow(
+      new SwitchError("this switch does not route between nodes: start it with `routing` to change its nodes"));
+    expect(posted).toEqual([]);
+  });
+
   it("merges the options given with the defaults, the FDB's too", () => {
     expect(sw.options).toEqual({ ...SWITCH_DEFAULTS, maxPorts: 4, batch: 4, offloads: false, fdb: { ...FDB_DEFAULTS, maxEntries: 16 } });
     expect(sw.counters.maxPorts).toBe(4);
@@ -270,6 +276,21 @@ describe("Switch with routing", { timeout: 60_000 }, () => {
       controlLibc.socket = socket;
       tunnel.close();
     }
+  });
+
+  it("setNodes hands the datapath a new node list and resolves once it is applied; a list it refuses rejects with its message", async () => {
+    const sw = await Switch.start({ maxPorts: 4, batch: 4, routing });
+    const nodes = config("udp").nodes;
+    try {
+      await sw.setNodes(nodes.slice(0, 2), 0);
+      expect(posted.at(-1)).toEqual({ op: "nodes", id: expect.any(Number), nodes: nodes.slice(0, 2), self: 0 });
+      await expect(sw.setNodes([{ ...nodes[0], network: ip("10.244.9.0") }], 0)).rejects.toThrow(new SwitchError(
+        "node list refused: nodes[0] (this node, node1): its pod CIDR is 10.244.1.0/24 while the switch runs, not 10.244.9.0/24"));
+      await sw.setNodes([nodes[2], nodes[0]], 1);
+    } finally {
+      await sw.stop();
+    }
+    await expect(sw.setNodes(nodes, 0)).rejects.toThrow(new SwitchError("switch is stopped"));
   });
 
   it("a datapath that fails before it is ready rejects start with its message, and the tunnel socket is closed", async () => {
