@@ -14,6 +14,8 @@ export interface OptionSpec {
   value?: string;
   help: string;
   default?: string;
+  /** May be given more than once (`-f a.yaml -f b.yaml`): its value is then a list. */
+  multiple?: boolean;
 }
 
 export interface Command {
@@ -22,6 +24,8 @@ export interface Command {
   summary: string;
   /** Positional arguments in the usage line, e.g. "NAME". */
   positionals?: string;
+  /** How many positional arguments it takes: default 1 with `positionals`, else 0. */
+  maxPositionals?: number;
   options: Record<string, OptionSpec>;
   /** More lines for --help. */
   details?: string;
@@ -29,7 +33,7 @@ export interface Command {
 }
 
 export interface Parsed {
-  values: Record<string, string | boolean | undefined>;
+  values: Record<string, string | string[] | boolean | undefined>;
   positionals: string[];
 }
 
@@ -46,8 +50,8 @@ export function commandHelp(c: Command): string {
 }
 
 export function parse(c: Command, argv: string[], maxPositionals: number): Parsed | "help" {
-  const options: Record<string, { type: "string" | "boolean"; short?: string; default?: string }> = { help: { type: "boolean", short: "h" } };
-  for (const [name, o] of Object.entries(c.options)) options[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.default !== undefined ? { default: o.default } : {}) };
+  const options: Record<string, { type: "string" | "boolean"; short?: string; default?: string; multiple?: boolean }> = { help: { type: "boolean", short: "h" } };
+  for (const [name, o] of Object.entries(c.options)) options[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.default !== undefined ? { default: o.default } : {}), ...(o.multiple ? { multiple: true } : {}) };
   let r;
   try {
     r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });

@@ -11,17 +11,21 @@
  *      the default via the gateway.
  * If any step fails, the steps before it are undone. Closing the fd removes the device.
  *
- * With other nodes in the config, the agent also opens the tunnel (the switch's router does the
- * rest, see switch/router.ts); and it sets up the node's kernel as flannel's vxlan backend would
- * (routes to the other nodes' pod CIDRs, forwarding, masquerade: host-net.ts). All of it is
- * removed when the switch stops.
+ * With other nodes in the config, or nodes that join through etcd, the agent also opens the
+ * tunnel (the switch's stages do the rest, see switch/datapath.ts); and it sets up the node's
+ * kernel as flannel's vxlan backend would (routes to the other nodes' pod CIDRs, forwarding,
+ * masquerade: host-net.ts). All of it is removed when the switch stops.
+ *
+ * With a store (store-sync.ts), the agent also leases its pod CIDR (etcd), follows the nodes
+ * joining and leaving (setPeers), attaches the Pods the store puts on this node, records those
+ * `tapnet pod add` attaches, and answers `tapnet apply/delete/get` (object-rpc.ts).
  */
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { macForIpv4 } from "../wire/mac.ts";
 import { checkIfName } from "../io/tap.ts";
 import { runtimeName } from "../io/runtime.ts";
 import { Switch, type PortInfo, type SwitchOptions } from "../switch/switch.ts";
-import { formatCidr } from "./cidr.ts";
+import { formatCidr } from "../wire/cidr.ts";
 import type { ClusterConfig, NodeConfig } from "./config.ts";
 import { ip, ipBatch, netnsExists } from "./exec.ts";
 import type { RouterConfig } from "../switch/state.ts";
@@ -30,9 +34,13 @@ import { HostNet } from "./host-net.ts";
 import { gatewayOf, PodIpam } from "./ipam.ts";
 import type { Logger } from "./log.ts";
 import { RpcServer } from "./rpc.ts";
+import type { Pod } from "../cluster/objects.ts";
+import { objectHandlers } from "./object-rpc.ts";
+import { StoreSync, type PodHost, type StoreOptions } from "./store-sync.ts";
 
 export const GATEWAY_IFNAME = "tapnet0";
-const POD_NAME_RE = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+const POD_NAME_RE = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+const NAMESPACE_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export interface AgentOptions {
   config: ClusterConfig;
@@ -40,10 +48,14 @@ export interface AgentOptions {
   controlPath: string;
   log: Logger;
   switchOptions?: Partial<SwitchOptions>;
+  /** The cluster store; without one, pods live only on this switch (tests). */
+  store?: StoreOptions;
 }
 
 export interface PodRecord {
   name: string;
+  /** The Kubernetes namespace of the pod ("default" unless told). */
+  namespace: string;
   netns: string;
   ip: string;
   mac: string;
@@ -51,10 +63,13 @@ export interface PodRecord {
   port: number;
   /** Did this agent create the namespace (and so delete it with the pod)? */
   ownsNetns: boolean;
+  /** Is it the store's pod (tapnet apply), rather than one `tapnet pod add` attached? */
+  fromStore: boolean;
 }
 
 export interface PodRequest {
   name: string;
+  namespace?: string;
   netns?: string;
   ip?: string;
   ifname?: string;
@@ -78,7 +93,10 @@ export function routerConfig(config: ClusterConfig, self: number): RouterConfig 
   };
 }
 
-export class NodeAgent {
+const podKey = (namespace: string, name: string) => `${namespace}/${name}`;
+
+export class NodeAgent implements PodHost {
+  /** By namespace/name. */
   private readonly pods = new Map<string, PodRecord>();
   private readonly ipam: PodIpam;
   private rpc?: RpcServer;
@@ -88,39 +106,56 @@ export class NodeAgent {
   readonly node: NodeConfig;
   readonly gateway: number;
 
-  private constructor(readonly opts: AgentOptions, readonly sw: Switch, private readonly log: Logger) {
-    const node = opts.config.nodes.find((n) => n.name === opts.nodeName);
-    if (!node) throw new AgentError(`node "${opts.nodeName}" is not in the config (it has: ${opts.config.nodes.map((n) => n.name).join(", ")})`);
+  /** The cluster as this node sees it now: with etcd, its nodes change as nodes come and go. */
+  config: ClusterConfig;
+
+  private constructor(readonly opts: AgentOptions, readonly sw: Switch, private readonly log: Logger, config: ClusterConfig, readonly sync?: StoreSync) {
+    this.config = config;
+    const node = config.nodes.find((n) => n.name === opts.nodeName);
+    if (!node) throw new AgentError(`node "${opts.nodeName}" is not in the config (it has: ${config.nodes.map((n) => n.name).join(", ")})`);
     this.node = node;
     this.ipam = new PodIpam(node.podCidr);
     this.gateway = gatewayOf(node.podCidr);
-    this.hostNet = new HostNet(opts.config, node, GATEWAY_IFNAME, log);
+    this.hostNet = new HostNet(config, node, GATEWAY_IFNAME, log);
     sw.onPortDown((p, reason) => void this.onPortDown(p, reason));
   }
 
+  get nodeName(): string {
+    return this.node.name;
+  }
+
   static async start(opts: AgentOptions): Promise<NodeAgent> {
-    if (!opts.config.nodes.some((n) => n.name === opts.nodeName)) {
-      throw new AgentError(`node "${opts.nodeName}" is not in the config (it has: ${opts.config.nodes.map((n) => n.name).join(", ")})`);
+    const sync = opts.store ? await StoreSync.open(opts.config, opts.nodeName, opts.store, opts.log) : undefined;
+    const config = sync?.config ?? opts.config;
+    if (!config.nodes.some((n) => n.name === opts.nodeName)) {
+      throw new AgentError(`node "${opts.nodeName}" is not in the config (it has: ${config.nodes.map((n) => n.name).join(", ")})`);
     }
-    const config = opts.config;
     const self = config.nodes.findIndex((n) => n.name === opts.nodeName);
-    const routing = config.nodes.length > 1
+    // Nodes that join through etcd may come at any time: such a switch routes from the start.
+    const routing = config.nodes.length > 1 || sync?.dynamic
       ? { config: routerConfig(config, self), address: config.nodes[self].address, port: config.backend.port }
       : undefined;
-    const sw = await Switch.start({ ...opts.switchOptions, routing });
-    const agent = new NodeAgent(opts, sw, opts.log);
+    let sw: Switch;
+    try {
+      sw = await Switch.start({ ...opts.switchOptions, routing });
+    } catch (e) {
+      await sync?.stop();
+      throw e;
+    }
+    const agent = new NodeAgent(opts, sw, opts.log, config, sync);
     try {
       await agent.attachGateway();
       await agent.setUpNode();
       agent.rpc = await RpcServer.listen(opts.controlPath, agent.handlers());
+      await sync?.start(agent);
     } catch (e) {
-      await agent.tearDownNode();
-      await sw.stop();
+      await agent.stop();
       throw e;
     }
     opts.log.info("switch ready", {
       node: agent.node.name, podCidr: formatCidr(agent.node.podCidr), gateway: formatIpv4(agent.gateway),
       backend: routing ? `${config.backend.type} on ${formatIpv4(agent.node.address)}:${config.backend.port}` : "none (one node)",
+      store: sync ? `${sync.kv.description} (cluster ${opts.store!.cluster})` : "none",
       masquerade: agent.hostNet.masquerade ?? "none", control: opts.controlPath, runtime: runtimeName, pid: process.pid,
     });
     return agent;
@@ -135,7 +170,7 @@ export class NodeAgent {
     }
     const gw = formatIpv4(this.gateway);
     await ipBatch([
-      `link set ${GATEWAY_IFNAME} address ${macForIpv4(this.gateway)} mtu ${this.opts.config.podMtu}`,
+      `link set ${GATEWAY_IFNAME} address ${macForIpv4(this.gateway)} mtu ${this.config.podMtu}`,
       `addr add ${gw}/${this.node.podCidr.prefix} dev ${GATEWAY_IFNAME}`,
       `link set ${GATEWAY_IFNAME} up`,
     ]);
@@ -148,9 +183,9 @@ export class NodeAgent {
    * sends each frame in two.
    */
   private async capSuperFrames(ifname: string, netns?: string): Promise<void> {
-    const c = this.opts.config;
+    const c = this.config;
     const cap = backend(c.backend.type).superFrameCap;
-    if (!cap || c.nodes.length < 2) return;
+    if (!cap || !this.sw.tunnel) return; // no tunnel: frames never leave the node
     const size = String(cap(c.mtu - 28));
     await ip(...(netns ? ["-n", netns] : []), "link", "set", ifname, "gso_max_size", size)
       .catch((e) => this.log.warn("cannot cap TSO super-frames", { ifname, error: (e as Error).message }));
@@ -170,44 +205,99 @@ export class NodeAgent {
   private handlers() {
     return {
       ping: () => ({ node: this.node.name, pid: process.pid }),
-      "pod.add": (p: Record<string, unknown>) => this.addPod(p as unknown as PodRequest),
-      "pod.del": (p: Record<string, unknown>) => this.delPod(String(p.name ?? "")),
+      "pod.add": (p: Record<string, unknown>) => this.addPodCommand(p as unknown as PodRequest),
+      "pod.del": (p: Record<string, unknown>) => this.delPodCommand(String(p.name ?? ""), String(p.namespace ?? "default")),
       "pod.list": () => this.listPods(),
       status: () => this.status(),
+      ...objectHandlers(this.sync),
     };
   }
 
-  async addPod(req: PodRequest): Promise<PodRecord> {
+  /** `tapnet pod add`: attaches the pod, then records it in the store. */
+  private async addPodCommand(req: PodRequest): Promise<PodRecord> {
+    const ns = req.namespace ?? "default";
+    const elsewhere = await this.sync?.podElsewhere(ns, req.name);
+    if (elsewhere) throw new AgentError(`pod ${ns}/${req.name} already exists on node ${elsewhere}`);
+    const rec = await this.addPod(req);
+    await this.sync?.recordPodAdd(ns, rec.name, rec.ip, rec.netns, rec.ifname)
+      .catch((e) => this.log.warn("pod attached but not recorded in the store", { pod: `${ns}/${rec.name}`, error: (e as Error).message }));
+    return rec;
+  }
+
+  private async delPodCommand(name: string, namespace: string): Promise<{ removed: boolean }> {
+    const r = await this.delPod(name, namespace);
+    await this.sync?.forgetPod(namespace, name).catch((e) => this.log.warn("pod detached but still in the store", { pod: `${namespace}/${name}`, error: (e as Error).message }));
+    return r;
+  }
+
+  hasPod(namespace: string, name: string): boolean {
+    return this.pods.has(podKey(namespace, name));
+  }
+
+  /** A Pod the store put on this node: its namespace is made, its address the one it had if free. */
+  async attachFromStore(pod: Pod, netns: string): Promise<{ ip: string }> {
+    const had = pod.status?.podIP;
+    const req: PodRequest = { name: pod.metadata.name, namespace: pod.metadata.namespace ?? "default", netns };
+    let rec: PodRecord;
+    try {
+      rec = await this.addPod(had ? { ...req, ip: had } : req, true);
+    } catch (e) {
+      if (!had) throw e;
+      rec = await this.addPod(req, true); // its old address is taken or outside this node's CIDR now
+    }
+    return { ip: rec.ip };
+  }
+
+  async detachFromStore(namespace: string, name: string): Promise<void> {
+    await this.delPod(name, namespace);
+  }
+
+  /** The nodes of the cluster changed (etcd): the switch's subnet map and the kernel's routes follow. */
+  async setPeers(nodes: NodeConfig[]): Promise<void> {
+    if (this.stopping) return;
+    const self = nodes.findIndex((n) => n.name === this.node.name);
+    if (self < 0) throw new AgentError("the new node list does not have this node");
+    this.config = { ...this.config, nodes };
+    await this.sw.setNodes(routerConfig(this.config, self).nodes, self);
+    await this.hostNet.update(nodes);
+  }
+
+  /** `fromStore`: the pod is the store's (tapnet apply): its namespace is this switch's to make and delete. */
+  async addPod(req: PodRequest, fromStore = false): Promise<PodRecord> {
     if (this.stopping) throw new AgentError("the switch is stopping");
     const name = req.name;
-    if (typeof name !== "string" || !POD_NAME_RE.test(name)) throw new AgentError(`pod name ${JSON.stringify(name)} must be lower-case letters, digits, '-' and '.', 1-63 long`);
-    if (this.pods.has(name)) throw new AgentError(`pod ${name} is already attached`);
+    if (typeof name !== "string" || !POD_NAME_RE.test(name)) throw new AgentError(`pod name ${JSON.stringify(name)} must be lower-case letters, digits, '-' and '.', 1-253 long`);
+    const namespace = req.namespace ?? "default";
+    if (typeof namespace !== "string" || !NAMESPACE_RE.test(namespace)) throw new AgentError(`namespace ${JSON.stringify(namespace)} must be lower-case letters, digits and '-', 1-63 long`);
+    const key = podKey(namespace, name);
+    if (this.pods.has(key)) throw new AgentError(`pod ${name} is already attached${namespace === "default" ? "" : ` in namespace ${namespace}`}`);
     const netns = req.netns ?? name;
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(netns)) throw new AgentError(`namespace name ${JSON.stringify(netns)} is not valid`);
+    if (!/^[A-Za-z0-9_.-]{1,255}$/.test(netns) || netns === "." || netns === "..") throw new AgentError(`network namespace name ${JSON.stringify(netns)} is not valid`);
     const ifname = req.ifname ?? "eth0";
     const badIf = checkIfName(ifname);
     if (badIf) throw new AgentError(badIf);
     for (const p of this.pods.values()) if (p.netns === netns) throw new AgentError(`namespace ${netns} already holds pod ${p.name}`);
 
-    const ownsNetns = !netnsExists(netns);
+    // A namespace the store's pod is made in is this switch's, even if a killed switch left it.
+    const ownsNetns = fromStore || !netnsExists(netns);
     const addr = this.ipam.allocate(req.ip);
     const undo: (() => Promise<unknown>)[] = [async () => this.ipam.release(addr)];
     try {
-      if (ownsNetns) {
+      if (ownsNetns && !netnsExists(netns)) {
         await ip("netns", "add", netns);
         undo.push(() => ip("netns", "del", netns));
       } else if (await ip("-n", netns, "link", "show", ifname).then(() => true, () => false)) {
         throw new AgentError(`namespace ${netns} already has an interface ${ifname}`);
       }
       const tmp = `tnp${process.pid % 100000}x${this.tapSerial++}`;
-      const port = this.sw.addTap(tmp, "pod", name);
+      const port = this.sw.addTap(tmp, "pod", key);
       undo.push(() => this.sw.removePort(port.port));
       const mac = macForIpv4(addr);
       const ipStr = formatIpv4(addr);
       await ip("link", "set", tmp, "netns", netns);
       await ipBatch([
         `link set ${tmp} name ${ifname}`,
-        `link set ${ifname} address ${mac} mtu ${this.opts.config.podMtu}`,
+        `link set ${ifname} address ${mac} mtu ${this.config.podMtu}`,
         `addr add ${ipStr}/${this.node.podCidr.prefix} dev ${ifname}`,
         "link set lo up",
         `link set ${ifname} up`,
@@ -216,9 +306,9 @@ export class NodeAgent {
       await this.capSuperFrames(ifname, netns);
       this.sw.relocated(port.port, ifname, netns);
       this.sw.neighbor(addr, mac);
-      const rec: PodRecord = { name, netns, ip: ipStr, mac, ifname, port: port.port, ownsNetns };
-      this.pods.set(name, rec);
-      this.log.info("pod attached", { pod: name, netns, ip: ipStr, mac, port: port.port });
+      const rec: PodRecord = { name, namespace, netns, ip: ipStr, mac, ifname, port: port.port, ownsNetns, fromStore };
+      this.pods.set(key, rec);
+      this.log.info("pod attached", { pod: key, netns, ip: ipStr, mac, port: port.port });
       return rec;
     } catch (e) {
       for (const step of undo.reverse()) await step().catch(() => {});
@@ -227,20 +317,28 @@ export class NodeAgent {
   }
 
   /** Detaches a pod; deletes its namespace if this agent created it. Idempotent. */
-  async delPod(name: string): Promise<{ removed: boolean }> {
-    const rec = this.pods.get(name);
+  async delPod(name: string, namespace = "default"): Promise<{ removed: boolean }> {
+    const key = podKey(namespace, name);
+    const rec = this.pods.get(key);
     if (!rec) return { removed: false };
-    this.pods.delete(name);
+    this.pods.delete(key);
     await this.sw.removePort(rec.port);
     this.ipam.release(parseIpv4Address(rec.ip)!);
     if (rec.ownsNetns) await ip("netns", "del", rec.netns).catch((e) => this.log.warn("could not delete namespace", { netns: rec.netns, error: String(e) }));
-    this.log.info("pod detached", { pod: name });
+    this.log.info("pod detached", { pod: key });
     return { removed: true };
   }
 
   private async onPortDown(p: PortInfo, reason: string): Promise<void> {
     this.log.warn("port went down", { port: p.port, ifname: p.ifname, pod: p.pod, reason });
-    if (p.pod) await this.delPod(p.pod).catch(() => {});
+    const rec = p.pod ? this.pods.get(p.pod) : undefined;
+    if (!rec) return;
+    if (!rec.fromStore) {
+      await this.delPodCommand(rec.name, rec.namespace).catch(() => {});
+      return;
+    }
+    await this.delPod(rec.name, rec.namespace).catch(() => {});
+    await this.sync?.writePodStatus(rec.namespace, rec.name, { phase: "Failed", message: `its interface went away: ${reason}` }, {}).catch(() => {});
   }
 
   listPods(): PodRecord[] {
@@ -254,10 +352,12 @@ export class NodeAgent {
     return {
       node: {
         name: this.node.name, address: formatIpv4(this.node.address), podCidr: formatCidr(this.node.podCidr),
-        gateway: formatIpv4(this.gateway), gatewayMac: macForIpv4(this.gateway), podMtu: this.opts.config.podMtu,
-        backend: this.opts.config.backend.type, pid: process.pid, runtime: runtimeName,
+        gateway: formatIpv4(this.gateway), gatewayMac: macForIpv4(this.gateway), podMtu: this.config.podMtu,
+        backend: this.config.backend.type, pid: process.pid, runtime: runtimeName,
       },
       pods: this.listPods(),
+      nodes: this.config.nodes.map((n) => ({ name: n.name, address: formatIpv4(n.address), podCidr: formatCidr(n.podCidr) })),
+      store: this.sync ? { description: this.sync.kv.description, cluster: this.opts.store!.cluster } : undefined,
       ports,
       fdb: fdb.map((e) => {
         const p = byPort.get(e.port);
@@ -272,7 +372,14 @@ export class NodeAgent {
     if (this.stopping) return;
     this.stopping = true;
     await this.rpc?.close();
-    for (const name of [...this.pods.keys()]) await this.delPod(name).catch(() => {});
+    // An imperative pod goes with its switch; one from `tapnet apply` stays in the store, to come back with it.
+    const imperative = [...this.pods.values()].filter((r) => !r.fromStore);
+    await Promise.race([
+      Promise.all(imperative.map((r) => this.sync?.forgetPod(r.namespace, r.name).catch(() => {}))),
+      new Promise((resolve) => setTimeout(resolve, 2_000).unref?.()),
+    ]);
+    await this.sync?.stop();
+    for (const rec of [...this.pods.values()]) await this.delPod(rec.name, rec.namespace).catch(() => {});
     await this.tearDownNode();
     await this.sw.stop();
     this.log.info("switch stopped", { node: this.node.name });

@@ -17,7 +17,7 @@ import { parse as parseYaml } from "yaml";
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { formatMac, parseMac } from "../wire/mac.ts";
 import { backend, backendNames, defaultBackend, findBackend, type BackendType } from "../tunnel/index.ts";
-import { cidrInside, cidrOverlaps, formatCidr, nthSubnet, parseCidr, subnetCount, type Cidr } from "./cidr.ts";
+import { cidrInside, cidrOverlaps, formatCidr, nthSubnet, parseCidr, subnetCount, type Cidr } from "../wire/cidr.ts";
 
 export type { BackendType };
 
@@ -77,7 +77,7 @@ export function parseClusterConfig(text: string, source = "config"): ClusterConf
 }
 
 export function checkClusterConfig(raw: unknown): ClusterConfig {
-  if (!isObject(raw)) throw new ConfigError("the config must be a mapping with at least a `nodes` list");
+  if (!isObject(raw)) throw new ConfigError("the config must be a mapping (clusterCidr, backend, nodes, ...)");
   checkKeys(raw, "", ["clusterCidr", "nodeSubnetPrefix", "mtu", "backend", "nodes"]);
 
   const cc = parseCidr(String(raw.clusterCidr ?? "10.244.0.0/16"));
@@ -102,9 +102,11 @@ export function checkClusterConfig(raw: unknown): ClusterConfig {
   const podMtu = mtu - info.overhead;
   if (podMtu < MIN_POD_MTU) fail("mtu", `${mtu} leaves ${podMtu} bytes for pods after the ${backendType} backend's ${info.overhead} bytes of headers; pods need at least ${MIN_POD_MTU}`);
 
-  if (!Array.isArray(raw.nodes) || raw.nodes.length === 0) fail("nodes", "must be a list of at least one node");
+  // No nodes is a cluster whose nodes join through etcd, each leasing its pod CIDR (node/store-sync.ts).
+  const rawNodes = raw.nodes ?? [];
+  if (!Array.isArray(rawNodes)) fail("nodes", "must be a list of nodes (or empty: nodes that join through etcd)");
   const seen = { name: new Map<string, number>(), address: new Map<number, number>(), vtepMac: new Map<string, number>() };
-  const partial = raw.nodes.map((n: unknown, i: number) => {
+  const partial = rawNodes.map((n: unknown, i: number) => {
     const where = `nodes[${i}]`;
     if (!isObject(n)) fail(where, "must be a mapping with name and address");
     checkKeys(n, where, ["name", "address", "podCidr", "vtepMac"]);

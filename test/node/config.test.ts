@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { stringify as stringifyYaml } from "yaml";
-import { cidrInside, cidrOverlaps, formatCidr, nthSubnet } from "../../src/node/cidr.ts";
+import { cidrInside, cidrOverlaps, formatCidr, nthSubnet } from "../../src/wire/cidr.ts";
 import {
   ConfigError, checkClusterConfig, formatClusterConfig, parseClusterConfig, readClusterConfig, vtepMacFor, type ClusterConfig,
 } from "../../src/node/config.ts";
@@ -335,9 +335,9 @@ describe("refusals: every fault is a ConfigError naming the field", () => {
     expectRefused({ nodes: [{ name: "node1", address }] }, "nodes[0].address", /not an IPv4 address/);
   });
 
-  it("refuses an empty or missing nodes list, or nodes that is not a list", () => {
-    expectRefused({ nodes: [] }, "nodes", /at least one node/);
-    expectRefused({ clusterCidr: "10.244.0.0/16" }, "nodes", /at least one node/);
+  it("takes an empty or missing nodes list (nodes that join through etcd), refuses nodes that is not a list", () => {
+    expect(checkClusterConfig({ nodes: [] }).nodes).toEqual([]);
+    expect(checkClusterConfig({ clusterCidr: "10.244.0.0/16" }).nodes).toEqual([]);
     expectRefused({ nodes: { name: "node1", address: "10.0.0.1" } }, "nodes", /list/);
   });
 
@@ -394,7 +394,7 @@ describe("boundaries of the accepted ranges", () => {
 
 describe("refusal messages, word for word", () => {
   it.each([
-    ["a config that is not a mapping", [node(1)], "the config must be a mapping with at least a `nodes` list"],
+    ["a config that is not a mapping", [node(1)], "the config must be a mapping (clusterCidr, backend, nodes, ...)"],
     ["an unknown top-level field", { nodez: [] }, "nodez: unknown field (expected one of: clusterCidr, nodeSubnetPrefix, mtu, backend, nodes)"],
     ["an unknown backend field", { backend: { prot: 1 }, nodes: [node(1)] }, "backend.prot: unknown field (expected one of: type, port, vni)"],
     ["an unknown node field", { nodes: [node(1, { adress: "x" })] }, "nodes[0].adress: unknown field (expected one of: name, address, podCidr, vtepMac)"],
@@ -405,7 +405,7 @@ describe("refusal messages, word for word", () => {
     ["a VNI out of range", { backend: { type: "vxlan", vni: -1 }, nodes: [node(1)] }, "backend.vni: must be a whole number from 0 to 16777215, not -1"],
     ["an MTU too small for vxlan", { mtu: 625, backend: { type: "vxlan" }, nodes: [node(1)] },
       "mtu: 625 leaves 575 bytes for pods after the vxlan backend's 50 bytes of headers; pods need at least 576"],
-    ["no nodes", { nodes: [] }, "nodes: must be a list of at least one node"],
+    ["nodes not a list", { nodes: "node1" }, "nodes: must be a list of nodes (or empty: nodes that join through etcd)"],
     ["a node that is not a mapping", { nodes: ["node1"] }, "nodes[0]: must be a mapping with name and address"],
     ["a bad node name", { nodes: [{ name: "Node1", address: "10.0.0.1" }] }, 'nodes[0].name: "Node1" must be lower-case letters, digits and \'-\', 1-63 long'],
     ["a bad node address", { nodes: [{ name: "a", address: "10.0.0" }] }, 'nodes[0].address: "10.0.0" is not an IPv4 address'],
@@ -559,8 +559,8 @@ describe("readClusterConfig", () => {
       writeFileSync(good, text);
       expect(readClusterConfig(good)).toEqual(parseClusterConfig(text, good));
       const bad = join(dir, "bad.yaml");
-      writeFileSync(bad, "nodes: []\n");
-      expect(() => readClusterConfig(bad)).toThrow(new ConfigError("nodes: must be a list of at least one node"));
+      writeFileSync(bad, "nodes: 3\n");
+      expect(() => readClusterConfig(bad)).toThrow(new ConfigError("nodes: must be a list of nodes (or empty: nodes that join through etcd)"));
       expect(() => readClusterConfig(join(dir, "none.yaml"))).toThrow(new ConfigError(`cannot read ${join(dir, "none.yaml")}: ENOENT`));
       expect(() => readClusterConfig(dir)).toThrow(new ConfigError(`cannot read ${dir}: EISDIR`));
     } finally {

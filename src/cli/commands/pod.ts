@@ -30,12 +30,13 @@ export const podAddCommand: Command = {
     ip: { type: "string", value: "ADDR", help: "the pod's address (default: the lowest free one)" },
     netns: { type: "string", value: "NS", help: "attach this existing namespace (default: create one named NAME; it is deleted with the pod)" },
     ifname: { type: "string", value: "IF", help: "the interface name inside the pod", default: "eth0" },
+    namespace: { type: "string", short: "n", value: "NS", help: "the pod's Kubernetes namespace, as `tapnet get pods` shows it", default: "default" },
     ...controlOptions,
   },
   async run(p) {
     const name = p.positionals[0];
     if (!name) throw new UsageError("pod add needs a NAME (see tapnet pod add --help)");
-    const params: Record<string, unknown> = { name, ifname: p.values.ifname };
+    const params: Record<string, unknown> = { name, ifname: p.values.ifname, namespace: p.values.namespace };
     if (p.values.ip) params.ip = p.values.ip;
     if (p.values.netns) params.netns = p.values.netns;
     const rec = await rpcCall<PodRecord>(controlPath(p), "pod.add", params);
@@ -49,11 +50,11 @@ export const podDelCommand: Command = {
   positionals: "NAME",
   summary: "detach a pod",
   details: "Deletes the pod's namespace too if `pod add` created it. Succeeds if there is no such pod.",
-  options: { ...controlOptions },
+  options: { namespace: { type: "string", short: "n", value: "NS", help: "the pod's Kubernetes namespace", default: "default" }, ...controlOptions },
   async run(p) {
     const name = p.positionals[0];
     if (!name) throw new UsageError("pod del needs a NAME (see tapnet pod del --help)");
-    const r = await rpcCall<{ removed: boolean }>(controlPath(p), "pod.del", { name });
+    const r = await rpcCall<{ removed: boolean }>(controlPath(p), "pod.del", { name, namespace: p.values.namespace });
     out(r.removed ? `pod ${name} detached` : `no pod ${name}; nothing to do`);
     return 0;
   },
@@ -66,7 +67,7 @@ export const podListCommand: Command = {
   async run(p) {
     const pods = await rpcCall<PodRecord[]>(controlPath(p), "pod.list");
     if (p.values.json) out(JSON.stringify(pods, null, 2));
-    else out(formatTable(["POD", "NETNS", "IFNAME", "IP", "MAC", "PORT"], pods.map((x) => [x.name, x.netns, x.ifname, x.ip, x.mac, String(x.port)])));
+    else out(formatTable(["NAMESPACE", "POD", "NETNS", "IFNAME", "IP", "MAC", "PORT"], pods.map((x) => [x.namespace, x.name, x.netns, x.ifname, x.ip, x.mac, String(x.port)])));
     return 0;
   },
 };

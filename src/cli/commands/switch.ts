@@ -7,6 +7,10 @@ import { preflight } from "../../node/preflight.ts";
 import { defaultControlPath } from "../../node/rpc.ts";
 import { allowedCpus, MAX_CPU } from "../../io/cpu.ts";
 import { choiceOption, intOption, UsageError, type Command } from "../args.ts";
+import { parseIpv4Address } from "../../wire/ipv4.ts";
+
+/** Where a node's switch keeps the cluster's objects unless told. */
+export const DEFAULT_STORE = "file:/var/lib/tapnet/store";
 
 export const switchCommand: Command = {
   name: "switch",
@@ -19,8 +23,23 @@ export const switchCommand: Command = {
     "no-offloads": { type: "boolean", help: "turn off TAP checksum and TSO offloads (every frame at most one MTU)" },
     cpu: { type: "string", value: "N", help: "pin the datapath thread to CPU N (default: not pinned; the scheduler moves it)" },
     "log-level": { type: "string", value: "LEVEL", help: "debug, info, warn or error", default: "info" },
+    store: { type: "string", value: "URL", help: "the cluster store: file:DIR (this machine's switches share it) or etcd://HOST:PORT[,HOST:PORT]", default: DEFAULT_STORE },
+    cluster: { type: "string", value: "NAME", help: "the cluster's name in the store (its keys are under /tapnet/NAME/)", default: "default" },
+    address: { type: "string", value: "ADDR", help: "this node's underlay address, if the config does not list the node (nodes joining through etcd)" },
+    "lease-ttl": { type: "string", value: "SECONDS", help: "etcd: the pod CIDR lease's TTL; a node that stops renewing it leaves the others' maps this long after", default: "30" },
+    "netns-prefix": { type: "string", value: "P", help: "pods made from the store (tapnet apply) get network namespaces named P<namespace>-<name>", default: "" },
   },
-  details: "The switch holds the gateway port tapnet0 and the pods' TAP ports, and listens on a control socket for `tapnet pod`.\nLogs are JSON lines on stderr. SIGTERM or SIGINT stops the switch: its pods are detached and its devices removed.",
+  details: [
+    "The switch holds the gateway port tapnet0 and the pods' TAP ports, and listens on a control socket for `tapnet pod`",
+    "and `tapnet apply/delete/get`. Logs are JSON lines on stderr. SIGTERM or SIGINT stops the switch: its pods are detached",
+    "and its devices removed.",
+    "",
+    "With the file store, the config's nodes are the cluster's. With --store etcd://..., the config's nodes may be empty:",
+    "the node leases the lowest free subnet of clusterCidr (the one it had before, if it is still free), and follows the",
+    "other nodes as they join and leave. Pods the store puts on this node (spec.nodeName) are attached; deleted, detached.",
+    "",
+    "Example: tapnet switch --config cluster.yaml --node vm3 --address 192.168.56.13 --store etcd://192.168.56.2:2379",
+  ].join("\n"),
   async run(p) {
     if (!p.values.config) throw new ConfigError("--config FILE is required (see tapnet switch --help)");
     if (!p.values.node) throw new ConfigError("--node NAME is required (see tapnet switch --help)");
@@ -36,7 +55,17 @@ export const switchCommand: Command = {
     const log = jsonLogger({ node }, level);
     const controlPath = p.values.control === "/run/tapnet/<node>.sock" ? defaultControlPath(node) : String(p.values.control);
     if (p.values["underlay-dev"]) await checkUnderlay(String(p.values["underlay-dev"]), config, node, log);
-    const agent = await NodeAgent.start({ config, nodeName: node, controlPath, log, switchOptions: { offloads: !p.values["no-offloads"], ...(cpu !== undefined ? { cpu } : {}) } });
+    let address: number | undefined;
+    if (p.values.address !== undefined) {
+      address = parseIpv4Address(String(p.values.address));
+      if (address === undefined) throw new UsageError(`--address ${p.values.address}: not an IPv4 address`);
+    }
+    const cluster = String(p.values.cluster);
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(cluster)) throw new UsageError(`--cluster ${JSON.stringify(cluster)}: lower-case letters, digits and '-', 1-63 long`);
+    const netnsPrefix = String(p.values["netns-prefix"]);
+    if (!/^[A-Za-z0-9_.-]{0,64}$/.test(netnsPrefix)) throw new UsageError(`--netns-prefix ${JSON.stringify(netnsPrefix)}: letters, digits, '_', '.' and '-', at most 64`);
+    const store = { url: String(p.values.store), cluster, leaseTtl: intOption(p, "lease-ttl", 2, 86_400), netnsPrefix, ...(address !== undefined ? { address } : {}) };
+    const agent = await NodeAgent.start({ config, nodeName: node, controlPath, log, store, switchOptions: { offloads: !p.values["no-offloads"], ...(cpu !== undefined ? { cpu } : {}) } });
     await new Promise<void>((resolve) => {
       let stopping = false;
       const stop = (sig: string) => {
