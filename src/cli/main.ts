@@ -6,18 +6,21 @@
 import { readFileSync } from "node:fs";
 import { commandHelp, parse, UsageError, type Command } from "./args.ts";
 import { benchCommand } from "./commands/bench.ts";
-import { labCheckCommand, labDownCommand, labStatusCommand, labUpCommand } from "./commands/lab.ts";
+import { labCheckCommand, labDownCommand, labEtcdStartCommand, labEtcdStopCommand, labNodeAddCommand, labNodeStartCommand, labNodeStopCommand, labStatusCommand, labUpCommand } from "./commands/lab.ts";
 import { podAddCommand, podDelCommand, podListCommand } from "./commands/pod.ts";
+import { applyCommand, deleteCommand, getCommand } from "./commands/objects.ts";
 import { switchCommand } from "./commands/switch.ts";
 import { runtimeName } from "../io/runtime.ts";
 
 export const COMMANDS: Command[] = [
-  labUpCommand, labStatusCommand, labCheckCommand, labDownCommand,
+  labUpCommand, labStatusCommand, labCheckCommand, labDownCommand, labNodeAddCommand, labNodeStopCommand, labNodeStartCommand,
+  labEtcdStopCommand, labEtcdStartCommand,
   switchCommand, podAddCommand, podDelCommand, podListCommand, benchCommand,
+  applyCommand, deleteCommand, getCommand,
 ];
 
 /** Errors whose message is the whole story; anything else is a bug and shows its stack. */
-const EXPECTED = new Set(["ConfigError", "PreflightError", "LabError", "AgentError", "RpcError", "TapError", "ExecError", "IpamError", "SwitchError", "UsageError", "BenchError", "CpuError"]);
+const EXPECTED = new Set(["ConfigError", "PreflightError", "LabError", "AgentError", "RpcError", "TapError", "ExecError", "IpamError", "SwitchError", "UsageError", "BenchError", "CpuError", "ApplyError", "ManifestError", "ClusterError"]);
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
@@ -51,18 +54,23 @@ export async function main(argv: string[]): Promise<number> {
   // Longest match: "lab up" before "lab".
   const cmd = COMMANDS.find((c) => c.name.split(" ").every((w, i) => argv[i] === w));
   if (!cmd) {
-    const group = COMMANDS.filter((c) => c.name.split(" ")[0] === argv[0]);
-    if (group.length && (argv.length === 1 || argv[1] === "--help" || argv[1] === "-h")) {
-      process.stdout.write(`Usage: tapnet ${argv[0]} <${group.map((c) => c.name.split(" ")[1]).join("|")}> [options]\n\n` +
+    // A group ("lab", "lab node"): the most words of argv that begin some commands' names.
+    const words = (c: Command) => c.name.split(" ");
+    let k = 0;
+    while (k < argv.length && COMMANDS.some((c) => words(c).length > k + 1 && argv.slice(0, k + 1).every((w, i) => words(c)[i] === w))) k++;
+    const group = COMMANDS.filter((c) => argv.slice(0, k).every((w, i) => words(c)[i] === w));
+    if (k > 0 && (argv.length === k || argv[k] === "--help" || argv[k] === "-h")) {
+      const next = [...new Set(group.map((c) => words(c)[k]))];
+      process.stdout.write(`Usage: tapnet ${argv.slice(0, k).join(" ")} <${next.join("|")}> [options]\n\n` +
         group.map((c) => `  ${c.name}: ${c.summary}`).join("\n") + "\n");
-      return argv.length === 1 ? 2 : 0;
+      return argv.length === k ? 2 : 0;
     }
-    process.stderr.write(`tapnet: unknown command "${argv.slice(0, group.length ? 2 : 1).join(" ")}" (see tapnet --help)\n`);
+    process.stderr.write(`tapnet: unknown command "${argv.slice(0, k + 1).join(" ")}" (see tapnet --help)\n`);
     return 2;
   }
   const rest = argv.slice(cmd.name.split(" ").length);
   try {
-    const parsed = parse(cmd, rest, cmd.positionals ? 1 : 0);
+    const parsed = parse(cmd, rest, cmd.maxPositionals ?? (cmd.positionals ? 1 : 0));
     if (parsed === "help") {
       process.stdout.write(commandHelp(cmd) + "\n");
       return 0;

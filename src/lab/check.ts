@@ -5,6 +5,8 @@
  *     that the server saw the client's own address (no NAT on the way);
  *   - ping and TCP from every pod to the outside namespace, which must see the pod's node's
  *     address instead (masqueraded).
+ * A node whose switch `lab node stop` stopped, and its pods, are left out (and the outside
+ * with node 1, its way there).
  */
 import { spawn } from "node:child_process";
 import { inNetns, ExecError } from "../node/exec.ts";
@@ -34,19 +36,27 @@ export interface CheckOptions {
   progress?: (r: CheckResult) => void;
 }
 
+/** Nodes whose switch `lab node stop` stopped: check leaves them and their pods out. */
+export function stoppedNodes(state: LabState): string[] {
+  return state.nodes.filter((n) => n.pid === 0 && !(state.kernelNodes ?? []).includes(n.name)).map((n) => n.name);
+}
+
 export function endpoints(state: LabState): { nodes: Endpoint[]; pods: Endpoint[]; outside?: Endpoint } {
-  const nodes = state.nodes.map((n, i) => {
+  const stopped = stoppedNodes(state);
+  const nodes = state.nodes.flatMap((n, i) => {
+    if (stopped.includes(n.name)) return [];
     const sources = [n.address, n.gateway];
     // A kernel node's own traffic to remote pods leaves from flannel.1, which holds the pod
     // CIDR's network address; node1's to the outside from ext0.
-    if (n.pid === 0) sources.push(n.podCidr.split("/")[0]);
+    if ((state.kernelNodes ?? []).includes(n.name)) sources.push(n.podCidr.split("/")[0]);
     if (i === 0 && state.outside) sources.push(OUTSIDE_NODE_ADDRESS);
-    return { name: n.name, netns: n.netns, ip: n.address, sources };
+    return [{ name: n.name, netns: n.netns, ip: n.address, sources }];
   });
   return {
     nodes,
-    pods: state.pods.map((p) => ({ name: p.name, netns: p.netns, ip: p.ip, sources: [p.ip] })),
-    ...(state.outside ? { outside: { name: "outside", netns: state.outside.netns, ip: state.outside.address, sources: [state.outside.address] } } : {}),
+    pods: state.pods.filter((p) => !stopped.includes(p.node)).map((p) => ({ name: p.name, netns: p.netns, ip: p.ip, sources: [p.ip] })),
+    // The outside hangs off node 1, whose switch forwards to it: left out with node 1.
+    ...(state.outside && !stopped.includes(state.nodes[0]?.name) ? { outside: { name: "outside", netns: state.outside.netns, ip: state.outside.address, sources: [state.outside.address] } } : {}),
   };
 }
 

@@ -2,14 +2,21 @@
  * What a lab is before it is built, and what is kept of it once it is: its modes, its options
  * and their checks, its names and addresses, its cluster config, the command that runs a
  * switch, and its journal (/run/tapnet/<prefix>/lab.json), written before each namespace is
- * created and as each switch starts, so that `lab down` removes exactly what was made.
+ * created and as each switch (or the lab's etcd) starts, so that `lab down` removes exactly
+ * what was made.
+ *
+ * A lab's cluster state lives in a store (the switches' --store): "file", a directory in the
+ * lab's own (/run/tapnet/<prefix>/store), with every node and pod CIDR in cluster.yaml; or
+ * "etcd", a real etcd in the underlay namespace at 192.168.56.2, with no node in cluster.yaml
+ * at all: each switch leases its pod CIDR from etcd and learns the others there, so nodes can
+ * be added, stopped and started (nodes.ts). The key prefix's cluster name is the lab's prefix.
  * lab.ts builds and removes labs; status.ts asks a lab's switches how they are.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isDeno } from "../io/runtime.ts";
-import { checkClusterConfig, type BackendType, type ClusterConfig } from "../node/config.ts";
+import { checkClusterConfig, formatClusterConfig, type BackendType, type ClusterConfig } from "../node/config.ts";
 import { which } from "../node/exec.ts";
 
 export const LAB_ROOT = "/run/tapnet";
@@ -17,11 +24,23 @@ export const UNDERLAY_CIDR_BASE = "192.168.56.";
 /** The outside namespace's link to node 1 (TEST-NET-3, RFC 5737: never routed anywhere real). */
 export const OUTSIDE_NODE_ADDRESS = "203.0.113.1";
 export const OUTSIDE_ADDRESS = "203.0.113.2";
+/** The lab's etcd, on br0 in the underlay namespace, next to the nodes (192.168.56.<10+i>). */
+export const ETCD_ADDRESS = "192.168.56.2";
+export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
+/** Seconds a node's subnet lease lives without renewal (etcd store): the switch's own default. */
+export const DEFAULT_LEASE_TTL = 30;
+/** `lab up` makes at most 16 nodes; `lab node add` may grow an etcd lab to this many. */
+export const MAX_LAB_NODES = 64;
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** How the lab's nodes are built: see the top of lab.ts. */
 export const LAB_MODES = ["tapnet", "kernel-vxlan", "host-gw"] as const;
 export type LabMode = (typeof LAB_MODES)[number];
+
+/** Where the lab's cluster state lives: see the top of this file. */
+export const LAB_STORES = ["file", "etcd"] as const;
+export type LabStoreType = (typeof LAB_STORES)[number];
 
 export interface LabOptions {
   /** Default "tapnet". */
@@ -39,6 +58,10 @@ export interface LabOptions {
    * would have its CPU. Default true; nothing is pinned on a machine of one CPU.
    */
   pin?: boolean;
+  /** Default "file". */
+  store?: LabStoreType;
+  /** The subnet lease's TTL in seconds, etcd store only; default DEFAULT_LEASE_TTL. */
+  leaseTtl?: number;
   /** Progress lines for a person; the lab prints nothing itself. */
   progress?: (line: string) => void;
   /** Aborting stops `up` between steps; it then removes what it made. */
@@ -49,8 +72,10 @@ export interface LabNode {
   name: string;
   netns: string;
   address: string;
+  /** With the etcd store, what the switch leased, as its status said when it was last started. */
   podCidr: string;
   gateway: string;
+  /** The switch's pid; 0 for a plain Linux node (see kernelNodes) or a switch `lab node stop` stopped. */
   pid: number;
   control: string;
   log: string;
@@ -81,6 +106,21 @@ export interface LabState {
   /** Nodes that are plain Linux nodes (VXLAN or host-gw), without a switch (pid 0). */
   kernelNodes: string[];
   outside?: { netns: string; address: string };
+  /** Absent in journals written before stores existed: their switches were given no --store. */
+  store?: LabStore;
+}
+
+export interface LabStore {
+  type: LabStoreType;
+  /** The switches' --store: file:/run/tapnet/<prefix>/store or etcd://192.168.56.2:2379. */
+  url: string;
+  /** etcd: the subnet lease's TTL the switches are given, in seconds. */
+  leaseTtl?: number;
+  /** etcd: the lab's etcd process, recorded as soon as it starts (0 until then). */
+  etcdPid?: number;
+  /** etcd: its data directory, inside the lab's; also how its process is recognised. */
+  etcdDataDir?: string;
+  etcdLog?: string;
 }
 
 export class LabError extends Error {}
@@ -120,6 +160,14 @@ export function checkLabOptions(opts: LabOptions): LabMode {
   if (!Number.isInteger(opts.pods) || opts.pods < 0 || opts.pods > 64) throw new LabError("--pods must be 0 to 64");
   const mode = opts.mode ?? "tapnet";
   if (!LAB_MODES.includes(mode)) throw new LabError(`--mode must be one of ${LAB_MODES.join(", ")}, not "${mode}"`);
+  const store = opts.store ?? "file";
+  if (!LAB_STORES.includes(store)) throw new LabError(`--store must be one of ${LAB_STORES.join(", ")}, not "${store}"`);
+  if (store === "etcd" && mode !== "tapnet") throw new LabError(`--store etcd is for --mode tapnet: with --mode ${mode} the nodes are plain Linux nodes, which lease nothing from etcd`);
+  if (store === "etcd" && opts.kernelNode !== undefined) throw new LabError("--store etcd cannot have a --kernel-node: a plain Linux node leases no subnet and learns no peers from etcd");
+  const ttl = opts.leaseTtl;
+  if (ttl !== undefined && (store !== "etcd" || !Number.isInteger(ttl) || ttl < 2 || ttl > 3600)) {
+    throw new LabError(store === "etcd" ? "--lease-ttl must be 2 to 3600 seconds" : "--lease-ttl is for --store etcd: the file store's nodes lease nothing");
+  }
   if (mode === "kernel-vxlan" && opts.backend !== "vxlan") throw new LabError("--mode kernel-vxlan needs --backend vxlan: plain Linux nodes speak VXLAN, not flannel's udp");
   const kernel = opts.kernelNode;
   if (kernel !== undefined) {
@@ -130,12 +178,50 @@ export function checkLabOptions(opts: LabOptions): LabMode {
   return mode;
 }
 
+/** Node i's (1-based) address on the underlay. */
+export function nodeAddress(i: number): string {
+  return `${UNDERLAY_CIDR_BASE}${10 + i}`;
+}
+
 /** The lab's cluster config: nodes on the underlay, pod CIDRs assigned from the default cluster CIDR. */
 export function labConfig(nodes: number, backend: BackendType): ClusterConfig {
   return checkClusterConfig({
     backend: { type: backend },
-    nodes: Array.from({ length: nodes }, (_, i) => ({ name: `node${i + 1}`, address: `${UNDERLAY_CIDR_BASE}${11 + i}` })),
+    nodes: Array.from({ length: nodes }, (_, i) => ({ name: `node${i + 1}`, address: nodeAddress(i + 1) })),
   });
+}
+
+/**
+ * The cluster config as written for the switches: the file store's lists every node and its
+ * pod CIDR; the etcd store's lists none (`nodes: []`), as each switch leases its CIDR and
+ * learns the others from etcd.
+ */
+export function labConfigFile(config: ClusterConfig, store: LabStoreType): Record<string, unknown> {
+  const file = formatClusterConfig(config);
+  return store === "etcd" ? { ...file, nodes: [] } : file;
+}
+
+/** The lab's store, as the journal keeps it, before anything is started. */
+export function labStore(prefix: string, store: LabStoreType, leaseTtl = DEFAULT_LEASE_TTL): LabStore {
+  if (store === "file") return { type: "file", url: `file:${join(labDir(prefix), "store")}` };
+  return {
+    type: "etcd", url: `etcd://${ETCD_ADDRESS}:${ETCD_CLIENT_PORT}`, leaseTtl, etcdPid: 0,
+    etcdDataDir: join(labDir(prefix), "etcd"), etcdLog: join(labDir(prefix), "etcd.log"),
+  };
+}
+
+/**
+ * The arguments of `tapnet switch` for a node of the lab: the same for `lab up`, `lab node add`
+ * and `lab node start`, so a node started again is started as it was.
+ */
+export function switchArgs(state: LabState, node: Pick<LabNode, "name" | "address" | "control" | "cpu">): string[] {
+  const args = ["switch", "--config", join(labDir(state.prefix), "cluster.yaml"), "--node", node.name, "--control", node.control];
+  if (node.cpu !== undefined) args.push("--cpu", String(node.cpu));
+  const s = state.store;
+  if (!s) return args;
+  args.push("--store", s.url, "--cluster", state.prefix, "--netns-prefix", `${state.prefix}-`);
+  if (s.type === "etcd") args.push("--address", node.address, "--lease-ttl", String(s.leaseTtl ?? DEFAULT_LEASE_TTL));
+  return args;
 }
 
 /** How a switch process is started for the given runtime. */

@@ -1,10 +1,12 @@
 /**
  * `lab status`: a lab's journal, and what each of its switches says over its control socket
- * (learned MACs, ports, counters), or why it cannot.
+ * (its pod CIDR, learned MACs, ports, counters), or why it cannot. A node's pod CIDR and
+ * gateway are what its switch says when it answers (with the etcd store, what it leased),
+ * else the journal's.
  */
 import { rpcCall } from "../node/rpc.ts";
 import type { BackendType } from "../node/config.ts";
-import { checkPrefix, readLabState, type LabMode, type LabNode, type LabPod } from "./plan.ts";
+import { checkPrefix, readLabState, type LabMode, type LabNode, type LabPod, type LabStoreType } from "./plan.ts";
 
 export interface LabStatus {
   prefix: string;
@@ -13,13 +15,18 @@ export interface LabStatus {
   runtime: string;
   nodes: (Omit<LabNode, "control" | "log">)[];
   pods: LabPod[];
-  /** What each node's switch says, or why it cannot; a kernel node has none. */
-  switches: Record<string, SwitchStatus | { error: string } | { kernel: true }>;
+  /** What each node's switch says, or why it cannot; a kernel node has none, a stopped node's is stopped. */
+  switches: Record<string, SwitchStatus | { error: string } | { kernel: true } | { stopped: true }>;
+  /** Absent for labs made before stores. */
+  store?: { type: LabStoreType; url: string };
   kernelNodes: string[];
   outside?: { netns: string; address: string };
 }
 
 export interface SwitchStatus {
+  node?: { podCidr?: string; gateway?: string };
+  /** The nodes the switch forwards to, itself among them (with etcd, what it learned there). */
+  nodes?: { name: string; address: string; podCidr: string }[];
   fdb: { mac: string; port: number; device?: string; pod?: string; age: number }[];
   ports: { port: number; ifname: string; role: string; pod?: string; counters: Record<string, number> }[];
   counters: Record<string, number>;
@@ -32,8 +39,12 @@ export async function labStatus(prefix: string): Promise<LabStatus | undefined> 
   if (!state) return undefined;
   const switches: LabStatus["switches"] = {};
   await Promise.all(state.nodes.map(async (n) => {
-    if (n.pid === 0) {
+    if (state.kernelNodes?.includes(n.name)) {
       switches[n.name] = { kernel: true };
+      return;
+    }
+    if (n.pid === 0) {
+      switches[n.name] = { stopped: true };
       return;
     }
     try {
@@ -44,10 +55,14 @@ export async function labStatus(prefix: string): Promise<LabStatus | undefined> 
   }));
   return {
     prefix: state.prefix, backend: state.backend, mode: state.mode ?? "tapnet", runtime: state.runtime,
-    nodes: state.nodes.map(({ name, netns, address, podCidr, gateway, pid }) => ({ name, netns, address, podCidr, gateway, pid })),
+    nodes: state.nodes.map(({ name, netns, address, podCidr, gateway, pid }) => {
+      const said = (switches[name] as SwitchStatus).node;
+      return { name, netns, address, podCidr: said?.podCidr ?? podCidr, gateway: said?.gateway ?? gateway, pid };
+    }),
     pods: state.pods,
     switches,
     kernelNodes: state.kernelNodes ?? [],
     ...(state.outside ? { outside: state.outside } : {}),
+    ...(state.store ? { store: { type: state.store.type, url: state.store.url } } : {}),
   };
 }

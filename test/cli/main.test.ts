@@ -64,9 +64,17 @@ describe("main: top level", () => {
 
   it("lists a group's commands and returns 2 when given only the group", async () => {
     expect(await main(["lab"])).toBe(2);
-    expect(stdout).toContain("Usage: tapnet lab <up|status|check|down> [options]");
+    expect(stdout).toContain("Usage: tapnet lab <up|status|check|down|node|etcd> [options]");
     for (const c of COMMANDS.filter((c) => c.name.startsWith("lab "))) expect(stdout).toContain(`  ${c.name}: ${c.summary}`);
     expect(stdout).not.toContain("pod add");
+  });
+
+  it("lists a group of three-word commands (lab node), and names three words when the third is unknown", async () => {
+    expect(await main(["lab", "node"])).toBe(2);
+    expect(stdout).toContain("Usage: tapnet lab node <add|stop|start> [options]");
+    expect(stdout).not.toContain("lab up");
+    expect(await main(["lab", "node", "nosuch"])).toBe(2);
+    expect(stderr).toContain('unknown command "lab node nosuch"');
   });
 
   it("lists a group's commands and returns 0 for the group's --help", async () => {

@@ -1,12 +1,14 @@
-/** `tapnet lab up|status|check|down`: a cluster of namespaces on this machine. */
+/** `tapnet lab up|status|check|down`, `tapnet lab node add|stop|start` and `tapnet lab etcd stop|start`: a cluster of namespaces on this machine. */
 import { isDeno } from "../../io/runtime.ts";
 import { backendNames } from "../../tunnel/index.ts";
-import { labCheck, type CheckResult } from "../../lab/check.ts";
+import { labCheck, stoppedNodes, type CheckResult } from "../../lab/check.ts";
 import { labDown, labUp } from "../../lab/lab.ts";
-import { LAB_MODES, readLabState } from "../../lab/plan.ts";
+import { labNodeAdd, labNodeStart, labNodeStop } from "../../lab/nodes.ts";
+import { labEtcd } from "../../lab/lab-etcd.ts";
+import { DEFAULT_LEASE_TTL, LAB_MODES, LAB_STORES, readLabState } from "../../lab/plan.ts";
 import { labStatus, type SwitchStatus } from "../../lab/status.ts";
 import { preflight } from "../../node/preflight.ts";
-import { choiceOption, intOption, type Command } from "../args.ts";
+import { choiceOption, intOption, UsageError, type Command } from "../args.ts";
 import { formatTable } from "../../node/table.ts";
 
 const prefixOption = { type: "string", value: "NAME", help: "names the lab: its namespaces are NAME-underlay, NAME-node1, NAME-node1-pod1, ...", default: "tapnet" } as const;
@@ -26,6 +28,8 @@ export const labUpCommand: Command = {
     runtime: { type: "string", value: "RT", help: "what runs the switches: node or deno", default: isDeno ? "deno" : "node" },
     "kernel-node": { type: "string", value: "K", help: "make node K a plain Linux node (bridge, veth pods, VXLAN as flannel sets it up); needs --backend vxlan" },
     "no-pin": { type: "boolean", help: "leave the switches' datapath threads to the scheduler instead of pinning each to a CPU" },
+    store: { type: "string", value: "STORE", help: "where the cluster's state lives: file (a directory in the lab's; every pod CIDR in cluster.yaml) or etcd (a real etcd in the underlay; each switch leases its pod CIDR there)", default: "file" },
+    "lease-ttl": { type: "string", value: "SECONDS", help: `--store etcd: how long a node's subnet lease lives without renewal (default: ${DEFAULT_LEASE_TTL})` },
   },
   details: [
     "Nodes and pods are network namespaces; each node runs a tapnet switch whose TAP ports are the pods' eth0.",
@@ -36,7 +40,10 @@ export const labUpCommand: Command = {
     "Each switch's datapath thread is pinned to a CPU (tapnet switch --cpu), the nodes spread over the CPUs this process",
     "may use, round-robin: as on separate machines, each node's forwarding has a CPU of its own rather than queueing",
     "behind the other nodes' and the pods' work. --no-pin leaves them to the scheduler.",
-    "The lab's journal, cluster config and switch logs are kept in /run/tapnet/<prefix>/. Remove it all with `tapnet lab down`.",
+    "With --store etcd, an etcd runs in the underlay namespace at 192.168.56.2:2379; cluster.yaml lists no nodes, each switch",
+    "leases the lowest free pod CIDR there and learns its peers there, and `tapnet lab node add|stop|start` change the cluster",
+    "while it runs. --store etcd is for --mode tapnet without --kernel-node.",
+    "The lab's journal, cluster config, store and logs are kept in /run/tapnet/<prefix>/. Remove it all with `tapnet lab down`.",
   ].join("\n"),
   async run(p) {
     const nodes = intOption(p, "nodes", 1, 16);
@@ -45,6 +52,8 @@ export const labUpCommand: Command = {
     const backend = mode === "kernel-vxlan" ? "vxlan" : choiceOption(p, "backend", backendNames());
     const runtime = choiceOption(p, "runtime", ["node", "deno"] as const);
     const kernelNode = p.values["kernel-node"] === undefined ? undefined : intOption(p, "kernel-node", 1, nodes);
+    const store = choiceOption(p, "store", LAB_STORES);
+    const leaseTtl = p.values["lease-ttl"] === undefined ? undefined : intOption(p, "lease-ttl", 2, 3600);
     preflight(["root", ...(mode === "tapnet" ? ["tun" as const, "nsenter" as const] : []), "ip", "ping", ...(nodes > 1 || kernelNode || mode !== "tapnet" ? ["nft" as const] : [])]);
     const prefix = String(p.values.prefix);
     const abort = new AbortController();
@@ -52,8 +61,8 @@ export const labUpCommand: Command = {
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     try {
-      const state = await labUp({ mode, nodes, pods, prefix, backend, runtime, kernelNode, pin: !p.values["no-pin"], progress: (l) => err(l), signal: abort.signal });
-      out(`lab ${prefix} is up: ${state.nodes.length} node(s), ${state.pods.length} pod(s), ${mode === "tapnet" ? `backend ${backend}` : mode === "host-gw" ? "plain Linux nodes, host-gw" : "plain Linux nodes, kernel VXLAN"}`);
+      const state = await labUp({ mode, nodes, pods, prefix, backend, runtime, kernelNode, store, leaseTtl, pin: !p.values["no-pin"], progress: (l) => err(l), signal: abort.signal });
+      out(`lab ${prefix} is up: ${state.nodes.length} node(s), ${state.pods.length} pod(s), ${mode === "tapnet" ? `backend ${backend}, store ${store}` : mode === "host-gw" ? "plain Linux nodes, host-gw" : "plain Linux nodes, kernel VXLAN"}`);
       out("next: tapnet lab status | tapnet lab check | " + downHint(prefix));
       return 0;
     } finally {
@@ -82,11 +91,12 @@ export const labStatusCommand: Command = {
       return 0;
     }
     out(s.mode === "tapnet"
-      ? `lab ${s.prefix}: ${s.nodes.length} node(s), ${s.pods.length} pod(s), backend ${s.backend}, switches run on ${s.runtime}\n`
+      ? `lab ${s.prefix}: ${s.nodes.length} node(s), ${s.pods.length} pod(s), backend ${s.backend}, switches run on ${s.runtime}${s.store ? `, store ${s.store.url}` : ""}\n`
       : `lab ${s.prefix}: ${s.nodes.length} node(s), ${s.pods.length} pod(s), mode ${s.mode}: plain Linux nodes, no switches\n`);
     out(formatTable(["NODE", "NETNS", "ADDRESS", "POD CIDR", "GATEWAY", "PID", "SWITCH"], s.nodes.map((n) => {
       const sw = s.switches[n.name];
-      const state = "kernel" in sw ? (s.mode === "host-gw" ? "none: plain Linux (cni0, host-gw routes)" : "none: plain Linux (cni0, flannel.1)") : "error" in sw ? `down: ${sw.error}` : "running";
+      const state = "kernel" in sw ? (s.mode === "host-gw" ? "none: plain Linux (cni0, host-gw routes)" : "none: plain Linux (cni0, flannel.1)")
+        : "stopped" in sw ? `stopped (tapnet lab node start ${n.name})` : "error" in sw ? `down: ${sw.error}` : "running";
       return [n.name, n.netns, n.address, n.podCidr, n.gateway, n.pid ? String(n.pid) : "-", state];
     })));
     if (s.outside) out(`outside: ${s.outside.netns} at ${s.outside.address}, reached through node1`);
@@ -131,6 +141,8 @@ export const labCheckCommand: Command = {
       err(`no lab named ${prefix} is up (start one with tapnet lab up)`);
       return 1;
     }
+    const stopped = stoppedNodes(state);
+    if (stopped.length) err(`left out, as their switches are stopped: ${stopped.join(", ")} and their pods${state.outside && stopped.includes(state.nodes[0].name) ? `, and the outside (reached through ${state.nodes[0].name})` : ""}`);
     const results = await labCheck(state, { tcpBytes, progress: p.values.json ? undefined : (r) => err(`${r.ok ? "ok  " : "FAIL"} ${r.test.padEnd(4)} ${r.from} -> ${r.to}`) });
     const failed = results.filter((r) => !r.ok).length;
     if (p.values.json) {
@@ -156,3 +168,73 @@ export const labDownCommand: Command = {
     return 0;
   },
 };
+
+const nodeNameOf = (p: { positionals: string[] }, cmd: string): string => {
+  const name = p.positionals[0];
+  if (!name) throw new UsageError(`tapnet ${cmd} needs the node's name, e.g. node2 (see tapnet ${cmd} --help)`);
+  return name;
+};
+
+export const labNodeAddCommand: Command = {
+  name: "lab node add",
+  summary: "add a node to a lab on the etcd store; it leases a pod CIDR and joins with no restart",
+  details: "The new node is node<N+1>: its namespace, a link to the underlay at 192.168.56.<10+N+1>, and its switch, started as the\nothers were. It leases the lowest free pod CIDR from the lab's etcd; the other switches learn it from there.\nA lab on the file store has the nodes of its cluster.yaml and cannot grow.",
+  options: {
+    prefix: prefixOption,
+    pods: { type: "string", value: "P", help: "pods on the new node, named <prefix>-node<i>-pod<j> (default: as many as node1 has)" },
+  },
+  async run(p) {
+    const pods = p.values.pods === undefined ? undefined : intOption(p, "pods", 0, 64);
+    preflight(["root", "tun", "nsenter", "ip", "ping"]);
+    const prefix = String(p.values.prefix);
+    const { state, node } = await labNodeAdd(prefix, { pods, progress: (l) => err(l) });
+    out(`${node.name} joined lab ${prefix}: address ${node.address}, pod CIDR ${node.podCidr}, switch pid ${node.pid}, ${state.pods.filter((x) => x.node === node.name).length} pod(s)`);
+    return 0;
+  },
+};
+
+/** `lab node stop|start NAME`. */
+function nodeCommand(action: "stop" | "start"): Command {
+  return {
+    name: `lab node ${action}`,
+    summary: action === "stop"
+      ? "stop a lab node's switch (its namespaces stay; on etcd its lease expires after the TTL)"
+      : "start a stopped lab node's switch again, as it was started; its pods are attached again",
+    positionals: "NAME",
+    options: { prefix: prefixOption },
+    async run(p) {
+      const name = nodeNameOf(p, `lab node ${action}`);
+      preflight(action === "stop" ? ["root"] : ["root", "tun", "nsenter", "ip", "ping"]);
+      const prefix = String(p.values.prefix);
+      if (action === "stop") {
+        await labNodeStop(prefix, name, (l) => err(l));
+        out(`${name}'s switch is stopped; start it again with tapnet lab node start ${name}${prefix === "tapnet" ? "" : ` --prefix ${prefix}`}`);
+      } else {
+        const node = await labNodeStart(prefix, name, (l) => err(l));
+        out(`${name}'s switch is running: pid ${node.pid}, pod CIDR ${node.podCidr}`);
+      }
+      return 0;
+    },
+  };
+}
+
+export const labNodeStopCommand = nodeCommand("stop");
+export const labNodeStartCommand = nodeCommand("start");
+
+function etcdCommand(action: "stop" | "start"): Command {
+  return {
+    name: `lab etcd ${action}`,
+    summary: action === "stop"
+      ? "stop the lab's etcd (lab up --store etcd): the switches keep forwarding on what they have, and retry"
+      : "start the lab's etcd again, on its data: the switches reconnect and apply what changed",
+    options: { prefix: prefixOption },
+    async run(p) {
+      preflight(["root"]);
+      await labEtcd(String(p.values.prefix), action, (l) => err(l));
+      return 0;
+    },
+  };
+}
+
+export const labEtcdStopCommand = etcdCommand("stop");
+export const labEtcdStartCommand = etcdCommand("start");
