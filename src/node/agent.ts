@@ -93,10 +93,11 @@ export function routerConfig(config: ClusterConfig, self: number): RouterConfig 
   };
 }
 
-const podKey = (namespace: string, name: string) => `${namespace}/${name}`;
+/** How the agent names a pod (its map, the switch's port label, its logs): kubectl's habit, the namespace only when not default. */
+const podKey = (namespace: string, name: string) => (namespace === "default" ? name : `${namespace}/${name}`);
 
 export class NodeAgent implements PodHost {
-  /** By namespace/name. */
+  /** By podKey. */
   private readonly pods = new Map<string, PodRecord>();
   private readonly ipam: PodIpam;
   private rpc?: RpcServer;
@@ -216,8 +217,8 @@ export class NodeAgent implements PodHost {
   /** `tapnet pod add`: attaches the pod, then records it in the store. */
   private async addPodCommand(req: PodRequest): Promise<PodRecord> {
     const ns = req.namespace ?? "default";
-    const elsewhere = await this.sync?.podElsewhere(ns, req.name);
-    if (elsewhere) throw new AgentError(`pod ${ns}/${req.name} already exists on node ${elsewhere}`);
+    const refused = await this.sync?.podRefusal(ns, req.name);
+    if (refused) throw new AgentError(refused);
     const rec = await this.addPod(req);
     await this.sync?.recordPodAdd(ns, rec.name, rec.ip, rec.netns, rec.ifname)
       .catch((e) => this.log.warn("pod attached but not recorded in the store", { pod: `${ns}/${rec.name}`, error: (e as Error).message }));

@@ -16,7 +16,7 @@ import { formatIpv4 } from "../wire/ipv4.ts";
 import { formatCidr, parseCidr } from "../wire/cidr.ts";
 import type { Kv } from "../cluster/kv.ts";
 import { openKv } from "../cluster/open.ts";
-import { ConflictError, NotFoundError, ObjectStore } from "../cluster/store.ts";
+import { AlreadyExistsError, ConflictError, NotFoundError, ObjectStore } from "../cluster/store.ts";
 import { ANNOTATIONS, type KubeObject, type Node, type Pod } from "../cluster/objects.ts";
 import { SubnetLeaser, watchMembers, type Member } from "../cluster/subnet-lease.ts";
 import { vtepMacFor, type ClusterConfig, type NodeConfig } from "./config.ts";
@@ -136,6 +136,10 @@ export class StoreSync {
   async start(host: PodHost): Promise<void> {
     this.host = host;
     await this.writeNode(true);
+    // Every cluster has the namespace "default", as the API server makes it.
+    await this.store.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "default" } }).catch((e) => {
+      if (!(e instanceof AlreadyExistsError)) throw e;
+    });
     if (this.dynamic) this.enqueue(() => this.peersChanged());
     const w = this.store.watch(["Pod"], (ev: { type: string; object: KubeObject }) => {
       const pod = ev.object as Pod;
@@ -204,6 +208,15 @@ export class StoreSync {
     await this.store.delete({ kind: "Pod", namespace, name }).catch((e) => {
       if (!(e instanceof NotFoundError)) throw e;
     });
+  }
+
+  /** Why `tapnet pod add` may not record pod namespace/name, if it may not. */
+  async podRefusal(namespace: string, name: string): Promise<string | undefined> {
+    if (namespace !== "default" && !(await this.store.get({ kind: "Namespace", name: namespace }))) {
+      return `namespaces "${namespace}" not found (create it first: tapnet apply -f a Namespace manifest)`;
+    }
+    const elsewhere = await this.podElsewhere(namespace, name);
+    return elsewhere ? `pod ${namespace}/${name} already exists on node ${elsewhere}` : undefined;
   }
 
   /** Is pod namespace/name in the store, on another node? Its node's name if so. */

@@ -13,9 +13,17 @@ const created = [`${prefix}-a`, `${prefix}-b`];
 const dir = mkdtempSync(join(tmpdir(), "tapnet-it-"));
 const control = join(dir, "n1.sock");
 const configPath = join(dir, "cluster.yaml");
+const store = `file:${join(dir, "store")}`;
+
+/** The pods the switch recorded in its store, as namespace/name. */
+async function storedPods(): Promise<string[]> {
+  const r = await tapnet(["get", "pods", "-A", "-o", "json", "--store", store]);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout).items.map((p: { metadata: { namespace: string; name: string } }) => `${p.metadata.namespace}/${p.metadata.name}`).sort();
+}
 
 function startSwitch(config = configPath): ChildProcess {
-  return spawn("nsenter", [`--net=/run/netns/${nodeNs}`, "--", process.execPath, TAPNET, "switch", "--config", config, "--node", "n1", "--control", control], {
+  return spawn("nsenter", [`--net=/run/netns/${nodeNs}`, "--", process.execPath, TAPNET, "switch", "--config", config, "--node", "n1", "--control", control, "--store", store], {
     cwd: REPO, stdio: ["ignore", "pipe", "pipe"],
   });
 }
@@ -86,6 +94,20 @@ describe("tapnet switch with tapnet pod", () => {
     sh("ip", ["netns", "exec", nodeNs, "ping", "-c", "2", "-W", "2", "-i", "0.2", "10.244.7.2"]);
     const list = JSON.parse((await tapnet(["pod", "list", "--json", "--control", control])).stdout);
     expect(list.map((p: { name: string }) => p.name).sort()).toEqual([created[0], created[1], "mine"].sort());
+    expect(await storedPods()).toEqual([`default/${created[0]}`, `default/${created[1]}`, "default/mine"].sort());
+  });
+
+  it("records a pod in the Kubernetes namespace it is told: a name may be taken in another", async () => {
+    const none = await tapnet(["pod", "add", "mine", "-n", "team", "--netns", `${prefix}-c`, "--control", control]);
+    expect(none.stderr).toContain('namespaces "team" not found');
+    const ns = await runCmd("sh", ["-c", `printf 'apiVersion: v1\\nkind: Namespace\\nmetadata: {name: team}\\n' | node ${TAPNET} apply -f - --store ${store}`]);
+    expect(ns.stdout.trim(), ns.stderr).toBe("namespace/team created");
+    const other = await tapnet(["pod", "add", "mine", "-n", "team", "--netns", `${prefix}-c`, "--control", control]);
+    expect(other.code, other.stderr).toBe(0);
+    created.push(`${prefix}-c`);
+    expect(await storedPods()).toContain("team/mine");
+    expect((await tapnet(["pod", "del", "mine", "-n", "team", "--control", control])).stdout).toContain("detached");
+    expect(await storedPods()).not.toContain("team/mine");
   });
 
   it("refuses a taken address, a duplicate pod and a bad name with one-line errors", async () => {
@@ -119,6 +141,7 @@ describe("tapnet switch with tapnet pod", () => {
     await waitFor(() => log.includes('"port went down"'), 10_000, "the switch to notice");
     const list = JSON.parse((await tapnet(["pod", "list", "--json", "--control", control])).stdout);
     expect(list.map((p: { name: string }) => p.name)).toEqual([created[0]]);
+    expect(await storedPods()).toEqual([`default/${created[0]}`]);
   });
 
   it("stops on SIGTERM promptly, removing its devices and the namespaces it made", async () => {
@@ -133,5 +156,6 @@ describe("tapnet switch with tapnet pod", () => {
     const r = await runCmd("ls", [control]);
     expect(r.code).not.toBe(0); // the control socket is gone
     expect(log).toContain('"switch stopped"');
+    expect(await storedPods()).toEqual([]); // pod add's pods go with their switch
   });
 });
