@@ -197,10 +197,13 @@ export class Datapath {
     if (bad) return bad;
     this.stages.backend?.flush(); // flushed at the end of every round already: a no-op, and a guarantee
     const out = tunnel.out;
+    const before = this.stages.backend;
     try {
       this.state.cluster = cl.withNodes(nodes, self);
       tunnel.setPeers(nodes.map((n) => n.address));
       this.stages = this.routingStages(tunnel);
+      // A node is its address: each that stays keeps what its backend state held for it.
+      if (before) this.stages.backend?.adopt?.(before, Int32Array.from(cl.cfg.nodes, (o) => nodes.findIndex((n) => n.address === o.address)));
       return undefined;
     } catch (e) {
       // Not a list checkNodes lets through; if one is, the switch goes on as it was.

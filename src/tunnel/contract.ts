@@ -126,4 +126,11 @@ export interface TunnelBackend {
    * `stride` bytes each, the last maybe shorter. Frames go to `sink`; returns the datagrams.
    */
   receive(buf: Uint8Array, off: number, len: number, stride: number, peer: number, sink: FrameSink): number;
+  /**
+   * Takes over what `previous` (a backend of the same kind, made for the node list before it
+   * changed) keeps from one round to the next for each peer: a frame half received, say.
+   * peerOf[i] is old peer i's index now, or -1 if it left. A backend that keeps nothing across
+   * rounds has no need of it.
+   */
+  adopt?(previous: TunnelBackend, peerOf: Int32Array): void;
 }

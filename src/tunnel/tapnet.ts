@@ -200,6 +200,25 @@ export class TapnetBackend implements TunnelBackend {
     return count;
   }
 
+  /**
+   * After a change of the node list: each peer that stays keeps its frame in progress (and its
+   * reassembly buffer), and frame ids go on from where they were.
+   */
+  adopt(previous: TunnelBackend, peerOf: Int32Array): void {
+    if (!(previous instanceof TapnetBackend)) return;
+    this.frameId = previous.frameId;
+    for (let old = 0; old < peerOf.length && old < previous.rx.length; old++) {
+      const now = peerOf[old];
+      if (now < 0 || now >= this.rx.length) continue;
+      this.rx[now] = previous.rx[old];
+      this.rxId[now] = previous.rxId[old];
+      this.rxLen[now] = previous.rxLen[old];
+      this.rxGot[now] = previous.rxGot[old];
+      // A frame handed on was delivered when its receive returned: nothing is lent across rounds.
+      this.rxLent[now] = 0;
+    }
+  }
+
   /** Is the frame whose first `len` bytes are at buf[f..] an IPv4 one? Drops it if not. */
   private isIpv4(buf: Uint8Array, f: number, len: number, sink: FrameSink): boolean {
     if (len >= ETH_OFF + ETH_HEADER_LEN && buf[f + ETH_OFF + ETH_TYPE] === ETHERTYPE_IPV4 >> 8 && buf[f + ETH_OFF + ETH_TYPE + 1] === (ETHERTYPE_IPV4 & 0xff)) return true;

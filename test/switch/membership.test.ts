@@ -220,6 +220,28 @@ describe.each(ALL_BACKENDS)("a node list changed live, %s backend", (type) => {
   });
 });
 
+describe("a tapnet frame half received when the node list changes", () => {
+  it("is finished after the change: the sender keeps its reassembly (adopt), its index moved", () => {
+    const n = node1("tapnet", [N1, N2], 0);
+    const sink = new CollectingSink();
+    const b = makeBackend(nodeConfig("tapnet", 1), sink);
+    const f = ipFrame({ eth: { dst: "0a:58:0a:f4:02:01", src: "0a:58:0a:f4:09:09" }, src: "10.244.2.5", dst: POD_B.ip, ttl: 63, payloadLen: 3000 });
+    b.send(f, 0, f.length, 0);
+    b.flush();
+    const datagrams = sink.datagrams.map((d) => d.bytes);
+    expect(datagrams.length).toBe(3);
+    n.libc.udp.incoming.push({ bytes: datagrams[0], address: ip(ADDR[1]), port: TUNNEL_PORT });
+    n.rounds();
+    expect(n.podB()).toEqual([]);
+    const id = n.setNodes([N2, N3, N1], 2); // node2 is index 0 now, node1 (self) index 2
+    for (const d of datagrams.slice(1)) n.libc.udp.incoming.push({ bytes: d, address: ip(ADDR[1]), port: TUNNEL_PORT });
+    n.rounds(2);
+    expect(n.replies).toEqual([{ op: "nodes", id }]);
+    expect(n.podB()).toEqual([3000 - 20]); // podB gives payload lengths less 20
+    expect(n.drops(TUNNEL_ROW)).toEqual({});
+  });
+});
+
 describe("a node list the datapath refuses", () => {
   const bad: [string, RouterConfig["nodes"], number, string][] = [
     ["this node's pod CIDR changed", [{ ...N1, network: ip("10.244.9.0") }, N2], 0, "nodes[0] (this node, node1): its pod CIDR is 10.244.1.0/24 while the switch runs, not 10.244.9.0/24"],

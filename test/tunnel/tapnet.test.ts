@@ -486,6 +486,28 @@ describe("tapnet backend", () => {
     ]);
   });
 
+  it("adopts, after a change of the node list, each staying peer's frame in progress under its new index, and the frame ids", () => {
+    const f = frameOf(4000, 8);
+    const g = frameOf(3000, 9);
+    const fd = sendAll(sender(), f);
+    const gd = sendAll(sender(), g);
+    const old = receiver();
+    old.feed(fd[0], 1);
+    old.feed(gd[0], 2);
+    const now = receiver();
+    now.b.adopt(old.b, Int32Array.of(1, 2, -1)); // peer 1 is peer 2 now; peer 2 left
+    for (const d of fd.slice(1)) now.feed(d, 2);
+    expect(names(now.frames, { f })).toEqual(["f"]);
+    for (const d of gd.slice(1)) now.feed(d, 1); // peer 1 is new: g's head never reached it
+    expect(now.drops).toEqual(gd.slice(1).map(() => "tapnet_incomplete"));
+    const tx = sender();
+    tx.b.send(fromHex("aabbcc"), 0, 3, 1);
+    const tx2 = sender();
+    tx2.b.adopt(tx.b, Int32Array.of(0, 1, 2));
+    tx2.b.send(fromHex("ddee"), 0, 2, 1);
+    expect(toHex(tx2.sink.datagrams[0].bytes.subarray(0, 4))).toBe("01000002");
+  });
+
   it("sends frames of 1 to 65,664 bytes, and refuses an empty frame and a larger one without sending", () => {
     const tx = sender(true);
     const max = frameOf(65664, 3);
