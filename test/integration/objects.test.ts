@@ -54,8 +54,12 @@ for (const store of ["file", "etcd"] as const) {
       const list = await waitForPods((l) => l.filter((p) => p.status?.podIP && p.metadata.namespace !== "default").length === 2, "the applied pods' addresses");
       const web = list.find((p) => p.metadata.name === "web")!;
       const client = list.find((p) => p.metadata.name === "client")!;
-      expect(web.status!.podIP).toMatch(/^10\.244\.1\.\d+$/);
-      expect(client.status!.podIP).toMatch(/^10\.244\.2\.\d+$/);
+      // Each pod's address is in its node's pod CIDR (on etcd, the nodes lease theirs in either order).
+      const nodes = JSON.parse((await tapnet(["get", "nodes", "-o", "json", "--prefix", prefix])).stdout).items as { metadata: { name: string }; spec: { podCIDR: string } }[];
+      const net24 = (node: string) => nodes.find((n) => n.metadata.name === node)!.spec.podCIDR.replace(/\.0\/24$/, ".");
+      expect(web.status!.podIP!.startsWith(net24("node1")), `${web.status!.podIP} in node1's ${net24("node1")}0/24`).toBe(true);
+      expect(client.status!.podIP!.startsWith(net24("node2")), `${client.status!.podIP} in node2's ${net24("node2")}0/24`).toBe(true);
+      expect(net24("node1")).not.toBe(net24("node2"));
       expect(web.metadata.annotations?.["tapnet.dev/netns"]).toBe(`${prefix}-blue-web`);
       expect(netnsList()).toEqual(expect.arrayContaining([`${prefix}-blue-web`, `${prefix}-green-client`]));
       const there = await runCmd("ip", ["netns", "exec", `${prefix}-blue-web`, "ping", "-c", "2", "-W", "2", client.status!.podIP!]);
