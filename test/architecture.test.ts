@@ -17,7 +17,7 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 /** Each top folder of src and its level: a file may import its own folder and lower levels. */
 const LEVELS: Record<string, number> = {
-  wire: 0, io: 1, tunnel: 1, switch: 2, cluster: 3, node: 4, lab: 5, bench: 6, cli: 7,
+  wire: 0, io: 1, tunnel: 1, switch: 2, cluster: 3, node: 4, cni: 5, lab: 5, bench: 6, cli: 7,
 };
 
 /** The folders whose files must stay within MAX_LINES: all of them. */
@@ -113,7 +113,7 @@ describe("the layer check itself", () => {
       file("src/g.ts", ""),
     ], []);
     expect(v).toEqual([
-      "src/g.ts: not in a folder of the layer order (wire, io, tunnel, switch, cluster, node, lab, bench, cli)",
+      "src/g.ts: not in a folder of the layer order (wire, io, tunnel, switch, cluster, node, cni, lab, bench, cli)",
       "src/wire/a.ts imports src/switch/switch.ts: wire may not import switch",
       "src/io/b.ts imports src/tunnel/t.ts: io may not import tunnel",
       "src/node/c.ts imports src/cli/main.ts: node may not import cli",

@@ -5,7 +5,7 @@
 // wait while it lives, then take its lock over, and the store stays whole), and a process that leaves a watch open still exits. Each process is
 // `node --import tsx -e` (or `deno eval`) on a few lines importing src/cluster/file-kv.ts.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, expect, it } from "vitest";
@@ -24,11 +24,14 @@ afterEach(() => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-// The code each process runs. `start`: a Date.now() to wait for, so that they all begin at once.
-const CREATE = (dir: string, id: string, keys: number, first: number, start: number) => `
+// The code each process runs. `go`: a file each waits for, after saying "ready", so that they all
+// begin at once however long each took to load (goWhenReady).
+const CREATE = (dir: string, id: string, keys: number, first: number, go: string) => `
 const { FileKv } = await import(${JSON.stringify(MODULE)});
 const kv = new FileKv(${JSON.stringify(dir)});
-while (Date.now() < ${start}) await new Promise((r) => setTimeout(r, 1));
+const { existsSync } = await import("node:fs");
+console.log("ready");
+while (!existsSync(${JSON.stringify(go)})) await new Promise((r) => setTimeout(r, 1));
 for (let i = 0; i < ${keys}; i++) {
   const k = (i + ${first}) % ${keys}; // each process starts at a key of its own, and runs into the others
   try { console.log(JSON.stringify({ key: k, rev: await kv.put("/race/" + k, ${JSON.stringify(id)}, { expect: 0 }) })); }
@@ -36,10 +39,12 @@ for (let i = 0; i < ${keys}; i++) {
 }
 console.log("done");`;
 
-const INCREMENT = (dir: string, times: number, start: number) => `
+const INCREMENT = (dir: string, times: number, go: string) => `
 const { FileKv } = await import(${JSON.stringify(MODULE)});
 const kv = new FileKv(${JSON.stringify(dir)});
-while (Date.now() < ${start}) await new Promise((r) => setTimeout(r, 1));
+const { existsSync } = await import("node:fs");
+console.log("ready");
+while (!existsSync(${JSON.stringify(go)})) await new Promise((r) => setTimeout(r, 1));
 for (let i = 0; i < ${times}; i++) {
   for (;;) {
     const e = await kv.get("/counter");
@@ -83,6 +88,16 @@ async function finished(p: Proc): Promise<void> {
   expect(p.lines[p.lines.length - 1]).toBe("done");
 }
 
+/** Lets the processes go once every one of them has said it is ready. */
+async function goWhenReady(procs: Proc[], go: string): Promise<void> {
+  const t0 = Date.now();
+  while (!procs.every((p) => p.lines.includes("ready"))) {
+    if (Date.now() - t0 > 30_000) throw new Error("the processes did not load in 30 s");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  writeFileSync(go, "");
+}
+
 function freshDir(): string {
   return join(root, `s${n++}`);
 }
@@ -90,8 +105,8 @@ function freshDir(): string {
 it("processes racing to create the same keys: exactly one wins each, at consecutive revisions", async () => {
   const dir = freshDir();
   const keys = 30;
-  const start = Date.now() + 1500; // after every process has loaded
-  const procs = Array.from({ length: 6 }, (_, i) => run(CREATE(dir, `p${i}`, keys, i * 5, start)));
+  const procs = Array.from({ length: 6 }, (_, i) => run(CREATE(dir, `p${i}`, keys, i * 5, `${dir}.go`)));
+  await goWhenReady(procs, `${dir}.go`);
   for (const p of procs) await finished(p);
   const wins = procs.flatMap((p, i) => p.lines.filter((l) => l.startsWith("{")).map((l) => ({ ...(JSON.parse(l) as { key: number; rev: number }), id: `p${i}` })));
   expect(wins.map((w) => w.key).sort((a, b) => a - b)).toEqual(Array.from({ length: keys }, (_, k) => k));
@@ -112,8 +127,8 @@ it("Node and Deno processes incrementing one counter lose no increment; a watche
   const seen: KvEvent[] = [];
   const w = watcher.watch("/", 1, { events: (evs) => void seen.push(...evs) });
   const times = 40;
-  const start = Date.now() + 2000;
-  const procs = [...Array.from({ length: 3 }, () => run(INCREMENT(dir, times, start))), run(INCREMENT(dir, times, start), "deno")];
+  const procs = [...Array.from({ length: 3 }, () => run(INCREMENT(dir, times, `${dir}.go`))), run(INCREMENT(dir, times, `${dir}.go`), "deno")];
+  await goWhenReady(procs, `${dir}.go`);
   for (const p of procs) await finished(p);
   const total = times * procs.length;
   expect(await watcher.get("/counter")).toMatchObject({ value: String(total), modRevision: total, createRevision: 1 });
@@ -128,8 +143,8 @@ it("a process killed holding the lock: the others wait while it lives, then take
   for (let round = 0; round < 2; round++) {
     const dir = freshDir();
     const lock = join(dir, "lock");
-    const start = Date.now() + 1500;
-    const procs = Array.from({ length: 4 }, () => run(INCREMENT(dir, 60, start)));
+    const procs = Array.from({ length: 4 }, () => run(INCREMENT(dir, 60, `${dir}.go`)));
+    await goWhenReady(procs, `${dir}.go`);
     const victim = procs[0];
     const holds = (): boolean => {
       try {
