@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
 /** The unit project: no namespaces, no devices, no processes. `npm run mutate` runs these alone. */
-export const unitTests = ["test/wire/**/*.test.ts", "test/cluster/**/*.test.ts", "test/io/**/*.test.ts", "test/switch/**/*.test.ts", "test/tunnel/**/*.test.ts", "test/node/**/*.test.ts", "test/lab/**/*.test.ts", "test/bench/**/*.test.ts", "test/cli/**/*.test.ts"];
+export const unitTests = ["test/wire/**/*.test.ts", "test/cluster/**/*.test.ts", "test/io/**/*.test.ts", "test/switch/**/*.test.ts", "test/tunnel/**/*.test.ts", "test/node/**/*.test.ts", "test/lab/**/*.test.ts", "test/bench/**/*.test.ts", "test/cli/**/*.test.ts", "test/cni/**/*.test.ts"];
 
 export default defineConfig({
   test: {

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { commandHelp, parse, UsageError, type Command } from "./args.ts";
 import { benchCommand } from "./commands/bench.ts";
+import { cniInstallCommand, cniUninstallCommand } from "./commands/cni.ts";
 import { labCheckCommand, labDownCommand, labEtcdStartCommand, labEtcdStopCommand, labNodeAddCommand, labNodeStartCommand, labNodeStopCommand, labStatusCommand, labUpCommand } from "./commands/lab.ts";
 import { podAddCommand, podDelCommand, podListCommand } from "./commands/pod.ts";
 import { applyCommand, deleteCommand, getCommand } from "./commands/objects.ts";
@@ -17,10 +18,11 @@ export const COMMANDS: Command[] = [
   labEtcdStopCommand, labEtcdStartCommand,
   switchCommand, podAddCommand, podDelCommand, podListCommand, benchCommand,
   applyCommand, deleteCommand, getCommand,
+  cniInstallCommand, cniUninstallCommand,
 ];
 
 /** Errors whose message is the whole story; anything else is a bug and shows its stack. */
-const EXPECTED = new Set(["ConfigError", "PreflightError", "LabError", "AgentError", "RpcError", "TapError", "ExecError", "IpamError", "SwitchError", "UsageError", "BenchError", "CpuError", "ApplyError", "ManifestError", "ClusterError"]);
+const EXPECTED = new Set(["ConfigError", "PreflightError", "LabError", "AgentError", "RpcError", "TapError", "ExecError", "IpamError", "SwitchError", "UsageError", "BenchError", "CpuError", "ApplyError", "ManifestError", "ClusterError", "CniInstallError", "CniBuildError"]);
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

@@ -13,7 +13,8 @@ export interface LabStatus {
   backend: BackendType;
   mode: LabMode;
   runtime: string;
-  nodes: (Omit<LabNode, "control" | "log">)[];
+  /** socket: the switch's control socket (what a CNI conflist's `socket` names); absent for a kernel node. */
+  nodes: (Omit<LabNode, "control" | "log"> & { socket?: string })[];
   pods: LabPod[];
   /** What each node's switch says, or why it cannot; a kernel node has none, a stopped node's is stopped. */
   switches: Record<string, SwitchStatus | { error: string } | { kernel: true } | { stopped: true }>;
@@ -55,9 +56,10 @@ export async function labStatus(prefix: string): Promise<LabStatus | undefined> 
   }));
   return {
     prefix: state.prefix, backend: state.backend, mode: state.mode ?? "tapnet", runtime: state.runtime,
-    nodes: state.nodes.map(({ name, netns, address, podCidr, gateway, pid }) => {
+    nodes: state.nodes.map(({ name, netns, address, podCidr, gateway, pid, control }) => {
       const said = (switches[name] as SwitchStatus).node;
-      return { name, netns, address, podCidr: said?.podCidr ?? podCidr, gateway: said?.gateway ?? gateway, pid };
+      const socket = state.kernelNodes?.includes(name) ? {} : { socket: control };
+      return { name, netns, address, podCidr: said?.podCidr ?? podCidr, gateway: said?.gateway ?? gateway, pid, ...socket };
     }),
     pods: state.pods,
     switches,

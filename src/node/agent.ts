@@ -37,6 +37,7 @@ import { RpcServer } from "./rpc.ts";
 import type { Pod } from "../cluster/objects.ts";
 import { objectHandlers } from "./object-rpc.ts";
 import { StoreSync, type PodHost, type StoreOptions } from "./store-sync.ts";
+import { CniHost } from "./cni-host.ts";
 
 export const GATEWAY_IFNAME = "tapnet0";
 const POD_NAME_RE = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
@@ -106,6 +107,8 @@ export class NodeAgent implements PodHost {
   private readonly hostNet: HostNet;
   readonly node: NodeConfig;
   readonly gateway: number;
+  /** The CNI plugin's attachments (cni.* methods, cni-host.ts). */
+  readonly cni: CniHost;
 
   /** The cluster as this node sees it now: with etcd, its nodes change as nodes come and go. */
   config: ClusterConfig;
@@ -118,6 +121,7 @@ export class NodeAgent implements PodHost {
     this.ipam = new PodIpam(node.podCidr);
     this.gateway = gatewayOf(node.podCidr);
     this.hostNet = new HostNet(config, node, GATEWAY_IFNAME, log);
+    this.cni = new CniHost({ sw, ipam: this.ipam, log, node, gateway: this.gateway, sync, config: () => this.config, stopping: () => this.stopping, agentHasPod: (ns, n) => this.hasPod(ns, n) });
     sw.onPortDown((p, reason) => void this.onPortDown(p, reason));
   }
 
@@ -147,6 +151,7 @@ export class NodeAgent implements PodHost {
     try {
       await agent.attachGateway();
       await agent.setUpNode();
+      await agent.cni.restore(); // before the socket opens: no ADD gets an address a restored pod holds
       agent.rpc = await RpcServer.listen(opts.controlPath, agent.handlers());
       await sync?.start(agent);
     } catch (e) {
@@ -211,6 +216,7 @@ export class NodeAgent implements PodHost {
       "pod.list": () => this.listPods(),
       status: () => this.status(),
       ...objectHandlers(this.sync),
+      ...this.cni.handlers(),
     };
   }
 
@@ -232,7 +238,7 @@ export class NodeAgent implements PodHost {
   }
 
   hasPod(namespace: string, name: string): boolean {
-    return this.pods.has(podKey(namespace, name));
+    return this.pods.has(podKey(namespace, name)) || this.cni.hasPod(namespace, name);
   }
 
   /** A Pod the store put on this node: its namespace is made, its address the one it had if free. */
@@ -271,7 +277,7 @@ export class NodeAgent implements PodHost {
     const namespace = req.namespace ?? "default";
     if (typeof namespace !== "string" || !NAMESPACE_RE.test(namespace)) throw new AgentError(`namespace ${JSON.stringify(namespace)} must be lower-case letters, digits and '-', 1-63 long`);
     const key = podKey(namespace, name);
-    if (this.pods.has(key)) throw new AgentError(`pod ${name} is already attached${namespace === "default" ? "" : ` in namespace ${namespace}`}`);
+    if (this.hasPod(namespace, name)) throw new AgentError(`pod ${name} is already attached${namespace === "default" ? "" : ` in namespace ${namespace}`}`);
     const netns = req.netns ?? name;
     if (!/^[A-Za-z0-9_.-]{1,255}$/.test(netns) || netns === "." || netns === "..") throw new AgentError(`network namespace name ${JSON.stringify(netns)} is not valid`);
     const ifname = req.ifname ?? "eth0";
@@ -332,6 +338,7 @@ export class NodeAgent implements PodHost {
 
   private async onPortDown(p: PortInfo, reason: string): Promise<void> {
     this.log.warn("port went down", { port: p.port, ifname: p.ifname, pod: p.pod, reason });
+    if (this.cni.portDown(p, reason)) return;
     const rec = p.pod ? this.pods.get(p.pod) : undefined;
     if (!rec) return;
     if (!rec.fromStore) {
@@ -343,7 +350,7 @@ export class NodeAgent implements PodHost {
   }
 
   listPods(): PodRecord[] {
-    return [...this.pods.values()];
+    return [...this.pods.values(), ...this.cni.list().map((a) => ({ ...a, port: a.port ?? -1, ownsNetns: false, fromStore: false }))];
   }
 
   async status() {

@@ -152,6 +152,8 @@ export class StoreSync {
   /** The Pods of this node: attach the new ones, detach the deleted ones. */
   private async podEvent(type: string, pod: Pod): Promise<void> {
     if (!this.host || this.stopped) return;
+    // A CNI pod is the container runtime's: the agent's CNI host adds, restores and forgets it (cni-host.ts).
+    if (pod.metadata.annotations?.[ANNOTATIONS.source] === "cni") return;
     const ns = pod.metadata.namespace ?? "default";
     const name = pod.metadata.name;
     const mine = pod.spec?.nodeName === this.host.nodeName;

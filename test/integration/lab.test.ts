@@ -27,7 +27,7 @@ describe("lab on one node with three pods", () => {
     expect(r.code).toBe(0);
     const s = JSON.parse(r.stdout);
     expect(s.nodes).toHaveLength(1);
-    expect(Object.keys(s.nodes[0]).sort()).toEqual(["address", "gateway", "name", "netns", "pid", "podCidr"]);
+    expect(Object.keys(s.nodes[0]).sort()).toEqual(["address", "gateway", "name", "netns", "pid", "podCidr", "socket"]);
     expect(s.nodes[0]).toMatchObject({ name: "node1", netns: `${prefix}-node1`, podCidr: "10.244.1.0/24", gateway: "10.244.1.1", pid: switchPid });
     expect(s.pods).toHaveLength(3);
     for (const p of s.pods) {
