@@ -232,6 +232,7 @@ export class NodeAgent implements PodHost {
   }
 
   private async delPodCommand(name: string, namespace: string): Promise<{ removed: boolean }> {
+    if (this.cni.hasPod(namespace, name)) throw new AgentError(`pod ${podKey(namespace, name)} is a container runtime's (CNI): it goes when its container does`);
     const r = await this.delPod(name, namespace);
     await this.sync?.forgetPod(namespace, name).catch((e) => this.log.warn("pod detached but still in the store", { pod: `${namespace}/${name}`, error: (e as Error).message }));
     return r;

@@ -112,6 +112,9 @@ describe("cni.* on the switch's control socket", () => {
     expect((await call("status")).ports).toHaveLength(2);
     const { sandbox: _, ...checked } = r;
     expect(await call("cni.check", { containerId: req.containerId, ifname: "eth0", netns: p1.path })).toStrictEqual(checked);
+    // `tapnet pod del` leaves a runtime's pod alone: it goes when its container does.
+    await expect(call("pod.del", { name: "web" })).rejects.toThrow("pod web is a container runtime's (CNI): it goes when its container does");
+    expect(await storedPods()).toHaveLength(1);
   });
 
   it("adds into /proc/PID/ns/net of a process in a namespace of its own, recording its pod namespace", async () => {
