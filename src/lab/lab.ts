@@ -30,7 +30,7 @@
  * even after an `up` that failed half way or a machine that lost the lab's processes. Nothing
  * is matched by pattern.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { allowedCpus } from "../io/cpu.ts";
@@ -43,7 +43,7 @@ import { addKernelPod, setUpKernelNode } from "./kernel-node.ts";
 import { startLabEtcd, stopLabEtcd } from "./lab-etcd.ts";
 import { addNetns, attachPod, cableNode, spawnSwitch, stopSwitches, waitForPeers, waitForSwitch, waitForwarding } from "./nodes.ts";
 import {
-  checkLabOptions, checkPrefix, labConfig, labConfigFile, labDir, LabError, labStore, OUTSIDE_ADDRESS, OUTSIDE_NODE_ADDRESS, readLabState,
+  checkLabOptions, checkPrefix, labConfig, labConfigFile, labDir, LabError, labStore, OUTSIDE_ADDRESS, podNetnsMade, OUTSIDE_NODE_ADDRESS, readLabState,
   saveLabState, switchCommand, UNDERLAY_CIDR_BASE, type LabNode, type LabOptions, type LabPod, type LabState,
 } from "./plan.ts";
 
@@ -160,7 +160,11 @@ export async function labDown(prefix: string, say: (l: string) => void = () => {
   const failures: string[] = [];
   // etcd after the switches (they would log its loss), before its namespace.
   await stopLabEtcd(state, say).catch((e) => failures.push(`etcd: ${(e as Error).message}`));
-  for (const ns of [...state.namespaces].reverse()) {
+  // The pods' namespaces a killed switch left (the journal's own come after: the underlay last).
+  const journaled = new Set(state.namespaces);
+  const logs = state.nodes.map((n) => { try { return readFileSync(n.log, "utf8"); } catch { return ""; } });
+  const left = podNetnsMade(logs).filter((n) => !journaled.has(n) && existsSync(`/run/netns/${n}`));
+  for (const ns of [...left, ...[...state.namespaces].reverse()]) {
     try {
       if (await netnsDelete(ns)) say(`namespace ${ns} deleted`);
     } catch (e) {

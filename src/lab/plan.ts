@@ -236,3 +236,24 @@ export function switchCommand(runtime: "node" | "deno"): string[] {
   if (!deno) throw new LabError("--runtime deno: deno is not installed (npm install adds it to node_modules)");
   return [deno, "run", "--allow-all", "--quiet", join(REPO_ROOT, "src/cli/main.ts")];
 }
+
+/**
+ * The network namespaces a lab's switches made for pods and that may still be there: a switch
+ * that was killed could not delete them. Read from the switches' logs (JSON lines): every
+ * "pod attached" whose namespace the switch made (ownsNetns), by name.
+ */
+export function podNetnsMade(logs: string[]): string[] {
+  const made = new Set<string>();
+  for (const text of logs) {
+    for (const line of text.split("\n")) {
+      if (!line.includes('"pod attached"')) continue;
+      try {
+        const r = JSON.parse(line) as { msg?: string; netns?: unknown; ownsNetns?: unknown };
+        if (r.ownsNetns === true && typeof r.netns === "string") made.add(r.netns);
+      } catch {
+        // a line cut short by a kill: nothing to take from it
+      }
+    }
+  }
+  return [...made];
+}

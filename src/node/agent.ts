@@ -316,7 +316,7 @@ export class NodeAgent implements PodHost {
       this.sw.neighbor(addr, mac);
       const rec: PodRecord = { name, namespace, netns, ip: ipStr, mac, ifname, port: port.port, ownsNetns, fromStore };
       this.pods.set(key, rec);
-      this.log.info("pod attached", { pod: key, netns, ip: ipStr, mac, port: port.port });
+      this.log.info("pod attached", { pod: key, netns, ip: ipStr, mac, port: port.port, ownsNetns });
       return rec;
     } catch (e) {
       for (const step of undo.reverse()) await step().catch(() => {});

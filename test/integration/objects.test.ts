@@ -4,7 +4,7 @@
 // On each store: the file store (the default) and etcd.
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanupTestLabs, netnsList, runCmd, tapnet, uniquePrefix, waitFor } from "./helpers.ts";
+import { cleanupTestLabs, journal, netnsList, runCmd, tapnet, uniquePrefix, waitFor } from "./helpers.ts";
 
 const FILE = fileURLToPath(new URL("./fixtures/two-namespaces.yaml", import.meta.url));
 const BAD = fileURLToPath(new URL("./fixtures/bad-pod.yaml", import.meta.url));
@@ -110,6 +110,15 @@ for (const store of ["file", "etcd"] as const) {
       const again = await tapnet(["delete", "pod", "web", "-n", "blue", "--prefix", prefix]);
       expect(again.code).toBe(1);
       expect(again.stderr).toContain('pods "web" not found');
+    });
+
+    it("lab down removes the namespaces a killed switch left its applied pods in", async () => {
+      expect((await tapnet(["apply", "-f", FILE, "--prefix", prefix])).code).toBe(0);
+      await waitFor(() => netnsList().includes(`${prefix}-blue-web`), 10_000, "the applied pod's namespace");
+      process.kill(journal(prefix)!.nodes[0].pid, "SIGKILL");
+      const down = await tapnet(["lab", "down", "--prefix", prefix]);
+      expect(down.code, down.stderr).toBe(0);
+      expect(netnsList().filter((n) => n.startsWith(`${prefix}-`))).toEqual([]);
     });
   });
 }

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
 import {
-  checkLabOptions, DEFAULT_LEASE_TTL, labConfig, labConfigFile, labStore, nodeAddress, switchArgs, type LabOptions, type LabState,
+  checkLabOptions, DEFAULT_LEASE_TTL, labConfig, labConfigFile, labStore, nodeAddress, podNetnsMade, switchArgs, type LabOptions, type LabState,
 } from "../../src/lab/plan.ts";
 import { endpoints, stoppedNodes } from "../../src/lab/check.ts";
 
@@ -135,5 +135,19 @@ describe("lab check and stopped nodes", () => {
     // its own traffic to remote pods leaves from flannel.1, holding its CIDR's network address
     expect(e.nodes[1].sources).toEqual(["192.168.56.12", "10.244.2.1", "10.244.2.0"]);
     expect(e.nodes[2].sources).toEqual(["192.168.56.13", "10.244.3.1"]);
+  });
+});
+
+describe("podNetnsMade: the pods' namespaces a lab's switches made, from their logs", () => {
+  it("takes every namespace a switch made for a pod, once; not one it was given; survives a line cut short", () => {
+    const log1 = [
+      '{"level":"info","msg":"switch ready","node":"node1"}',
+      '{"level":"info","msg":"pod attached","pod":"blue/web","netns":"lab-blue-web","ownsNetns":true}',
+      '{"level":"info","msg":"pod attached","pod":"mine","netns":"users-own","ownsNetns":false}',
+      '{"level":"info","msg":"pod attached","pod":"blue/web","netns":"lab-blue-web","ownsNetns":true}',
+      '{"level":"info","msg":"pod attached","pod":"x","netns":"lab-x"',
+    ].join("\n");
+    const log2 = '{"level":"info","msg":"pod attached","pod":"p","netns":"lab-default-p","ownsNetns":true}\n';
+    expect(podNetnsMade([log1, log2, ""])).toEqual(["lab-blue-web", "lab-default-p"]);
   });
 });
