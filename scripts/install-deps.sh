@@ -2,7 +2,10 @@
 # Installs the Debian packages tapnet and its tests use, only those that are missing:
 #   iproute2 (ip), util-linux (nsenter), iputils-ping (ping), iperf3, tcpdump, ethtool,
 #   nftables (nft, for the masquerade rule), sockperf (latency, for tapnet bench),
-#   etcd-server and etcd-client (etcd and etcdctl: the etcd store, lab up --store etcd).
+#   etcd-server and etcd-client (etcd and etcdctl: the etcd store, lab up --store etcd),
+#   podman, runc, busybox-static and containernetworking-plugins (the CNI plugin's test with a
+#   real runtime: podman runs the plugin, runc the containers, busybox-static is the image,
+#   portmap is chained after tapnet). No service of these packages is started.
 set -eu
 missing=""
 need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] || missing="$missing $2"; }
@@ -16,6 +19,11 @@ need nft nftables
 need sockperf sockperf
 need etcd etcd-server
 need etcdctl etcd-client
+need podman podman
+need runc runc
+# The image needs a static busybox: Debian's busybox (dynamic) gives the same command.
+dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || missing="$missing busybox-static"
+[ -x /usr/lib/cni/portmap ] || missing="$missing containernetworking-plugins"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "tapnet needs these Debian packages:$missing (run as root: apt-get install$missing)" >&2
@@ -26,5 +34,13 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2
 # iperf3 asks whether to start a daemon; the answer is no.
 echo "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections 2>/dev/null || true
+# No package starts a service (podman's socket and timers, etcd): a policy-rc.d says no while
+# apt runs, unless the machine has one of its own.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# tapnet install-deps: no service starts while packages are installed\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >&2

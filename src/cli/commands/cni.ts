@@ -65,7 +65,7 @@ export const cniInstallCommand: Command = {
     "dns-search": { type: "string", value: "DOMAIN", help: "a DNS search domain (again for more)", multiple: true },
     "dns-domain": { type: "string", value: "DOMAIN", help: "the DNS domain" },
     portmap: { type: "boolean", help: "chain the portmap plugin after tapnet (published ports: podman run -p)" },
-    "cni-version": { type: "string", value: "V", help: "the conflist's cniVersion", default: "1.1.0" },
+    "cni-version": { type: "string", value: "V", help: "the conflist's cniVersion (podman 4.3 reads at most 1.0.0)", default: "1.1.0" },
     "node-bin": { type: "string", value: "PATH", help: "the node binary the plugin runs on (default: the one running this)" },
   },
   async run(p) {
