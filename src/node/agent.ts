@@ -8,7 +8,7 @@
  *   1. open a TAP under a temporary name in the node's namespace (the switch keeps the fd);
  *   2. move it into the pod's namespace: the fd stays attached across the move;
  *   3. there, rename it eth0, give it its MAC, address and MTU, bring it and lo up, and route
- *      the default via the gateway.
+ *      the default via the gateway (pod-attach.ts, which the CNI plugin's attachments share).
  * If any step fails, the steps before it are undone. Closing the fd removes the device.
  *
  * With other nodes in the config, or nodes that join through etcd, the agent also opens the
@@ -29,13 +29,13 @@ import { formatCidr } from "../wire/cidr.ts";
 import type { ClusterConfig, NodeConfig } from "./config.ts";
 import { ip, ipBatch, netnsExists } from "./exec.ts";
 import type { RouterConfig } from "../switch/state.ts";
-import { backend } from "../tunnel/index.ts";
 import { HostNet } from "./host-net.ts";
 import { gatewayOf, PodIpam } from "./ipam.ts";
 import type { Logger } from "./log.ts";
 import { RpcServer } from "./rpc.ts";
 import type { Pod } from "../cluster/objects.ts";
 import { objectHandlers } from "./object-rpc.ts";
+import { attachTap, podGsoMaxSize } from "./pod-attach.ts";
 import { StoreSync, type PodHost, type StoreOptions } from "./store-sync.ts";
 import { CniHost } from "./cni-host.ts";
 
@@ -184,18 +184,17 @@ export class NodeAgent implements PodHost {
   }
 
   /**
-   * On the tapnet backend, keeps an interface's TSO super-frames small enough to leave in one
-   * UDP_SEGMENT send (tunnel/tapnet.ts). Best effort: a kernel or ip without gso_max_size just
-   * sends each frame in two.
+   * On the tapnet backend, keeps tapnet0's TSO super-frames small enough to leave in one
+   * UDP_SEGMENT send (tunnel/tapnet.ts; pods' interfaces get the same in pod-attach.ts). Best
+   * effort: a kernel or ip without gso_max_size just sends each frame in two.
    */
-  private async capSuperFrames(ifname: string, netns?: string): Promise<void> {
-    const c = this.config;
-    const cap = backend(c.backend.type).superFrameCap;
-    if (!cap || !this.sw.tunnel) return; // no tunnel: frames never leave the node
-    const size = String(cap(c.mtu - 28));
-    await ip(...(netns ? ["-n", netns] : []), "link", "set", ifname, "gso_max_size", size)
+  private async capSuperFrames(ifname: string): Promise<void> {
+    const gso = podGsoMaxSize(this.config, this.sw);
+    if (gso === undefined) return;
+    await ip("link", "set", ifname, "gso_max_size", String(gso))
       .catch((e) => this.log.warn("cannot cap TSO super-frames", { ifname, error: (e as Error).message }));
   }
+
 
   /** The node's kernel: its gateway port's super-frames capped, then routes, forwarding and masquerade (host-net.ts). */
   private async setUpNode(): Promise<void> {
@@ -297,26 +296,18 @@ export class NodeAgent implements PodHost {
       } else if (await ip("-n", netns, "link", "show", ifname).then(() => true, () => false)) {
         throw new AgentError(`namespace ${netns} already has an interface ${ifname}`);
       }
-      const tmp = `tnp${process.pid % 100000}x${this.tapSerial++}`;
-      const port = this.sw.addTap(tmp, "pod", key);
-      undo.push(() => this.sw.removePort(port.port));
       const mac = macForIpv4(addr);
       const ipStr = formatIpv4(addr);
-      await ip("link", "set", tmp, "netns", netns);
-      await ipBatch([
-        `link set ${tmp} name ${ifname}`,
-        `link set ${ifname} address ${mac} mtu ${this.config.podMtu}`,
-        `addr add ${ipStr}/${this.node.podCidr.prefix} dev ${ifname}`,
-        "link set lo up",
-        `link set ${ifname} up`,
-        `route replace default via ${formatIpv4(this.gateway)} dev ${ifname}`,
-      ], netns);
-      await this.capSuperFrames(ifname, netns);
-      this.sw.relocated(port.port, ifname, netns);
-      this.sw.neighbor(addr, mac);
-      const rec: PodRecord = { name, namespace, netns, ip: ipStr, mac, ifname, port: port.port, ownsNetns, fromStore };
+      const gso = podGsoMaxSize(this.config, this.sw);
+      const port = await attachTap(this.sw, {
+        tmp: `tnp${process.pid % 100000}x${this.tapSerial++}`, label: key, netns: `/run/netns/${netns}`, shownAs: netns, ifname,
+        ip: ipStr, mac, prefix: this.node.podCidr.prefix, gateway: formatIpv4(this.gateway), mtu: this.config.podMtu,
+        ...(gso !== undefined ? { gsoMaxSize: gso } : {}),
+      }, this.log);
+      undo.push(() => this.sw.removePort(port));
+      const rec: PodRecord = { name, namespace, netns, ip: ipStr, mac, ifname, port, ownsNetns, fromStore };
       this.pods.set(key, rec);
-      this.log.info("pod attached", { pod: key, netns, ip: ipStr, mac, port: port.port, ownsNetns });
+      this.log.info("pod attached", { pod: key, netns, ip: ipStr, mac, port, ownsNetns });
       return rec;
     } catch (e) {
       for (const step of undo.reverse()) await step().catch(() => {});

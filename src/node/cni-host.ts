@@ -32,11 +32,10 @@ import { macForIpv4 } from "../wire/mac.ts";
 import { cidrContains, formatCidr } from "../wire/cidr.ts";
 import { checkIfName } from "../io/tap.ts";
 import type { PortInfo, Switch } from "../switch/switch.ts";
-import { backend } from "../tunnel/index.ts";
 import { ANNOTATIONS, type Pod } from "../cluster/objects.ts";
 import { AlreadyExistsError, NotFoundError } from "../cluster/store.ts";
 import type { ClusterConfig, NodeConfig } from "./config.ts";
-import { attachTap, checkNetnsPath, netnsInode } from "./pod-attach.ts";
+import { attachTap, checkNetnsPath, netnsInode, podGsoMaxSize } from "./pod-attach.ts";
 import { IpamError, type PodIpam } from "./ipam.ts";
 import type { Logger } from "./log.ts";
 import type { StoreSync } from "./store-sync.ts";
@@ -226,12 +225,12 @@ export class CniHost {
   /** The TAP: opened here, moved into the namespace, set up there (pod-attach.ts); its port on `a`. */
   private async attach(a: CniAttachment): Promise<void> {
     const c = this.ctx.config();
-    const cap = backend(c.backend.type).superFrameCap;
+    const gso = podGsoMaxSize(c, this.ctx.sw);
     a.port = await attachTap(this.ctx.sw, {
       tmp: `tnc${process.pid % 100000}x${this.serial++ % 1000000}`, label: a.namespace === "default" ? a.name : `${a.namespace}/${a.name}`,
       netns: a.netns, ifname: a.ifname, ip: a.ip, mac: a.mac, prefix: this.ctx.node.podCidr.prefix, gateway: formatIpv4(this.ctx.gateway), mtu: c.podMtu,
-      // On the tapnet backend, super-frames fit one UDP_SEGMENT send (as agent.ts caps its pods').
-      ...(cap && this.ctx.sw.tunnel ? { gsoMaxSize: cap(c.mtu - 28) } : {}),
+      // On the tapnet backend, super-frames fit one UDP_SEGMENT send.
+      ...(gso !== undefined ? { gsoMaxSize: gso } : {}),
     }, this.ctx.log);
   }
 

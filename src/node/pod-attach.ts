@@ -21,6 +21,8 @@ import { parseIpv4Address } from "../wire/ipv4.ts";
 import type { Switch } from "../switch/switch.ts";
 import { run, type ExecError } from "./exec.ts";
 import type { Logger } from "./log.ts";
+import type { ClusterConfig } from "./config.ts";
+import { backend } from "../tunnel/index.ts";
 
 export class PodAttachError extends Error {}
 
@@ -65,7 +67,10 @@ export interface TapSpec {
   tmp: string;
   /** The switch port's pod label. */
   label: string;
+  /** The namespace's path (a name under /run/netns is /run/netns/NAME). */
   netns: string;
+  /** How the switch's port list shows the namespace: `netns` unless given (a name, say). */
+  shownAs?: string;
   ifname: string;
   ip: string;
   mac: string;
@@ -74,6 +79,12 @@ export interface TapSpec {
   mtu: number;
   /** Caps the interface's TSO super-frames (the tapnet backend). */
   gsoMaxSize?: number;
+}
+
+/** The gso_max_size for pods' interfaces: on a backend with a super-frame cap, when the switch has a tunnel. */
+export function podGsoMaxSize(config: ClusterConfig, sw: Switch): number | undefined {
+  const cap = backend(config.backend.type).superFrameCap;
+  return cap && sw.tunnel ? cap(config.mtu - 28) : undefined;
 }
 
 /** Attaches a TAP as `spec` says; returns its switch port. */
@@ -108,7 +119,7 @@ export async function attachTap(sw: Switch, spec: TapSpec, log: Logger): Promise
     await sw.removePort(port.port).catch(() => {});
     throw e;
   }
-  sw.relocated(port.port, ifname, netns);
+  sw.relocated(port.port, ifname, spec.shownAs ?? netns);
   sw.neighbor(parseIpv4Address(spec.ip)!, spec.mac);
   return port.port;
 }

@@ -9,6 +9,7 @@ import { parseEthernet } from "../../src/wire/ethernet.ts";
 import { parseIpv4 } from "../../src/wire/ipv4.ts";
 import { parseUdp } from "../../src/wire/udp.ts";
 import { parseVxlan } from "../../src/wire/vxlan.ts";
+import { tapnetGsoMaxSize } from "../../src/tunnel/tapnet.ts";
 import { cleanupTestLabs, iperf, journal, netnsList, pidAlive, runCmd, sh, tapnet, uniquePrefix } from "./helpers.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "tapnet-it-cluster-"));
@@ -90,6 +91,13 @@ for (const backend of ["udp", "vxlan", "tapnet"] as const) {
       const outside = res.results.filter((x: { to: string; test: string }) => x.to === "outside" && x.test === "tcp");
       expect(outside.find((x: { from: string }) => x.from === "node3-pod1").detail).toContain("server saw 192.168.56.13");
       expect(r.code).toBe(0);
+    });
+
+    it("caps TSO super-frames on the pods' interfaces and tapnet0 on the tapnet backend only (one UDP_SEGMENT send a frame)", () => {
+      const gso = (netns: string, dev: string) => /gso_max_size (\d+)/.exec(sh("ip", ["-n", netns, "-d", "link", "show", dev]))![1];
+      const want = backend === "tapnet" ? String(tapnetGsoMaxSize(1472)) : "65536";
+      expect(gso(`${prefix}-node1-pod1`, "eth0")).toBe(want);
+      expect(gso(`${prefix}-node1`, "tapnet0")).toBe(want);
     });
 
     it("moves 100 MB of TCP between pods on different nodes", async () => {
