@@ -19,7 +19,7 @@ function kindOf(v: unknown): Kind {
   return v as Kind;
 }
 
-function refOf(v: unknown, i: number): ObjectRef {
+function parseRef(v: unknown, i: number): ObjectRef {
   const r = v as Record<string, unknown> | null;
   if (typeof r !== "object" || r === null || typeof r.name !== "string" || !r.name) throw new RpcError(`refs[${i}]: needs kind and name`);
   return { kind: kindOf(r.kind), name: r.name, ...(typeof r.namespace === "string" ? { namespace: r.namespace } : {}) };
@@ -52,7 +52,7 @@ export function objectHandlers(sync: StoreSync | undefined): Record<string, (p: 
     "objects.delete": async (p) => {
       const s = need();
       if (!Array.isArray(p.refs)) throw new RpcError("objects.delete needs refs: a list");
-      return deleteObjects(s.store, p.refs.map(refOf));
+      return deleteObjects(s.store, p.refs.map(parseRef));
     },
     "objects.list": async (p) => {
       const s = need();
@@ -62,7 +62,7 @@ export function objectHandlers(sync: StoreSync | undefined): Record<string, (p: 
     },
     "objects.get": async (p) => {
       const s = need();
-      const ref = refOf(p.ref, 0);
+      const ref = parseRef(p.ref, 0);
       const o = await s.store.get(ref);
       if (!o) return null;
       return ref.kind === "Node" ? withLiveness([o], s.liveNodes())[0] : o;

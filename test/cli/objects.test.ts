@@ -14,12 +14,12 @@ import { parse, type Parsed } from "../../src/cli/args.ts";
 import { clusterConnector } from "../../src/cli/commands/cluster-client.ts";
 import { applyCommand, deleteCommand, getCommand, objectsIo, refsFromArgs, type ObjectsCommand } from "../../src/cli/commands/objects.ts";
 import { main } from "../../src/cli/main.ts";
-import { applyObjects, deleteObjects } from "../../src/cluster/apply.ts";
 import { MemoryKv } from "../../src/cluster/memory-kv.ts";
-import type { Kind, ObjectRef } from "../../src/cluster/objects.ts";
 import { ObjectStore } from "../../src/cluster/store.ts";
 import { labDir } from "../../src/lab/plan.ts";
-import { RpcServer } from "../../src/node/rpc.ts";
+import { objectHandlers } from "../../src/node/object-rpc.ts";
+import { rpcCall, RpcServer } from "../../src/node/rpc.ts";
+import type { StoreSync } from "../../src/node/store-sync.ts";
 
 let stdout: string;
 let stderr: string;
@@ -214,13 +214,9 @@ describe("through a switch's control socket", () => {
   /** A control socket with the handlers a switch has, over a store in memory. */
   async function fakeSwitch(path: string) {
     const store = new ObjectStore(new MemoryKv(), "test");
-    const server = await RpcServer.listen(path, {
-      ping: () => ({ node: "n1" }),
-      "objects.apply": (p) => applyObjects(store, p.objects as never),
-      "objects.delete": (p) => deleteObjects(store, p.refs as ObjectRef[]),
-      "objects.list": (p) => store.list(p.kind as Kind, p.namespace as string | undefined),
-      "objects.get": async (p) => (await store.get(p.ref as ObjectRef)) ?? null,
-    });
+    // The switch's own object methods (node/object-rpc.ts), over a store in memory.
+    const sync = { store, liveNodes: () => undefined } as unknown as StoreSync;
+    const server = await RpcServer.listen(path, { ping: () => ({ node: "n1" }), ...objectHandlers(sync) });
     return { store, server };
   }
 
@@ -236,6 +232,10 @@ describe("through a switch's control socket", () => {
       expect(await run(getCommand, ["pod", "web", "nope", "-n", "blue", "-o", "name", "--control", sock])).toBe(1);
       expect(await cli("apply", "-f", file("p.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x, namespace: nowhere}\nspec: {containers: [{name: c}]}\n"), "--control", sock)).toBe(1);
       expect(stderr).toContain('namespaces "nowhere" not found');
+      // The switch checks what it is sent again: the socket takes JSON from anyone who can open it.
+      await expect(rpcCall(sock, "objects.apply", { objects: [{ apiVersion: "v1", kind: "Pod", metadata: { name: "raw" }, spec: { containers: [{ name: "c", portz: [] }] } }] }))
+        .rejects.toThrow("spec.containers[0].portz");
+      await expect(rpcCall(sock, "objects.delete", { refs: [{ kind: "Gadget", name: "x" }] })).rejects.toThrow('unknown kind "Gadget"');
       expect(await cli("delete", "ns/blue", "--control", sock)).toBe(0);
       expect(stdout).toBe('namespace "blue" deleted\n');
       expect((await store.list("Pod")).map((p) => p.metadata.name)).toEqual(["db"]);
