@@ -31,6 +31,7 @@ export const ICMP_TIME_EXCEEDED = 11;
 
 export const UNREACH_NET = 0;
 export const UNREACH_HOST = 1;
+export const UNREACH_PORT = 3;
 export const UNREACH_FRAG_NEEDED = 4;
 
 /** RFC 792: an error quotes the offending datagram's IP header and the first 8 bytes after it. */
