@@ -125,6 +125,8 @@ export interface Service extends KubeObject {
     /** At least one, except on a headless Service. */
     ports: ServicePort[];
     sessionAffinity: "None" | "ClientIP";
+    /** With ClientIP: how long a client stays with its endpoint (10800 s by default). */
+    sessionAffinityConfig?: { clientIP?: { timeoutSeconds?: number } };
   };
 }
 

@@ -2,7 +2,8 @@
  * The field tables of Service, EndpointSlice and NetworkPolicy, and of label selectors, as the
  * API server checks and defaults them, for validate.ts:
  *   - Service: type ClusterIP, sessionAffinity None, port protocol TCP, targetPort = port; a
- *     clusterIP is an IPv4 address, "None" (headless) or left out; more than one port needs names.
+ *     clusterIP is an IPv4 address, "None" (headless) or left out; more than one port needs names;
+ *     sessionAffinityConfig only with ClientIP, its timeout 1-86400 s, 10800 when left out.
  *   - EndpointSlice: addressType IPv4 only; ports get protocol TCP and name "".
  *   - NetworkPolicy: podSelector {} (every pod) when left out; policyTypes Ingress, plus Egress
  *     when spec.egress has rules (as the API server does: an empty egress list adds nothing);
@@ -63,6 +64,7 @@ export const serviceSpec = object(
     internalTrafficPolicy: oneOf(["Cluster", "Local"]),
     ports: { schema: list(servicePort), default: () => [] },
     sessionAffinity: { schema: oneOf(["None", "ClientIP"]), default: () => "None" },
+    sessionAffinityConfig: object({ clientIP: object({ timeoutSeconds: int(1, 86400) }) }),
   },
   checkService,
 );
@@ -91,7 +93,22 @@ function checkService(out: Record<string, unknown>, path: string, f: Faults, raw
     if (p.nodePort !== undefined && out.type !== "NodePort") f.add(`${path}.ports[${i}].nodePort`, `only a NodePort Service has node ports (spec.type is ${out.type})`);
   });
   if (headless && out.type === "NodePort") f.add(`${path}.clusterIP`, `a NodePort Service cannot be headless (clusterIP None)`);
+  checkAffinity(out, path, f, raw);
   unique(ports, `${path}.ports`, "nodePort", f, "node port");
+}
+
+/**
+ * sessionAffinityConfig goes only with sessionAffinity ClientIP; with ClientIP its timeout is
+ * filled when left out (10800 s, 3 hours), as the API server does.
+ */
+function checkAffinity(out: Record<string, unknown>, path: string, f: Faults, raw: Record<string, unknown>): void {
+  if (raw.sessionAffinityConfig != null && out.sessionAffinity === "None") {
+    f.add(`${path}.sessionAffinityConfig`, "must not be set when session affinity is None (set sessionAffinity: ClientIP)");
+  } else if (out.sessionAffinity === "ClientIP") {
+    // (A bad timeout is a fault already: the object is refused, whatever is filled here.)
+    const config = out.sessionAffinityConfig as { clientIP?: { timeoutSeconds?: number } } | undefined;
+    if (config?.clientIP?.timeoutSeconds === undefined) out.sessionAffinityConfig = { clientIP: { timeoutSeconds: 10800 } };
+  }
 }
 
 // ---- EndpointSlice (its fields are at the top level, beside metadata) ----
