@@ -29,6 +29,12 @@ export const SwitchCounter = numbered(0, [
   "InnerCsumCompleted",
   /** TCP segments from the tunnel (udp, vxlan) written to pods merged into super-frames. */
   "Coalesced",
+  /** Connection tracking: flows made, expired, removed by a change (a UDP flow to an endpoint gone), cut by a policy change; live now. */
+  "FlowsCreated", "FlowsExpired", "FlowsFlushed", "FlowsCut", "FlowsActive",
+  /** Packets whose addresses or ports were translated (Service DNAT and its replies, hairpin and NodePort SNAT). */
+  "Translated",
+  /** IPv4 packets not tracked: fragments after the first, ICMP errors about no known flow. */
+  "Untracked",
 ]);
 const SWITCH_NAMES = counterNames(SwitchCounter);
 

@@ -7,15 +7,18 @@
  *   from the ports                        from the tunnel (tunnel in's own vector of frames)
  *   1. tunnel in    reads -> frames ---->  a. merge      TCP segments of a flow -> super-frame
  *   2. validate     count, vnet header     b. deliver    checks; to the pod or tapnet0
- *   3. route        leaving the node?      c. gateway    ARP requests for unknown pods
- *   4. gateway      ARP replies, ICMP      d. port out   write to TAPs
- *   5. bridge       learn, look up, flood
- *   6. tunnel out   to the backend, segmented if it must be
- *   7. port out     write to TAPs
+ *   3. conntrack    flows, Services, policy c. conntrack  replies translated, ingress policy
+ *   4. route        leaving the node?      d. gateway    ARP requests for unknown pods
+ *   5. gateway      ARP replies, ICMP      e. port out   write to TAPs
+ *   6. bridge       learn, look up, flood
+ *   7. tunnel out   to the backend, segmented if it must be
+ *   8. port out     write to TAPs
  *
  * Each stage is a file of stages/ with its own header; frames.ts says how a stage says where
  * a frame goes, pipeline.ts how a stage is added. A switch with no cluster (one node) runs only
- * validate, bridge and port out. The tunnel backend (tunnel/: tapnet, udp, vxlan, by name from
+ * validate, bridge and port out. Both conntracks share one flow table and the cluster's
+ * current Services and policies (conntrack/tracker.ts), given by the control thread as a
+ * NetworkView (the "view" command) and kept across node-list changes. The tunnel backend (tunnel/: tapnet, udp, vxlan, by name from
  * the registry) is the one thing that differs between clusters, behind tunnel/contract.ts.
  *
  * The control thread (switch.ts) talks to this one through a SharedArrayBuffer (a stop flag
@@ -36,7 +39,12 @@ import { TapWriter, TunnelSocket } from "./io.ts";
 import { Pipeline } from "./pipeline.ts";
 import { checkNodes } from "./membership.ts";
 import { SwitchState, type RouterConfig } from "./state.ts";
+import type { NetworkView } from "../cluster/network-view.ts";
+import { DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS, type ConntrackOptions } from "./conntrack/flow-table.ts";
+import type { DeniedEvent, FlowInfo } from "./conntrack/flow-info.ts";
+import { Tracker } from "./conntrack/tracker.ts";
 import { Bridge } from "./stages/bridge.ts";
+import { Conntrack } from "./stages/conntrack.ts";
 import { Deliver } from "./stages/deliver.ts";
 import { Gateway } from "./stages/gateway.ts";
 import { Merge } from "./stages/merge.ts";
@@ -66,9 +74,10 @@ export function buildStages(state: SwitchState, writer: PortWriter, tunnel?: { o
   const backend = makeBackend(state, tunnel.out, tunnel.segmenting);
   const gateway = new Gateway(state);
   const tunnelIn = new TunnelIn(state, backend);
-  const ports = new Pipeline("ports", [tunnelIn, validate, new Route(state, backend.wholeFrames), gateway, bridge, new TunnelOut(state, backend), portOut]);
+  const tracked = (side: "ports" | "receive") => (state.tracker ? [new Conntrack(state, state.tracker, side)] : []);
+  const ports = new Pipeline("ports", [tunnelIn, validate, ...tracked("ports"), new Route(state, backend.wholeFrames), gateway, bridge, new TunnelOut(state, backend), portOut]);
   const receive = new Pipeline("receive", [
-    ...(tunnel.merge && backend.mergeReceived ? [new Merge(state)] : []), new Deliver(state), gateway, portOut,
+    ...(tunnel.merge && backend.mergeReceived ? [new Merge(state)] : []), new Deliver(state), ...tracked("receive"), gateway, portOut,
   ]);
   tunnelIn.receive = receive;
   return { ports, receive, backend };
@@ -99,7 +108,11 @@ export type Command =
   | { op: "remove"; port: number; id: number }
   | { op: "fdb"; id: number }
   /** The cluster's node list changed: this node is nodes[self] (membership.ts). */
-  | { op: "nodes"; id: number; nodes: RouterConfig["nodes"]; self: number };
+  | { op: "nodes"; id: number; nodes: RouterConfig["nodes"]; self: number }
+  /** The cluster's Services and NetworkPolicies changed (conntrack/tracker.ts). */
+  | { op: "view"; id: number; view: NetworkView }
+  | { op: "flows"; id: number }
+  | { op: "policyLog"; on: boolean };
 
 export type Reply =
   | { op: "removed"; id: number }
@@ -108,6 +121,10 @@ export type Reply =
   | { op: "nodes"; id: number; error?: string }
   /** The port's device went away under us (its namespace was deleted, say). */
   | { op: "down"; port: number; reason: string }
+  | { op: "view"; id: number; error?: string }
+  | { op: "flows"; id: number; flows: FlowInfo[] }
+  /** A new flow a policy denied, while logging is on. */
+  | { op: "denied"; event: DeniedEvent }
   | { op: "fatal"; message: string };
 
 export interface DatapathInput {
@@ -126,6 +143,8 @@ export interface DatapathInput {
   cpu?: number;
   /** The TAPs take TSO super-frames (switch option `offloads`): received segments may be merged. */
   offloads?: boolean;
+  /** Connection tracking's size and timeouts (a routing switch tracks flows). */
+  conntrack?: ConntrackOptions;
 }
 
 const POLLIN = 0x001;
@@ -134,6 +153,7 @@ const POLLHUP = 0x010;
 const POLLNVAL = 0x020;
 const POLL_TIMEOUT_MS = 100;
 const AGEING_SWEEP_S = 10;
+const CONNTRACK_SWEEP_S = 0.1;
 /** At most this many frames from one port per round, so a busy port cannot starve the rest. */
 const PER_PORT_BUDGET = 16;
 
@@ -152,6 +172,7 @@ export class Datapath {
   private readonly ctrl: Int32Array;
   private seenSeq = 0;
   private lastSweep = 0;
+  private lastFlowSweep = 0;
   private readonly tunnel?: TunnelSocket;
   private readonly writer: TapWriter;
 
@@ -165,6 +186,11 @@ export class Datapath {
     const mem = new Uint8Array(input.batch * input.slotSize);
     this.slots = Array.from({ length: input.batch }, (_, i) => mem.subarray(i * input.slotSize, (i + 1) * input.slotSize));
     this.state = SwitchState.make(max, input.fdb, input.tunnel ? input.router : undefined, input.counters);
+    if (this.state.cluster) {
+      const tracker = new Tracker(this.state, input.conntrack ?? { max: DEFAULT_MAX_FLOWS, timeouts: DEFAULT_TIMEOUTS });
+      tracker.emit = (event) => input.port.postMessage({ op: "denied", event } satisfies Reply);
+      this.state.tracker = tracker;
+    }
     this.ctrl = new Int32Array(input.ctrl);
     this.writer = new TapWriter(libc, this.fds);
     const t = input.tunnel;
@@ -256,6 +282,23 @@ export class Datapath {
         port.postMessage({ op: "nodes", id: cmd.id, ...(error ? { error } : {}) } satisfies Reply);
         break;
       }
+      case "view": {
+        const tr = this.state.tracker;
+        let error: string | undefined = tr ? undefined : "this switch does not route between nodes: it tracks no flows";
+        try {
+          tr?.setView(cmd.view);
+        } catch (e) {
+          error = `the view could not be applied: ${(e as Error).message}`;
+        }
+        port.postMessage({ op: "view", id: cmd.id, ...(error ? { error } : {}) } satisfies Reply);
+        break;
+      }
+      case "flows":
+        port.postMessage({ op: "flows", id: cmd.id, flows: this.state.tracker?.flows(now()) ?? [] } satisfies Reply);
+        break;
+      case "policyLog":
+        if (this.state.tracker) this.state.tracker.policyLog = cmd.on;
+        break;
     }
     this.rebuildPollSet();
   }
@@ -324,6 +367,10 @@ export class Datapath {
         this.state.fdb.age(t);
         const c = this.state.counters;
         c.v[c.switchBase + SwitchCounter.FdbAged] = this.state.fdb.agedOut;
+      }
+      if (this.state.tracker && t - this.lastFlowSweep >= CONNTRACK_SWEEP_S) {
+        this.lastFlowSweep = t;
+        this.state.tracker.sweep(t);
       }
       if (n <= 0) continue;
       this.readReady();

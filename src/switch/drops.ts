@@ -35,4 +35,18 @@ export const SwitchDrop = numbered(numberAfter(TunnelDrop), [
   "NeighUnresolved",
   /** The inner TCP/UDP checksum of a tunnel datagram is wrong (and not merely left partial). */
   "TunnelBadChecksum",
+  /** A new flow when the connection-tracking table is full (--conntrack-max): never grown. */
+  "ConntrackFull",
+  /** A new flow whose reply tuple another flow already has (a client reaching an endpoint both directly and through its Service from one port). */
+  "FlowClash",
+  /** For a Service port with no ready endpoint: ICMP port unreachable sent back (kube-proxy rejects). */
+  "ServiceNoEndpoints",
+  /** For an address of the service CIDR on a port no Service has: ICMP port unreachable sent back (not TCP/UDP: dropped). */
+  "ServiceNoPort",
+  /** No free source port on the node's gateway address to translate a flow to (hairpin, NodePort to another node). */
+  "NatPortsExhausted",
+  /** A NetworkPolicy isolates the destination pod for ingress and none of its rules allows the flow. */
+  "PolicyDeniedIngress",
+  /** A NetworkPolicy isolates the source pod for egress and none of its rules allows the flow. */
+  "PolicyDeniedEgress",
 ]);

@@ -10,6 +10,7 @@ import { Counters } from "./counters.ts";
 import { Fdb, type FdbOptions } from "./fdb.ts";
 import { Neighbors } from "./neighbors.ts";
 import { SubnetMap } from "./routes.ts";
+import type { Tracker } from "./conntrack/tracker.ts";
 
 /** The routing switch's view of the cluster: plain data, passed to the datapath worker as it is. */
 export interface RouterConfig {
@@ -113,6 +114,8 @@ export class SwitchState {
   readonly ports: LivePorts;
   /** The tunnel's row in the counters: after the last TAP port. */
   readonly tunnelRow: number;
+  /** Connection tracking, Services and policy, on a switch that routes between nodes (the datapath makes it). */
+  tracker?: Tracker;
 
   /** `cluster`: replaced when the node list changes, between rounds (the stages are rebuilt then). */
   constructor(readonly counters: Counters, readonly fdb: Fdb, public cluster?: Cluster) {

@@ -13,6 +13,9 @@ import { Counters } from "./counters.ts";
 import { Ctrl, CTRL_WORDS, type Command, type DatapathInput, type Reply } from "./datapath.ts";
 import { FDB_DEFAULTS, type FdbEntry, type FdbOptions } from "./fdb.ts";
 import type { RouterConfig } from "./state.ts";
+import type { NetworkView } from "../cluster/network-view.ts";
+import type { ConntrackOptions } from "./conntrack/flow-table.ts";
+import type { DeniedEvent, FlowInfo } from "./conntrack/flow-info.ts";
 
 export interface SwitchOptions {
   maxPorts: number;
@@ -25,6 +28,10 @@ export interface SwitchOptions {
   cpu?: number;
   /** Routing between nodes: the router's config, and the address and port the tunnel binds. */
   routing?: { config: RouterConfig; address: number; port: number };
+  /** Connection tracking's table size and timeouts (routing switches track flows); the defaults of flow-table.ts if absent. */
+  conntrack?: ConntrackOptions;
+  /** Called with each new flow a NetworkPolicy denies, while `setPolicyLog(true)`. */
+  onPolicyDenied?: (e: DeniedEvent) => void;
 }
 
 export const SWITCH_DEFAULTS: SwitchOptions = { maxPorts: 512, fdb: FDB_DEFAULTS, offloads: true, batch: 64 };
@@ -55,6 +62,7 @@ export class Switch {
   private nextId = 1;
   private stopped = false;
   private portDownHandler: (port: PortInfo, reason: string) => void = () => {};
+  private logging = false;
 
   private constructor(
     private readonly libc: Libc,
@@ -83,6 +91,7 @@ export class Switch {
       batch: options.batch, slotSize: SLOT_SIZE,
       ...(r && tunnel ? { router: r.config, tunnel: { fd: tunnel.fd, port: r.port } } : {}),
       ...(options.cpu !== undefined ? { cpu: options.cpu } : {}),
+      ...(options.conntrack ? { conntrack: options.conntrack } : {}),
       offloads: options.offloads,
     };
     const worker = startWorker(new URL("./datapath-worker.ts", import.meta.url), input, [port2]);
@@ -116,6 +125,10 @@ export class Switch {
     if (r.op === "down") {
       const info = this.info.get(r.port);
       if (info) this.portDownHandler(info, r.reason);
+      return;
+    }
+    if (r.op === "denied") {
+      this.options.onPolicyDenied?.(r.event);
       return;
     }
     if (r.op === "fatal") {
@@ -192,6 +205,33 @@ export class Switch {
     if (!this.tunnel) throw new SwitchError("this switch does not route between nodes: start it with `routing` to change its nodes");
     const r = await this.request((id) => ({ op: "nodes", id, nodes, self }));
     if (r.op === "nodes" && r.error) throw new SwitchError(`node list refused: ${r.error}`);
+  }
+
+  /**
+   * Makes `view` the cluster's Services and NetworkPolicies as the datapath enforces them: it
+   * is compiled and every tracked flow decided again between two rounds (conntrack/tracker.ts).
+   * Resolves once applied; rejects on a switch that does not route between nodes.
+   */
+  async setView(view: NetworkView): Promise<void> {
+    if (this.stopped) throw new SwitchError("switch is stopped");
+    const r = await this.request((id) => ({ op: "view", id, view }));
+    if (r.op === "view" && r.error) throw new SwitchError(r.error);
+  }
+
+  /** The tracked flows, as `tapnet conntrack list` shows them (none on a switch that does not route). */
+  async flows(): Promise<FlowInfo[]> {
+    const r = await this.request((id) => ({ op: "flows", id }));
+    return r.op === "flows" ? r.flows : [];
+  }
+
+  /** Turns the logging of denied flows (through options.onPolicyDenied) on or off. */
+  setPolicyLog(on: boolean): void {
+    this.logging = on;
+    this.send({ op: "policyLog", on });
+  }
+
+  get policyLog(): boolean {
+    return this.logging;
   }
 
   /** The tunnel's counters (datagrams in and out, drops), if the switch routes between nodes. */

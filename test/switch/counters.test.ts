@@ -18,6 +18,9 @@ const DROP_NAMES_BEFORE = [
   "tunnel_unknown_peer", "tunnel_spoofed", "tunnel_not_local", "no_route", "cluster_unreachable",
   "frag_needed", "too_big", "ttl_expired", "neigh_unresolved", "tunnel_bad_checksum",
   "tapnet_truncated", "tapnet_bad_version", "tapnet_bad_chunk", "tapnet_incomplete",
+  // Connection tracking, Services and NetworkPolicy (#12).
+  "conntrack_full", "flow_clash", "service_no_endpoints", "service_no_port", "nat_ports_exhausted",
+  "policy_denied_ingress", "policy_denied_egress",
 ];
 
 describe("drop reasons of every layer", () => {
@@ -56,6 +59,7 @@ describe("drop reasons of every layer", () => {
     expect(Object.keys(SwitchDrop)).toEqual([
       "EthBadSource", "SamePort", "TxError", "NoPort", "TunnelUnknownPeer", "TunnelSpoofed", "TunnelNotLocal",
       "NoRoute", "ClusterUnreachable", "FragNeeded", "TooBig", "TtlExpired", "NeighUnresolved", "TunnelBadChecksum",
+      "ConntrackFull", "FlowClash", "ServiceNoEndpoints", "ServiceNoPort", "NatPortsExhausted", "PolicyDeniedIngress", "PolicyDeniedEgress",
     ]);
   });
 });
@@ -98,6 +102,7 @@ describe("Counters", () => {
     expect(c.switchSnapshot()).toEqual({
       fdb_learned: 0, fdb_moved: 0, fdb_full: 0, fdb_aged: 5, unknown_unicast: 0, broadcast: 0, multicast: 0,
       routed: 0, delivered: 0, icmp_sent: 0, arp_replies: 0, arp_requests: 0, inner_csum_completed: 0, coalesced: 0,
+      flows_created: 0, flows_expired: 0, flows_flushed: 0, flows_cut: 0, flows_active: 0, translated: 0, untracked: 0,
     });
   });
 

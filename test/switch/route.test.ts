@@ -32,14 +32,14 @@ describe("route", () => {
   it("routes a frame from a pod's port to the node that owns its destination, its TTL decremented", () => {
     const { route, f, toRemote } = make();
     const i = toRemote(1);
-    route.run(f);
+    route.run(f, 0);
     expect([f.outs[i], f.nodes[i], f.bufs[i][TTL_AT]]).toEqual([TO_NODE, 1, 63]);
   });
 
   it("leaves a frame from the tunnel alone, even one that looks routable", () => {
     const { route, f, toRemote } = make();
     const i = toRemote(TUNNEL);
-    route.run(f);
+    route.run(f, 0);
     expect([f.outs[i], f.bufs[i][TTL_AT]]).toEqual([PENDING, 64]);
   });
 
@@ -47,7 +47,7 @@ describe("route", () => {
     const { route, f, toRemote } = make();
     const i = toRemote(1);
     f.outs[i] = DONE;
-    route.run(f);
+    route.run(f, 0);
     expect([f.outs[i], f.bufs[i][TTL_AT]]).toEqual([DONE, 64]);
   });
 
@@ -56,7 +56,7 @@ describe("route", () => {
     toRemote(1);
     const j = toRemote(2);
     f.count = 1;
-    route.run(f);
+    route.run(f, 0);
     expect([f.outs[j], f.bufs[j][TTL_AT]]).toEqual([PENDING, 64]);
   });
 
@@ -64,7 +64,7 @@ describe("route", () => {
     it(`drops a ${name} super-frame, which it could not cut, for a backend that cuts super-frames`, () => {
       const { route, f, toRemote, drops } = make(false);
       const i = toRemote(1, gso);
-      route.run(f);
+      route.run(f, 0);
       expect(f.outs[i]).toBe(DONE);
       expect(drops(1)).toEqual(["drop_gso_unsupported"]);
     });
@@ -72,7 +72,7 @@ describe("route", () => {
     it(`routes a ${name} super-frame as it is for a backend that carries super-frames whole`, () => {
       const { route, f, toRemote, drops } = make(true);
       const i = toRemote(1, gso);
-      route.run(f);
+      route.run(f, 0);
       expect(f.outs[i]).toBe(TO_NODE);
       expect(drops(1)).toEqual([]);
     });

@@ -18,6 +18,8 @@ import { emitVirtioNetHdr, GSO_TCPV4, VNET_F_NEEDS_CSUM } from "../../src/wire/v
 import { emitVxlan } from "../../src/wire/vxlan.ts";
 import { put32 } from "../../src/wire/bytes.ts";
 import { backend } from "../../src/tunnel/index.ts";
+import type { ConntrackOptions } from "../../src/switch/conntrack/flow-table.ts";
+import { Tracker } from "../../src/switch/conntrack/tracker.ts";
 import { CollectingSink, frameBytes } from "../support/gather.ts";
 import { SEQ_HEADER_LEN } from "../support/seq-backend.ts"; // registers the test-only backend
 
@@ -122,8 +124,9 @@ export class TestRouter {
   private readonly batch = new Frames(64);
   private readonly probe = new Probe();
 
-  constructor(cfg: RouterConfig, io: FakeIo, opts: { segmenting?: boolean; merge?: boolean } = {}) {
+  constructor(cfg: RouterConfig, io: FakeIo, opts: { segmenting?: boolean; merge?: boolean; conntrack?: ConntrackOptions } = {}) {
     this.state = SwitchState.make(8, FDB_DEFAULTS, cfg);
+    if (opts.conntrack) this.state.tracker = new Tracker(this.state, opts.conntrack);
     for (let p = 0; p < 7; p++) this.state.ports.add(p);
     this.stages = buildStages(this.state, io, { out: io.gather, segmenting: opts.segmenting ?? false, merge: opts.merge ?? false });
     this.stages.ports.insertBefore("bridge", this.probe);
@@ -172,12 +175,12 @@ export class TestRouter {
   }
 }
 
-export function setup(type: PacketBackend = "udp", mtu = MTU, opts: { segmenting?: boolean; merge?: boolean } = {}) {
+export function setup(type: PacketBackend = "udp", mtu = MTU, opts: { segmenting?: boolean; merge?: boolean; conntrack?: ConntrackOptions } = {}) {
   return setupWith(config(type, mtu), opts);
 }
 
 /** A TestRouter for `cfg` (any backend), its gateway port set, with its counters at hand. */
-export function setupWith(cfg: RouterConfig, opts: { segmenting?: boolean; merge?: boolean } = {}) {
+export function setupWith(cfg: RouterConfig, opts: { segmenting?: boolean; merge?: boolean; conntrack?: ConntrackOptions } = {}) {
   const io = new FakeIo();
   const router = new TestRouter(cfg, io, opts);
   const counters = router.state.counters;

@@ -5,8 +5,10 @@
  *     place, back out of the port it came in on; every ARP from a pod also teaches the
  *     neighbour table the sender's MAC (the frame then goes on to the bridge);
  *   - a frame another stage refused with an ICMP error (REPLY: route's TTL exceeded,
- *     fragmentation needed, destination unreachable) is turned, in place, into that error from
- *     the gateway address, quoting its IPv4 header and first 8 bytes (RFC 792), and sent back
+ *     fragmentation needed, destination unreachable; conntrack's port unreachable for a Service
+ *     without endpoints) is turned, in place, into that error from the gateway address (port
+ *     unreachable: from the address the frame was for, as the host that refuses it would send
+ *     it), quoting its IPv4 header and first 8 bytes (RFC 792), and sent back
  *     where it came from; never about an ICMP error, nor about a fragment other than the first
  *     (RFC 1812 4.3.2.7);
  *   - a pod address whose MAC is unknown (ASK, from deliver) is asked for by a broadcast ARP
@@ -16,7 +18,7 @@ import { ARP_REQUEST, ARP_SHA, ArpView, writeArpReply, writeArpRequest } from ".
 import { Drop } from "../../wire/drop.ts";
 import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_ARP } from "../../wire/ethernet.ts";
 import { get16 } from "../../wire/bytes.ts";
-import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, ICMP_QUOTE_DATA, writeIcmpError } from "../../wire/icmp.ts";
+import { ICMP_DEST_UNREACHABLE, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_HEADER_LEN, ICMP_QUOTE_DATA, UNREACH_PORT, writeIcmpError } from "../../wire/icmp.ts";
 import { IPV4_MIN_HEADER_LEN, Ipv4View, PROTO_ICMP } from "../../wire/ipv4.ts";
 import { macHi, macLo } from "../../wire/mac.ts";
 import { ETH_OFF } from "../../wire/virtio.ts";
@@ -89,8 +91,9 @@ export class Gateway implements Stage {
     const tc = Math.floor(aux / 2 ** 32);
     const cl = this.cluster;
     this.icmpId = (this.icmpId + 1) & 0xffff;
+    const from = tc === ICMP_DEST_UNREACHABLE * 256 + UNREACH_PORT ? ip.dst : cl.cfg.gatewayIp;
     buf.fill(0, f.offs[i], o);
-    f.lens[i] = ETH_OFF + writeIcmpError(buf, o, buf, o, tc >>> 8, tc & 0xff, rest, cl.cfg.gatewayIp, cl.gwHi, cl.gwLo, this.icmpId);
+    f.lens[i] = ETH_OFF + writeIcmpError(buf, o, buf, o, tc >>> 8, tc & 0xff, rest, from, cl.gwHi, cl.gwLo, this.icmpId);
     f.outs[i] = f.ports[i];
     this.state.counters.v[this.state.counters.switchBase + SwitchCounter.IcmpSent]++;
   }

@@ -10,20 +10,23 @@
  *     whole only has single packets checked; one that does not has its super-frames cut later;
  *   - a cluster address no node owns: ICMP destination unreachable;
  *   - sent to a VTEP MAC for no remote pod CIDR: dropped.
- * Anything else sent to the gateway MAC (the node itself, the world beyond it) is left to the
- * bridge, which hands it to tapnet0, and the node's kernel takes it from there. Every IPv4
- * source from a pod teaches the neighbour table its MAC on the way.
+ * A packet sent to the gateway MAC for a pod of this node (one conntrack translated to a local
+ * Service endpoint, or a hairpin's way back) is routed here too: TTL decremented, addressed to
+ * the pod's MAC from the neighbour table (asked for by ARP if unknown, ASK) and sent to its
+ * port, even the one it came in on. Anything else sent to the gateway MAC (the node itself,
+ * the world beyond it) is left to the bridge, which hands it to tapnet0, and the node's kernel
+ * takes it from there. Every IPv4 source from a pod teaches the neighbour table its MAC.
  */
 import { Drop } from "../../wire/drop.ts";
 import { ETH_DST, ETH_HEADER_LEN, ETH_SRC, ETH_TYPE, ETHERTYPE_IPV4 } from "../../wire/ethernet.ts";
 import { get16 } from "../../wire/bytes.ts";
 import { ICMP_DEST_UNREACHABLE, ICMP_TIME_EXCEEDED, UNREACH_FRAG_NEEDED, UNREACH_NET } from "../../wire/icmp.ts";
 import { Ipv4View } from "../../wire/ipv4.ts";
-import { macHi, macLo } from "../../wire/mac.ts";
+import { macHi, macLo, putMac } from "../../wire/mac.ts";
 import { GSO_NONE, GSO_TCPV4, GSO_UDP_L4, vnetGsoType } from "../../wire/virtio.ts";
 import { ETH_OFF } from "../../wire/virtio.ts";
 import { SwitchDrop } from "../drops.ts";
-import { DONE, PENDING, REPLY, TO_NODE, type Frames } from "../frames.ts";
+import { ASK, DONE, FLOOD, PENDING, REPLY, TO_NODE, type Frames } from "../frames.ts";
 import type { Stage } from "../pipeline.ts";
 import type { Cluster, SwitchState } from "../state.ts";
 
@@ -42,13 +45,13 @@ export class Route implements Stage {
     this.cluster = state.cluster!;
   }
 
-  run(f: Frames): void {
+  run(f: Frames, now: number): void {
     for (let i = 0; i < f.count; i++) {
-      if (f.ports[i] >= 0 && f.outs[i] === PENDING) this.one(f, i);
+      if (f.ports[i] >= 0 && f.outs[i] === PENDING) this.one(f, i, now);
     }
   }
 
-  private one(f: Frames, i: number): void {
+  private one(f: Frames, i: number, now: number): void {
     const buf = f.bufs[i];
     const o = f.offs[i] + ETH_OFF;
     const ethLen = f.lens[i] - ETH_OFF;
@@ -74,6 +77,10 @@ export class Route implements Stage {
     const node = cl.map.nodeForIp(dst);
     if (node >= 0 && node !== cl.cfg.self) {
       this.toNode(f, i, node);
+      return;
+    }
+    if (toGateway && node === cl.cfg.self && dst !== cl.cfg.gatewayIp && cl.neighbors.contains(dst)) {
+      this.toPod(f, i, dst, now);
       return;
     }
     if (node < 0 && cl.inCluster(dst)) {
@@ -115,6 +122,31 @@ export class Route implements Stage {
     ip.decrementTtl();
     f.outs[i] = TO_NODE;
     f.nodes[i] = node;
+  }
+
+  /** Routes entry i (viewed by `this.ip`) to the pod of this node at `dst`. */
+  private toPod(f: Frames, i: number, dst: number, now: number): void {
+    const ip = this.ip;
+    if (ip.ttl <= 1) {
+      this.refuse(f, i, SwitchDrop.TtlExpired, icmpReply(ICMP_TIME_EXCEEDED, 0, 0));
+      return;
+    }
+    const cl = this.cluster;
+    const nb = cl.neighbors;
+    if (!nb.known(dst)) {
+      this.state.counters.drop(f.ports[i], SwitchDrop.NeighUnresolved);
+      f.outs[i] = ASK;
+      f.aux[i] = dst;
+      return;
+    }
+    ip.decrementTtl();
+    const eth = f.offs[i] + ETH_OFF;
+    const hi = nb.hi(dst);
+    const lo = nb.lo(dst);
+    putMac(f.bufs[i], eth + ETH_DST, hi, lo);
+    putMac(f.bufs[i], eth + ETH_SRC, cl.gwHi, cl.gwLo);
+    const port = this.state.fdb.lookup(hi, lo, now);
+    f.outs[i] = port >= 0 && this.state.ports.has(port) ? port : FLOOD;
   }
 
   /** Drops entry i, counted, and has the gateway send the ICMP error `aux` back for it. */
