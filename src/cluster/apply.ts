@@ -15,6 +15,11 @@
  *    them out. If that changes nothing the object is "unchanged" and not written, else it is
  *    updated ("configured"), conditional on the revision read; a conflict re-reads and merges
  *    again, a few times.
+ *  - A Service gets its addresses as the API server gives them (services.ts): on create a
+ *    ClusterIP from the service CIDR (default 10.96.0.0/12) and, on a NodePort Service, a node
+ *    port for each port that names none; a configure keeps them (a node port by the port and
+ *    protocol it belongs to) and allocates what a change makes missing (type NodePort, a new
+ *    port). A given address taken by another Service or out of range fails that object.
  *  - A write that fails (the store is unreachable, say) fails that object only; the others go on,
  *    as kubectl goes on. Objects in a namespace whose creation failed fail too.
  * Delete takes refs in the order to delete them; deleting a Namespace takes its objects along
@@ -22,9 +27,11 @@
  *
  * Results are plain JSON, so that they cross the switch's control socket unchanged.
  */
+import { parseCidr, type Cidr } from "../wire/cidr.ts";
 import { kindInfo } from "./kinds.ts";
 import { kubectlName } from "./print.ts";
-import { ANNOTATIONS, refOf, type Kind, type KubeObject, type ObjectMeta, type ObjectRef } from "./objects.ts";
+import { ANNOTATIONS, refOf, type Kind, type KubeObject, type ObjectMeta, type ObjectRef, type Service, type ServicePort } from "./objects.ts";
+import { AllocationError, assignServiceAddresses } from "./services.ts";
 import { AlreadyExistsError, ConflictError, NotFoundError, type ObjectStore } from "./store.ts";
 
 export type ApplyOutcome = "created" | "configured" | "unchanged" | "failed";
@@ -57,10 +64,18 @@ export interface ClusterClient {
   get(ref: ObjectRef): Promise<KubeObject | null>;
 }
 
+export interface ApplyOptions {
+  /** Where Services' ClusterIPs come from (default 10.96.0.0/12, the API server's). */
+  serviceCidr?: Cidr;
+}
+
+/** Kubernetes' default --service-cluster-ip-range. */
+export const DEFAULT_SERVICE_CIDR = parseCidr("10.96.0.0/12") as Cidr;
+
 /** A ClusterClient straight on a store. */
-export function storeClient(store: ObjectStore): ClusterClient {
+export function storeClient(store: ObjectStore, opts: ApplyOptions = {}): ClusterClient {
   return {
-    apply: (objects) => applyObjects(store, objects),
+    apply: (objects) => applyObjects(store, objects, opts),
     delete: (refs) => deleteObjects(store, refs),
     list: (kind, namespace) => store.list(kind, namespace),
     get: async (ref) => (await store.get(ref)) ?? null,
@@ -93,7 +108,8 @@ function withRef(o: KubeObject): KubeObject {
 
 const refKey = (r: ObjectRef) => `${r.kind}/${r.namespace ?? ""}/${r.name}`;
 
-export async function applyObjects(store: ObjectStore, objects: KubeObject[]): Promise<ApplyResult[]> {
+export async function applyObjects(store: ObjectStore, objects: KubeObject[], opts: ApplyOptions = {}): Promise<ApplyResult[]> {
+  const serviceCidr = opts.serviceCidr ?? DEFAULT_SERVICE_CIDR;
   const input = objects.map(withRef);
   await checkInput(store, input);
   const results: ApplyResult[] = [];
@@ -105,7 +121,7 @@ export async function applyObjects(store: ObjectStore, objects: KubeObject[]): P
       result.error = `namespaces "${ref.namespace}" not found`;
     } else {
       try {
-        result.outcome = await applyOne(store, o);
+        result.outcome = await applyOne(store, o, serviceCidr);
       } catch (e) {
         result.error = (e as Error).message;
         if (o.kind === "Namespace") failedNamespaces.add(o.metadata.name);
@@ -145,6 +161,9 @@ async function checkInput(store: ObjectStore, input: KubeObject[]): Promise<void
 interface ServerSpec {
   nodeName?: string;
   clusterIP?: string;
+  clusterIPs?: string[];
+  type?: string;
+  ports?: ServicePort[];
 }
 
 const serverSpec = (o: KubeObject): ServerSpec => (typeof o.spec === "object" && o.spec !== null ? (o.spec as ServerSpec) : {});
@@ -181,11 +200,46 @@ export function mergeApplied(stored: KubeObject, applied: KubeObject): KubeObjec
   if (typeof out.spec === "object" && out.spec !== null) {
     const spec = { ...(out.spec as Record<string, unknown>) };
     if (stored.kind === "Pod" && was.nodeName && spec.nodeName === undefined) spec.nodeName = was.nodeName;
-    if (stored.kind === "Service" && was.clusterIP && spec.clusterIP === undefined) spec.clusterIP = was.clusterIP;
+    if (stored.kind === "Service") keepServiceAddresses(was, spec as ServerSpec);
     out.spec = spec;
   }
   if (stored.status !== undefined) out.status = stored.status;
   return out as unknown as KubeObject;
+}
+
+/**
+ * What the API server keeps of a Service's allocated addresses when an update leaves them out:
+ * its ClusterIP, and each node port while the Service stays NodePort, found by port and protocol.
+ */
+function keepServiceAddresses(was: ServerSpec, spec: ServerSpec): void {
+  if (was.clusterIP && spec.clusterIP === undefined) spec.clusterIP = was.clusterIP;
+  if (was.clusterIPs && spec.clusterIPs === undefined && spec.clusterIP === was.clusterIP) spec.clusterIPs = was.clusterIPs;
+  if (was.type !== "NodePort" || spec.type !== "NodePort" || !Array.isArray(spec.ports)) return;
+  spec.ports = spec.ports.map((p) => {
+    if (p.nodePort !== undefined) return p;
+    const old = was.ports?.find((q) => q.port === p.port && (q.protocol ?? "TCP") === (p.protocol ?? "TCP"));
+    return old?.nodePort !== undefined ? { ...p, nodePort: old.nodePort } : p;
+  });
+}
+
+/** Does an update of a Service need the allocator: an address missing, or a node port it did not hold? */
+function needsAllocation(stored: Service, merged: Service): boolean {
+  const spec = merged.spec;
+  if (spec.clusterIP === "None") return false;
+  if (!spec.clusterIP) return true;
+  const held = new Set((stored.spec.ports ?? []).map((p) => p.nodePort));
+  return spec.type === "NodePort" && (spec.ports ?? []).some((p) => p.nodePort === undefined || !held.has(p.nodePort));
+}
+
+/** `service` with the addresses the API server gives it; an address it would refuse fails the object. */
+async function withAddresses(store: ObjectStore, service: Service, serviceCidr: Cidr): Promise<Service> {
+  const others = (await store.list("Service")) as Service[];
+  try {
+    return assignServiceAddresses(service, others, serviceCidr);
+  } catch (e) {
+    const problems = e instanceof AllocationError ? e.problems : [(e as Error).message];
+    throw new ApplyError(`The Service "${service.metadata.name}" is invalid: ${problems.join("; ")}`);
+  }
 }
 
 /** JSON with sorted keys: equal for equal objects whatever order their keys were written in. */
@@ -196,19 +250,20 @@ function canonical(v: unknown): string {
   });
 }
 
-async function applyOne(store: ObjectStore, o: KubeObject): Promise<ApplyOutcome> {
+async function applyOne(store: ObjectStore, o: KubeObject, serviceCidr: Cidr): Promise<ApplyOutcome> {
   const ref = refOf(o);
   let lastConflict: Error | undefined;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const stored = await store.get(ref);
     try {
       if (!stored) {
-        await store.create(o);
+        await store.create(o.kind === "Service" ? await withAddresses(store, o as Service, serviceCidr) : o);
         return "created";
       }
       const why = immutableChange(stored, o);
       if (why) throw new ApplyError(why);
-      const merged = mergeApplied(stored, o);
+      let merged = mergeApplied(stored, o);
+      if (merged.kind === "Service" && needsAllocation(stored as Service, merged as Service)) merged = await withAddresses(store, merged as Service, serviceCidr);
       if (canonical(merged) === canonical(stored)) return "unchanged";
       await store.update(merged);
       return "configured";

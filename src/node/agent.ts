@@ -18,7 +18,8 @@
  *
  * With a store (store-sync.ts), the agent also leases its pod CIDR (etcd), follows the nodes
  * joining and leaving (setPeers), attaches the Pods the store puts on this node, records those
- * `tapnet pod add` attaches, and answers `tapnet apply/delete/get` (object-rpc.ts).
+ * `tapnet pod add` attaches, and answers `tapnet apply/delete/get` (object-rpc.ts); the switch
+ * gets the Services and NetworkPolicies, the kernel the NodePorts, as they change (view-sync.ts).
  */
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { macForIpv4 } from "../wire/mac.ts";
@@ -35,9 +36,11 @@ import type { Logger } from "./log.ts";
 import { RpcServer } from "./rpc.ts";
 import type { Pod } from "../cluster/objects.ts";
 import { objectHandlers } from "./object-rpc.ts";
+import { flowHandlers } from "./flow-rpc.ts";
 import { attachTap, podGsoMaxSize } from "./pod-attach.ts";
 import { StoreSync, type PodHost, type StoreOptions } from "./store-sync.ts";
 import { CniHost } from "./cni-host.ts";
+import { ViewSync } from "./view-sync.ts";
 
 export const GATEWAY_IFNAME = "tapnet0";
 const POD_NAME_RE = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
@@ -105,6 +108,7 @@ export class NodeAgent implements PodHost {
   private tapSerial = 0;
   private stopping = false;
   private readonly hostNet: HostNet;
+  private views?: ViewSync;
   readonly node: NodeConfig;
   readonly gateway: number;
   /** The CNI plugin's attachments (cni.* methods, cni-host.ts). */
@@ -142,7 +146,7 @@ export class NodeAgent implements PodHost {
       : undefined;
     let sw: Switch;
     try {
-      sw = await Switch.start({ ...opts.switchOptions, routing });
+      sw = await Switch.start({ onPolicyDenied: (e) => opts.log.info("policy denied", { ...e }), ...opts.switchOptions, routing });
     } catch (e) {
       await sync?.stop();
       throw e;
@@ -154,6 +158,8 @@ export class NodeAgent implements PodHost {
       await agent.cni.restore(); // before the socket opens: no ADD gets an address a restored pod holds
       agent.rpc = await RpcServer.listen(opts.controlPath, agent.handlers());
       await sync?.start(agent);
+      agent.views = sync && new ViewSync({ store: sync.store, serviceCidr: config.serviceCidr, log: opts.log, apply: (v) => sw.setView(v), nodePorts: (p) => agent.hostNet.setNodePorts(p) });
+      await agent.views?.start();
     } catch (e) {
       await agent.stop();
       throw e;
@@ -215,6 +221,7 @@ export class NodeAgent implements PodHost {
       "pod.list": () => this.listPods(),
       status: () => this.status(),
       ...objectHandlers(this.sync),
+      ...flowHandlers(this.sw),
       ...this.cni.handlers(),
     };
   }
@@ -371,6 +378,7 @@ export class NodeAgent implements PodHost {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    await this.views?.stop();
     await this.rpc?.close();
     // An imperative pod goes with its switch; one from `tapnet apply` stays in the store, to come back with it.
     const imperative = [...this.pods.values()].filter((r) => !r.fromStore);

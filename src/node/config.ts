@@ -2,6 +2,7 @@
  * The cluster config, as a user writes it (YAML or JSON), checked and completed:
  *
  *   clusterCidr: 10.244.0.0/16      # default
+ *   serviceCidr: 10.96.0.0/12       # default: where Services' ClusterIPs come from
  *   nodeSubnetPrefix: 24            # default
  *   mtu: 1500                       # the underlay's MTU, default 1500
  *   backend: { type: tapnet, port: 8287 }      # tapnet (default) | udp | vxlan
@@ -10,14 +11,16 @@
  *
  * Pod CIDRs not given are assigned in node order from the cluster CIDR, lowest first, skipping
  * its first subnet (as flannel's SubnetMin does) and any subnet a node was given: the same file
- * gives the same answer on every node. Every fault is a ConfigError naming the field.
+ * gives the same answer on every node. The service CIDR overlaps neither the cluster CIDR nor
+ * a node's address (the node routes it to its switch). Every fault is a ConfigError naming the
+ * field.
  */
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { formatMac, parseMac } from "../wire/mac.ts";
 import { backend, backendNames, defaultBackend, findBackend, type BackendType } from "../tunnel/index.ts";
-import { cidrInside, cidrOverlaps, formatCidr, nthSubnet, parseCidr, subnetCount, type Cidr } from "../wire/cidr.ts";
+import { cidrContains, cidrInside, cidrOverlaps, formatCidr, nthSubnet, parseCidr, subnetCount, type Cidr } from "../wire/cidr.ts";
 
 export type { BackendType };
 
@@ -30,6 +33,8 @@ export interface NodeConfig {
 
 export interface ClusterConfig {
   clusterCidr: Cidr;
+  /** Services' ClusterIPs come from it; each node routes it to its switch (host-net.ts). */
+  serviceCidr: Cidr;
   nodeSubnetPrefix: number;
   mtu: number;
   podMtu: number;
@@ -39,6 +44,7 @@ export interface ClusterConfig {
 
 export class ConfigError extends Error {}
 
+const DEFAULT_SERVICE_CIDR = "10.96.0.0/12"; // Kubernetes' default --service-cluster-ip-range
 const MIN_POD_MTU = 576; // every IPv4 host must accept datagrams this large (RFC 791)
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -78,11 +84,18 @@ export function parseClusterConfig(text: string, source = "config"): ClusterConf
 
 export function checkClusterConfig(raw: unknown): ClusterConfig {
   if (!isObject(raw)) throw new ConfigError("the config must be a mapping (clusterCidr, backend, nodes, ...)");
-  checkKeys(raw, "", ["clusterCidr", "nodeSubnetPrefix", "mtu", "backend", "nodes"]);
+  checkKeys(raw, "", ["clusterCidr", "serviceCidr", "nodeSubnetPrefix", "mtu", "backend", "nodes"]);
 
   const cc = parseCidr(String(raw.clusterCidr ?? "10.244.0.0/16"));
   if (typeof cc === "string") fail("clusterCidr", cc);
   if (cc.prefix > 28) fail("clusterCidr", `/${cc.prefix} is too small for a cluster`);
+  const sc = parseCidr(String(raw.serviceCidr ?? DEFAULT_SERVICE_CIDR));
+  if (typeof sc === "string") fail("serviceCidr", sc);
+  // The API server refuses a range larger than /12 too; a /30 holds two ClusterIPs.
+  if (sc.prefix < 12) fail("serviceCidr", `${formatCidr(sc)} is too large: at most a /12`);
+  if (sc.prefix > 30) fail("serviceCidr", `${formatCidr(sc)} is too small: at least a /30`);
+  const defaulted = raw.serviceCidr === undefined ? " (the default: give a serviceCidr outside it)" : "";
+  if (cidrOverlaps(sc, cc)) fail("serviceCidr", `${formatCidr(sc)} overlaps clusterCidr ${formatCidr(cc)}${defaulted}`);
   // At least two subnets: the first is reserved (as flannel does), so one subnet would leave none.
   const nodeSubnetPrefix = int(raw.nodeSubnetPrefix ?? 24, "nodeSubnetPrefix", Math.max(cc.prefix + 1, 16), 30);
   const mtu = int(raw.mtu ?? 1500, "mtu", 68, 65535);
@@ -138,6 +151,9 @@ export function checkClusterConfig(raw: unknown): ClusterConfig {
     return { name: n.name, address, podCidr, vtepMac };
   });
 
+  partial.forEach((n, i) => {
+    if (cidrContains(sc, n.address)) fail("serviceCidr", `${formatCidr(sc)} holds nodes[${i}].address ${formatIpv4(n.address)}${defaulted}`);
+  });
   partial.forEach((a, i) => {
     partial.forEach((o, j) => {
       if (j <= i || !a.podCidr || !o.podCidr) return;
@@ -162,7 +178,7 @@ export function checkClusterConfig(raw: unknown): ClusterConfig {
     return fail(`nodes[${i}].podCidr`, `no /${nodeSubnetPrefix} left in clusterCidr ${formatCidr(cc)} (it holds ${total}, the first reserved); give a larger clusterCidr or a longer nodeSubnetPrefix`);
   });
 
-  return { clusterCidr: cc, nodeSubnetPrefix, mtu, podMtu, backend: { type: backendType, port, vni }, nodes };
+  return { clusterCidr: cc, serviceCidr: sc, nodeSubnetPrefix, mtu, podMtu, backend: { type: backendType, port, vni }, nodes };
 }
 
 /** A config file read and checked; a file that cannot be read is a ConfigError naming it and why. */
@@ -180,6 +196,7 @@ export function readClusterConfig(file: string): ClusterConfig {
 export function formatClusterConfig(c: ClusterConfig): Record<string, unknown> {
   return {
     clusterCidr: formatCidr(c.clusterCidr),
+    serviceCidr: formatCidr(c.serviceCidr),
     nodeSubnetPrefix: c.nodeSubnetPrefix,
     mtu: c.mtu,
     backend: backend(c.backend.type).vni ? { ...c.backend } : { type: c.backend.type, port: c.backend.port },

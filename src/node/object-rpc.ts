@@ -3,7 +3,7 @@
  * store its switch was started with through these (rpc.ts carries them). Objects are checked
  * again here, as the API server checks what kubectl sends: the socket takes JSON from anyone
  * who can open it.
- *   objects.apply  {objects}      → ApplyResult[]
+ *   objects.apply  {objects}      → ApplyResult[] (Services' ClusterIPs from the cluster config's serviceCidr)
  *   objects.delete {refs}         → DeleteResult[]
  *   objects.list   {kind, namespace?} → objects (Nodes' Ready from the live leases, with etcd)
  *   objects.get    {ref}          → object or null
@@ -47,7 +47,7 @@ export function objectHandlers(sync: StoreSync | undefined): Record<string, (p: 
       const s = need();
       if (!Array.isArray(p.objects)) throw new RpcError("objects.apply needs objects: a list");
       const objects = p.objects.map((o, i) => validateObject(o, `objects[${i}]`));
-      return applyObjects(s.store, objects);
+      return applyObjects(s.store, objects, { serviceCidr: s.config.serviceCidr });
     },
     "objects.delete": async (p) => {
       const s = need();

@@ -4,10 +4,15 @@
  * annotations, server-filled spec fields); inputs refused whole (a namespace that does not
  * exist, an immutable field changed) leaving the store as it was; updates that lose a race
  * and are merged again; a failed write failing its object only; delete and its cascade; and
- * a randomized run of many inputs against a naive model of kubectl apply.
+ * a randomized run of many inputs against a naive model of kubectl apply; and Services' addresses
+ * allocated on create as the API server does (ClusterIP, node ports), kept, and refused when taken.
  */
 import { describe, expect, it } from "vitest";
 import { ApplyError, applyObjects, deleteObjects, refsForDelete, storeClient, type ApplyResult } from "../../src/cluster/apply.ts";
+import type { Service } from "../../src/cluster/objects.ts";
+import { validateObject } from "../../src/cluster/validate.ts";
+import { parseCidr, type Cidr } from "../../src/wire/cidr.ts";
+import { parseIpv4Address } from "../../src/wire/ipv4.ts";
 import { KvError } from "../../src/cluster/kv.ts";
 import { MemoryKv } from "../../src/cluster/memory-kv.ts";
 import { KINDS, type KubeObject } from "../../src/cluster/objects.ts";
@@ -80,7 +85,7 @@ describe("applyObjects", () => {
     const live = await store.get({ kind: "Pod", namespace: "default", name: "web" });
     await store.update({ ...live!, metadata: { ...live!.metadata, annotations: { note: "a", "tapnet.dev/netns": "lab-node1-web" } }, status: { phase: "Running", podIP: "10.244.1.2" } });
     const s = await store.get({ kind: "Service", namespace: "default", name: "s" });
-    await store.update({ ...s!, spec: { ...(s!.spec as object), clusterIP: "10.96.0.9" } });
+    await store.update({ ...s!, spec: { ...(s!.spec as object), clusterIP: "10.96.0.9", clusterIPs: ["10.96.0.9"] } });
 
     // The same manifests again: nothing the user wrote changed.
     expect(outcomes(await applyObjects(store, [pod("web", "default", { nodeName: "node1", annotations: { note: "a" } }), svc("s")]))).toEqual(["Pod/default/web unchanged", "Service/default/s unchanged"]);
@@ -91,7 +96,7 @@ describe("applyObjects", () => {
     expect(got!.metadata.annotations).toEqual({ "tapnet.dev/netns": "lab-node1-web" });
     expect(got!.spec).toEqual({ nodeName: "node1", containers: [{ name: "c", image: "busybox" }] });
     expect(got!.metadata.uid).toBe(live!.metadata.uid);
-    expect((await store.get({ kind: "Service", namespace: "default", name: "s" }))!.spec).toMatchObject({ clusterIP: "10.96.0.9" });
+    expect((await store.get({ kind: "Service", namespace: "default", name: "s" }))!.spec).toMatchObject({ clusterIP: "10.96.0.9", clusterIPs: ["10.96.0.9"] });
   });
 
   it("refuses the whole input when a namespace neither exists nor is created earlier in it, and writes nothing", async () => {
@@ -176,6 +181,131 @@ describe("applyObjects", () => {
       "Namespace//blue failed: store unreachable", 'Pod/blue/a failed: namespaces "blue" not found', "Pod/default/b created",
     ]);
     expect((await store.list("Pod")).map((p) => p.metadata.name)).toEqual(["b"]);
+  });
+});
+
+/** A Service as a manifest gives it, validated (defaults filled) as apply's callers do. */
+function service(name: string, spec: Record<string, unknown> = {}, namespace = "default"): KubeObject {
+  return validateObject({ apiVersion: "v1", kind: "Service", metadata: { name, namespace }, spec: { ports: [{ port: 80 }], ...spec } }, name);
+}
+const cidr = (s: string) => parseCidr(s) as Cidr;
+const getSvc = async (store: ObjectStore, name: string, namespace = "default") => (await store.get({ kind: "Service", namespace, name })) as Service;
+const inRange = (ip: string | undefined, c: Cidr) => {
+  const a = parseIpv4Address(ip ?? "");
+  return a !== undefined && a > c.network && a < c.network + 2 ** (32 - c.prefix) - 1;
+};
+
+describe("applyObjects: Services' addresses", () => {
+  it("gives a new Service a ClusterIP from 10.96.0.0/12 by default, clusterIPs in step, kept on every later apply", async () => {
+    const store = newStore();
+    expect(outcomes(await applyObjects(store, [service("web")]))).toEqual(["Service/default/web created"]);
+    const created = await getSvc(store, "web");
+    expect(inRange(created.spec.clusterIP, cidr("10.96.0.0/12"))).toBe(true);
+    expect(created.spec.clusterIPs).toEqual([created.spec.clusterIP]);
+    expect(created.spec.ports[0].nodePort).toBeUndefined();
+    expect(outcomes(await applyObjects(store, [service("web")]))).toEqual(["Service/default/web unchanged"]);
+    expect(outcomes(await applyObjects(store, [service("web", { selector: { app: "web" } })]))).toEqual(["Service/default/web configured"]);
+    const configured = await getSvc(store, "web");
+    expect(configured.spec.clusterIP).toBe(created.spec.clusterIP);
+    expect(configured.spec.clusterIPs).toEqual(created.spec.clusterIPs);
+    expect(configured.spec.selector).toEqual({ app: "web" });
+  });
+
+  it("takes ClusterIPs from the service CIDR given, each Service its own, and fails one when the range is full", async () => {
+    const store = newStore();
+    const small = cidr("10.100.0.0/29"); // 6 usable addresses
+    const names = ["a", "b", "c", "d", "e", "f"];
+    const rs = await applyObjects(store, names.map((n) => service(n)), { serviceCidr: small });
+    expect(rs.every((r) => r.outcome === "created")).toBe(true);
+    const ips = await Promise.all(names.map(async (n) => (await getSvc(store, n)).spec.clusterIP));
+    for (const ip of ips) expect(inRange(ip, small), ip).toBe(true);
+    expect(new Set(ips).size).toBe(6);
+    expect(outcomes(await applyObjects(store, [service("g"), service("a")], { serviceCidr: small }))).toEqual([
+      'Service/default/g failed: The Service "g" is invalid: failed to allocate a serviceIP: range is full (every address of 10.100.0.0/29 is taken)',
+      "Service/default/a unchanged",
+    ]);
+    expect(await store.get({ kind: "Service", namespace: "default", name: "g" })).toBeUndefined();
+  });
+
+  it("keeps a ClusterIP the manifest names, and fails the object, not the input, when it is taken or out of range", async () => {
+    const store = newStore();
+    expect(outcomes(await applyObjects(store, [service("dns", { clusterIP: "10.96.0.10" })]))).toEqual(["Service/default/dns created"]);
+    expect((await getSvc(store, "dns")).spec.clusterIPs).toEqual(["10.96.0.10"]);
+    await applyObjects(store, [ns("blue")]);
+    expect(outcomes(await applyObjects(store, [service("other", { clusterIP: "10.96.0.10" }, "blue"), service("far", { clusterIP: "10.200.0.1" }), pod("p")]))).toEqual([
+      'Service/blue/other failed: The Service "other" is invalid: spec.clusterIP: Invalid value: "10.96.0.10": provided IP is already allocated',
+      'Service/default/far failed: The Service "far" is invalid: spec.clusterIP: Invalid value: "10.200.0.1": provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/12',
+      "Pod/default/p created",
+    ]);
+    expect(await store.list("Service")).toHaveLength(1);
+  });
+
+  it("gives a NodePort Service's ports node ports, keeps them by port and protocol, and allocates one for a port added later", async () => {
+    const store = newStore();
+    const twoPorts = [{ name: "http", port: 80 }, { name: "dns", port: 53, protocol: "UDP" }];
+    expect(outcomes(await applyObjects(store, [service("np", { type: "NodePort", ports: twoPorts })]))).toEqual(["Service/default/np created"]);
+    const created = await getSvc(store, "np");
+    const [p80, p53] = created.spec.ports.map((p) => p.nodePort!);
+    for (const p of [p80, p53]) expect(p >= 30000 && p <= 32767, String(p)).toBe(true);
+    expect(p80).not.toBe(p53);
+    // The same manifest, its ports in another order: each keeps its own node port.
+    expect(outcomes(await applyObjects(store, [service("np", { type: "NodePort", ports: [twoPorts[1], twoPorts[0]] })]))).toEqual(["Service/default/np configured"]);
+    expect((await getSvc(store, "np")).spec.ports.map((p) => [p.port, p.nodePort])).toEqual([[53, p53], [80, p80]]);
+    expect(outcomes(await applyObjects(store, [service("np", { type: "NodePort", ports: [twoPorts[1], twoPorts[0]] })]))).toEqual(["Service/default/np unchanged"]);
+    const three = [...twoPorts, { name: "https", port: 443 }];
+    expect(outcomes(await applyObjects(store, [service("np", { type: "NodePort", ports: three })]))).toEqual(["Service/default/np configured"]);
+    const after = (await getSvc(store, "np")).spec.ports.map((p) => p.nodePort!);
+    expect(after.slice(0, 2)).toEqual([p80, p53]);
+    expect(after[2] >= 30000 && after[2] <= 32767 && !after.slice(0, 2).includes(after[2])).toBe(true);
+    expect((await getSvc(store, "np")).spec.clusterIP).toBe(created.spec.clusterIP);
+  });
+
+  it("allocates node ports when a ClusterIP Service becomes NodePort, and drops them when it goes back", async () => {
+    const store = newStore();
+    await applyObjects(store, [service("s")]);
+    const ip = (await getSvc(store, "s")).spec.clusterIP;
+    expect(outcomes(await applyObjects(store, [service("s", { type: "NodePort" })]))).toEqual(["Service/default/s configured"]);
+    const np = await getSvc(store, "s");
+    expect(np.spec.ports[0].nodePort).toBeGreaterThanOrEqual(30000);
+    expect(np.spec.clusterIP).toBe(ip);
+    expect(outcomes(await applyObjects(store, [service("s")]))).toEqual(["Service/default/s configured"]);
+    expect((await getSvc(store, "s")).spec.ports[0].nodePort).toBeUndefined();
+  });
+
+  it("fails a node port another Service holds or that is given twice over the input, and keeps the first", async () => {
+    const store = newStore();
+    expect(outcomes(await applyObjects(store, [service("a", { type: "NodePort", ports: [{ port: 80, nodePort: 30080 }] }), service("b", { type: "NodePort", ports: [{ port: 80, nodePort: 30080 }] })]))).toEqual([
+      "Service/default/a created",
+      'Service/default/b failed: The Service "b" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated',
+    ]);
+    // Moving a's node port onto c's is refused (a keeps its own); onto a free one is allowed.
+    await applyObjects(store, [service("c", { type: "NodePort", ports: [{ port: 80, nodePort: 30090 }] })]);
+    expect(outcomes(await applyObjects(store, [service("a", { type: "NodePort", ports: [{ port: 80, nodePort: 30090 }] })]))).toEqual([
+      'Service/default/a failed: The Service "a" is invalid: spec.ports[0].nodePort: Invalid value: 30090: provided port is already allocated',
+    ]);
+    expect((await getSvc(store, "a")).spec.ports[0].nodePort).toBe(30080);
+    expect(outcomes(await applyObjects(store, [service("a", { type: "NodePort", ports: [{ port: 80, nodePort: 30091 }] })]))).toEqual(["Service/default/a configured"]);
+  });
+
+  it("gives a headless Service no address", async () => {
+    const store = newStore();
+    expect(outcomes(await applyObjects(store, [service("h", { clusterIP: "None", ports: [] })]))).toEqual(["Service/default/h created"]);
+    expect((await getSvc(store, "h")).spec.clusterIP).toBe("None");
+    expect(outcomes(await applyObjects(store, [service("h", { clusterIP: "None", ports: [] })]))).toEqual(["Service/default/h unchanged"]);
+  });
+
+  it("gives a Service stored without an address (before tapnet allocated them) one on its next apply", async () => {
+    const store = newStore();
+    await store.create(service("old"));
+    expect((await getSvc(store, "old")).spec.clusterIP).toBeUndefined();
+    expect(outcomes(await applyObjects(store, [service("old")]))).toEqual(["Service/default/old configured"]);
+    expect(inRange((await getSvc(store, "old")).spec.clusterIP, cidr("10.96.0.0/12"))).toBe(true);
+  });
+
+  it("through storeClient, with the service CIDR it was given", async () => {
+    const store = newStore();
+    await storeClient(store, { serviceCidr: cidr("172.30.0.0/16") }).apply([service("x")]);
+    expect(inRange((await getSvc(store, "x")).spec.clusterIP, cidr("172.30.0.0/16"))).toBe(true);
   });
 });
 

@@ -92,7 +92,7 @@ describe("pod CIDR assignment", () => {
   });
 
   it("assigns subnets of the configured node subnet prefix", () => {
-    const c = checkClusterConfig({ clusterCidr: "10.0.0.0/8", nodeSubnetPrefix: 20, nodes: nodes(2) });
+    const c = checkClusterConfig({ clusterCidr: "10.0.0.0/8", serviceCidr: "172.30.0.0/16", nodeSubnetPrefix: 20, nodes: nodes(2) });
     expect(c.nodes.map((n) => formatCidr(n.podCidr))).toEqual(["10.0.16.0/20", "10.0.32.0/20"]);
   });
 
@@ -140,7 +140,7 @@ describe("pod CIDR assignment", () => {
         }
         return node(i + 1);
       });
-      const c = checkClusterConfig({ clusterCidr: formatCidr(cluster), nodeSubnetPrefix: prefix, nodes: raw });
+      const c = checkClusterConfig({ clusterCidr: formatCidr(cluster), serviceCidr: "172.30.0.0/16", nodeSubnetPrefix: prefix, nodes: raw });
 
       const taken = new Set(picks);
       let next = 1;
@@ -261,7 +261,7 @@ describe("refusals: every fault is a ConfigError naming the field", () => {
   });
 
   it("refuses a pod CIDR larger than /16", () => {
-    expectRefused({ clusterCidr: "10.0.0.0/8", nodes: [node(1, { podCidr: "10.0.0.0/15" })] }, "nodes[0].podCidr", /at most a \/16/);
+    expectRefused({ clusterCidr: "10.0.0.0/8", serviceCidr: "172.30.0.0/16", nodes: [node(1, { podCidr: "10.0.0.0/15" })] }, "nodes[0].podCidr", /at most a \/16/);
   });
 
   it("refuses a backend that is not a mapping", () => {
@@ -368,15 +368,15 @@ describe("boundaries of the accepted ranges", () => {
   });
 
   it("lets node subnets be as large as a /16 in a larger cluster CIDR, and no larger", () => {
-    const c = checkClusterConfig({ clusterCidr: "10.0.0.0/8", nodeSubnetPrefix: 16, nodes: [node(1)] });
+    const c = checkClusterConfig({ clusterCidr: "10.0.0.0/8", serviceCidr: "172.30.0.0/16", nodeSubnetPrefix: 16, nodes: [node(1)] });
     expect(formatCidr(c.nodes[0].podCidr)).toBe("10.1.0.0/16");
-    expect(refusal({ clusterCidr: "10.0.0.0/8", nodeSubnetPrefix: 15, nodes: [node(1)] }).message).toBe("nodeSubnetPrefix: must be a whole number from 16 to 30, not 15");
+    expect(refusal({ clusterCidr: "10.0.0.0/8", serviceCidr: "172.30.0.0/16", nodeSubnetPrefix: 15, nodes: [node(1)] }).message).toBe("nodeSubnetPrefix: must be a whole number from 16 to 30, not 15");
   });
 
   it("accepts a given /16 pod CIDR, the largest, and names the /15 it refuses", () => {
-    const c = checkClusterConfig({ clusterCidr: "10.0.0.0/8", nodes: [node(1, { podCidr: "10.1.0.0/16" })] });
+    const c = checkClusterConfig({ clusterCidr: "10.0.0.0/8", serviceCidr: "172.30.0.0/16", nodes: [node(1, { podCidr: "10.1.0.0/16" })] });
     expect(c.nodes[0].podCidr).toEqual(cidr("10.1.0.0/16"));
-    expect(refusal({ clusterCidr: "10.0.0.0/8", nodes: [node(1, { podCidr: "10.0.0.0/15" })] }).message)
+    expect(refusal({ clusterCidr: "10.0.0.0/8", serviceCidr: "172.30.0.0/16", nodes: [node(1, { podCidr: "10.0.0.0/15" })] }).message)
       .toBe("nodes[0].podCidr: 10.0.0.0/15 is too large: a node's pod CIDR can be at most a /16");
   });
 
@@ -395,7 +395,7 @@ describe("boundaries of the accepted ranges", () => {
 describe("refusal messages, word for word", () => {
   it.each([
     ["a config that is not a mapping", [node(1)], "the config must be a mapping (clusterCidr, backend, nodes, ...)"],
-    ["an unknown top-level field", { nodez: [] }, "nodez: unknown field (expected one of: clusterCidr, nodeSubnetPrefix, mtu, backend, nodes)"],
+    ["an unknown top-level field", { nodez: [] }, "nodez: unknown field (expected one of: clusterCidr, serviceCidr, nodeSubnetPrefix, mtu, backend, nodes)"],
     ["an unknown backend field", { backend: { prot: 1 }, nodes: [node(1)] }, "backend.prot: unknown field (expected one of: type, port, vni)"],
     ["an unknown node field", { nodes: [node(1, { adress: "x" })] }, "nodes[0].adress: unknown field (expected one of: name, address, podCidr, vtepMac)"],
     ["a backend that is not a mapping", { backend: "udp", nodes: [node(1)] }, "backend: must be a mapping like { type: udp }"],
@@ -497,13 +497,41 @@ nodes:
   });
 });
 
+describe("serviceCidr", () => {
+  it("defaults to 10.96.0.0/12, as Kubernetes' service-cluster-ip-range does, and keeps one given", () => {
+    expect(checkClusterConfig({ nodes: [node(1)] }).serviceCidr).toEqual(cidr("10.96.0.0/12"));
+    expect(parseClusterConfig("serviceCidr: 172.20.0.0/16\nnodes: []\n").serviceCidr).toEqual(cidr("172.20.0.0/16"));
+    expect(checkClusterConfig({ serviceCidr: "10.96.0.0/30", nodes: [] }).serviceCidr).toEqual(cidr("10.96.0.0/30"));
+  });
+
+  it("refuses one that is not a CIDR, has host bits, or is larger than /12 or smaller than /30", () => {
+    expectRefused({ serviceCidr: "10.96.0.0", nodes: [] }, "serviceCidr", /not an IPv4 CIDR/);
+    expectRefused({ serviceCidr: 42, nodes: [] }, "serviceCidr", /not an IPv4 CIDR/);
+    expectRefused({ serviceCidr: "10.96.0.1/12", nodes: [] }, "serviceCidr", /host bits/);
+    expectRefused({ serviceCidr: "10.0.0.0/8", nodes: [] }, "serviceCidr", /too large/);
+    expectRefused({ serviceCidr: "10.96.0.0/31", nodes: [] }, "serviceCidr", /too small/);
+  });
+
+  it("refuses one that overlaps the cluster CIDR, either way round", () => {
+    expectRefused({ serviceCidr: "10.244.128.0/24", nodes: [] }, "serviceCidr", /^serviceCidr: 10\.244\.128\.0\/24 overlaps clusterCidr 10\.244\.0\.0\/16$/);
+    expectRefused({ clusterCidr: "10.96.16.0/20", nodes: [] }, "serviceCidr", /^serviceCidr: 10\.96\.0\.0\/12 overlaps clusterCidr 10\.96\.16\.0\/20 \(the default: give a serviceCidr outside it\)$/);
+    expect(checkClusterConfig({ clusterCidr: "10.112.0.0/16", nodes: [] }).serviceCidr).toEqual(cidr("10.96.0.0/12")); // adjacent: 10.96-10.111
+  });
+
+  it("refuses one that holds a node's address, naming the node", () => {
+    expectRefused({ nodes: [node(1), { name: "n2", address: "10.100.0.5" }] }, "serviceCidr", /^serviceCidr: 10\.96\.0\.0\/12 holds nodes\[1\]\.address 10\.100\.0\.5 \(the default/);
+    expectRefused({ serviceCidr: "192.168.56.0/24", nodes: [node(1)] }, "serviceCidr", /^serviceCidr: 192\.168\.56\.0\/24 holds nodes\[0\]\.address 192\.168\.56\.11$/);
+    expect(checkClusterConfig({ nodes: [{ name: "n1", address: "10.112.0.5" }] }).nodes).toHaveLength(1);
+  });
+});
+
 describe("formatClusterConfig", () => {
   const roundTrip = (c: ClusterConfig) => parseClusterConfig(stringifyYaml(formatClusterConfig(c)));
 
   it("writes every default out", () => {
     const f = formatClusterConfig(checkClusterConfig({ nodes: [node(1)] }));
     expect(f).toEqual({
-      clusterCidr: "10.244.0.0/16", nodeSubnetPrefix: 24, mtu: 1500, backend: { type: "tapnet", port: 8287 },
+      clusterCidr: "10.244.0.0/16", serviceCidr: "10.96.0.0/12", nodeSubnetPrefix: 24, mtu: 1500, backend: { type: "tapnet", port: 8287 },
       nodes: [{ name: "node1", address: "192.168.56.11", podCidr: "10.244.1.0/24" }],
     });
   });
@@ -519,6 +547,7 @@ describe("formatClusterConfig", () => {
     ["udp with a port and MTU", { mtu: 9000, backend: { type: "udp", port: 9999 }, nodes: nodes(2) }],
     ["vxlan with VNI and explicit VTEP MAC", { backend: { type: "vxlan", port: 4789, vni: 0xabcdef }, nodes: [node(1, { vtepMac: "02:00:00:00:00:01" }), node(2)] }],
     ["given and assigned pod CIDRs", { clusterCidr: "172.16.0.0/12", nodeSubnetPrefix: 20, nodes: [node(1), node(2, { podCidr: "172.16.16.0/20" }), node(3)] }],
+    ["a service CIDR", { serviceCidr: "10.32.0.0/24", nodes: nodes(2) }],
   ])("round-trips: parse(format(c)) equals c (%s)", (_what, raw) => {
     const c = checkClusterConfig(raw);
     expect(roundTrip(c)).toEqual(c);

@@ -8,6 +8,7 @@ import { defaultControlPath } from "../../node/rpc.ts";
 import { allowedCpus, MAX_CPU } from "../../io/cpu.ts";
 import { choiceOption, intOption, UsageError, type Command } from "../args.ts";
 import { parseIpv4Address } from "../../wire/ipv4.ts";
+import { DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS, formatTimeouts, MAX_FLOWS_LIMIT, parseTimeouts } from "../../switch/conntrack/flow-table.ts";
 
 /** Where a node's switch keeps the cluster's objects unless told. */
 export const DEFAULT_STORE = "file:/var/lib/tapnet/store";
@@ -28,6 +29,8 @@ export const switchCommand: Command = {
     address: { type: "string", value: "ADDR", help: "this node's underlay address, if the config does not list the node (nodes joining through etcd)" },
     "lease-ttl": { type: "string", value: "SECONDS", help: "etcd: the pod CIDR lease's TTL; a node that stops renewing it leaves the others' maps this long after", default: "30" },
     "netns-prefix": { type: "string", value: "P", help: "pods made from the store (tapnet apply) get network namespaces named P<namespace>-<name>", default: "" },
+    "conntrack-max": { type: "string", value: "N", help: "the most flows the switch tracks (Services, NetworkPolicy); new flows beyond it are dropped and counted", default: String(DEFAULT_MAX_FLOWS) },
+    "conntrack-timeouts": { type: "string", value: "LIST", help: "seconds a flow lives without packets, for the names given (the others keep the defaults above), as tcp-established=3600,udp=30" },
   },
   details: [
     "The switch holds the gateway port tapnet0 and the pods' TAP ports, and listens on a control socket for `tapnet pod`",
@@ -37,6 +40,11 @@ export const switchCommand: Command = {
     "With the file store, the config's nodes are the cluster's. With --store etcd://..., the config's nodes may be empty:",
     "the node leases the lowest free subnet of clusterCidr (the one it had before, if it is still free), and follows the",
     "other nodes as they join and leave. Pods the store puts on this node (spec.nodeName) are attached; deleted, detached.",
+    "",
+    "The switch is the node's kube-proxy and policy agent: it translates Services' ClusterIPs to their endpoints and",
+    "enforces NetworkPolicies, from the store's objects, on tracked connections. The node's kernel routes the serviceCidr",
+    "to tapnet0, and opens each NodePort on the node's addresses (nft). Conntrack timeouts by default, in seconds:",
+    `${formatTimeouts(DEFAULT_TIMEOUTS)}.`,
     "",
     "Example: tapnet switch --config cluster.yaml --node vm3 --address 192.168.56.13 --store etcd://192.168.56.2:2379",
   ].join("\n"),
@@ -48,6 +56,7 @@ export const switchCommand: Command = {
     if (cpu !== undefined && cpus.length && !cpus.includes(cpu)) {
       throw new UsageError(`--cpu ${cpu}: this machine lets tapnet use CPU${cpus.length > 1 ? "s" : ""} ${formatCpuList(cpus)}`);
     }
+    const conntrack = { max: intOption(p, "conntrack-max", 1, MAX_FLOWS_LIMIT), timeouts: timeoutsOption(p.values["conntrack-timeouts"]) };
     const config = readClusterConfig(String(p.values.config));
     preflight(["root", "tun", "ip"]);
     const node = String(p.values.node);
@@ -65,7 +74,7 @@ export const switchCommand: Command = {
     const netnsPrefix = String(p.values["netns-prefix"]);
     if (!/^[A-Za-z0-9_.-]{0,64}$/.test(netnsPrefix)) throw new UsageError(`--netns-prefix ${JSON.stringify(netnsPrefix)}: letters, digits, '_', '.' and '-', at most 64`);
     const store = { url: String(p.values.store), cluster, leaseTtl: intOption(p, "lease-ttl", 2, 86_400), netnsPrefix, ...(address !== undefined ? { address } : {}) };
-    const agent = await NodeAgent.start({ config, nodeName: node, controlPath, log, store, switchOptions: { offloads: !p.values["no-offloads"], ...(cpu !== undefined ? { cpu } : {}) } });
+    const agent = await NodeAgent.start({ config, nodeName: node, controlPath, log, store, switchOptions: { offloads: !p.values["no-offloads"], conntrack, ...(cpu !== undefined ? { cpu } : {}) } });
     await new Promise<void>((resolve) => {
       let stopping = false;
       const stop = (sig: string) => {
@@ -84,6 +93,15 @@ export const switchCommand: Command = {
     return 0;
   },
 };
+
+/** --conntrack-timeouts: the defaults with those given changed; a bad list is a usage error. */
+function timeoutsOption(raw: unknown) {
+  try {
+    return parseTimeouts(raw === undefined ? "" : String(raw));
+  } catch (e) {
+    throw new UsageError(`--conntrack-timeouts: ${(e as Error).message.replace(/^conntrack timeouts: /, "")}`);
+  }
+}
 
 /** 0,1,2,5 as "0-2,5". */
 function formatCpuList(cpus: number[]): string {
