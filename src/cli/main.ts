@@ -10,6 +10,8 @@ import { cniInstallCommand, cniUninstallCommand } from "./commands/cni.ts";
 import { labCheckCommand, labDownCommand, labEtcdStartCommand, labEtcdStopCommand, labNodeAddCommand, labNodeStartCommand, labNodeStopCommand, labStatusCommand, labUpCommand } from "./commands/lab.ts";
 import { podAddCommand, podDelCommand, podListCommand } from "./commands/pod.ts";
 import { applyCommand, deleteCommand, getCommand } from "./commands/objects.ts";
+import { conntrackListCommand } from "./commands/conntrack.ts";
+import { policyExplainCommand, policyLogCommand } from "./commands/policy.ts";
 import { switchCommand } from "./commands/switch.ts";
 import { runtimeName } from "../io/runtime.ts";
 
@@ -18,6 +20,7 @@ export const COMMANDS: Command[] = [
   labEtcdStopCommand, labEtcdStartCommand,
   switchCommand, podAddCommand, podDelCommand, podListCommand, benchCommand,
   applyCommand, deleteCommand, getCommand,
+  conntrackListCommand, policyLogCommand, policyExplainCommand,
   cniInstallCommand, cniUninstallCommand,
 ];
 

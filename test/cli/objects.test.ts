@@ -150,6 +150,23 @@ describe("apply, get and delete on a file store (--store)", () => {
     expect(stdout).toMatch(/^NAME   STATUS    AGE\ndb     Pending   /);
   });
 
+  it("gives a new Service a ClusterIP from --service-cidr (default 10.96.0.0/12), and refuses --service-cidr without --store", async () => {
+    const store = join(dir, "store");
+    const svc = (name: string) => file(`${name}.yaml`, `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}}\nspec: {ports: [{port: 80}]}\n`);
+    expect(await cli("apply", "-f", svc("a"), "--store", store)).toBe(0);
+    expect(await cli("apply", "-f", svc("b"), "--store", store, "--service-cidr", "172.30.0.0/24")).toBe(0);
+    expect(await cli("get", "svc", "--store", store, "-o", "json")).toBe(0);
+    const ips = (JSON.parse(stdout).items as { spec: { clusterIP: string } }[]).map((s) => s.spec.clusterIP);
+    expect(ips[0]).toMatch(/^10\.(9[6-9]|10[0-9]|11[01])\./);
+    expect(ips[1]).toMatch(/^172\.30\.0\.\d+$/);
+    expect(await cli("apply", "-f", svc("c"), "--store", store, "--service-cidr", "172.30.0.1/24")).toBe(2);
+    expect(stderr).toBe('tapnet: --service-cidr: "172.30.0.1/24" has host bits set (did you mean 172.30.0.0/24?)\n');
+    expect(await cli("apply", "-f", svc("c"), "--store", store, "--service-cidr", "10.0.0.0/8")).toBe(2);
+    expect(stderr).toBe("tapnet: --service-cidr: /8 is out of range: from /12 (the largest) to /30\n");
+    expect(await cli("apply", "-f", svc("c"), "--node", "n1", "--service-cidr", "10.96.0.0/12")).toBe(2);
+    expect(stderr).toContain("--service-cidr goes with --store URL");
+  });
+
   it("reads manifests from stdin, from a directory, and from a comma-separated list", async () => {
     const store = join(dir, "store");
     vi.spyOn(objectsIo, "stdin").mockResolvedValue("apiVersion: v1\nkind: Namespace\nmetadata: {name: red}\n");
@@ -215,7 +232,7 @@ describe("through a switch's control socket", () => {
   async function fakeSwitch(path: string) {
     const store = new ObjectStore(new MemoryKv(), "test");
     // The switch's own object methods (node/object-rpc.ts), over a store in memory.
-    const sync = { store, liveNodes: () => undefined } as unknown as StoreSync;
+    const sync = { store, liveNodes: () => undefined, config: { serviceCidr: { network: 0x0a600000, prefix: 12 } } } as unknown as StoreSync;
     const server = await RpcServer.listen(path, { ping: () => ({ node: "n1" }), ...objectHandlers(sync) });
     return { store, server };
   }

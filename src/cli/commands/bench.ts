@@ -1,4 +1,4 @@
-/** `tapnet bench`: kernel VXLAN, host-gw and tapnet's backends, measured side by side. */
+/** `tapnet bench`: kernel VXLAN, host-gw and tapnet's backends (one also with a policy load), measured side by side. */
 import { writeFileSync } from "node:fs";
 import { isDeno } from "../../io/runtime.ts";
 import { BenchError } from "../../bench/figures.ts";
@@ -13,16 +13,16 @@ const out = (s: string) => process.stdout.write(s + "\n");
 
 export const benchCommand: Command = {
   name: "bench",
-  summary: "measure tapnet against the kernel's VXLAN and host-gw, side by side",
+  summary: "measure tapnet against the kernel's VXLAN and host-gw, and with a policy load, side by side",
   options: {
     quick: { type: "boolean", help: "a short run: 2 rounds of 2-second tests (well under 5 minutes on 2 cores)" },
     rounds: { type: "string", value: "N", help: "rounds; each round measures every setup in turn (default: 5, or 2 with --quick)" },
     seconds: { type: "string", value: "S", help: "seconds per test (default: 5, or 2 with --quick)" },
-    setups: { type: "string", value: "LIST", help: `comma-separated setups (default: all: ${allSetups().join(",")})` },
+    setups: { type: "string", value: "LIST", help: `comma-separated setups (default: all: ${allSetups().join(",")}); tapnet-<backend>+policy is that setup with 100 Services and 100 NetworkPolicies applied, measured with its twin tapnet-<backend> (added if not listed)` },
     "default-backend": { type: "string", value: "B", help: "the backend checked against the targets, as udp or tapnet-udp (default: the first tapnet-* setup, in the order of tapnet's backends)" },
-    json: { type: "boolean", help: "print one JSON object: raw per-round results, medians, spreads, ratios, offloads, targets" },
+    json: { type: "boolean", help: "print one JSON object: raw per-round results, medians, spreads, ratios, offloads, targets, and with a +policy setup policyLoad (each figure over its twin's)" },
     svg: { type: "string", value: "FILE", help: "also write a bar chart of every figure's ratio to kernel-vxlan to FILE (SVG)" },
-    prefix: { type: "string", value: "NAME", help: "names the labs: NAME-kvxlan, NAME-hostgw, NAME-<backend>", default: "tapnet-bench" },
+    prefix: { type: "string", value: "NAME", help: "names the labs: NAME-kvxlan, NAME-hostgw, NAME-<backend>, NAME-<backend>-pol", default: "tapnet-bench" },
     runtime: { type: "string", value: "RT", help: "what runs the switches: node or deno", default: isDeno ? "deno" : "node" },
     "no-pin": { type: "boolean", help: "leave the switches' datapath threads to the scheduler (by default each node's is pinned to a CPU of its own, as on separate machines; see tapnet lab up --help)" },
   },
@@ -37,6 +37,13 @@ export const benchCommand: Command = {
     "not what drops) for the most delivered at ≤ 1% loss (0 if none; the UDP target is judged on it), sockperf",
     "ping-pong round trips (p50, p99), and the switches' CPU time and peak memory. Prints medians, each as a ratio to",
     "kernel-vxlan, the spread, and issue 4's targets for the default backend.",
+    "tapnet-<backend>+policy (by default for the first backend) is the same tapnet lab with a policy load applied before",
+    "the first round: 100 Services (ClusterIPs given, 10.96.100.1 on) and 100 NetworkPolicies over the lab's pods, which",
+    "isolate the client (egress), the servers (ingress) and an idle pod (default deny) and allow every flow the bench",
+    "measures by podSelector, namespaceSelector, ipBlock, named and numbered ports and ranges. The bench checks the load",
+    "is in force (the idle pod refused, the client's servers reached) before it measures, and reports each figure of",
+    "the +policy setup over its twin's in the same round (median, min..max); cross-node TCP and ping-pong p50 pass",
+    "when the load costs at most 10 %.",
     "Removes every lab at the end, also on an error or Ctrl-C. Progress goes to stderr. A test that fails costs its",
     "figures, not the run; exit status 1 only if the bench itself failed (a test, or the labs): a missed target is a",
     "result, not a failure.",
