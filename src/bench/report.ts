@@ -1,10 +1,11 @@
 /**
  * The bench's report: what a run returns (machine, setups, every round's figures, the summary,
- * offloads, failures, targets), and its plain-text form: medians with ratios, spreads, failed
- * measurements and targets, as tables.
+ * offloads, failures, targets, the policy load's comparisons), and its plain-text form: medians
+ * with ratios, spreads, failed measurements, the cost of the policy load and targets, as tables.
  */
 import { formatTable } from "../node/table.ts";
 import { FIGURES, fmtNumber, type RoundResult } from "./figures.ts";
+import { POLICY_MAX_COST, type PolicyComparison } from "./policy-compare.ts";
 import type { Summary } from "./statistics.ts";
 import type { TargetResult } from "./targets.ts";
 
@@ -42,6 +43,8 @@ export interface BenchReport {
   switchCpus: number[];
   /** The tapnet setup the targets are checked for, and the outcome; absent without it or the reference. */
   targets?: { setup: string; rows: TargetResult[] };
+  /** With a +policy setup and its twin: how many objects the load had, and each such setup against its twin. */
+  policyLoad?: { services: number; policies: number; comparisons: PolicyComparison[] };
   durationSeconds: number;
 }
 
@@ -100,6 +103,7 @@ export function formatReport(r: BenchReport): string {
     lines.push(`${r.failures.length} measurement(s) failed (their figures are left out):`);
     for (const x of r.failures) lines.push(`  round ${x.round}, ${x.setup}, ${x.test}: ${x.error}`);
   }
+  if (r.policyLoad) lines.push("", ...formatPolicyLoad(r.policyLoad));
   if (r.targets) {
     lines.push("");
     lines.push(`targets (issue 4), for ${r.targets.setup}:`);
@@ -111,4 +115,24 @@ export function formatReport(r: BenchReport): string {
     lines.push(`targets: not checked (they need ${r.reference} and a tapnet setup)`);
   }
   return lines.join("\n");
+}
+
+/** The policy load's section: every compared figure, each +policy setup against its twin. */
+export function formatPolicyLoad(p: NonNullable<BenchReport["policyLoad"]>): string[] {
+  const pct = Math.round(POLICY_MAX_COST * 100);
+  const lines = [
+    `policy load: ${p.services} Services and ${p.policies} NetworkPolicies, every measured flow allowed by them`,
+    `(each round's figure over its twin's in the same round: median, min..max; judged: at most ${pct} % worse)`,
+  ];
+  const rows = FIGURES.filter((f) => p.comparisons[0]?.rows.some((x) => x.figure === f.key)).map((f) => [
+    `${f.label} (${f.better} is better)`,
+    ...p.comparisons.map((c) => {
+      const x = c.rows.find((row) => row.figure === f.key);
+      if (!x || x.ratio === null) return "n/a";
+      const spread = x.spread ? ` (${x.spread[0].toFixed(2)}..${x.spread[1].toFixed(2)})` : "";
+      return `${x.ratio.toFixed(2)}×${spread}${x.pass === null ? "" : x.pass ? " pass" : " FAIL"}`;
+    }),
+  ]);
+  lines.push(formatTable(["figure", ...p.comparisons.map((c) => `${c.setup} / ${c.twin}`)], rows));
+  return lines;
 }

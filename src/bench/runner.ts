@@ -17,6 +17,10 @@
  *   the switch processes' CPU time (utime + stime from /proc, per second of the round) and
  *   peak memory (VmHWM) per node; the kernel setups have no switch: n/a.
  *
+ * A +policy setup's lab is its twin's with the policy load applied and checked to be in force
+ * (policy-setup.ts) before the first round; the report compares the two round by round
+ * (policy-compare.ts).
+ *
  * This module builds the labs and runs the tools; parsers.ts reads their output, statistics.ts
  * and targets.ts summarise it, report.ts and svg.ts render it, all with plain objects, and the
  * command line prints them.
@@ -24,8 +28,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { run } from "../node/exec.ts";
 import { labDown, labUp } from "../lab/lab.ts";
-import { readLabState, type LabState } from "../lab/plan.ts";
+import { readLabState, type LabPod, type LabState } from "../lab/plan.ts";
 import { BenchError, FIGURES, fmtNumber, REFERENCE, type Figures, type RoundResult } from "./figures.ts";
+import { comparePolicyLoad } from "./policy-compare.ts";
+import { BENCH_PORTS, POLICY_LOAD } from "./policy-load.ts";
+import { applyPolicyLoad } from "./policy-setup.ts";
 import { offloadsOff, parseIperfTcp, parseIperfUdp, parseSockperf, type IperfJson } from "./parsers.ts";
 import { cpuSeconds, machineInfo, peakMemoryMb, processTree } from "./proc.ts";
 import { probeSocketBuffer, searchUdpRate, UDP_SEARCH_PROBES, type UdpRateProbe, type UdpRun } from "./rate-search.ts";
@@ -49,8 +56,8 @@ export interface BenchOptions {
   signal?: AbortSignal;
 }
 
-const IPERF_PORT = 5201;
-const SOCKPERF_PORT = 11111;
+const IPERF_PORT = BENCH_PORTS.iperf;
+const SOCKPERF_PORT = BENCH_PORTS.sockperf;
 
 class Runner {
   private children = new Set<ChildProcess>();
@@ -105,9 +112,9 @@ class Runner {
 interface Lab {
   setup: string;
   state: LabState;
-  client: { netns: string };
-  cross: { netns: string; ip: string };
-  same: { netns: string; ip: string };
+  client: LabPod;
+  cross: LabPod;
+  same: LabPod;
   switchPids: number[];
 }
 
@@ -237,9 +244,13 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         await labDown(prefix);
       }
       say(`${setup}: building lab ${prefix}`);
-      const { mode, backend } = setupLab(setup);
+      const { mode, backend, policyLoad } = setupLab(setup);
       const state = await labUp({ mode, backend, nodes: 2, pods: 2, prefix, runtime: opts.runtime, pin: opts.pin, signal: opts.signal });
       const lab = labPods(setup, state);
+      if (policyLoad) {
+        const { enforcedAfter } = await applyPolicyLoad(setup, state, { client: lab.client, servers: [lab.cross, lab.same] }, say, opts.signal);
+        say(`${setup}: the policy load is in force (after ${enforcedAfter.toFixed(1)} s)`);
+      }
       if (mode === "tapnet" && switchCpus.length === 0) switchCpus.push(...state.nodes.flatMap((n) => n.cpu === undefined ? [] : [n.cpu]));
       labs.push(lab);
       servers.push(runner.start(lab.cross.netns, "sockperf", ["server", "-i", lab.cross.ip, "-p", String(SOCKPERF_PORT)]).child);
@@ -261,10 +272,12 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const tapnetSetup = opts.defaultSetup ?? opts.setups.find((s) => s.startsWith("tapnet-"));
     const targets = tapnetSetup && opts.setups.includes(REFERENCE) && opts.setups.includes(tapnetSetup)
       ? { setup: tapnetSetup, rows: evaluateTargets(summary, tapnetSetup) } : undefined;
+    const comparisons = comparePolicyLoad(opts.setups, results);
+    const policyLoad = comparisons.length ? { ...POLICY_LOAD, comparisons } : undefined;
     return {
       date: new Date().toISOString(), command: opts.command, machine: machineInfo(),
       rounds: opts.rounds, seconds: opts.seconds, setups: opts.setups, reference: REFERENCE,
-      offloads, failures, results, ...summary, switchCpus, ...(targets ? { targets } : {}),
+      offloads, failures, results, ...summary, switchCpus, ...(targets ? { targets } : {}), ...(policyLoad ? { policyLoad } : {}),
       durationSeconds: (Date.now() - t0) / 1000,
     };
   } finally {

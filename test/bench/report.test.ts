@@ -1,8 +1,10 @@
 // tapnet bench's plain-text report.
 import { describe, expect, it } from "vitest";
 import { fmtNumber } from "../../src/bench/figures.ts";
+import { comparePolicyLoad } from "../../src/bench/policy-compare.ts";
 import { formatCell, formatReport } from "../../src/bench/report.ts";
-import { report } from "./sample.ts";
+import { summarize } from "../../src/bench/statistics.ts";
+import { figures, report } from "./sample.ts";
 
 describe("rendering", () => {
   it("numbers to 3 significant digits, cells as median (ratio×)", () => {
@@ -51,5 +53,30 @@ describe("rendering", () => {
     const r = report();
     delete r.targets;
     expect(formatReport(r)).toContain("targets: not checked (they need kernel-vxlan and a tapnet setup)");
+  });
+
+  it("with a +policy setup, a section of its figures over its twin's, judged on cross-node TCP and p50", () => {
+    const r = report();
+    r.results["tapnet-udp+policy"] = [
+      { round: 1, figures: figures(5.7, { rtt_p50: 105, tcp_cross_4: 4.8, udp1400_loss: 30, udp1400_kpps_1pct: 4, switch_mem: 121 }) },
+      { round: 2, figures: figures(7.6, { rtt_p50: 240, tcp_cross_4: 6.4, udp1400_loss: 40, udp1400_kpps_1pct: 6, switch_mem: 141 }) },
+    ];
+    r.setups.push("tapnet-udp+policy");
+    Object.assign(r, summarize(r.results));
+    r.policyLoad = { services: 100, policies: 100, comparisons: comparePolicyLoad(r.setups, r.results) };
+    const text = formatReport(r);
+    const lines = text.split("\n");
+    const at = lines.indexOf("policy load: 100 Services and 100 NetworkPolicies, every measured flow allowed by them");
+    expect(at).toBeGreaterThan(0);
+    expect(lines[at + 1]).toBe("(each round's figure over its twin's in the same round: median, min..max; judged: at most 10 % worse)");
+    expect(lines[at + 2].split(/\s{2,}/)).toEqual(["figure", "tapnet-udp+policy / tapnet-udp"]);
+    const row = (label: string) => lines.slice(at).find((l) => l.startsWith(label))!.split(/\s{2,}/);
+    expect(row("TCP across nodes, 1 stream")).toEqual(["TCP across nodes, 1 stream (higher is better)", "0.95× (0.95..0.95) pass"]);
+    expect(row("TCP across nodes, 4 streams")).toEqual(["TCP across nodes, 4 streams (higher is better)", "0.80× (0.80..0.80) FAIL"]);
+    expect(row("TCP same node")).toEqual(["TCP same node, 1 stream (higher is better)", "0.95× (0.95..0.95)"]);
+    expect(row("ping-pong RTT p50")).toEqual(["ping-pong RTT p50 (lower is better)", "1.13× (1.05..1.20) FAIL"]);
+    expect(lines.slice(at).find((l) => l.startsWith("UDP 1400 B loss"))).toBeUndefined();
+    expect(text.indexOf("policy load:")).toBeLessThan(text.indexOf("targets (issue 4)"));
+    expect(formatReport(report())).not.toContain("policy load");
   });
 });

@@ -1,27 +1,48 @@
-// tapnet bench's setups: their order, labs, prefixes, and the --setups list.
+// tapnet bench's setups: their order, labs, prefixes, the +policy twins, and the --setups list.
 import { describe, expect, it } from "vitest";
 import { BenchError } from "../../src/bench/figures.ts";
-import { allSetups, parseSetups, setupLab, setupPrefix } from "../../src/bench/setups.ts";
+import { allSetups, parseSetups, policyTwin, setupLab, setupPrefix } from "../../src/bench/setups.ts";
 
 describe("setups", () => {
-  it("are the reference, the ceiling, then one per backend, in BACKENDS order", () => {
-    expect(allSetups(["udp", "vxlan"])).toEqual(["kernel-vxlan", "host-gw", "tapnet-udp", "tapnet-vxlan"]);
-    expect(allSetups(["fast", "udp"])).toEqual(["kernel-vxlan", "host-gw", "tapnet-fast", "tapnet-udp"]);
+  it("are the reference, the ceiling, then one per backend, in BACKENDS order, the first with its policy twin after it", () => {
+    expect(allSetups(["udp", "vxlan"])).toEqual(["kernel-vxlan", "host-gw", "tapnet-udp", "tapnet-udp+policy", "tapnet-vxlan"]);
+    expect(allSetups(["fast", "udp"])).toEqual(["kernel-vxlan", "host-gw", "tapnet-fast", "tapnet-fast+policy", "tapnet-udp"]);
   });
 
-  it("map to a lab mode and backend", () => {
-    expect(setupLab("kernel-vxlan")).toEqual({ mode: "kernel-vxlan", backend: "vxlan" });
+  it("map to a lab mode and backend, and +policy to the same lab with the load", () => {
+    expect(setupLab("kernel-vxlan")).toEqual({ mode: "kernel-vxlan", backend: "vxlan", policyLoad: false });
     expect(setupLab("host-gw").mode).toBe("host-gw");
-    expect(setupLab("tapnet-udp", ["udp", "vxlan"])).toEqual({ mode: "tapnet", backend: "udp" });
-    expect(() => setupLab("tapnet-nope", ["udp"])).toThrow(/unknown setup "tapnet-nope" \(known: kernel-vxlan, host-gw, tapnet-udp\)/);
+    expect(setupLab("tapnet-udp", ["udp", "vxlan"])).toEqual({ mode: "tapnet", backend: "udp", policyLoad: false });
+    expect(setupLab("tapnet-vxlan+policy", ["udp", "vxlan"])).toEqual({ mode: "tapnet", backend: "vxlan", policyLoad: true });
+    expect(() => setupLab("tapnet-nope", ["udp"])).toThrow(/unknown setup "tapnet-nope" \(known: kernel-vxlan, host-gw, tapnet-udp, tapnet-udp\+policy, and tapnet-<backend>\+policy for every backend\)/);
+    expect(() => setupLab("tapnet-nope+policy", ["udp"])).toThrow(/unknown setup "tapnet-nope\+policy"/);
+    expect(() => setupLab("kernel-vxlan+policy", ["udp"])).toThrow(/the policy load is for tapnet setups: kernel-vxlan has no switch to enforce it/);
+    expect(() => setupLab("host-gw+policy", ["udp"])).toThrow(/host-gw has no switch/);
+    expect(() => setupLab("tapnet-udp+policy+policy", ["udp"])).toThrow(BenchError);
+  });
+
+  it("a +policy setup's twin is the same setup without the load", () => {
+    expect(policyTwin("tapnet-udp+policy")).toBe("tapnet-udp");
+    expect(policyTwin("tapnet-udp")).toBeUndefined();
+    expect(policyTwin("kernel-vxlan")).toBeUndefined();
   });
 
   it("get short lab prefixes, and --setups is checked and deduplicated", () => {
     expect(setupPrefix("tapnet-bench", "kernel-vxlan")).toBe("tapnet-bench-kvxlan");
     expect(setupPrefix("tapnet-bench", "host-gw")).toBe("tapnet-bench-hostgw");
     expect(setupPrefix("tapnet-bench", "tapnet-vxlan")).toBe("tapnet-bench-vxlan");
+    expect(setupPrefix("tapnet-bench", "tapnet-vxlan+policy")).toBe("tapnet-bench-vxlan-pol");
+    expect(new Set(allSetups(["tapnet", "udp", "vxlan"]).map((s) => setupPrefix("p", s))).size).toBe(6);
     expect(parseSetups("kernel-vxlan, tapnet-udp,kernel-vxlan", ["udp"])).toEqual(["kernel-vxlan", "tapnet-udp"]);
     expect(() => parseSetups(",", ["udp"])).toThrow(BenchError);
     expect(() => parseSetups("kernel", ["udp"])).toThrow(/unknown setup "kernel"/);
+  });
+
+  it("--setups brings a +policy setup's twin along, right before it, unless it is listed", () => {
+    expect(parseSetups("tapnet-udp+policy", ["udp"])).toEqual(["tapnet-udp", "tapnet-udp+policy"]);
+    expect(parseSetups("kernel-vxlan,tapnet-vxlan+policy,tapnet-udp+policy", ["udp", "vxlan"])).toEqual(["kernel-vxlan", "tapnet-vxlan", "tapnet-vxlan+policy", "tapnet-udp", "tapnet-udp+policy"]);
+    expect(parseSetups("tapnet-udp+policy,kernel-vxlan,tapnet-udp", ["udp"])).toEqual(["tapnet-udp+policy", "kernel-vxlan", "tapnet-udp"]);
+    expect(parseSetups("tapnet-udp+policy,tapnet-udp+policy", ["udp"])).toEqual(["tapnet-udp", "tapnet-udp+policy"]);
+    expect(() => parseSetups("tapnet-udp,kernel-vxlan+policy", ["udp"])).toThrow(/no switch to enforce it/);
   });
 });
