@@ -141,9 +141,10 @@ export class NodeAgent implements PodHost {
     }
     const self = config.nodes.findIndex((n) => n.name === opts.nodeName);
     // Nodes that join through etcd may come at any time: such a switch routes from the start.
-    const routing = config.nodes.length > 1 || sync?.dynamic
-      ? { config: routerConfig(config, self), address: config.nodes[self].address, port: config.backend.port }
-      : undefined;
+    // A one-node cluster routes too, for its Services and policies (conntrack), on an idle
+    // tunnel socket: any address, a port of the kernel's choosing.
+    const alone = config.nodes.length === 1 && !sync?.dynamic;
+    const routing = { config: routerConfig(config, self), address: alone ? 0 : config.nodes[self].address, port: alone ? 0 : config.backend.port };
     let sw: Switch;
     try {
       sw = await Switch.start({ onPolicyDenied: (e) => opts.log.info("policy denied", { ...e }), ...opts.switchOptions, routing });
@@ -166,7 +167,7 @@ export class NodeAgent implements PodHost {
     }
     opts.log.info("switch ready", {
       node: agent.node.name, podCidr: formatCidr(agent.node.podCidr), gateway: formatIpv4(agent.gateway),
-      backend: routing ? `${config.backend.type} on ${formatIpv4(agent.node.address)}:${config.backend.port}` : "none (one node)",
+      backend: alone ? "none (one node)" : `${config.backend.type} on ${formatIpv4(agent.node.address)}:${config.backend.port}`,
       store: sync ? `${sync.kv.description} (cluster ${opts.store!.cluster})` : "none",
       masquerade: agent.hostNet.masquerade ?? "none", control: opts.controlPath, runtime: runtimeName, pid: process.pid,
     });
