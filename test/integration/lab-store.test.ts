@@ -41,8 +41,10 @@ async function reaches(fromPod: string, toPod: string, tries = 10): Promise<bool
 }
 
 /** The pod CIDRs node1's kernel routes to its switch: its map of the other nodes. */
+/** The pod CIDRs a node's kernel routes to tapnet0, its own and the service CIDR's route left out. */
 function routedFrom(name: string): string[] {
-  return sh("ip", ["-n", node(name).netns, "-4", "route", "show", "dev", "tapnet0"]).split("\n").map((l) => l.split(" ")[0]).filter((d) => d.includes("/") && d !== node(name).podCidr);
+  return sh("ip", ["-n", node(name).netns, "-4", "route", "show", "dev", "tapnet0"]).split("\n").map((l) => l.split(" ")[0])
+    .filter((d) => d.includes("/") && d !== node(name).podCidr && d !== "10.96.0.0/12");
 }
 
 /** The other nodes' pod CIDRs in a switch's own map, as `lab status` reports it. */
