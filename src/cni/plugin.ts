@@ -162,7 +162,7 @@ async function ask<T>(call: Call, socket: string, method: string, params: Record
 
 export function switchError(m: string, socket: string, method: string, e?: CniEnv): CniError {
   // rpcCall's words for: no socket or nobody listening; the switch gone mid-request; no answer in time.
-  if (/^cannot reach the switch at .*: (no switch is running there|.*\b(ECONNRESET|EPIPE)\b)/.test(m) || /closed the connection without answering$/.test(m) || /^no answer from /.test(m)) {
+  if (/^cannot reach the switch at .*: (no switch is running there|.*\b(ECONNRESET|EPIPE)\b)/.test(m) || /closed the connection without answering$/.test(m) || /^no answer from /.test(m) || /^the switch is busy/.test(m)) {
     return new CniError(CODE.TRY_AGAIN_LATER, "try again later: the tapnet switch is not running", `${method} on ${socket}: ${m}`);
   }
   if (m.startsWith("EXHAUSTED:")) return new CniError(CODE.INTERNAL, "no address left in the node's pod CIDR", m);
