@@ -1,7 +1,8 @@
 /**
  * A small layer over node:util's parseArgs (on both runtimes): every command declares its
  * options with help text, gets `--help` for free, and unknown or malformed options become a
- * UsageError naming the option.
+ * UsageError naming the option. A negative number after an option is its value (`--cpu -1`), for
+ * the command to range-check like any other.
  */
 import { parseArgs } from "node:util";
 
@@ -49,14 +50,41 @@ export function commandHelp(c: Command): string {
   return lines.join("\n");
 }
 
+/** A negative number (-1, -0.5, -1e3): after an option that takes a value, it is that value. */
+const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
+
+/**
+ * parseArgs takes "-1" after `--cpu` for an option and calls the value ambiguous; a negative
+ * number is a value (the command then checks its range). Such pairs become `--cpu=-1`.
+ */
+function joinNegativeValues(c: Command, argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--") return [...out, ...argv.slice(i)];
+    const name = a.startsWith("--") ? a.slice(2) : Object.keys(c.options).find((n) => c.options[n].short !== undefined && a === `-${c.options[n].short}`);
+    const spec = name !== undefined && Object.hasOwn(c.options, name) ? c.options[name] : undefined;
+    if (spec?.type === "string" && i + 1 < argv.length && NEGATIVE_NUMBER.test(argv[i + 1])) {
+      out.push(`--${name}=${argv[++i]}`);
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
 export function parse(c: Command, argv: string[], maxPositionals: number): Parsed | "help" {
   const options: Record<string, { type: "string" | "boolean"; short?: string; default?: string; multiple?: boolean }> = { help: { type: "boolean", short: "h" } };
   for (const [name, o] of Object.entries(c.options)) options[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.default !== undefined ? { default: o.default } : {}), ...(o.multiple ? { multiple: true } : {}) };
   let r;
   try {
-    r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    r = parseArgs({ args: joinNegativeValues(c, argv), options, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new UsageError(`${(e as Error).message.split("\n")[0].replace(/\. To specify a positional.*$/, "")} (see tapnet ${c.name} --help)`);
+    const first = (e as Error).message.split("\n")[0];
+    // "Option '--prefix' argument is ambiguous.": the word after it starts with '-'.
+    const ambiguous = /^Option '(-[^']*)' argument is ambiguous/.exec(first);
+    if (ambiguous) throw new UsageError(`${ambiguous[1]} needs a value, and the word after it starts with '-' (write ${ambiguous[1]}=VALUE to give such a value) (see tapnet ${c.name} --help)`);
+    throw new UsageError(`${first.replace(/\. To specify a positional.*$/, "")} (see tapnet ${c.name} --help)`);
   }
   if (r.values.help) return "help";
   if (r.positionals.length > maxPositionals) throw new UsageError(`unexpected argument "${r.positionals[maxPositionals]}" (see tapnet ${c.name} --help)`);

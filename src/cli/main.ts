@@ -25,7 +25,18 @@ export const COMMANDS: Command[] = [
 ];
 
 /** Errors whose message is the whole story; anything else is a bug and shows its stack. */
-const EXPECTED = new Set(["ConfigError", "PreflightError", "LabError", "AgentError", "RpcError", "TapError", "ExecError", "IpamError", "SwitchError", "UsageError", "BenchError", "CpuError", "ApplyError", "ManifestError", "ClusterError", "CniInstallError", "CniBuildError"]);
+const EXPECTED = new Set(["ConfigError", "PreflightError", "LabError", "AgentError", "RpcError", "TapError", "ExecError", "IpamError", "SwitchError", "UsageError", "BenchError", "CpuError", "ApplyError", "ManifestError", "ClusterError", "CniInstallError", "CniBuildError", "UdpError"]);
+
+/**
+ * The machine said no to a file or socket (EACCES on /run/tapnet as a user, EROFS, ENOSPC):
+ * Node's own message ("EACCES: permission denied, scandir '/run/tapnet'") is the whole story.
+ */
+function systemError(e: unknown): string | undefined {
+  const err = e as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || typeof err.code !== "string" || !/^E[A-Z]+$/.test(err.code) || typeof err.syscall !== "string") return undefined;
+  const denied = (err.code === "EACCES" || err.code === "EPERM") && process.getuid?.() !== 0;
+  return err.message.split("\n")[0] + (denied ? " (tapnet's files and sockets are root's: run it as root)" : "");
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
@@ -86,6 +97,11 @@ export async function main(argv: string[]): Promise<number> {
     if (EXPECTED.has(err?.constructor?.name)) {
       process.stderr.write(`tapnet: ${err.message}\n`);
       return err instanceof UsageError ? 2 : 1;
+    }
+    const system = systemError(e);
+    if (system) {
+      process.stderr.write(`tapnet: ${system}\n`);
+      return 1;
     }
     process.stderr.write(`tapnet: internal error: ${err?.stack ?? String(e)}\n`);
     return 1;

@@ -32,7 +32,15 @@ export interface UdpSocket {
   port: number;
 }
 
-export class UdpError extends Error {}
+/** A socket the kernel refused: `code` is the errno's name alone ("EADDRINUSE"), for callers to explain. */
+export class UdpError extends Error {
+  constructor(message: string, readonly code: string) {
+    super(message);
+  }
+}
+
+/** "EADDRINUSE" of errnoName's "EADDRINUSE: address already in use" (or "errno 200"). */
+const errnoCode = (e: number): string => errnoName(e).split(":")[0];
 
 export function sockaddrIn(address: number, port: number): Uint8Array {
   const a = new Uint8Array(SOCKADDR_IN_LEN);
@@ -60,14 +68,17 @@ function intOpt(v: number): Uint8Array {
 /** A non-blocking UDP socket bound to `address`:`port`, with large kernel buffers. */
 export function openUdp(libc: Libc, address: number, port: number, bufferBytes = 4 << 20): UdpSocket {
   const fd = libc.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw new UdpError(`cannot open a UDP socket: ${errnoName(libc.errno())}`);
+  if (fd < 0) {
+    const e = libc.errno();
+    throw new UdpError(`cannot open a UDP socket: ${errnoName(e)}`, errnoCode(e));
+  }
   // Best effort: the kernel's default buffers drop bursts a batch-reading switch would take.
   libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, intOpt(bufferBytes), 4);
   libc.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, intOpt(bufferBytes), 4);
   if (libc.bind(fd, sockaddrIn(address, port), SOCKADDR_IN_LEN) < 0) {
     const e = libc.errno();
     libc.close(fd);
-    throw new UdpError(`cannot bind UDP ${formatIpv4(address)}:${port}: ${errnoName(e)}`);
+    throw new UdpError(`cannot bind UDP ${formatIpv4(address)}:${port}: ${errnoName(e)}`, errnoCode(e));
   }
   return { fd, address, port };
 }

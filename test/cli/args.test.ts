@@ -81,6 +81,31 @@ describe("parse", () => {
   });
 });
 
+// #13 finding 6: `--cpu -1` said "Option '--cpu' argument is ambiguous" rather than checking the range.
+describe("parse: a negative number is a value", () => {
+  it.each([["--nodes", "-1"], ["-n", "-1"], ["--nodes", "-0.5"], ["--nodes", "-1e3"], ["--nodes", "-.5"], ["--netns", "-7"]])("takes %s %s as the option and its value", (opt, v) => {
+    const name = opt === "-n" ? "nodes" : opt.slice(2);
+    expect((parse(demo, ["pod1", opt, v], 1) as Parsed).values[name]).toBe(v);
+  });
+
+  it("then lets intOption refuse it with the range, as any other value", () => {
+    const p = parse(demo, ["--nodes", "-1"], 1) as Parsed;
+    expect(usageError(() => intOption(p, "nodes", 1, 16)).message).toBe('--nodes must be a whole number from 1 to 16, not "-1"');
+  });
+
+  it("keeps a negative number after a boolean option, after --, and as a positional, what they were", () => {
+    expect(usageError(() => parse(demo, ["--json", "-1"], 1)).message).toMatch(/Unknown option '-1'/);
+    expect(parse(demo, ["--", "-1"], 1)).toEqual({ values: { nodes: "1", backend: "udp" }, positionals: ["-1"] });
+    expect((parse(demo, ["--nodes", "2", "--", "--nodes", "-1"], 2) as Parsed).positionals).toEqual(["--nodes", "-1"]);
+  });
+
+  it("says plainly what to do when the word after an option is another option", () => {
+    const err = usageError(() => parse(demo, ["--backend", "--json"], 1));
+    expect(err.message).toBe("--backend needs a value, and the word after it starts with '-' (write --backend=VALUE to give such a value) (see tapnet demo run --help)");
+    expect(usageError(() => parse(demo, ["-n", "-x"], 1)).message).toMatch(/^-n needs a value/);
+  });
+});
+
 describe("intOption", () => {
   it("gives the number for a whole number within bounds, the bounds included", () => {
     expect(intOption(parsed({ nodes: "1" }), "nodes", 1, 16)).toBe(1);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { EAGAIN } from "../../src/io/libc.ts";
 import {
-  enableUdpGro, enableUdpGso, GatherSender, GroReceiver, SOCKADDR_IN_LEN, sockaddrAddress, sockaddrIn, sockaddrPort,
-  SOL_UDP, UDP_GRO, UDP_SEGMENT,
+  enableUdpGro, enableUdpGso, GatherSender, GroReceiver, openUdp, SOCKADDR_IN_LEN, sockaddrAddress, sockaddrIn, sockaddrPort,
+  SOL_UDP, UDP_GRO, UDP_SEGMENT, UdpError,
 } from "../../src/io/udp.ts";
 import { fromHex } from "../../src/wire/bytes.ts";
 import { ENOBUFS, FakeLibc } from "../support/fake-libc.ts";
@@ -25,6 +25,44 @@ describe("struct sockaddr_in", () => {
       const a = sockaddrIn(address, port);
       expect([sockaddrAddress(a), sockaddrPort(a)]).toEqual([address, port]);
     }
+  });
+});
+
+/** A libc whose socket() gives the fake UDP socket and whose bind() fails with `bindErrno`. */
+class RefusingLibc extends FakeLibc {
+  readonly closed: number[] = [];
+  private last = 0;
+  constructor(private readonly bindErrno: number, private readonly socketErrno = 0) { super(); }
+  override socket(): number { this.last = this.socketErrno; return this.socketErrno ? -1 : this.udp.fd; }
+  override bind(): number { this.last = this.bindErrno; return -1; }
+  override close(...args: unknown[]): number { this.closed.push(args[0] as number); return 0; }
+  override errno(): number { return this.last; }
+}
+
+// #13 finding 6: the switch's caller tells EADDRNOTAVAIL from EADDRINUSE by the code, not the words.
+describe("openUdp refused", () => {
+  function refusal(libc: RefusingLibc): UdpError {
+    try {
+      openUdp(libc, 0xc0000247, 8287);
+    } catch (e) {
+      expect(e).toBeInstanceOf(UdpError);
+      return e as UdpError;
+    }
+    throw new Error("openUdp did not throw");
+  }
+
+  it.each([[99, "EADDRNOTAVAIL", "no such address on this machine"], [98, "EADDRINUSE", "address already in use"], [200, "errno 200", ""]])(
+    "carries errno %i's name (%s) in code, says it in one line, and closes the socket", (errno, code, words) => {
+      const libc = new RefusingLibc(errno);
+      const e = refusal(libc);
+      expect(e.code).toBe(code);
+      expect(e.message).toBe(`cannot bind UDP 192.0.2.71:8287: ${code}${words ? `: ${words}` : ""}`);
+      expect(libc.closed).toEqual([libc.udp.fd]);
+    });
+
+  it("carries the code when no socket can be opened at all", () => {
+    const e = refusal(new RefusingLibc(0, 24));
+    expect([e.code, e.message]).toEqual(["EMFILE", "cannot open a UDP socket: EMFILE: too many open files"]);
   });
 });
 

@@ -18,11 +18,12 @@ import { KvError } from "../../cluster/kv.ts";
 import type { KubeObject, ObjectRef } from "../../cluster/objects.ts";
 import { openKv } from "../../cluster/open.ts";
 import { ObjectStore, StoreError } from "../../cluster/store.ts";
-import { checkPrefix, labDir, LabError, readLabState } from "../../lab/plan.ts";
+import { labDir, LabError, readLabState } from "../../lab/plan.ts";
 import { CONTROL_DIR, controlSockets, rpcCall, RpcError } from "../../node/rpc.ts";
 import { parseCidr, type Cidr } from "../../wire/cidr.ts";
 import { UsageError, type OptionSpec, type Parsed } from "../args.ts";
-import { controlPath } from "./pod.ts";
+import { controlPath, controlSocketOption, nodeOption } from "./pod.ts";
+import { labPrefix } from "./lab.ts";
 
 /** A store or a switch failed to do what was asked; the message says which and why. */
 export class ClusterError extends Error {}
@@ -82,8 +83,7 @@ async function connectCluster(p: Parsed, controlDir = CONTROL_DIR): Promise<Conn
     return { client: guarded(storeClient(store, serviceCidr ? { serviceCidr } : {}), description, kv.description), description, close: () => kv.close() };
   }
   if (given("control") || given("node")) return switchConnection(controlPath(p, controlDir));
-  const prefix = String(p.values.prefix ?? "tapnet");
-  checkPrefix(prefix);
+  const prefix = labPrefix(p);
   const lab = readLabState(prefix);
   if (lab) {
     const sockets = lab.nodes.filter((n) => !lab.kernelNodes?.includes(n.name) && n.control).map((n) => n.control);
@@ -168,16 +168,15 @@ export function switchTargets(p: Parsed, controlDir = CONTROL_DIR): SwitchTarget
   const given = (n: string) => p.values[n] !== undefined;
   if (given("control") && (given("node") || given("prefix"))) throw new UsageError(`--control and --${given("node") ? "node" : "prefix"} each pick the switch: give one of them`);
   if (given("control")) {
-    const path = String(p.values.control);
+    const path = controlSocketOption(String(p.values.control));
     return [{ node: nodeOfPath(path), path }];
   }
-  const prefix = String(p.values.prefix ?? "tapnet");
-  checkPrefix(prefix);
+  const prefix = labPrefix(p);
   const lab = readLabState(prefix);
   if (!lab && given("prefix")) throw new LabError(`no lab ${prefix} is up (no journal ${labDir(prefix)}/lab.json); start it with tapnet lab up --prefix ${prefix}`);
   const labSwitches = lab ? lab.nodes.filter((n) => !lab.kernelNodes?.includes(n.name) && n.control) : [];
   if (given("node")) {
-    const name = String(p.values.node);
+    const name = nodeOption(String(p.values.node));
     const own = `${controlDir}/${name}.sock`;
     if (!lab || (!given("prefix") && existsSync(own))) return [{ node: name, path: own }];
     const inLab = labSwitches.find((n) => n.name === name);

@@ -5,10 +5,10 @@ import { labCheck, stoppedNodes, type CheckResult } from "../../lab/check.ts";
 import { labDown, labUp } from "../../lab/lab.ts";
 import { labNodeAdd, labNodeStart, labNodeStop } from "../../lab/nodes.ts";
 import { labEtcd } from "../../lab/lab-etcd.ts";
-import { DEFAULT_LEASE_TTL, LAB_MODES, LAB_STORES, readLabState } from "../../lab/plan.ts";
+import { checkLabOptions, checkPrefix, DEFAULT_LEASE_TTL, LAB_MODES, LAB_STORES, LabError, readLabState, type LabOptions } from "../../lab/plan.ts";
 import { labStatus, type SwitchStatus } from "../../lab/status.ts";
 import { preflight } from "../../node/preflight.ts";
-import { choiceOption, intOption, UsageError, type Command } from "../args.ts";
+import { choiceOption, intOption, UsageError, type Command, type Parsed } from "../args.ts";
 import { formatTable } from "../../node/table.ts";
 
 const prefixOption = { type: "string", value: "NAME", help: "names the lab: its namespaces are NAME-underlay, NAME-node1, NAME-node1-pod1, ...", default: "tapnet" } as const;
@@ -54,8 +54,9 @@ export const labUpCommand: Command = {
     const kernelNode = p.values["kernel-node"] === undefined ? undefined : intOption(p, "kernel-node", 1, nodes);
     const store = choiceOption(p, "store", LAB_STORES);
     const leaseTtl = p.values["lease-ttl"] === undefined ? undefined : intOption(p, "lease-ttl", 2, 3600);
-    preflight(["root", ...(mode === "tapnet" ? ["tun" as const, "nsenter" as const] : []), "ip", "ping", ...(nodes > 1 || kernelNode || mode !== "tapnet" ? ["nft" as const] : [])]);
     const prefix = String(p.values.prefix);
+    usageCheck({ mode, nodes, pods, prefix, backend, runtime, kernelNode, store, leaseTtl });
+    preflight(["root", ...(mode === "tapnet" ? ["tun" as const, "nsenter" as const] : []), "ip", "ping", ...(nodes > 1 || kernelNode || mode !== "tapnet" ? ["nft" as const] : [])]);
     const abort = new AbortController();
     const onSignal = () => { err("interrupted: removing what the lab made so far"); abort.abort(); };
     process.once("SIGINT", onSignal);
@@ -72,6 +73,26 @@ export const labUpCommand: Command = {
   },
 };
 
+/** --prefix, checked as a lab's name: a bad one is wrong usage (exit 2), found before preflight. */
+export function labPrefix(p: Parsed): string {
+  const prefix = String(p.values.prefix ?? "tapnet");
+  try {
+    checkPrefix(prefix);
+  } catch (e) {
+    throw e instanceof LabError ? new UsageError(e.message) : e;
+  }
+  return prefix;
+}
+
+/** Options that do not go together (--kernel-node without --backend vxlan, ...) are wrong usage: exit 2, before preflight. */
+function usageCheck(opts: LabOptions): void {
+  try {
+    checkLabOptions(opts);
+  } catch (e) {
+    throw e instanceof LabError ? new UsageError(`${e.message} (see tapnet lab up --help)`) : e;
+  }
+}
+
 export const labStatusCommand: Command = {
   name: "lab status",
   summary: "show the lab's nodes, pods, learned MACs and drops",
@@ -80,7 +101,7 @@ export const labStatusCommand: Command = {
     json: { type: "boolean", help: "print one JSON object: {nodes:[...], pods:[...], ...}" },
   },
   async run(p) {
-    const prefix = String(p.values.prefix);
+    const prefix = labPrefix(p);
     const s = await labStatus(prefix);
     if (!s) {
       err(`no lab named ${prefix} is up (start one with tapnet lab up)`);
@@ -134,8 +155,8 @@ export const labCheckCommand: Command = {
   },
   async run(p) {
     const tcpBytes = intOption(p, "bytes", 1, 10_000_000_000);
+    const prefix = labPrefix(p);
     preflight(["root", "ip", "ping", "iperf3"]);
-    const prefix = String(p.values.prefix);
     const state = readLabState(prefix);
     if (!state) {
       err(`no lab named ${prefix} is up (start one with tapnet lab up)`);
@@ -161,8 +182,8 @@ export const labDownCommand: Command = {
   details: "Stops the lab's switches and deletes every namespace in its journal, by name. Safe to run twice, or when no lab is up.",
   options: { prefix: prefixOption },
   async run(p) {
+    const prefix = labPrefix(p);
     preflight(["root", "ip"]);
-    const prefix = String(p.values.prefix);
     const r = await labDown(prefix, (l) => err(l));
     out(r.removed ? `lab ${prefix} removed` : `no lab named ${prefix} was up; nothing to do`);
     return 0;
@@ -185,8 +206,8 @@ export const labNodeAddCommand: Command = {
   },
   async run(p) {
     const pods = p.values.pods === undefined ? undefined : intOption(p, "pods", 0, 64);
+    const prefix = labPrefix(p);
     preflight(["root", "tun", "nsenter", "ip", "ping"]);
-    const prefix = String(p.values.prefix);
     const { state, node } = await labNodeAdd(prefix, { pods, progress: (l) => err(l) });
     out(`${node.name} joined lab ${prefix}: address ${node.address}, pod CIDR ${node.podCidr}, switch pid ${node.pid}, ${state.pods.filter((x) => x.node === node.name).length} pod(s)`);
     return 0;
@@ -204,8 +225,8 @@ function nodeCommand(action: "stop" | "start"): Command {
     options: { prefix: prefixOption },
     async run(p) {
       const name = nodeNameOf(p, `lab node ${action}`);
+      const prefix = labPrefix(p);
       preflight(action === "stop" ? ["root"] : ["root", "tun", "nsenter", "ip", "ping"]);
-      const prefix = String(p.values.prefix);
       if (action === "stop") {
         await labNodeStop(prefix, name, (l) => err(l));
         out(`${name}'s switch is stopped; start it again with tapnet lab node start ${name}${prefix === "tapnet" ? "" : ` --prefix ${prefix}`}`);
@@ -229,8 +250,9 @@ function etcdCommand(action: "stop" | "start"): Command {
       : "start the lab's etcd again, on its data: the switches reconnect and apply what changed",
     options: { prefix: prefixOption },
     async run(p) {
+      const prefix = labPrefix(p);
       preflight(["root"]);
-      await labEtcd(String(p.values.prefix), action, (l) => err(l));
+      await labEtcd(prefix, action, (l) => err(l));
       return 0;
     },
   };

@@ -1,4 +1,5 @@
 /** `tapnet pod add|del|list`: attach pods to the switch running on this node. */
+import { resolve } from "node:path";
 import { CONTROL_DIR, controlSockets, defaultControlPath, rpcCall, RpcError } from "../../node/rpc.ts";
 import type { PodRecord } from "../../node/agent.ts";
 import { UsageError, type Command, type Parsed } from "../args.ts";
@@ -9,10 +10,22 @@ const controlOptions = {
   control: { type: "string", value: "PATH", help: "the switch's control socket (default: the only one in /run/tapnet)" },
 } as const;
 
+/** --control PATH, absolute: a relative one that looks like a number ("1.5") is still a path, not a TCP port. */
+export function controlSocketOption(raw: string): string {
+  if (raw === "") throw new UsageError("--control needs a path (a switch's control socket)");
+  return resolve(raw);
+}
+
+/** --node NAME as a node's name (it becomes /run/tapnet/NAME.sock: no "", no "../x"). */
+export function nodeOption(raw: string): string {
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(raw)) throw new UsageError(`--node ${JSON.stringify(raw)}: a node's name is lower-case letters, digits and '-', 1-63 long`);
+  return raw;
+}
+
 /** Which switch to talk to: --control, else --node, else the only socket in /run/tapnet. */
 export function controlPath(p: Parsed, dir = CONTROL_DIR): string {
-  if (p.values.control) return String(p.values.control);
-  if (p.values.node) return defaultControlPath(String(p.values.node));
+  if (p.values.control !== undefined) return controlSocketOption(String(p.values.control));
+  if (p.values.node !== undefined) return defaultControlPath(nodeOption(String(p.values.node)));
   const socks = controlSockets(dir);
   if (socks.length === 1) return `${dir}/${socks[0]}`;
   if (socks.length === 0) throw new RpcError(`no switch is running here (no control socket in ${dir}); start one with tapnet switch, or give --control PATH`);

@@ -1,13 +1,23 @@
-/** `tapnet switch`: one node's switch, as it runs on a VM. */
+/**
+ * `tapnet switch`: one node's switch, as it runs on a VM. Its options are checked before
+ * anything is made: the control socket's directory must exist (only /run/tapnet, tapnet's own,
+ * is made), and a tunnel the kernel will not bind (the node's address is not on this machine,
+ * its port is taken) is a one-line error naming the node and the config's field.
+ */
+import { existsSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { NodeAgent } from "../../node/agent.ts";
-import { ConfigError, readClusterConfig } from "../../node/config.ts";
+import { ConfigError, readClusterConfig, type ClusterConfig } from "../../node/config.ts";
 import { checkUnderlay } from "../../node/host-net.ts";
 import { jsonLogger, type Level } from "../../node/log.ts";
 import { preflight } from "../../node/preflight.ts";
-import { defaultControlPath } from "../../node/rpc.ts";
+import { CONTROL_DIR, defaultControlPath } from "../../node/rpc.ts";
 import { allowedCpus, MAX_CPU } from "../../io/cpu.ts";
+import { UdpError } from "../../io/udp.ts";
+import { cidrContains, formatCidr } from "../../wire/cidr.ts";
 import { choiceOption, intOption, UsageError, type Command } from "../args.ts";
-import { parseIpv4Address } from "../../wire/ipv4.ts";
+import { formatIpv4, parseIpv4Address } from "../../wire/ipv4.ts";
+import { nodeOption } from "./pod.ts";
 import { DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS, formatTimeouts, MAX_FLOWS_LIMIT, parseTimeouts } from "../../switch/conntrack/flow-table.ts";
 
 /** Where a node's switch keeps the cluster's objects unless told. */
@@ -49,8 +59,10 @@ export const switchCommand: Command = {
     "Example: tapnet switch --config cluster.yaml --node vm3 --address 192.168.56.13 --store etcd://192.168.56.2:2379",
   ].join("\n"),
   async run(p) {
-    if (!p.values.config) throw new ConfigError("--config FILE is required (see tapnet switch --help)");
-    if (!p.values.node) throw new ConfigError("--node NAME is required (see tapnet switch --help)");
+    if (!p.values.config) throw new UsageError("--config FILE is required (see tapnet switch --help)");
+    if (!p.values.node) throw new UsageError("--node NAME is required (see tapnet switch --help)");
+    const node = nodeOption(String(p.values.node));
+    const controlPath = controlOption(p.values.control === "/run/tapnet/<node>.sock" ? defaultControlPath(node) : String(p.values.control));
     const cpu = p.values.cpu === undefined ? undefined : intOption(p, "cpu", 0, MAX_CPU);
     const cpus = allowedCpus();
     if (cpu !== undefined && cpus.length && !cpus.includes(cpu)) {
@@ -59,22 +71,26 @@ export const switchCommand: Command = {
     const conntrack = { max: intOption(p, "conntrack-max", 1, MAX_FLOWS_LIMIT), timeouts: timeoutsOption(p.values["conntrack-timeouts"]) };
     const config = readClusterConfig(String(p.values.config));
     preflight(["root", "tun", "ip"]);
-    const node = String(p.values.node);
     const level = choiceOption(p, "log-level", ["debug", "info", "warn", "error"] as Level[]);
     const log = jsonLogger({ node }, level);
-    const controlPath = p.values.control === "/run/tapnet/<node>.sock" ? defaultControlPath(node) : String(p.values.control);
     if (p.values["underlay-dev"]) await checkUnderlay(String(p.values["underlay-dev"]), config, node, log);
     let address: number | undefined;
     if (p.values.address !== undefined) {
       address = parseIpv4Address(String(p.values.address));
       if (address === undefined) throw new UsageError(`--address ${p.values.address}: not an IPv4 address`);
+      if (cidrContains(config.clusterCidr, address)) throw new UsageError(`--address ${p.values.address} is inside clusterCidr ${formatCidr(config.clusterCidr)}: a node's address is its underlay address, outside the pods' addresses`);
     }
     const cluster = String(p.values.cluster);
     if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(cluster)) throw new UsageError(`--cluster ${JSON.stringify(cluster)}: lower-case letters, digits and '-', 1-63 long`);
     const netnsPrefix = String(p.values["netns-prefix"]);
     if (!/^[A-Za-z0-9_.-]{0,64}$/.test(netnsPrefix)) throw new UsageError(`--netns-prefix ${JSON.stringify(netnsPrefix)}: letters, digits, '_', '.' and '-', at most 64`);
     const store = { url: String(p.values.store), cluster, leaseTtl: intOption(p, "lease-ttl", 2, 86_400), netnsPrefix, ...(address !== undefined ? { address } : {}) };
-    const agent = await NodeAgent.start({ config, nodeName: node, controlPath, log, store, switchOptions: { offloads: !p.values["no-offloads"], conntrack, ...(cpu !== undefined ? { cpu } : {}) } });
+    let agent: NodeAgent;
+    try {
+      agent = await NodeAgent.start({ config, nodeName: node, controlPath, log, store, switchOptions: { offloads: !p.values["no-offloads"], conntrack, ...(cpu !== undefined ? { cpu } : {}) } });
+    } catch (e) {
+      throw e instanceof UdpError ? tunnelError(e, config, node, String(p.values.config), p.values.address) : e;
+    }
     await new Promise<void>((resolve) => {
       let stopping = false;
       const stop = (sig: string) => {
@@ -93,6 +109,31 @@ export const switchCommand: Command = {
     return 0;
   },
 };
+
+/**
+ * --control PATH, absolute. Its directory must exist: a mistyped path should not leave a tree
+ * of directories behind. Under /run/tapnet, tapnet's own, the switch makes what is missing.
+ */
+export function controlOption(raw: string, ownDir = CONTROL_DIR): string {
+  if (raw === "") throw new UsageError("--control needs a path (the control socket to create)");
+  const path = resolve(raw);
+  const dir = dirname(path);
+  if (dir === ownDir || dir.startsWith(`${ownDir}/`)) return path;
+  if (!existsSync(dir)) throw new UsageError(`--control ${raw}: the directory ${dir} does not exist (make it first, or leave --control out for ${ownDir}/<node>.sock)`);
+  if (!statSync(dir).isDirectory()) throw new UsageError(`--control ${raw}: ${dir} is not a directory`);
+  return path;
+}
+
+/** The tunnel's socket would not bind: which address or port, where it was given, in one line. */
+function tunnelError(e: UdpError, config: ClusterConfig, node: string, file: string, addressOption: unknown): ConfigError {
+  const i = config.nodes.findIndex((n) => n.name === node);
+  const address = i >= 0 ? formatIpv4(config.nodes[i].address) : String(addressOption);
+  const where = i >= 0 ? `nodes[${i}].address in ${file}` : "--address";
+  const port = config.backend.port;
+  if (e.code === "EADDRNOTAVAIL") return new ConfigError(`node ${node}'s address ${address} (${where}) is not on this machine: the tunnel cannot bind ${address}:${port} (EADDRNOTAVAIL)`);
+  if (e.code === "EADDRINUSE") return new ConfigError(`UDP port ${port} (backend.port in ${file}) is taken on ${address}: another switch or program holds it (EADDRINUSE)`);
+  return new ConfigError(`the tunnel: ${e.message}`);
+}
 
 /** --conntrack-timeouts: the defaults with those given changed; a bad list is a usage error. */
 function timeoutsOption(raw: unknown) {
