@@ -14,10 +14,12 @@
  * The steps, the first undone if a later one fails (closing the TAP removes the device,
  * wherever it went): open the TAP under a temporary name in the switch's namespace (the switch
  * keeps the fd), move it in, rename it, give it its MAC, MTU and address, bring it and lo up,
- * route the default via the gateway, cap its super-frames (best effort).
+ * route the default via the gateway, cap its super-frames (best effort). The port is added
+ * with the pod's MAC and address as its identity: the switch pins them (FDB and neighbour
+ * table) and drops whatever the pod sends from any other (port security). The device is down
+ * until it has its MAC, so nothing is sent from the kernel's first one.
  */
 import { statSync } from "node:fs";
-import { parseIpv4Address } from "../wire/ipv4.ts";
 import type { Switch } from "../switch/switch.ts";
 import { run, type ExecError } from "./exec.ts";
 import type { Logger } from "./log.ts";
@@ -90,7 +92,7 @@ export function podGsoMaxSize(config: ClusterConfig, sw: Switch): number | undef
 /** Attaches a TAP as `spec` says; returns its switch port. */
 export async function attachTap(sw: Switch, spec: TapSpec, log: Logger): Promise<number> {
   const { tmp, netns, ifname } = spec;
-  const port = sw.addTap(tmp, "pod", spec.label);
+  const port = sw.addTap(tmp, "pod", spec.label, { mac: spec.mac, ip: spec.ip });
   try {
     try {
       await run("ip", ["link", "set", tmp, "netns", netns]);
@@ -120,6 +122,5 @@ export async function attachTap(sw: Switch, spec: TapSpec, log: Logger): Promise
     throw e;
   }
   sw.relocated(port.port, ifname, spec.shownAs ?? netns);
-  sw.neighbor(parseIpv4Address(spec.ip)!, spec.mac);
   return port.port;
 }

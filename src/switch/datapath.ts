@@ -4,22 +4,25 @@
  * every ready TAP port and datagrams from the tunnel socket, into reused slots), then runs the
  * stages over it, each over the whole batch, in this order:
  *
- *   from the ports                        from the tunnel (tunnel in's own vector of frames)
- *   1. tunnel in    reads -> frames ---->  a. merge      TCP segments of a flow -> super-frame
- *   2. validate     count, vnet header     b. deliver    checks; to the pod or tapnet0
- *   3. conntrack    flows, Services, policy c. conntrack  replies translated, ingress policy
- *   4. route        leaving the node?      d. gateway    ARP requests for unknown pods
- *   5. gateway      ARP replies, ICMP      e. port out   write to TAPs
- *   6. bridge       learn, look up, flood
- *   7. tunnel out   to the backend, segmented if it must be
- *   8. port out     write to TAPs
+ *   from the ports                            from the tunnel (tunnel in's own vector of frames)
+ *   1. tunnel in      reads -> frames ---->   a. merge      TCP segments of a flow -> super-frame
+ *   2. validate       count, vnet header      b. deliver    checks; to the pod or tapnet0
+ *   3. port security  a pod sends as itself   c. conntrack  replies translated, ingress policy
+ *   4. conntrack      flows, Services, policy d. gateway    ARP requests for unknown pods
+ *   5. route          leaving the node?       e. port out   write to TAPs
+ *   6. gateway        ARP replies, ICMP
+ *   7. bridge         learn, look up, flood
+ *   8. tunnel out     to the backend, segmented if it must be
+ *   9. port out       write to TAPs
  *
  * Each stage is a file of stages/ with its own header; frames.ts says how a stage says where
  * a frame goes, pipeline.ts how a stage is added. A switch with no cluster (one node) runs only
- * validate, bridge and port out. Both conntracks share one flow table and the cluster's
- * current Services and policies (conntrack/tracker.ts), given by the control thread as a
- * NetworkView (the "view" command) and kept across node-list changes. The tunnel backend (tunnel/: tapnet, udp, vxlan, by name from
- * the registry) is the one thing that differs between clusters, behind tunnel/contract.ts.
+ * validate, port security, bridge and port out. A pod port added with its identity (its MAC
+ * and address, the "add" command's) has them pinned (stages/port-security.ts). Both
+ * conntracks share one flow table and the cluster's current Services and policies
+ * (conntrack/tracker.ts), given by the control thread as a NetworkView (the "view" command)
+ * and kept across node-list changes. The tunnel backend (tunnel/: tapnet, udp, vxlan, by name
+ * from the registry) is the one thing that differs between clusters, behind tunnel/contract.ts.
  *
  * The control thread (switch.ts) talks to this one through a SharedArrayBuffer (a stop flag
  * and a command sequence number) and a MessagePort it drains only when the sequence moves,
@@ -31,14 +34,15 @@ import { EAGAIN, EINTR, type Libc } from "../io/libc.ts";
 import { parseMac, macHi, macLo } from "../wire/mac.ts";
 import type { GatherSink, TunnelBackend } from "../tunnel/contract.ts";
 import { backend as findBackend } from "../tunnel/index.ts";
-import { DROP_BASE, PORT_COUNTERS, PortCounter, SwitchCounter } from "./counters.ts";
+import { Counters, DROP_BASE, PORT_COUNTERS, PortCounter, SwitchCounter } from "./counters.ts";
 import { SwitchDrop } from "./drops.ts";
-import type { FdbEntry, FdbOptions } from "./fdb.ts";
+import { Fdb, type FdbEntry, type FdbOptions } from "./fdb.ts";
 import { Frames, TUNNEL } from "./frames.ts";
 import { TapWriter, TunnelSocket } from "./io.ts";
 import { Pipeline } from "./pipeline.ts";
 import { checkNodes } from "./membership.ts";
-import { SwitchState, type RouterConfig } from "./state.ts";
+import { POLLERR, POLLHUP, POLLNVAL, PollSet } from "./poll-set.ts";
+import { Cluster, SwitchState, type RouterConfig } from "./state.ts";
 import type { NetworkView } from "../cluster/network-view.ts";
 import { DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS, type ConntrackOptions } from "./conntrack/flow-table.ts";
 import type { DeniedEvent, FlowInfo } from "./conntrack/flow-info.ts";
@@ -49,6 +53,7 @@ import { Deliver } from "./stages/deliver.ts";
 import { Gateway } from "./stages/gateway.ts";
 import { Merge } from "./stages/merge.ts";
 import { PortOut, type PortWriter } from "./stages/port-out.ts";
+import { PortIdentities, PortSecurity } from "./stages/port-security.ts";
 import { Route } from "./stages/route.ts";
 import { TunnelIn } from "./stages/tunnel-in.ts";
 import { TunnelOut } from "./stages/tunnel-out.ts";
@@ -64,18 +69,20 @@ export interface Stages {
 /**
  * Builds the stages in the order above. With a cluster, `tunnel` says where the backend sends
  * and whether the socket segments; `merge` turns on merging received segments (the TAPs take
- * super-frames), for a backend that wants it.
+ * super-frames), for a backend that wants it. `identities`: the ports' (none, if not given).
  */
-export function buildStages(state: SwitchState, writer: PortWriter, tunnel?: { out: GatherSink; segmenting: boolean; merge: boolean }): Stages {
+export function buildStages(state: SwitchState, writer: PortWriter, tunnel?: { out: GatherSink; segmenting: boolean; merge: boolean },
+  identities = new PortIdentities(state.counters.maxPorts)): Stages {
   const portOut = new PortOut(state, writer);
   const bridge = new Bridge(state.fdb, state.counters);
   const validate = new Validate(state);
-  if (!state.cluster || !tunnel) return { ports: new Pipeline("ports", [validate, bridge, portOut]) };
+  const security = new PortSecurity(state, identities);
+  if (!state.cluster || !tunnel) return { ports: new Pipeline("ports", [validate, security, bridge, portOut]) };
   const backend = makeBackend(state, tunnel.out, tunnel.segmenting);
   const gateway = new Gateway(state);
   const tunnelIn = new TunnelIn(state, backend);
   const tracked = (side: "ports" | "receive") => (state.tracker ? [new Conntrack(state, state.tracker, side)] : []);
-  const ports = new Pipeline("ports", [tunnelIn, validate, ...tracked("ports"), new Route(state, backend.wholeFrames), gateway, bridge, new TunnelOut(state, backend), portOut]);
+  const ports = new Pipeline("ports", [tunnelIn, validate, security, ...tracked("ports"), new Route(state, backend.wholeFrames), gateway, bridge, new TunnelOut(state, backend), portOut]);
   const receive = new Pipeline("receive", [
     ...(tunnel.merge && backend.mergeReceived ? [new Merge(state)] : []), new Deliver(state), ...tracked("receive"), gateway, portOut,
   ]);
@@ -102,8 +109,9 @@ export const Ctrl = { Stop: 0, CmdSeq: 1, Ready: 2 } as const;
 export const CTRL_WORDS = 4;
 
 export type Command =
-  | { op: "add"; port: number; fd: number; role: "gateway" | "pod" }
-  /** Tells the router a pod's MAC before it has said anything. */
+  /** A pod's `identity` (its MAC, its address) is pinned, and it may send only as that pod (port-security.ts). */
+  | { op: "add"; port: number; fd: number; role: "gateway" | "pod"; identity?: { mac: string; ip: number } }
+  /** Tells the router a pod's MAC before it has said anything (learned, not pinned). */
   | { op: "neigh"; ip: number; mac: string }
   | { op: "remove"; port: number; id: number }
   | { op: "fdb"; id: number }
@@ -147,10 +155,6 @@ export interface DatapathInput {
   conntrack?: ConntrackOptions;
 }
 
-const POLLIN = 0x001;
-const POLLERR = 0x008;
-const POLLHUP = 0x010;
-const POLLNVAL = 0x020;
 const POLL_TIMEOUT_MS = 100;
 const AGEING_SWEEP_S = 10;
 const CONNTRACK_SWEEP_S = 0.1;
@@ -159,10 +163,9 @@ const PER_PORT_BUDGET = 16;
 
 export class Datapath {
   private readonly fds: Int32Array;
-  private readonly pollfds: Uint8Array;
-  private readonly pollView: DataView;
-  private readonly pollPorts: Int32Array;
-  private nPoll = 0;
+  private readonly poll: PollSet;
+  /** The pods' MACs and addresses, by port: kept across node-list changes. */
+  private readonly identities: PortIdentities;
   /** The batch: one slot per entry, read into; see frames.ts. */
   private readonly batch: Frames;
   private readonly slots: Uint8Array[];
@@ -179,13 +182,13 @@ export class Datapath {
   constructor(private readonly libc: Libc, private readonly input: DatapathInput) {
     const max = input.maxPorts;
     this.fds = new Int32Array(max).fill(-1);
-    this.pollfds = new Uint8Array((max + 1) * 8);
-    this.pollView = new DataView(this.pollfds.buffer);
-    this.pollPorts = new Int32Array(max + 1);
+    this.poll = new PollSet(max);
+    this.identities = new PortIdentities(max);
     this.batch = new Frames(input.batch);
     const mem = new Uint8Array(input.batch * input.slotSize);
     this.slots = Array.from({ length: input.batch }, (_, i) => mem.subarray(i * input.slotSize, (i + 1) * input.slotSize));
-    this.state = SwitchState.make(max, input.fdb, input.tunnel ? input.router : undefined, input.counters);
+    const router = input.tunnel ? input.router : undefined;
+    this.state = new SwitchState(new Counters(max, input.counters), new Fdb(input.fdb, max), router ? new Cluster(router) : undefined);
     if (this.state.cluster) {
       const tracker = new Tracker(this.state, input.conntrack ?? { max: DEFAULT_MAX_FLOWS, timeouts: DEFAULT_TIMEOUTS });
       tracker.emit = (event) => input.port.postMessage({ op: "denied", event } satisfies Reply);
@@ -199,14 +202,14 @@ export class Datapath {
       this.tunnel = new TunnelSocket(libc, t.fd, cfg.nodes.map((n) => n.address), t.port, cfg.datagramSize);
       this.stages = this.routingStages(this.tunnel);
     } else {
-      this.stages = buildStages(this.state, this.writer);
+      this.stages = buildStages(this.state, this.writer, undefined, this.identities);
     }
     this.rebuildPollSet(); // the tunnel is read from the start, before any port is added
   }
 
   /** The stages of a routing switch, over the tunnel's socket and the current node list. */
   private routingStages(tunnel: TunnelSocket): Stages {
-    const stages = buildStages(this.state, this.writer, { out: tunnel.out, segmenting: tunnel.segmenting, merge: tunnel.gro && !!this.input.offloads });
+    const stages = buildStages(this.state, this.writer, { out: tunnel.out, segmenting: tunnel.segmenting, merge: tunnel.gro && !!this.input.offloads }, this.identities);
     tunnel.readInto(this.slots, stages.backend!.recvOff);
     return stages;
   }
@@ -240,18 +243,7 @@ export class Datapath {
   }
 
   private rebuildPollSet(): void {
-    this.nPoll = 0;
-    const add = (fd: number, port: number) => {
-      const o = this.nPoll * 8;
-      this.pollView.setInt32(o, fd, true);
-      this.pollView.setInt16(o + 4, POLLIN, true);
-      this.pollView.setInt16(o + 6, 0, true);
-      this.pollPorts[this.nPoll++] = port;
-    };
-    if (this.tunnel) add(this.tunnel.fd, TUNNEL);
-    for (let p = 0; p < this.fds.length; p++) {
-      if (this.fds[p] >= 0 && this.state.ports.has(p)) add(this.fds[p], p);
-    }
+    this.poll.rebuild(this.tunnel?.fd, this.fds, this.state.ports);
   }
 
   private handle(cmd: Command): void {
@@ -262,6 +254,8 @@ export class Datapath {
         this.fds[cmd.port] = cmd.fd;
         this.state.ports.add(cmd.port);
         if (cmd.role === "gateway" && cl) cl.gatewayPort = cmd.port;
+        // A refusal (the control thread checked the identity first): no room for a pin.
+        if (!this.identities.attach(cmd.port, cmd.role, cmd.identity, this.state, now())) this.state.counters.v[this.state.counters.switchBase + SwitchCounter.FdbFull]++;
         break;
       case "neigh": {
         const m = parseMac(cmd.mac);
@@ -303,9 +297,10 @@ export class Datapath {
     this.rebuildPollSet();
   }
 
-  /** Takes `port` out of the live ports and forgets the MACs learned on it. */
+  /** Takes `port` out of the live ports and forgets its identity and the MACs on it. */
   private detach(port: number): void {
     this.state.ports.remove(port);
+    this.identities.release(port, this.state);
     this.state.fdb.flushPort(port);
   }
 
@@ -326,11 +321,11 @@ export class Datapath {
 
   /** Reads from every ready port into the batch. */
   private readReady(): void {
-    const { libc, batch, pollView } = this;
-    for (let k = 0; k < this.nPoll && !batch.full; k++) {
-      const revents = pollView.getInt16(k * 8 + 6, true);
+    const { libc, batch, poll } = this;
+    for (let k = 0; k < poll.count && !batch.full; k++) {
+      const revents = poll.revents(k);
       if (revents === 0) continue;
-      const port = this.pollPorts[k];
+      const port = poll.port(k);
       if (port === TUNNEL) {
         this.tunnel!.read(batch, this.slots, PER_PORT_BUDGET);
         continue;
@@ -360,7 +355,7 @@ export class Datapath {
     Atomics.store(ctrl, Ctrl.Ready, 1);
     while (Atomics.load(ctrl, Ctrl.Stop) === 0) {
       this.drainCommands();
-      const n = this.nPoll === 0 ? (sleepMs(POLL_TIMEOUT_MS), 0) : libc.poll(this.pollfds, this.nPoll, POLL_TIMEOUT_MS);
+      const n = this.poll.count === 0 ? (sleepMs(POLL_TIMEOUT_MS), 0) : libc.poll(this.poll.buf, this.poll.count, POLL_TIMEOUT_MS);
       const t = now();
       if (t - this.lastSweep >= AGEING_SWEEP_S) {
         this.lastSweep = t;

@@ -17,7 +17,7 @@ export const SwitchDrop = numbered(numberAfter(TunnelDrop), [
   "NoPort",
   /** A tunnel datagram from an address that is no other node of the cluster. */
   "TunnelUnknownPeer",
-  /** A tunnel datagram whose inner source is a cluster address of another node than the sender. */
+  /** A tunnel datagram whose inner source is neither in the sending node's pod CIDR nor its underlay address. */
   "TunnelSpoofed",
   /** A tunnel datagram for an address that is not this node's to deliver. */
   "TunnelNotLocal",
@@ -49,4 +49,10 @@ export const SwitchDrop = numbered(numberAfter(TunnelDrop), [
   "PolicyDeniedIngress",
   /** A NetworkPolicy isolates the source pod for egress and none of its rules allows the flow. */
   "PolicyDeniedEgress",
+  /** From a pod's port, with a source MAC (Ethernet, or ARP sender) not the pod's own; or from any port, a MAC pinned to another. */
+  "SpoofedSourceMac",
+  /** From a pod's port, with an IPv4 source or ARP sender address not the pod's own (0.0.0.0 only in an ARP probe). */
+  "SpoofedSourceIp",
+  /** For another node, from an address neither in this node's pod CIDR nor its own: the peer would refuse it, so it is not sent. */
+  "ForeignSource",
 ]);

@@ -1,7 +1,10 @@
 /**
  * The router's neighbour table: the MAC of each address in this node's pod CIDR, so that a
- * packet arriving from another node can be delivered to its pod. Learned from the pods' ARP
- * and IPv4 traffic, and seeded by the agent when it attaches a pod.
+ * packet arriving from another node can be delivered to its pod. A pod the switch attached
+ * with its identity has its entry pinned (`pin`, when its port is added): no traffic changes
+ * it, and only the port's removal (`unpin`) takes it out. Other entries are learned from the
+ * ARP and IPv4 traffic of ports without an identity, or seeded by `learn`; learning never
+ * overwrites a pinned entry.
  *
  * Indexed directly by the address's offset in the pod CIDR (at most a /16: 64 Ki entries, half
  * a megabyte), so a lookup is an array read and nothing is allocated.
@@ -14,6 +17,7 @@ export class Neighbors {
   private readonly his: Uint16Array;
   private readonly los: Uint32Array;
   private readonly valid: Uint8Array;
+  private readonly pinned: Uint8Array;
 
   constructor(readonly network: number, readonly prefix: number) {
     if (prefix < 16 || prefix > 32) throw new RangeError("a pod CIDR for the neighbour table must be /16 to /32");
@@ -21,6 +25,7 @@ export class Neighbors {
     this.his = new Uint16Array(this.size);
     this.los = new Uint32Array(this.size);
     this.valid = new Uint8Array(this.size);
+    this.pinned = new Uint8Array(this.size);
   }
 
   /** The index of `ip` in the table, or -1 if it is outside the pod CIDR. */
@@ -33,17 +38,44 @@ export class Neighbors {
     return this.index(ip) >= 0;
   }
 
-  learn(ip: number, hi: number, lo: number): void {
+  /** Records hi:lo as the MAC of `ip`, unless `ip` is outside the pod CIDR or pinned; says whether it did. */
+  learn(ip: number, hi: number, lo: number): boolean {
     const i = this.index(ip);
-    if (i < 0) return;
+    if (i < 0 || this.pinned[i]) return false;
     this.his[i] = hi;
     this.los[i] = lo;
     this.valid[i] = 1;
+    return true;
   }
 
+  /** Pins hi:lo as the MAC of `ip` (a pod's own address); false if `ip` is outside the pod CIDR. */
+  pin(ip: number, hi: number, lo: number): boolean {
+    const i = this.index(ip);
+    if (i < 0) return false;
+    this.his[i] = hi;
+    this.los[i] = lo;
+    this.valid[i] = 1;
+    this.pinned[i] = 1;
+    return true;
+  }
+
+  /** Takes out the entry of `ip` if it is pinned to hi:lo (the pod's port went away). */
+  unpin(ip: number, hi: number, lo: number): void {
+    const i = this.index(ip);
+    if (i < 0 || !this.pinned[i] || this.his[i] !== hi || this.los[i] !== lo) return;
+    this.pinned[i] = 0;
+    this.valid[i] = 0;
+  }
+
+  isPinned(ip: number): boolean {
+    const i = this.index(ip);
+    return i >= 0 && this.pinned[i] === 1;
+  }
+
+  /** Forgets a learned entry; a pinned one stays (see unpin). */
   forget(ip: number): void {
     const i = this.index(ip);
-    if (i >= 0) this.valid[i] = 0;
+    if (i >= 0 && !this.pinned[i]) this.valid[i] = 0;
   }
 
   known(ip: number): boolean {
@@ -60,9 +92,11 @@ export class Neighbors {
     return this.los[ip - this.network];
   }
 
-  entries(): { ip: string; mac: string }[] {
-    const out: { ip: string; mac: string }[] = [];
-    for (let i = 0; i < this.size; i++) if (this.valid[i]) out.push({ ip: formatIpv4(this.network + i), mac: formatMacHiLo(this.his[i], this.los[i]) });
+  entries(): { ip: string; mac: string; pinned?: true }[] {
+    const out: { ip: string; mac: string; pinned?: true }[] = [];
+    for (let i = 0; i < this.size; i++) {
+      if (this.valid[i]) out.push({ ip: formatIpv4(this.network + i), mac: formatMacHiLo(this.his[i], this.los[i]), ...(this.pinned[i] ? { pinned: true as const } : {}) });
+    }
     return out;
   }
 }

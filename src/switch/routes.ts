@@ -18,6 +18,8 @@ export class SubnetMap {
   /** Each node's pod CIDR, by node index: its first and last address. */
   private readonly firstOf: Float64Array;
   private readonly lastOf: Float64Array;
+  /** Each node's underlay address, by node index. */
+  private readonly addressOf: Float64Array;
 
   constructor(readonly nodes: readonly NodeRoute[]) {
     const byNet = nodes.map((n, i) => ({ n, i })).sort((a, b) => a.n.network - b.n.network);
@@ -29,6 +31,7 @@ export class SubnetMap {
     this.addrNode = Int32Array.from(byAddr, (x) => x.i);
     this.firstOf = Float64Array.from(nodes, (n) => n.network);
     this.lastOf = Float64Array.from(nodes, (n) => n.network + 2 ** (32 - n.prefix) - 1);
+    this.addressOf = Float64Array.from(nodes, (n) => n.address);
   }
 
   /** The node whose pod CIDR holds `ip`, or -1. */
@@ -61,5 +64,13 @@ export class SubnetMap {
   /** Is `ip` in node `node`'s pod CIDR? */
   owns(node: number, ip: number): boolean {
     return ip >= this.firstOf[node] && ip <= this.lastOf[node];
+  }
+
+  /**
+   * May node `node` send a packet from `ip` through the tunnel? Only from its pod CIDR (its
+   * pods, its gateway, what it translated to its gateway address) or its own underlay address.
+   */
+  speaksFor(node: number, ip: number): boolean {
+    return (ip >= this.firstOf[node] && ip <= this.lastOf[node]) || ip === this.addressOf[node];
   }
 }

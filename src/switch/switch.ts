@@ -2,13 +2,17 @@
  * The switch as the control thread sees it: it opens the TAP devices, numbers them as ports,
  * starts the datapath worker (datapath.ts) and tells it which fds to serve. Counters are read
  * straight from shared memory; the FDB is asked for through the worker's command port.
- * A port's fd is closed only after the worker has let go of it.
+ * A port's fd is closed only after the worker has let go of it. A pod's port is added with
+ * the pod's identity (its MAC and address) where the caller knows it: the datapath pins them
+ * and lets the pod send only as itself (stages/port-security.ts).
  */
 import { MessageChannel, type MessagePort, type Worker } from "node:worker_threads";
 import { loadLibc, type Libc } from "../io/libc.ts";
 import { startWorker } from "../io/runtime.ts";
 import { closeTap, openTap, type Tap } from "../io/tap.ts";
 import { openUdp, type UdpSocket } from "../io/udp.ts";
+import { formatMac, parseMac } from "../wire/mac.ts";
+import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { Counters } from "./counters.ts";
 import { Ctrl, CTRL_WORDS, type Command, type DatapathInput, type Reply } from "./datapath.ts";
 import { FDB_DEFAULTS, type FdbEntry, type FdbOptions } from "./fdb.ts";
@@ -49,6 +53,15 @@ export interface PortInfo {
   netns?: string;
   role: "gateway" | "pod";
   pod?: string;
+  /** The pod's own MAC and address, for a port added with them: the only ones it may send from. */
+  mac?: string;
+  ip?: string;
+}
+
+/** Who a pod port's pod is: its MAC and IPv4 address, as the switch gave them to it. */
+export interface PortIdentity {
+  mac: string;
+  ip: string;
 }
 
 export class SwitchError extends Error {}
@@ -157,20 +170,39 @@ export class Switch {
     this.portDownHandler = handler;
   }
 
-  /** Opens TAP `ifname` in this process's network namespace and attaches it as a port. */
-  addTap(ifname: string, role: PortInfo["role"], pod?: string): PortInfo {
+  /**
+   * Opens TAP `ifname` in this process's network namespace and attaches it as a port. With
+   * `identity` (a pod's port), the pod's MAC and address are pinned and the only ones the port
+   * may send from; without, the port's MACs are learned as on any bridge.
+   */
+  addTap(ifname: string, role: PortInfo["role"], pod?: string, identity?: PortIdentity): PortInfo {
     if (this.stopped) throw new SwitchError("switch is stopped");
+    const id = identity && this.checkIdentity(identity);
     let port = 0;
     while (this.taps.has(port)) port++;
     // The last row of the counters is the tunnel's.
     if (port >= this.options.maxPorts - 1) throw new SwitchError(`all ${this.options.maxPorts - 1} ports are in use`);
     const tap = openTap(this.libc, ifname, { offloads: this.options.offloads });
     this.taps.set(port, tap);
-    const info: PortInfo = { port, ifname, role, ...(pod ? { pod } : {}) };
+    const info: PortInfo = { port, ifname, role, ...(pod ? { pod } : {}), ...(id ? { mac: id.mac, ip: formatIpv4(id.ip) } : {}) };
     this.info.set(port, info);
     this.counters.clearPort(port);
-    this.send({ op: "add", port, fd: tap.fd, role });
+    this.send({ op: "add", port, fd: tap.fd, role, ...(id ? { identity: id } : {}) });
     return info;
+  }
+
+  /** `identity` as the datapath takes it; a SwitchError naming the field if it is no pod's, or another port's. */
+  private checkIdentity(identity: PortIdentity): { mac: string; ip: number } {
+    const m = typeof identity.mac === "string" ? parseMac(identity.mac) : undefined;
+    if (!m || (m[0] & 1) !== 0 || m.every((b) => b === 0)) throw new SwitchError(`port identity: mac ${JSON.stringify(identity.mac)} is not a unicast MAC address`);
+    const ip = typeof identity.ip === "string" ? parseIpv4Address(identity.ip) : undefined;
+    if (ip === undefined || ip === 0 || ip === 0xffffffff) throw new SwitchError(`port identity: ip ${JSON.stringify(identity.ip)} is not a host's IPv4 address`);
+    const mac = formatMac(m);
+    for (const p of this.info.values()) {
+      const which = p.mac === mac ? `mac ${mac}` : p.ip !== undefined && parseIpv4Address(p.ip) === ip ? `ip ${identity.ip}` : undefined;
+      if (which) throw new SwitchError(`port identity: ${which} is already port ${p.port}'s${p.pod ? ` (pod ${p.pod})` : ""}`);
+    }
+    return { mac, ip };
   }
 
   /** Records where a port's device went (moved to another namespace, renamed). */

@@ -1,5 +1,5 @@
 // The learning bridge (switch/stages/bridge.ts): its decision for one frame, the stage over a
-// batch, and a switch of one node (validate, bridge, port out) against a naive learning bridge.
+// batch, and a switch of one node (validate, port security, bridge, port out) against a naive learning bridge.
 import { describe, expect, it } from "vitest";
 import { Counters, SwitchCounter } from "../../src/switch/counters.ts";
 import { buildStages } from "../../src/switch/datapath.ts";
@@ -274,7 +274,7 @@ const MAX_PORTS = 8;
 const D = "02:00:0a:63:00:04";
 const BROADCAST = "ff:ff:ff:ff:ff:ff";
 
-/** A switch of one node, as the datapath builds it: validate, bridge, port out, over live ports `live`. */
+/** A switch of one node, as the datapath builds it: validate, port security, bridge, port out, over live ports `live`. */
 function oneNode(live: number[] = [0, 1, 2, 3]) {
   const state = SwitchState.make(MAX_PORTS, { maxEntries: 256, ageingSeconds: 300 });
   for (const p of live) state.ports.add(p);
@@ -291,10 +291,10 @@ function oneNode(live: number[] = [0, 1, 2, 3]) {
   return { state, fdb: state.fdb, counters: state.counters, writer, ports, receive, backend, batch, send, sendAt };
 }
 
-describe("a switch of one node: validate, bridge, port out", () => {
-  it("has those three stages and nothing for a tunnel", () => {
+describe("a switch of one node: validate, port security, bridge, port out", () => {
+  it("has those four stages and nothing for a tunnel", () => {
     const { ports, receive, backend } = oneNode();
-    expect(ports.names()).toEqual(["validate", "bridge", "port-out"]);
+    expect(ports.names()).toEqual(["validate", "port-security", "bridge", "port-out"]);
     expect([receive, backend]).toEqual([undefined, undefined]);
   });
 

@@ -21,6 +21,8 @@ const DROP_NAMES_BEFORE = [
   // Connection tracking, Services and NetworkPolicy (#12).
   "conntrack_full", "flow_clash", "service_no_endpoints", "service_no_port", "nat_ports_exhausted",
   "policy_denied_ingress", "policy_denied_egress",
+  // Port security and the tunnel's inner sources (#13).
+  "spoofed_source_mac", "spoofed_source_ip", "foreign_source",
 ];
 
 describe("drop reasons of every layer", () => {
@@ -60,6 +62,7 @@ describe("drop reasons of every layer", () => {
       "EthBadSource", "SamePort", "TxError", "NoPort", "TunnelUnknownPeer", "TunnelSpoofed", "TunnelNotLocal",
       "NoRoute", "ClusterUnreachable", "FragNeeded", "TooBig", "TtlExpired", "NeighUnresolved", "TunnelBadChecksum",
       "ConntrackFull", "FlowClash", "ServiceNoEndpoints", "ServiceNoPort", "NatPortsExhausted", "PolicyDeniedIngress", "PolicyDeniedEgress",
+      "SpoofedSourceMac", "SpoofedSourceIp", "ForeignSource",
     ]);
   });
 });

@@ -846,3 +846,91 @@ describe("Datapath: the loop", () => {
     });
   });
 });
+
+describe("Datapath: a pod port added with its identity (#13)", () => {
+  const ID_B = { mac: POD_B.mac, ip: ip(POD_B.ip) };
+
+  it("pins the pod's MAC (the fdb reply shows it, never aged) and drops what the port sends from another MAC", () => {
+    vi.useFakeTimers({ toFake: ["performance"] });
+    const { rounds, libc, command, replies, tap, drops } = setup({ ageingSeconds: 5 });
+    libc.tap(FD[0]);
+    libc.tap(FD[1]);
+    command({ op: "add", port: 0, fd: FD[0], role: "pod" });
+    command({ op: "add", port: 1, fd: FD[1], role: "pod", identity: ID_B });
+    tap(1).reads.push(frame(BROADCAST, A, 1), frame(BROADCAST, POD_B.mac, 2));
+    rounds();
+    expect(drops(1)).toEqual({ drop_spoofed_source_mac: 1 });
+    expect(tap(0).written).toEqual([frame(BROADCAST, POD_B.mac, 2)]);
+    vi.advanceTimersByTime(60_000);
+    command({ op: "fdb", id: 3 });
+    rounds();
+    expect(replies()).toEqual([{ op: "fdb", id: 3, entries: [{ mac: POD_B.mac, port: 1, age: 0, pinned: true }] }]);
+    // Another port sending from B's MAC cannot take it.
+    tap(0).reads.push(frame(BROADCAST, POD_B.mac, 3));
+    rounds();
+    expect(drops(0)).toEqual({ drop_spoofed_source_mac: 1 });
+  });
+
+  it("on a routing switch pins the address too, and tapnet0's MAC on the gateway port; remove takes the pins out", () => {
+    const { rounds, libc, command, replies, tap, drops, udp } = setup({ router: config("udp"), noGro: true });
+    libc.tap(FD[0]);
+    libc.tap(FD[1]);
+    libc.tap(FD[2]);
+    command({ op: "add", port: 0, fd: FD[0], role: "gateway" });
+    command({ op: "add", port: 1, fd: FD[1], role: "pod" });
+    command({ op: "add", port: 2, fd: FD[2], role: "pod", identity: ID_B });
+    // Port 1 claims B's address by a gratuitous ARP: refused by the pin, so node 2's packet for B reaches B at once.
+    const garp = new Uint8Array(ETH_OFF + 42);
+    garp.set(frame(BROADCAST, A).subarray(0, ETH_OFF + 12));
+    garp.set([0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1, ...A.split(":").map((x) => parseInt(x, 16)), 10, 244, 1, 3, 0, 0, 0, 0, 0, 0, 10, 244, 1, 3], ETH_OFF + 12);
+    tap(1).reads.push(garp);
+    rounds();
+    expect(tap(2).written).toEqual([garp]); // flooded, as ARP is: the pin is what keeps it from taking B's address
+    udp.incoming.push({ bytes: udpDatagram("10.244.2.5", POD_B.ip), address: ip(ADDR[1]), port: TUNNEL_PORT });
+    rounds();
+    expect(drops(TUNNEL_ROW)).toEqual({});
+    expect(tap(2).written.slice(1)).toEqual([deliveredFrame("10.244.2.5", POD_B.ip, POD_B.mac)]);
+    expect(tap(1).written).toEqual([]);
+    command({ op: "fdb", id: 1 });
+    rounds();
+    expect(replies()).toEqual([{ op: "fdb", id: 1, entries: [
+      { mac: GW_MAC, port: 0, age: 0, pinned: true }, { mac: A, port: 1, age: expect.any(Number) }, { mac: POD_B.mac, port: 2, age: 0, pinned: true },
+    ] }]);
+    command({ op: "remove", port: 2, id: 2 });
+    udp.incoming.push({ bytes: udpDatagram("10.244.2.5", POD_B.ip), address: ip(ADDR[1]), port: TUNNEL_PORT });
+    command({ op: "fdb", id: 3 });
+    rounds();
+    expect(replies()).toEqual([{ op: "removed", id: 2 }, { op: "fdb", id: 3, entries: [
+      { mac: GW_MAC, port: 0, age: 0, pinned: true }, { mac: A, port: 1, age: expect.any(Number) },
+    ] }]);
+    expect(drops(TUNNEL_ROW)).toEqual({ drop_neigh_unresolved: 1 }); // B's address is no longer known
+  });
+
+  it("a port whose device goes away lets go of its identity: its MAC may be learned elsewhere", () => {
+    const { rounds, libc, command, replies, tap } = setup();
+    libc.tap(FD[0]);
+    libc.tap(FD[1]);
+    command({ op: "add", port: 0, fd: FD[0], role: "pod", identity: ID_B });
+    command({ op: "add", port: 1, fd: FD[1], role: "pod" });
+    tap(0).revents = POLLHUP;
+    rounds();
+    expect(replies()).toEqual([{ op: "down", port: 0, reason: "device gone" }]);
+    tap(1).reads.push(frame(BROADCAST, POD_B.mac));
+    rounds();
+    command({ op: "fdb", id: 4 });
+    rounds();
+    expect(replies()).toEqual([{ op: "fdb", id: 4, entries: [{ mac: POD_B.mac, port: 1, age: expect.any(Number) }] }]);
+  });
+
+  it("an identity it cannot take (a group MAC) is counted as fdb_full and the port works without one", () => {
+    const { rounds, libc, command, counters, tap } = setup();
+    libc.tap(FD[0]);
+    libc.tap(FD[1]);
+    command({ op: "add", port: 0, fd: FD[0], role: "pod", identity: { mac: BROADCAST, ip: ip(POD_B.ip) } });
+    command({ op: "add", port: 1, fd: FD[1], role: "pod" });
+    tap(0).reads.push(frame(BROADCAST, A));
+    rounds();
+    expect(counters.sw(SwitchCounter.FdbFull)).toBe(1);
+    expect(tap(1).written).toEqual([frame(BROADCAST, A)]);
+  });
+});

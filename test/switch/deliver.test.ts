@@ -85,3 +85,35 @@ describe("deliver", () => {
     expect(delivered()).toBe(1);
   });
 });
+
+describe("deliver: a node speaks only for its pod CIDR and its own address (#13, finding 3)", () => {
+  it.each([
+    ["one of its pods", "10.244.2.5"],
+    ["its pod CIDR's first address", "10.244.2.0"],
+    ["its pod CIDR's last address", "10.244.2.255"],
+    ["its own underlay address", "192.168.56.12"],
+  ])("accepts an inner source that is %s", (_what, src) => {
+    const { deliver, f, knows, tunnelDrops, fromTunnel } = make();
+    knows(POD_A, 0);
+    const i = fromTunnel(POD_A.ip, src);
+    deliver.run(f, 0);
+    expect([f.outs[i], tunnelDrops()]).toEqual([0, []]);
+  });
+
+  it.each([
+    ["an address beyond the cluster", "8.8.8.8"],
+    ["the outside namespace's address", "203.0.113.2"],
+    ["this node's own underlay address", "192.168.56.11"],
+    ["a third node's underlay address", "192.168.56.13"],
+    ["a pod of this node", "10.244.1.9"],
+    ["a pod of a third node", "10.244.3.5"],
+    ["the cluster CIDR's first address", "10.244.0.0"],
+    ["an address just past the cluster CIDR", "10.245.0.0"],
+  ])("drops, counted as tunnel_spoofed, an inner source that is %s", (_what, src) => {
+    const { deliver, f, knows, tunnelDrops, fromTunnel, delivered } = make();
+    knows(POD_A, 0);
+    const i = fromTunnel(POD_A.ip, src);
+    deliver.run(f, 0);
+    expect([f.outs[i], tunnelDrops(), delivered()]).toEqual([DONE, ["drop_tunnel_spoofed"], 0]);
+  });
+});

@@ -157,3 +157,39 @@ describe("neighbour learning", () => {
     }
   });
 });
+
+describe("pinned neighbours (a pod's own address, #13)", () => {
+  const OTHER_HI = 0x0a58;
+  const OTHER_LO = 0x0af40109;
+
+  it("learning, forgetting and seeding leave a pinned entry as it was; learn says it did nothing", () => {
+    const n = new Neighbors(NET, 24);
+    expect(n.pin(NET + 5, HI, LO)).toBe(true);
+    expect(n.learn(NET + 5, OTHER_HI, OTHER_LO)).toBe(false);
+    n.forget(NET + 5);
+    expect([n.known(NET + 5), n.isPinned(NET + 5), n.hi(NET + 5), n.lo(NET + 5)]).toEqual([true, true, HI, LO]);
+    expect(n.learn(NET + 6, OTHER_HI, OTHER_LO)).toBe(true);
+    expect(n.entries()).toEqual([{ ip: "10.244.1.5", mac: "0a:58:0a:f4:01:05", pinned: true }, { ip: "10.244.1.6", mac: "0a:58:0a:f4:01:09" }]);
+  });
+
+  it("a pin replaces what was learned; outside the CIDR it is refused", () => {
+    const n = new Neighbors(NET, 24);
+    n.learn(NET + 5, OTHER_HI, OTHER_LO);
+    n.pin(NET + 5, HI, LO);
+    expect([n.hi(NET + 5), n.lo(NET + 5)]).toEqual([HI, LO]);
+    expect(n.pin(NET + 256, HI, LO)).toBe(false);
+    expect(n.isPinned(NET + 256)).toBe(false);
+  });
+
+  it("unpin takes the entry out only if it is pinned to that MAC; then the address is learnable again", () => {
+    const n = new Neighbors(NET, 24);
+    n.pin(NET + 5, HI, LO);
+    n.unpin(NET + 5, OTHER_HI, OTHER_LO); // another pod's MAC: not its pin
+    expect(n.isPinned(NET + 5)).toBe(true);
+    n.unpin(NET + 5, HI, LO);
+    expect([n.known(NET + 5), n.isPinned(NET + 5)]).toEqual([false, false]);
+    expect(n.learn(NET + 5, OTHER_HI, OTHER_LO)).toBe(true);
+    n.unpin(NET + 5, OTHER_HI, OTHER_LO); // learned, not pinned: stays
+    expect(n.known(NET + 5)).toBe(true);
+  });
+});

@@ -62,7 +62,7 @@ describe("Pipeline", () => {
     for (const p of [0, 1, 2]) state.ports.add(p);
     const writer = new RecordingWriter();
     const { ports } = buildStages(state, writer);
-    expect(ports.names()).toEqual(["validate", "bridge", "port-out"]);
+    expect(ports.names()).toEqual(["validate", "port-security", "bridge", "port-out"]);
     let dropped = 0;
     ports.insertBefore("bridge", {
       name: "drop-odd-tags",

@@ -7,7 +7,7 @@ import { DONE, Frames, PENDING, TO_NODE, TUNNEL } from "../../src/switch/frames.
 import { Route } from "../../src/switch/stages/route.ts";
 import { SwitchState } from "../../src/switch/state.ts";
 import { ETH_OFF, GSO_TCPV6, GSO_UDP } from "../../src/wire/virtio.ts";
-import { config, GATEWAY_PORT, ipFrame, POD_A } from "./router-support.ts";
+import { ADDR, config, GATEWAY_PORT, GW, GW_MAC, ipFrame, POD_A, VTEP } from "./router-support.ts";
 
 const REMOTE_POD = "10.244.2.5";
 const TTL_AT = ETH_OFF + 14 + 8;
@@ -77,4 +77,35 @@ describe("route", () => {
       expect(drops(1)).toEqual([]);
     });
   }
+});
+
+describe("route: the sender's side of the tunnel's inner-source rule (#13, finding 3)", () => {
+  /** A frame for node 2's pod from `src`: from the gateway port (tapnet0) to node 2's VTEP MAC, or from a pod's port to the gateway MAC. */
+  const from = (port: number, src: string) => {
+    const m = make();
+    const b = ipFrame({ eth: port === GATEWAY_PORT ? { dst: VTEP[1], src: GW_MAC } : {}, src, dst: REMOTE_POD });
+    const i = m.f.push(b, 0, b.length, port);
+    m.route.run(m.f, 0);
+    return { out: m.f.outs[i], drops: m.drops(port), ttl: b[TTL_AT] };
+  };
+
+  it.each([
+    ["the node's gateway address", GATEWAY_PORT, GW],
+    ["the node's own underlay address", GATEWAY_PORT, ADDR[0]],
+    ["the first address of the node's pod CIDR", GATEWAY_PORT, "10.244.1.0"],
+    ["the last address of the node's pod CIDR", GATEWAY_PORT, "10.244.1.255"],
+    ["a pod of the node", 1, POD_A.ip],
+  ])("sends from %s", (_what, port, src) => {
+    expect(from(port, src)).toEqual({ out: TO_NODE, drops: [], ttl: 63 });
+  });
+
+  it.each([
+    ["beyond the cluster (the node's kernel forwarding the outside's packet)", GATEWAY_PORT, "203.0.113.2"],
+    ["another node's underlay address", GATEWAY_PORT, ADDR[1]],
+    ["the node's pod CIDR's neighbour", GATEWAY_PORT, "10.244.0.255"],
+    ["another node's pod (from a port without an identity)", 3, "10.244.2.7"],
+    ["the destination's own node's pod", 3, "10.244.2.9"],
+  ])("drops, counted as foreign_source, what comes from %s", (_what, port, src) => {
+    expect(from(port, src)).toEqual({ out: DONE, drops: ["drop_foreign_source"], ttl: 64 });
+  });
 });

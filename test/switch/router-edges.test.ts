@@ -357,8 +357,8 @@ const run = (n: number, seg: Partial<Seg> = {}): Seg[] => Array.from({ length: n
 
 describe("receive coalescing refuses what the single-datagram way would refuse or treat apart", () => {
   for (const type of ["udp", "vxlan"] as const) {
-    it(`${type}: a run whose inner source is another node's pod, or the cluster CIDR's first or last address, is dropped as tunnel_spoofed, every segment counted`, () => {
-      for (const src of ["10.244.3.5", "10.244.0.0", "10.244.255.255"]) {
+    it(`${type}: a run whose inner source is not the sending node's (another node's pod, the cluster CIDR's first or last address, beyond the cluster, this node's address or another's) is dropped as tunnel_spoofed, every segment counted`, () => {
+      for (const src of ["10.244.3.5", "10.244.0.0", "10.244.255.255", "8.8.8.8", "10.243.255.255", "10.245.0.0", ADDR[0], ADDR[2], "10.244.1.5"]) {
         const r = groRun(type, run(3, { src }));
         expect(r.io.toMacs, src).toEqual([]);
         expect(r.drops(r.tunnel), src).toEqual({ drop_tunnel_spoofed: 3 });
@@ -367,8 +367,8 @@ describe("receive coalescing refuses what the single-datagram way would refuse o
       }
     });
 
-    it(`${type}: a run from a source outside the cluster, or the sending node's own pod, is merged`, () => {
-      for (const src of ["8.8.8.8", "10.244.2.200", "10.243.255.255", "10.245.0.0"]) {
+    it(`${type}: a run from the sending node's own pod, its pod CIDR's first and last address, or its own address, is merged`, () => {
+      for (const src of ["10.244.2.200", "10.244.2.0", "10.244.2.255", ADDR[1]]) {
         const r = groRun(type, run(3, { src }));
         expect(r.drops(r.tunnel), src).toEqual({});
         expect(r.io.toMacs, src).toHaveLength(1);
@@ -481,8 +481,6 @@ describe("receive coalescing refuses what the single-datagram way would refuse o
 
 // ---- Every datagram from the tunnel, against a classifier written from the documented rules ----
 
-const CLUSTER_FIRST = ip("10.244.0.0");
-const CLUSTER_LAST = ip("10.244.255.255");
 const LOCAL_FIRST = ip("10.244.1.0");
 const LOCAL_LAST = ip("10.244.1.255");
 const NODE_NETS = [1, 2, 3].map((i) => ip(`10.244.${i}.0`));
@@ -535,7 +533,8 @@ function classify(type: PacketBackend, d: Uint8Array, from: string, gatewayPort:
   const src = u32(p, 12);
   const dst = u32(p, 16);
   const peerNet = NODE_NETS[peer];
-  if (src >= CLUSTER_FIRST && src <= CLUSTER_LAST && !(src >= peerNet && src <= peerNet + 255)) return { drop: "tunnel_spoofed" };
+  // A node speaks for its pod CIDR and its own address, nothing else.
+  if (!(src >= peerNet && src <= peerNet + 255) && src !== ip(ADDR[peer])) return { drop: "tunnel_spoofed" };
   const pkt = p.slice(0, total);
   let valid = false;
   let completed = false;
@@ -576,8 +575,11 @@ function classify(type: PacketBackend, d: Uint8Array, from: string, gatewayPort:
   return { to: "pod", frame: hex(Uint8Array.from(frame)), completed };
 }
 
-/** A datagram from the tunnel: mostly well formed, with a random choice of what is wrong with it. */
-function randomDatagram(type: PacketBackend, rnd: () => number): Uint8Array {
+/**
+ * A datagram from the tunnel: mostly well formed, with a random choice of what is wrong with it;
+ * its inner source mostly one the sender `from` speaks for (an address in its pod CIDR, or its own).
+ */
+function randomDatagram(type: PacketBackend, rnd: () => number, from: string): Uint8Array {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
   if (rnd() < 0.05) return Uint8Array.from({ length: Math.floor(rnd() * 80) }, () => Math.floor(rnd() * 256));
   const proto = pick([6, 17, 17, 1, 47]);
@@ -588,7 +590,10 @@ function randomDatagram(type: PacketBackend, rnd: () => number): Uint8Array {
   const pad = rnd() < 0.2 ? Math.floor(rnd() * 10) : 0;
   const p = new Uint8Array(total + pad);
   for (let i = 0; i < p.length; i++) p[i] = Math.floor(rnd() * 256);
-  const src = pick(["10.244.2.5", "10.244.2.255", "10.244.3.5", "10.244.1.5", "10.244.0.0", "10.244.255.255", "10.243.255.255", "10.245.0.0", ADDR[1], "8.8.8.8"]);
+  const peer = ADDR.indexOf(from);
+  const own = peer > 0 ? [`10.244.${peer + 1}.5`, `10.244.${peer + 1}.0`, `10.244.${peer + 1}.255`, from] : [];
+  const src = own.length && rnd() < 0.6 ? pick(own)
+    : pick(["10.244.2.5", "10.244.2.255", "10.244.3.5", "10.244.1.5", "10.244.0.0", "10.244.255.255", "10.243.255.255", "10.245.0.0", ADDR[1], ADDR[0], ADDR[2], "8.8.8.8"]);
   const dst = pick([POD_B.ip, POD_B.ip, POD_B.ip, GW, "10.244.1.77", "10.244.1.0", "10.244.1.255", "10.244.2.5", "10.244.0.255", "10.244.2.0", "1.1.1.1"]);
   p[0] = 0x40 | (hl / 4);
   p[1] = 0;
@@ -649,8 +654,8 @@ describe("from the tunnel, every datagram classified", () => {
       let rxBytes = 0;
       const n = trials(3000, 300);
       for (let i = 0; i < n; i++) {
-        const d = randomDatagram(type, rnd);
         const from = rnd() < 0.9 ? ADDR[1 + Math.floor(rnd() * 2)] : rnd() < 0.5 ? ADDR[0] : "192.168.56.99";
+        const d = randomDatagram(type, rnd, from);
         router.gatewayPort = rnd() < 0.05 ? -1 : GATEWAY_PORT;
         const want = classify(type, d, from, router.gatewayPort);
         const before = { drops: drops(tunnel), ports: io.toPorts.length, macs: io.toMacs.length, completed: counters.sw(SwitchCounter.InnerCsumCompleted), arp: counters.sw(SwitchCounter.ArpRequests) };

@@ -6,6 +6,7 @@ import { FLOOD, Frames, PENDING, TUNNEL } from "../../src/switch/frames.ts";
 import type { Neighbors } from "../../src/switch/neighbors.ts";
 import type { Stage } from "../../src/switch/pipeline.ts";
 import type { PortWriter } from "../../src/switch/stages/port-out.ts";
+import { PortIdentities } from "../../src/switch/stages/port-security.ts";
 import { Cluster, SwitchState, type RouterConfig } from "../../src/switch/state.ts";
 import type { GatherSink, TunnelBackend } from "../../src/tunnel/contract.ts";
 import { ETH_OFF } from "../../src/wire/virtio.ts";
@@ -121,6 +122,8 @@ class Probe implements Stage {
 export class TestRouter {
   readonly state: SwitchState;
   readonly stages: Stages;
+  /** The ports' identities (none unless a test binds one: `identities.bind(port, mac, ip, state, now)`). */
+  readonly identities = new PortIdentities(8);
   private readonly batch = new Frames(64);
   private readonly probe = new Probe();
 
@@ -128,7 +131,7 @@ export class TestRouter {
     this.state = SwitchState.make(8, FDB_DEFAULTS, cfg);
     if (opts.conntrack) this.state.tracker = new Tracker(this.state, opts.conntrack);
     for (let p = 0; p < 7; p++) this.state.ports.add(p);
-    this.stages = buildStages(this.state, io, { out: io.gather, segmenting: opts.segmenting ?? false, merge: opts.merge ?? false });
+    this.stages = buildStages(this.state, io, { out: io.gather, segmenting: opts.segmenting ?? false, merge: opts.merge ?? false }, this.identities);
     this.stages.ports.insertBefore("bridge", this.probe);
     this.stages.ports.insertBefore("port-out", new Recorder(io));
     this.stages.receive!.insertBefore("port-out", new Recorder(io));

@@ -52,6 +52,19 @@ describe("the subnet map", () => {
     expect(map.owns(2, ip("10.244.4.128"))).toBe(false); // the address after node 2's /25
   });
 
+  it("says whether a node speaks for an address: its CIDR and its own underlay address, nothing else", () => {
+    const map = new SubnetMap(nodes);
+    const addrs = ["10.243.255.255", "10.244.0.0", "10.244.1.255", "10.244.2.0", "10.244.3.7", "10.244.4.127", "10.244.4.128",
+      "192.168.56.11", "192.168.56.12", "192.168.56.13", "192.168.56.14", "8.8.8.8", "0.0.0.0"];
+    for (const a of addrs) {
+      for (let n = 0; n < nodes.length; n++) {
+        expect(map.speaksFor(n, ip(a)), `${a} node ${n}`).toBe(map.owns(n, ip(a)) || nodes[n].address === ip(a));
+      }
+    }
+    expect(map.speaksFor(1, ip("192.168.56.11"))).toBe(true);
+    expect(map.speaksFor(1, ip("192.168.56.12"))).toBe(false);
+  });
+
   it("an empty map has no node for any address", () => {
     const map = new SubnetMap([]);
     expect(map.nodeForIp(ip("10.244.0.1"))).toBe(-1);

@@ -72,11 +72,11 @@ describe("a stage added to a switch's pipelines, the others unchanged", () => {
     const ports = new Ports();
     const stages = buildStages(state, ports);
     expect(stages.receive).toBeUndefined();
-    expect(stages.ports.names()).toEqual(["validate", "bridge", "port-out"]);
+    expect(stages.ports.names()).toEqual(["validate", "port-security", "bridge", "port-out"]);
     const filter = dnsFilter("dns-filter");
     stages.ports.insertBefore("bridge", filter);
-    expect(stages.ports.names()).toEqual(["validate", "dns-filter", "bridge", "port-out"]);
-    expect(() => stages.ports.insertBefore("policy", filter)).toThrow('the ports pipeline has no stage "policy" (it has: validate, dns-filter, bridge, port-out)');
+    expect(stages.ports.names()).toEqual(["validate", "port-security", "dns-filter", "bridge", "port-out"]);
+    expect(() => stages.ports.insertBefore("policy", filter)).toThrow('the ports pipeline has no stage "policy" (it has: validate, port-security, dns-filter, bridge, port-out)');
 
     const C = "0a:58:0a:f4:01:09"; // a third pod's MAC, only ever in a frame that is dropped
     const D = "0a:58:0a:f4:01:0a"; // a fourth's, on the same port
@@ -116,7 +116,7 @@ describe("a stage added to a switch's pipelines, the others unchanged", () => {
     const rx = dnsFilter("ingress");
     stages.ports.insertBefore("bridge", out);
     stages.receive!.insertBefore("deliver", rx);
-    expect(stages.ports.names()).toEqual(["tunnel-in", "validate", "route", "gateway", "egress", "bridge", "tunnel-out", "port-out"]);
+    expect(stages.ports.names()).toEqual(["tunnel-in", "validate", "port-security", "route", "gateway", "egress", "bridge", "tunnel-out", "port-out"]);
     expect(stages.receive!.names()).toEqual(["ingress", "deliver", "gateway", "port-out"]);
 
     // From pod A: two to node 2 (routed), two to pod B on this node (bridged); one of each to port 53.

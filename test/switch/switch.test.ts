@@ -212,6 +212,57 @@ describe("Switch", { timeout: 60_000 }, () => {
     }
   });
 
+  it("addTap with a pod's identity tells the datapath its MAC and address, and lists them with the port", () => {
+    const fd = nextFd;
+    const pod = sw.addTap("tn-abc", "pod", "default/web", { mac: "0A:58:0A:F4:01:02", ip: "10.244.1.2" });
+    expect(pod).toEqual({ port: 0, ifname: "tn-abc", role: "pod", pod: "default/web", mac: "0a:58:0a:f4:01:02", ip: "10.244.1.2" });
+    expect(posted).toEqual([{ op: "add", port: 0, fd, role: "pod", identity: { mac: "0a:58:0a:f4:01:02", ip: ip("10.244.1.2") } }]);
+  });
+
+  it.each([
+    [{ mac: "0a:58:0a:f4:01", ip: "10.244.1.2" }, 'port identity: mac "0a:58:0a:f4:01" is not a unicast MAC address'],
+    [{ mac: "01:00:5e:00:00:01", ip: "10.244.1.2" }, 'port identity: mac "01:00:5e:00:00:01" is not a unicast MAC address'],
+    [{ mac: "00:00:00:00:00:00", ip: "10.244.1.2" }, 'port identity: mac "00:00:00:00:00:00" is not a unicast MAC address'],
+    [{ mac: 7, ip: "10.244.1.2" }, "port identity: mac 7 is not a unicast MAC address"],
+    [{ mac: "0a:58:0a:f4:01:02", ip: "10.244.1.256" }, 'port identity: ip "10.244.1.256" is not a host\'s IPv4 address'],
+    [{ mac: "0a:58:0a:f4:01:02", ip: "0.0.0.0" }, 'port identity: ip "0.0.0.0" is not a host\'s IPv4 address'],
+    [{ mac: "0a:58:0a:f4:01:02", ip: "255.255.255.255" }, 'port identity: ip "255.255.255.255" is not a host\'s IPv4 address'],
+    [{ mac: "0a:58:0a:f4:01:02" }, "port identity: ip undefined is not a host's IPv4 address"],
+  ])("addTap refuses the identity %j, naming the field, and opens nothing", (identity, message) => {
+    expect(() => sw.addTap("tn-a", "pod", "default/a", identity as never)).toThrow(new SwitchError(message));
+    expect(calls).toEqual([]);
+    expect(posted).toEqual([]);
+  });
+
+  it("addTap refuses a MAC or an address another port already has, naming that port and its pod", () => {
+    sw.addTap("tn-a", "pod", "default/a", { mac: "0a:58:0a:f4:01:02", ip: "10.244.1.2" });
+    calls.length = 0;
+    expect(() => sw.addTap("tn-b", "pod", "default/b", { mac: "0a:58:0a:f4:01:02", ip: "10.244.1.3" }))
+      .toThrow(new SwitchError("port identity: mac 0a:58:0a:f4:01:02 is already port 0's (pod default/a)"));
+    expect(() => sw.addTap("tn-b", "pod", undefined, { mac: "0a:58:0a:f4:01:03", ip: "10.244.1.2" }))
+      .toThrow(new SwitchError("port identity: ip 10.244.1.2 is already port 0's (pod default/a)"));
+    expect(calls).toEqual([]);
+    expect(sw.addTap("tn-b", "pod", "default/b", { mac: "0a:58:0a:f4:01:03", ip: "10.244.1.3" }).port).toBe(1);
+  });
+
+  it("a port with an identity: its MAC is pinned, and a frame from another MAC is a counted drop", async () => {
+    const tap = await fakeTap();
+    try {
+      nextTapFd = tap.datapathEnd;
+      sw.addTap("tn-a", "pod", "default/a", { mac: "02:00:00:00:00:0b", ip: "10.244.1.2" });
+      const f = new Uint8Array(10 + 60);
+      f.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x0a, 0x88, 0xb5], 10);
+      tap.send(f);
+      await until(() => sw.ports()[0].counters.rx_frames === 1);
+      expect(sw.ports()[0].counters).toEqual({ ...ZERO, rx_frames: 1, rx_bytes: 60, drop_spoofed_source_mac: 1 });
+      expect(await sw.fdb()).toEqual([{ mac: "02:00:00:00:00:0b", port: 0, age: 0, pinned: true }]);
+      await sw.removePort(0);
+      expect(await sw.fdb()).toEqual([]);
+    } finally {
+      tap.close();
+    }
+  });
+
   it("neighbor() tells the datapath a pod's MAC", async () => {
     sw.neighbor(ip("10.244.1.2"), "0a:58:0a:f4:01:02");
     expect(posted).toEqual([{ op: "neigh", ip: ip("10.244.1.2"), mac: "0a:58:0a:f4:01:02" }]);

@@ -1,10 +1,12 @@
 /**
  * deliver: a frame from the tunnel goes to the pod that owns its destination, or to tapnet0 when
- * it is for the gateway address. A node may speak for its own pods and for itself (its host
- * addresses answer pods too), never for another node's pods: an inner source among another
- * node's pods is dropped as spoofed. The destination's MAC comes from the neighbour table (an
- * unknown one is asked for by the gateway stage, and the frame dropped), its port from the FDB
- * (flooded to the pods if not known), and the TTL is decremented on the way.
+ * it is for the gateway address. A node speaks only for its own pod CIDR (its pods, its gateway
+ * address, what it translated to that address) and for its own underlay address: any other
+ * inner source (another node's pod, an address beyond the cluster, this node's own) is dropped
+ * as spoofed (tunnel_spoofed); senders check the same (route.ts). The destination's MAC comes
+ * from the neighbour table (an unknown one is asked for by the gateway stage, and the frame
+ * dropped), its port from the FDB (flooded to the pods if not known), and the TTL is
+ * decremented on the way.
  *
  * A frame that asks nothing of the pod's kernel (no offloads in its virtio_net_hdr) has its
  * TCP/UDP checksum verified here and is marked DATA_VALID, so the pod's kernel need not. A
@@ -58,8 +60,7 @@ export class Deliver implements Stage {
     if (r !== Drop.None) return r;
     if (!ip.checksumValid()) return Drop.Ipv4BadChecksum;
     const cl = this.cluster;
-    const src = ip.src;
-    if (cl.inCluster(src) && !cl.map.owns(f.nodes[i], src)) return SwitchDrop.TunnelSpoofed;
+    if (!cl.map.speaksFor(f.nodes[i], ip.src)) return SwitchDrop.TunnelSpoofed;
     f.lens[i] = ETH_OFF + ETH_HEADER_LEN + ip.totalLen; // whatever padding came after the packet stays behind
     if (buf[o] === 0 && vnetGsoType(buf, o) === GSO_NONE) {
       buf.fill(0, o, o + ETH_OFF);

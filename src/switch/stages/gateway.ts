@@ -3,7 +3,8 @@
  * makes frames of its own, each written by wire/'s allocation-free writers:
  *   - an ARP request for the gateway address, from a pod, is answered with the gateway MAC, in
  *     place, back out of the port it came in on; every ARP from a pod also teaches the
- *     neighbour table the sender's MAC (the frame then goes on to the bridge);
+ *     neighbour table the sender's MAC, unless the address is pinned to a pod's (port
+ *     security checked the sender before: port-security.ts); the frame then goes on to the bridge;
  *   - a frame another stage refused with an ICMP error (REPLY: route's TTL exceeded,
  *     fragmentation needed, destination unreachable; conntrack's port unreachable for a Service
  *     without endpoints) is turned, in place, into that error from the gateway address (port

@@ -97,7 +97,7 @@ export class Merge implements Stage {
     if (fold(sumWords(h, ip, IPV4_MIN_HEADER_LEN)) !== 0xffff) return false;
     const src = get32(h, ip + IPV4_SRC);
     const dst = get32(h, ip + IPV4_DST);
-    if (cl.inCluster(src) && !cl.map.owns(peer, src)) return false;
+    if (!cl.map.speaksFor(peer, src)) return false;
     if (dst === cl.cfg.gatewayIp || !cl.neighbors.contains(dst) || !cl.neighbors.known(dst)) return false;
     const tcp = ip + IPV4_MIN_HEADER_LEN;
     const tcpLen = ipLen - IPV4_MIN_HEADER_LEN;

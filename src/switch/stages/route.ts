@@ -9,13 +9,17 @@
  *     MTU; without DF: dropped (tapnet does not fragment). A backend that carries super-frames
  *     whole only has single packets checked; one that does not has its super-frames cut later;
  *   - a cluster address no node owns: ICMP destination unreachable;
- *   - sent to a VTEP MAC for no remote pod CIDR: dropped.
+ *   - sent to a VTEP MAC for no remote pod CIDR: dropped;
+ *   - from a source neither in this node's pod CIDR nor its own address (the node's kernel
+ *     forwarding a packet from beyond the cluster, say): dropped (foreign_source), as the
+ *     other node would drop it (deliver.ts). What conntrack translated is checked as translated.
  * A packet sent to the gateway MAC for a pod of this node (one conntrack translated to a local
  * Service endpoint, or a hairpin's way back) is routed here too: TTL decremented, addressed to
  * the pod's MAC from the neighbour table (asked for by ARP if unknown, ASK) and sent to its
  * port, even the one it came in on. Anything else sent to the gateway MAC (the node itself,
  * the world beyond it) is left to the bridge, which hands it to tapnet0, and the node's kernel
- * takes it from there. Every IPv4 source from a pod teaches the neighbour table its MAC.
+ * takes it from there. An IPv4 source from a pod port teaches the neighbour table its MAC,
+ * unless that address is pinned (a pod attached with its identity: port-security.ts).
  */
 import { Drop } from "../../wire/drop.ts";
 import { ETH_DST, ETH_HEADER_LEN, ETH_SRC, ETH_TYPE, ETHERTYPE_IPV4 } from "../../wire/ethernet.ts";
@@ -76,7 +80,11 @@ export class Route implements Stage {
     const dst = ip.dst;
     const node = cl.map.nodeForIp(dst);
     if (node >= 0 && node !== cl.cfg.self) {
-      this.toNode(f, i, node);
+      if (cl.map.speaksFor(cl.cfg.self, src)) this.toNode(f, i, node);
+      else {
+        c.drop(inPort, SwitchDrop.ForeignSource);
+        f.outs[i] = DONE;
+      }
       return;
     }
     if (toGateway && node === cl.cfg.self && dst !== cl.cfg.gatewayIp && cl.neighbors.contains(dst)) {
