@@ -13,6 +13,8 @@ import { applyCommand, deleteCommand, getCommand } from "./commands/objects.ts";
 import { conntrackListCommand } from "./commands/conntrack.ts";
 import { policyExplainCommand, policyLogCommand } from "./commands/policy.ts";
 import { switchCommand } from "./commands/switch.ts";
+import { hostileCommand } from "./commands/hostile.ts";
+import { soakCommand } from "./commands/soak.ts";
 import { runtimeName } from "../io/runtime.ts";
 
 export const COMMANDS: Command[] = [
@@ -22,6 +24,7 @@ export const COMMANDS: Command[] = [
   applyCommand, deleteCommand, getCommand,
   conntrackListCommand, policyLogCommand, policyExplainCommand,
   cniInstallCommand, cniUninstallCommand,
+  hostileCommand, soakCommand,
 ];
 
 /** Errors whose message is the whole story; anything else is a bug and shows its stack. */
