@@ -244,8 +244,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         await labDown(prefix);
       }
       say(`${setup}: building lab ${prefix}`);
-      const { mode, backend, policyLoad } = setupLab(setup);
-      const state = await labUp({ mode, backend, nodes: 2, pods: 2, prefix, runtime: opts.runtime, pin: opts.pin, signal: opts.signal });
+      const { mode, backend, policyLoad, insecure } = setupLab(setup);
+      const state = await labUp({ mode, backend, insecure, nodes: 2, pods: 2, prefix, runtime: opts.runtime, pin: opts.pin, signal: opts.signal });
       const lab = labPods(setup, state);
       if (policyLoad) {
         const { enforcedAfter } = await applyPolicyLoad(setup, state, { client: lab.client, servers: [lab.cross, lab.same] }, say, opts.signal);

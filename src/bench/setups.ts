@@ -7,19 +7,36 @@
  *   tapnet-<backend>+policy  the same lab with the policy load applied (policy-load.ts: 100
  *                    Services, 100 NetworkPolicies, every measured flow allowed by them),
  *                    compared with its twin tapnet-<backend>, which is always measured with it
+ *   tapnet-<backend>+insecure  for a backend that seals its datagrams (tapnet), the same lab in
+ *                    the clear (backend.insecure): what sealing costs, beside its twin
  * and how a --setups list and a setup's lab prefix are read and made. By default every setup is
- * measured, with the policy twin of the first backend (the default one) right after it.
+ * measured, with the insecure twin of each backend that seals and the policy twin of the first
+ * backend (the default one) right after it.
  */
 import type { BackendType } from "../node/config.ts";
-import { backendNames } from "../tunnel/index.ts";
+import { backendNames, findBackend } from "../tunnel/index.ts";
 import type { LabMode } from "../lab/plan.ts";
 import { BenchError, REFERENCE } from "./figures.ts";
 
 export const POLICY_SUFFIX = "+policy";
+export const INSECURE_SUFFIX = "+insecure";
 
-/** Every setup, in order: the reference, the ceiling, then tapnet with each backend (the first with its policy twin). */
-export function allSetups(backends: readonly string[] = backendNames()): string[] {
-  return [REFERENCE, "host-gw", ...backends.flatMap((b, i) => (i === 0 ? [`tapnet-${b}`, `tapnet-${b}${POLICY_SUFFIX}`] : [`tapnet-${b}`]))];
+/** Whether backend `b` seals its datagrams when its cluster has a secret (the registry says). */
+const sealsByRegistry = (b: string): boolean => findBackend(b)?.seals === true;
+
+/**
+ * Every setup, in order: the reference, the ceiling, then tapnet with each backend (one that
+ * seals with its insecure twin, the first with its policy twin).
+ */
+export function allSetups(backends: readonly string[] = backendNames(), seals: (b: string) => boolean = sealsByRegistry): string[] {
+  return [REFERENCE, "host-gw", ...backends.flatMap((b, i) => [
+    `tapnet-${b}`, ...(seals(b) ? [`tapnet-${b}${INSECURE_SUFFIX}`] : []), ...(i === 0 ? [`tapnet-${b}${POLICY_SUFFIX}`] : []),
+  ])];
+}
+
+/** The setup a +insecure setup is the clear twin of; undefined for the others. */
+export function insecureTwin(setup: string): string | undefined {
+  return setup.endsWith(INSECURE_SUFFIX) ? setup.slice(0, -INSECURE_SUFFIX.length) : undefined;
 }
 
 /** The setup a +policy setup is compared with (the same without the load); undefined for the others. */
@@ -27,8 +44,15 @@ export function policyTwin(setup: string): string | undefined {
   return setup.endsWith(POLICY_SUFFIX) ? setup.slice(0, -POLICY_SUFFIX.length) : undefined;
 }
 
-/** How a setup's lab is built, and whether the policy load is applied to it. */
-export function setupLab(setup: string, backends: readonly string[] = backendNames()): { mode: LabMode; backend: BackendType; policyLoad: boolean } {
+/** How a setup's lab is built, whether the policy load is applied to it, and whether it is in the clear on purpose. */
+export function setupLab(setup: string, backends: readonly string[] = backendNames(), seals: (b: string) => boolean = sealsByRegistry): { mode: LabMode; backend: BackendType; policyLoad: boolean; insecure?: true } {
+  const clear = insecureTwin(setup);
+  if (clear !== undefined) {
+    const plain = clear.startsWith("tapnet-") && policyTwin(clear) === undefined && insecureTwin(clear) === undefined;
+    const lab = plain && backends.includes(clear.slice("tapnet-".length)) ? setupLab(clear, backends, seals) : undefined;
+    if (!lab || !seals(lab.backend)) throw new BenchError(`unknown setup "${setup}" (${INSECURE_SUFFIX} is for tapnet-<backend> of a backend that seals: ${backends.filter(seals).map((b) => `tapnet-${b}`).join(", ") || "none"})`);
+    return { ...lab, insecure: true };
+  }
   if (setup === REFERENCE) return { mode: "kernel-vxlan", backend: "vxlan", policyLoad: false };
   if (setup === "host-gw") return { mode: "host-gw", backend: "vxlan", policyLoad: false }; // unused: nothing is encapsulated
   const twin = policyTwin(setup);
@@ -43,6 +67,8 @@ export function setupLab(setup: string, backends: readonly string[] = backendNam
 
 /** The lab prefix of a setup: short, as namespace names grow from it ("-node1-pod1"). */
 export function setupPrefix(prefix: string, setup: string): string {
+  const clear = insecureTwin(setup);
+  if (clear !== undefined) return `${setupPrefix(prefix, clear)}-ins`;
   const twin = policyTwin(setup);
   if (twin !== undefined) return `${setupPrefix(prefix, twin)}-pol`;
   const tag = setup === REFERENCE ? "kvxlan" : setup === "host-gw" ? "hostgw" : setup.slice("tapnet-".length);

@@ -34,6 +34,7 @@ import { EAGAIN, EINTR, type Libc } from "../io/libc.ts";
 import { parseMac, macHi, macLo } from "../wire/mac.ts";
 import type { GatherSink, TunnelBackend } from "../tunnel/contract.ts";
 import { backend as findBackend } from "../tunnel/index.ts";
+import { openSslAead } from "../io/aead.ts";
 import { Counters, DROP_BASE, PORT_COUNTERS, PortCounter, SwitchCounter } from "./counters.ts";
 import { SwitchDrop } from "./drops.ts";
 import { Fdb, type FdbEntry, type FdbOptions } from "./fdb.ts";
@@ -95,9 +96,12 @@ function makeBackend(state: SwitchState, out: GatherSink, segmenting: boolean): 
   const cl = state.cluster!;
   const v = state.counters.v;
   const t = state.tunnelRow * PORT_COUNTERS;
-  return findBackend(cl.cfg.backend.type).create({
+  const info = findBackend(cl.cfg.backend.type);
+  const secret = info.seals ? cl.cfg.backend.secret : undefined;
+  return info.create({
     datagramSize: cl.cfg.datagramSize, self: cl.cfg.self, nodes: cl.cfg.nodes.length,
     vtepHi: cl.vtepHi, vtepLo: cl.vtepLo, vni: cl.cfg.backend.vni, out, segmenting,
+    ...(secret !== undefined ? { seal: { secret, addresses: cl.cfg.nodes.map((n) => n.address), aead: openSslAead() } } : {}),
     events: {
       sent: (datagrams, bytes) => { v[t + PortCounter.TxFrames] += datagrams; v[t + PortCounter.TxBytes] += bytes; },
       failed: (frames) => { v[t + DROP_BASE + SwitchDrop.TxError] += frames; },

@@ -26,7 +26,8 @@ export interface RouterConfig {
   self: number;
   nodes: { name: string; address: number; network: number; prefix: number; vtepMac: string }[];
   /** The backend, by its name in tunnel/index.ts's registry. */
-  backend: { type: string; vni: number };
+  /** `secret`: the cluster's, for a backend that seals its datagrams (tunnel/seal.ts). */
+  backend: { type: string; vni: number; secret?: string };
 }
 
 /** The ports frames may be written to: attached and not gone. */

@@ -18,6 +18,7 @@
  * TunnelEvents and refusals through the sink, with its own drop reasons.
  */
 import type { DropReason } from "../wire/drop.ts";
+import type { SealContext } from "./seal.ts";
 
 
 /** The most UDP payload one send may carry, segmented or not. */
@@ -95,6 +96,11 @@ export interface BackendContext {
   out: GatherSink;
   segmenting: boolean;
   events: TunnelEvents;
+  /**
+   * Present when the cluster has a secret (backend.secret) and the backend seals its datagrams
+   * (the registry's `seals`): the secret, the nodes' addresses by index, the cipher (seal.ts).
+   */
+  seal?: SealContext;
 }
 
 export type BackendFactory = (ctx: BackendContext) => TunnelBackend;

@@ -13,4 +13,12 @@ export const TunnelDrop = numbered(numberAfter(Drop), [
   "VxlanNotForUs",
   /** tapnet: a frame whose chunks did not all arrive, in order, before the next frame began. */
   "TapnetIncomplete",
+  /** tapnet, sealing (backend.secret): a datagram in the clear (version 1), from a node without the secret. */
+  "TapnetUnsealed",
+  /** tapnet, sealing: a sealed datagram whose tag fails: another key (secret, sender, receiver), altered, or forged. */
+  "SealAuthFailed",
+  /** tapnet, sealing: a counter already seen, or too far below the highest seen (the replay window). */
+  "SealReplayed",
+  /** tapnet, sealing: a key epoch older than the peer's current and previous, or stale from a peer not heard from before. */
+  "SealOldEpoch",
 ]);

@@ -26,6 +26,11 @@ export interface BackendInfo {
   /** One line for --help and error messages. */
   about: string;
   /**
+   * Whether it seals its datagrams (authenticated encryption, tunnel/seal.ts) when the cluster
+   * has a secret (backend.secret): the tapnet backend does; the wire-compatible ones never.
+   */
+  seals?: boolean;
+  /**
    * The largest TSO super-frame the pods should send (their gso_max_size), for a backend that
    * carries super-frames whole and sends them best a little under 64 KB; absent: the kernel's.
    */

@@ -11,6 +11,13 @@
  * the sender's reassembly buffer, and a frame whose chunks all came, in order, is handed on.
  * Datagrams of one sender arrive in order on one path; a gap drops the frame (counted), and TCP
  * sends it again.
+ *
+ * Sealed (the cluster has a secret: ctx.seal): each datagram is sealed as it is gathered
+ * (seal.ts, format in wire/sealed.ts), its header and chunk encrypted into the Sealer's buffer
+ * with the tag after them, and that one piece gathered instead; chunks are 32 bytes shorter. A
+ * read is opened whole, in place, before anything in it is looked at: a datagram that does not
+ * open is dropped (counted, its reason the Sealer's) and the rest is taken as above, each
+ * datagram's version-1 header SEALED_HEADER_LEN bytes in, its tag skipped.
  */
 import { Drop } from "../wire/drop.ts";
 import { TunnelDrop } from "./drops.ts";
@@ -21,6 +28,8 @@ import type { BackendInfo } from "./index.ts";
 import { HEAD_ROOM, MAX_SEGMENTS_PER_SEND, MAX_UDP_PAYLOAD, type BackendContext, type FrameSink, type TunnelBackend } from "./contract.ts";
 import { ETH_OFF } from "../wire/virtio.ts";
 import { DatagramRun } from "./run.ts";
+import { Sealer } from "./seal.ts";
+import { SEALED_HEADER_LEN, SEALED_OVERHEAD, SEALED_TAG_LEN } from "../wire/sealed.ts";
 
 const MAX_SEGMENTS = MAX_SEGMENTS_PER_SEND;
 
@@ -31,11 +40,11 @@ function datagramsPerSend(datagramSize: number): number {
 
 /**
  * The largest TSO super-frame (the gso_max_size to give a pod's interface) whose datagrams
- * fit one UDP_SEGMENT send: a 64 KB frame needs 45 datagrams of 1472 bytes, one more than a
- * send can carry, so capping the frames a little halves the sends per frame.
+ * fit one UDP_SEGMENT send, sealed or not: a 64 KB frame needs 46 sealed datagrams of 1472
+ * bytes, two more than a send can carry, so capping the frames a little halves the sends per frame.
  */
 export function tapnetGsoMaxSize(datagramSize: number): number {
-  const chunk = datagramSize - TAPNET_HEADER_LEN;
+  const chunk = datagramSize - TAPNET_HEADER_LEN - SEALED_OVERHEAD;
   const frame = datagramsPerSend(datagramSize) * chunk - ETH_OFF - ETH_HEADER_LEN;
   return Math.max(1000, Math.floor(frame / 1000) * 1000);
 }
@@ -59,12 +68,26 @@ export class TapnetBackend implements TunnelBackend {
   private readonly rxGot: Int32Array;
   /** A frame put together in rx[peer] was handed on and may not be delivered yet. */
   private readonly rxLent: Uint8Array;
+  /** Sealing, when the cluster has a secret; then each datagram's header starts `pre` bytes in and `post` bytes of tag end it. */
+  readonly sealer?: Sealer;
+  private readonly pre: number;
+  private readonly post: number;
+  /** Bytes of a datagram besides its chunk. */
+  private readonly overhead: number;
+  /** Which datagrams of the read being taken opened (sealed only); grows to the most a read has held. */
+  private opened = new Uint8Array(64);
+  private readonly events: BackendContext["events"];
 
   constructor(ctx: BackendContext) {
     const datagramSize = ctx.datagramSize;
-    if (datagramSize <= TAPNET_HEADER_LEN + 64) throw new RangeError("tunnel datagrams too small for the tapnet backend");
+    this.sealer = ctx.seal ? new Sealer(ctx.seal, ctx.self, ctx.nodes) : undefined;
+    this.pre = this.sealer ? SEALED_HEADER_LEN : 0;
+    this.post = this.sealer ? SEALED_TAG_LEN : 0;
+    this.overhead = TAPNET_HEADER_LEN + this.pre + this.post;
+    if (datagramSize <= this.overhead + 64) throw new RangeError("tunnel datagrams too small for the tapnet backend");
     this.datagramSize = datagramSize;
-    this.chunkSize = datagramSize - TAPNET_HEADER_LEN;
+    this.events = ctx.events;
+    this.chunkSize = datagramSize - this.overhead;
     this.perSend = datagramsPerSend(datagramSize);
     this.run = new DatagramRun(ctx.out, ctx.segmenting, ctx.events);
     const peers = ctx.nodes;
@@ -87,9 +110,10 @@ export class TapnetBackend implements TunnelBackend {
     const n = Math.ceil(len / C);
     const id = (this.frameId = (this.frameId + 1) & 0xffff);
     const run = this.run;
+    this.sealer?.prepare(peer, n);
     if (n === 1) {
-      run.open(peer, TAPNET_HEADER_LEN + len);
-      this.gather(id, len, 0, buf, off, len);
+      run.open(peer, this.overhead + len);
+      this.gather(peer, id, len, 0, buf, off, len);
       return 1;
     }
     run.flush();
@@ -99,10 +123,10 @@ export class TapnetBackend implements TunnelBackend {
       for (let k = i; k < last; k++) {
         const at = k * C;
         const clen = Math.min(C, len - at);
-        run.open(peer, TAPNET_HEADER_LEN + clen);
+        run.open(peer, this.overhead + clen);
         // Without UDP_SEGMENT each datagram goes now: the rest of a frame whose datagram failed
         // would only be dropped by the receiver, and the frame is lost once.
-        if (!this.gather(id, len, at, buf, off + at, clen)) return n;
+        if (!this.gather(peer, id, len, at, buf, off + at, clen)) return n;
       }
       // Later runs of a frame whose first run failed would only be dropped by the receiver.
       if (!run.flush(1)) return n;
@@ -112,14 +136,27 @@ export class TapnetBackend implements TunnelBackend {
 
   /**
    * Adds the datagram for the frame's bytes [at, at+clen), which lie at buf[from..], to the run,
-   * its header in `headers`; false if it was sent at once and that failed.
+   * its header in `headers` (sealed: the two sealed into the Sealer's buffer, one piece); false
+   * if it was sent at once and that failed, or could not be sealed.
    */
-  private gather(id: number, len: number, at: number, buf: Uint8Array, from: number, clen: number): boolean {
-    const h = this.run.count * TAPNET_HEADER_LEN;
+  private gather(peer: number, id: number, len: number, at: number, buf: Uint8Array, from: number, clen: number): boolean {
+    const run = this.run;
+    const h = run.count * TAPNET_HEADER_LEN;
     writeTapnetHeader(this.headers, h, id, len, at);
-    this.run.out.add(this.headers, h, TAPNET_HEADER_LEN);
-    this.run.out.add(buf, from, clen);
-    return this.run.close(TAPNET_HEADER_LEN + clen);
+    const s = this.sealer;
+    if (s) {
+      if (run.count === 0) s.pos = 0; // nothing gathered lies in its buffer any more
+      const o = s.seal(peer, this.headers, h, TAPNET_HEADER_LEN, buf, from, clen);
+      if (o < 0) {
+        this.events.failed(1); // the cipher failed: never seen, but not a datagram to send
+        return false;
+      }
+      run.out.add(s.out, o, this.overhead + clen);
+    } else {
+      run.out.add(this.headers, h, TAPNET_HEADER_LEN);
+      run.out.add(buf, from, clen);
+    }
+    return run.close(this.overhead + clen);
   }
 
   sendSegment(): void {
@@ -147,11 +184,15 @@ export class TapnetBackend implements TunnelBackend {
       return 1;
     }
     const D = stride > 0 ? stride : len;
-    let count = 0;
-    for (let p = 0; p < len; p += D) {
-      count++;
-      const at = off + p;
-      const dlen = Math.min(D, len - p);
+    const count = Math.ceil(len / D);
+    const sealed = this.sealer !== undefined;
+    if (sealed) this.openAll(buf, off, len, D, count, peer, sink);
+    const pre = this.pre;
+    const cut = pre + this.post;
+    for (let k = 0; k < count; k++) {
+      if (sealed && this.opened[k] === 0) continue; // dropped when it was opened
+      const at = off + k * D + pre;
+      const dlen = Math.min(D, len - k * D) - cut;
       const r = checkTapnetHeader(buf, at, dlen);
       if (r !== Drop.None) {
         sink.drop(r);
@@ -166,11 +207,10 @@ export class TapnetBackend implements TunnelBackend {
         this.rxGot[peer] = -1;
         // Whole in this read, and its first chunk holds the head's worth (a peer's tiny
         // datagrams would leave headers in later chunks): handed on where it lies.
-        const n = this.wholeFrame(buf, at, off + len, D, id, flen);
+        const n = this.wholeFrame(buf, off, len, D, count, k, id, flen);
         if (n > 0 && (n === 1 || clen >= HEAD_ROOM)) {
-          if (this.isIpv4(buf, at + TAPNET_HEADER_LEN, clen, sink)) this.frameInPlace(buf, at, off + len, D, n, flen, sink);
-          count += n - 1;
-          p += (n - 1) * D;
+          if (this.isIpv4(buf, at + TAPNET_HEADER_LEN, clen, sink)) this.frameInPlace(buf, off, len, D, k, n, flen, sink);
+          k += n - 1;
           continue;
         }
         if (this.rxLent[peer]) {
@@ -200,6 +240,17 @@ export class TapnetBackend implements TunnelBackend {
     return count;
   }
 
+  /** Opens each of the read's `count` datagrams in place; `opened[k]` says which did, the rest are dropped. */
+  private openAll(buf: Uint8Array, off: number, len: number, D: number, count: number, peer: number, sink: FrameSink): void {
+    if (this.opened.length < count) this.opened = new Uint8Array(count); // once, for the largest read
+    const s = this.sealer!;
+    for (let k = 0; k < count; k++) {
+      const r = s.open(buf, off + k * D, Math.min(D, len - k * D), peer);
+      this.opened[k] = r === Drop.None ? 1 : 0;
+      if (r !== Drop.None) sink.drop(r);
+    }
+  }
+
   /**
    * After a change of the node list: each peer that stays keeps its frame in progress (and its
    * reassembly buffer), and frame ids go on from where they were.
@@ -207,6 +258,7 @@ export class TapnetBackend implements TunnelBackend {
   adopt(previous: TunnelBackend, peerOf: Int32Array): void {
     if (!(previous instanceof TapnetBackend)) return;
     this.frameId = previous.frameId;
+    if (this.sealer && previous.sealer) this.sealer.adopt(previous.sealer, peerOf);
     for (let old = 0; old < peerOf.length && old < previous.rx.length; old++) {
       const now = peerOf[old];
       if (now < 0 || now >= this.rx.length) continue;
@@ -227,13 +279,17 @@ export class TapnetBackend implements TunnelBackend {
   }
 
   /**
-   * How many datagrams, from the one at `at` (offset 0 of frame `id`), hold the whole frame,
-   * all present before `end`, each fitting the frame where the last left off; 0 if not all do.
+   * How many datagrams, from the k-th (offset 0 of frame `id`), hold the whole frame, all in
+   * this read (opened, if sealed), each fitting the frame where the last left off; 0 if not all do.
    */
-  private wholeFrame(buf: Uint8Array, at: number, end: number, D: number, id: number, flen: number): number {
+  private wholeFrame(buf: Uint8Array, off: number, len: number, D: number, count: number, k0: number, id: number, flen: number): number {
+    const sealed = this.sealer !== undefined;
+    const cut = this.pre + this.post;
     let got = 0;
-    for (let n = 1, q = at; q < end && n <= MAX_SEGMENTS; n++, q += D) {
-      const dlen = Math.min(D, end - q);
+    for (let n = 1, k = k0; k < count && n <= MAX_SEGMENTS; n++, k++) {
+      if (sealed && this.opened[k] === 0) return 0;
+      const q = off + k * D + this.pre;
+      const dlen = Math.min(D, len - k * D) - cut;
       if (n > 1 && (checkTapnetHeader(buf, q, dlen) !== Drop.None || get16(buf, q + TAPNET_FRAME_ID) !== id ||
         get32(buf, q + TAPNET_FRAME_LEN) !== flen || get32(buf, q + TAPNET_OFFSET) !== got)) return 0;
       got += dlen - TAPNET_HEADER_LEN;
@@ -242,10 +298,12 @@ export class TapnetBackend implements TunnelBackend {
     return 0;
   }
 
-  /** Hands on the frame in `n` datagrams at `at`: its first bytes copied to a lent head, the rest where it lies. */
-  private frameInPlace(buf: Uint8Array, at: number, end: number, D: number, n: number, flen: number, sink: FrameSink): void {
-    const first = at + TAPNET_HEADER_LEN;
-    const firstLen = Math.min(D, end - at) - TAPNET_HEADER_LEN;
+  /** Hands on the frame in the `n` datagrams from the k0-th: its first bytes copied to a lent head, the rest where it lies. */
+  private frameInPlace(buf: Uint8Array, off: number, len: number, D: number, k0: number, n: number, flen: number, sink: FrameSink): void {
+    const skip = this.pre + TAPNET_HEADER_LEN;
+    const cut = this.pre + this.post + TAPNET_HEADER_LEN;
+    const first = off + k0 * D + skip;
+    const firstLen = Math.min(D, len - k0 * D) - cut;
     if (n === 1) {
       sink.frame(buf, first, flen); // one datagram: the frame is contiguous where it lies
       return;
@@ -261,9 +319,9 @@ export class TapnetBackend implements TunnelBackend {
       tail.lens[0] = firstLen - h;
       tail.count = 1;
     }
-    for (let k = 1, q = at + D; k < n; k++, q += D) {
-      tail.offs[tail.count] = q + TAPNET_HEADER_LEN;
-      tail.lens[tail.count] = Math.min(D, end - q) - TAPNET_HEADER_LEN;
+    for (let k = k0 + 1; k < k0 + n; k++) {
+      tail.offs[tail.count] = off + k * D + skip;
+      tail.lens[tail.count] = Math.min(D, len - k * D) - cut;
       tail.count++;
     }
     sink.frame(head, 0, flen, tail);
@@ -277,7 +335,8 @@ export const tapnetBackend: BackendInfo = {
   // so pods keep the underlay's MTU. Tapnet nodes only.
   overhead: 0,
   vni: false,
-  about: "whole offloaded frames between tapnet nodes (tapnet's own format, version 1)",
+  about: "whole offloaded frames between tapnet nodes (tapnet's own format, version 1; sealed, version 2, with backend.secret)",
+  seals: true,
   superFrameCap: tapnetGsoMaxSize,
   create: (ctx) => new TapnetBackend(ctx),
 };

@@ -1,7 +1,7 @@
 // tapnet bench's setups: their order, labs, prefixes, the +policy twins, and the --setups list.
 import { describe, expect, it } from "vitest";
 import { BenchError } from "../../src/bench/figures.ts";
-import { allSetups, parseSetups, policyTwin, setupLab, setupPrefix } from "../../src/bench/setups.ts";
+import { allSetups, insecureTwin, parseSetups, policyTwin, setupLab, setupPrefix } from "../../src/bench/setups.ts";
 
 describe("setups", () => {
   it("are the reference, the ceiling, then one per backend, in BACKENDS order, the first with its policy twin after it", () => {
@@ -32,7 +32,7 @@ describe("setups", () => {
     expect(setupPrefix("tapnet-bench", "host-gw")).toBe("tapnet-bench-hostgw");
     expect(setupPrefix("tapnet-bench", "tapnet-vxlan")).toBe("tapnet-bench-vxlan");
     expect(setupPrefix("tapnet-bench", "tapnet-vxlan+policy")).toBe("tapnet-bench-vxlan-pol");
-    expect(new Set(allSetups(["tapnet", "udp", "vxlan"]).map((s) => setupPrefix("p", s))).size).toBe(6);
+    expect(new Set(allSetups(["tapnet", "udp", "vxlan"]).map((s) => setupPrefix("p", s))).size).toBe(7);
     expect(parseSetups("kernel-vxlan, tapnet-udp,kernel-vxlan", ["udp"])).toEqual(["kernel-vxlan", "tapnet-udp"]);
     expect(() => parseSetups(",", ["udp"])).toThrow(BenchError);
     expect(() => parseSetups("kernel", ["udp"])).toThrow(/unknown setup "kernel"/);
@@ -44,5 +44,20 @@ describe("setups", () => {
     expect(parseSetups("tapnet-udp+policy,kernel-vxlan,tapnet-udp", ["udp"])).toEqual(["tapnet-udp+policy", "kernel-vxlan", "tapnet-udp"]);
     expect(parseSetups("tapnet-udp+policy,tapnet-udp+policy", ["udp"])).toEqual(["tapnet-udp", "tapnet-udp+policy"]);
     expect(() => parseSetups("tapnet-udp,kernel-vxlan+policy", ["udp"])).toThrow(/no switch to enforce it/);
+  });
+
+  it("a backend that seals has its insecure twin, the same lab in the clear, right after it", () => {
+    expect(allSetups(["tapnet", "udp", "vxlan"])).toEqual(["kernel-vxlan", "host-gw", "tapnet-tapnet", "tapnet-tapnet+insecure", "tapnet-tapnet+policy", "tapnet-udp", "tapnet-vxlan"]);
+    expect(allSetups(["udp", "fast"], (b) => b === "fast")).toEqual(["kernel-vxlan", "host-gw", "tapnet-udp", "tapnet-udp+policy", "tapnet-fast", "tapnet-fast+insecure"]);
+    expect(setupLab("tapnet-tapnet+insecure")).toEqual({ mode: "tapnet", backend: "tapnet", policyLoad: false, insecure: true });
+    expect(setupLab("tapnet-tapnet")).toEqual({ mode: "tapnet", backend: "tapnet", policyLoad: false });
+    expect(insecureTwin("tapnet-tapnet+insecure")).toBe("tapnet-tapnet");
+    expect(insecureTwin("tapnet-tapnet")).toBeUndefined();
+    expect(setupPrefix("tapnet-bench", "tapnet-tapnet+insecure")).toBe("tapnet-bench-tapnet-ins");
+    expect(parseSetups("tapnet-tapnet+insecure,tapnet-tapnet")).toEqual(["tapnet-tapnet+insecure", "tapnet-tapnet"]);
+    for (const bad of ["tapnet-udp+insecure", "tapnet-nope+insecure", "kernel-vxlan+insecure", "tapnet-tapnet+policy+insecure", "tapnet-tapnet+insecure+insecure"]) {
+      expect(() => setupLab(bad), bad).toThrow(`unknown setup "${bad}" (+insecure is for tapnet-<backend> of a backend that seals: tapnet-tapnet)`);
+    }
+    expect(() => setupLab("tapnet-tapnet+insecure+policy")).toThrow(BenchError);
   });
 });

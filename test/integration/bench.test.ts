@@ -91,7 +91,7 @@ describe("tapnet bench", () => {
   it("refuses an unknown setup with exit status 2, before building anything", async () => {
     const r = await tapnet(["bench", "--setups", "kernel-vxlan,nope", "--prefix", prefix]);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim()).toBe(`tapnet: --setups: unknown setup "nope" (known: ${["kernel-vxlan", "host-gw"].join(", ")}, ${r.stderr.match(/tapnet-[a-z0-9]+(\+policy)?/g)!.join(", ")}, and tapnet-<backend>+policy for every backend)`);
+    expect(r.stderr.trim()).toBe(`tapnet: --setups: unknown setup "nope" (known: ${["kernel-vxlan", "host-gw"].join(", ")}, ${r.stderr.match(/tapnet-[a-z0-9]+(\+policy|\+insecure)?/g)!.join(", ")}, and tapnet-<backend>+policy for every backend)`);
     expect(r.stderr).toContain("tapnet-tapnet+policy");
     expect(netnsList().filter((n) => n.startsWith(prefix))).toEqual([]);
   });

@@ -18,6 +18,8 @@ const DROP_NAMES_BEFORE = [
   "tunnel_unknown_peer", "tunnel_spoofed", "tunnel_not_local", "no_route", "cluster_unreachable",
   "frag_needed", "too_big", "ttl_expired", "neigh_unresolved", "tunnel_bad_checksum",
   "tapnet_truncated", "tapnet_bad_version", "tapnet_bad_chunk", "tapnet_incomplete",
+  // The sealed tunnel (#13).
+  "tapnet_unsealed", "seal_auth_failed", "seal_replayed", "seal_old_epoch",
   // Connection tracking, Services and NetworkPolicy (#12).
   "conntrack_full", "flow_clash", "service_no_endpoints", "service_no_port", "nat_ports_exhausted",
   "policy_denied_ingress", "policy_denied_egress",
@@ -57,7 +59,7 @@ describe("drop reasons of every layer", () => {
   });
 
   it("the tunnel's and the switch's are the backends' refusals and forwarding's decisions", () => {
-    expect(Object.keys(TunnelDrop)).toEqual(["TunnelNotIpv4", "VxlanNotForUs", "TapnetIncomplete"]);
+    expect(Object.keys(TunnelDrop)).toEqual(["TunnelNotIpv4", "VxlanNotForUs", "TapnetIncomplete", "TapnetUnsealed", "SealAuthFailed", "SealReplayed", "SealOldEpoch"]);
     expect(Object.keys(SwitchDrop)).toEqual([
       "EthBadSource", "SamePort", "TxError", "NoPort", "TunnelUnknownPeer", "TunnelSpoofed", "TunnelNotLocal",
       "NoRoute", "ClusterUnreachable", "FragNeeded", "TooBig", "TtlExpired", "NeighUnresolved", "TunnelBadChecksum",

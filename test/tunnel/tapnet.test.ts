@@ -10,6 +10,8 @@ import type { FrameTail } from "../../src/tunnel/contract.ts";
 import { countSubarrays } from "../support/subarrays.ts";
 import { prng, trials } from "../support/random.ts";
 import { FrameCollector, testContext } from "../support/tunnel.ts";
+import { openSslAead } from "../../src/io/aead.ts";
+import { SEALED_OVERHEAD } from "../../src/wire/sealed.ts";
 
 const D = 1472;
 
@@ -678,23 +680,27 @@ describe("tapnet backend", () => {
 
 describe("tapnetGsoMaxSize", () => {
   for (const size of [77, 548, 981, 1000, 1079, 1452, 1472, 8972, 30000]) {
-    it(`gives the largest gso_max_size, in thousands, whose super-frames go in one UDP_SEGMENT send of ${size}-byte datagrams`, () => {
+    it(`gives the largest gso_max_size, in thousands, whose super-frames go in one UDP_SEGMENT send of ${size}-byte datagrams, sealed or not`, () => {
       const max = tapnetGsoMaxSize(size);
       expect(max % 1000).toBe(0);
       expect(max).toBeGreaterThanOrEqual(1000);
       // The frame the backend sends: virtio_net_hdr (10 bytes), Ethernet header (14), then `max`
-      // bytes. 981 and 1079 put the limit just past a thousand (64 x 969 = 62,016; 60 x 1,067 = 64,020):
-      // less those 24 bytes, the thousand below.
-      const sends = (ip: number) => {
-        const tx = sender(true, size);
+      // bytes, in chunks of size - 12 (size - 44 sealed). The cap is the sealed one's: sealed, the
+      // next thousand takes a second send.
+      const sends = (ip: number, sealed: boolean) => {
+        const seal = sealed ? { seal: { secret: "x".repeat(32), addresses: [1, 2, 3], aead: openSslAead() } } : {};
+        const { ctx, out: sink } = testContext({ segmenting: true, datagramSize: size, ...seal });
+        const b = new TapnetBackend(ctx);
         const f = new Uint8Array(10 + 14 + ip);
-        expect(tx.b.send(f, 0, f.length, 1)).toBe(Math.ceil(f.length / (size - 12)));
-        tx.b.flush();
-        expect(tx.sink.sends.every((s) => s.segment === Math.min(size, s.bytes) && s.bytes <= 65507)).toBe(true);
-        return tx.sink.sends.length;
+        expect(b.send(f, 0, f.length, 1)).toBe(Math.ceil(f.length / b.chunkSize));
+        b.flush();
+        expect(sink.sends.every((s) => s.segment === Math.min(size, s.bytes) && s.bytes <= 65507)).toBe(true);
+        return sink.sends.length;
       };
-      expect(sends(max)).toBe(1);
-      expect(sends(max + 1000)).toBe(2);
+      expect(sends(max, false)).toBe(1);
+      if (size <= 12 + SEALED_OVERHEAD + 64) return; // too small to seal
+      expect(sends(max, true)).toBe(1);
+      expect(sends(max + 1000, true)).toBe(2);
     });
   }
 });
