@@ -28,7 +28,14 @@
  * Every namespace is written to the lab's journal (plan.ts) before it is created, and every
  * switch's pid (and the lab's etcd's) as soon as it starts, so `lab down` can remove exactly what was made, by name,
  * even after an `up` that failed half way or a machine that lost the lab's processes. Nothing
- * is matched by pattern.
+ * is matched by pattern. `lab down` also stops any switch running in the lab's namespaces that
+ * the lab did not start (reap.ts), before it deletes them.
+ *
+ * Each switch runs under a supervisor (supervisor.ts) that restarts it within a second of its
+ * death; its pods keep their interfaces meanwhile and the new switch takes them over. `lab up`
+ * on a lab that is up, with the same shape (mode, backend, store, nodes, pods per node), starts
+ * what is not running (a node whose supervisor was killed too, or stopped) and waits until the
+ * lab forwards again; with another shape it refuses, as it always did.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -41,7 +48,8 @@ import { gatewayOf, PodIpam } from "../node/ipam.ts";
 import { setUpHostGwNode } from "./host-gw-node.ts";
 import { addKernelPod, setUpKernelNode } from "./kernel-node.ts";
 import { startLabEtcd, stopLabEtcd } from "./lab-etcd.ts";
-import { addNetns, attachPod, cableNode, spawnSwitch, stopSwitches, waitForPeers, waitForSwitch, waitForwarding } from "./nodes.ts";
+import { addNetns, attachPod, cableNode, nodeRunning, spawnSwitch, startNode, stopSwitches, waitForPeers, waitForSwitch, waitForwarding } from "./nodes.ts";
+import { stopSwitchesIn } from "./reap.ts";
 import {
   checkLabOptions, checkPrefix, labConfig, labConfigFile, labDir, LabError, labStore, OUTSIDE_ADDRESS, podNetnsMade, OUTSIDE_NODE_ADDRESS, readLabState,
   saveLabState, switchCommand, UNDERLAY_CIDR_BASE, type LabNode, type LabOptions, type LabPod, type LabState,
@@ -53,8 +61,9 @@ export async function labUp(opts: LabOptions): Promise<LabState> {
   const kernel = opts.kernelNode;
   const say = opts.progress ?? (() => {});
   const dir = labDir(opts.prefix);
-  if (readLabState(opts.prefix)) throw new LabError(`a lab named ${opts.prefix} is already up: see \`tapnet lab status\`, or remove it with \`tapnet lab down${opts.prefix === "tapnet" ? "" : ` --prefix ${opts.prefix}`}\``);
-  const tunneled = labConfig(opts.nodes, opts.backend);
+  const existing = readLabState(opts.prefix);
+  if (existing) return labResume(existing, opts, mode);
+  const tunneled = labConfig(opts.nodes, opts.backend, opts.insecure);
   // host-gw carries pods' packets unencapsulated: pods get the underlay's whole MTU.
   const config = mode === "host-gw" ? { ...tunneled, podMtu: tunneled.mtu } : tunneled;
   if (mode === "tapnet") switchCommand(opts.runtime); // no such runtime: say so before anything is made
@@ -94,9 +103,9 @@ export async function labUp(opts: LabOptions): Promise<LabState> {
       const cpu = cpus.length > 1 ? cpus[switches++ % cpus.length] : undefined;
       const node: LabNode = { ...base, pid: 0, control: join(dir, `${n.name}.sock`), log: join(dir, `${n.name}.log`), ...(cpu === undefined ? {} : { cpu }) };
       state.nodes.push(node);
-      node.pid = spawnSwitch(state, node);
+      spawnSwitch(state, node);
       saveLabState(state);
-      say(`${n.name}: namespace ${netns}, address ${node.address}, ${leased ? "pod CIDR leased from etcd" : `pod CIDR ${node.podCidr}`}, switch pid ${node.pid} (${opts.runtime})${cpu === undefined ? "" : `, datapath on CPU ${cpu}`}`);
+      say(`${n.name}: namespace ${netns}, address ${node.address}, ${leased ? "pod CIDR leased from etcd" : `pod CIDR ${node.podCidr}`}, supervisor pid ${node.supervisor} (${opts.runtime})${cpu === undefined ? "" : `, datapath on CPU ${cpu}`}`);
     }
 
     // The outside, beyond node 1; every other node's way out is node 1.
@@ -112,10 +121,10 @@ export async function labUp(opts: LabOptions): Promise<LabState> {
     say(`outside: namespace ${outside}, address ${OUTSIDE_ADDRESS}, reached through ${node1.name}`);
 
     for (const node of state.nodes) {
-      if (!node.pid) continue;
+      if (!node.supervisor) continue;
       await waitForSwitch(node, opts.signal);
       saveLabState(state);
-      if (store === "etcd") say(`${node.name}: leased pod CIDR ${node.podCidr}`);
+      say(`${node.name}: switch pid ${node.pid}${store === "etcd" ? `, leased pod CIDR ${node.podCidr}` : ""}`);
     }
     await waitForPeers(state);
 
@@ -157,6 +166,7 @@ export async function labDown(prefix: string, say: (l: string) => void = () => {
     return { removed: false };
   }
   await stopSwitches(state.nodes, say);
+  await stopSwitchesIn(state.namespaces, say);
   const failures: string[] = [];
   // etcd after the switches (they would log its loss), before its namespace.
   await stopLabEtcd(state, say).catch((e) => failures.push(`etcd: ${(e as Error).message}`));
@@ -174,4 +184,34 @@ export async function labDown(prefix: string, say: (l: string) => void = () => {
   if (failures.length) throw new LabError(`could not remove: ${failures.join("; ")} (the journal is kept; run lab down again)`);
   rmSync(labDir(prefix), { recursive: true, force: true });
   return { removed: true };
+}
+
+/**
+ * `lab up` on a lab that is up: if it has the shape asked for, whatever of it is not running is
+ * started (nodes.ts's startNode: their pods attached again unless the switch took them over),
+ * and the lab is waited for until it forwards; otherwise the refusal it always was.
+ */
+async function labResume(state: LabState, opts: LabOptions, mode: string): Promise<LabState> {
+  const say = opts.progress ?? (() => {});
+  const store = opts.store ?? "file";
+  const podsOf = (n: string) => state.pods.filter((p) => p.node === n).length;
+  const same = (state.mode ?? "tapnet") === mode && state.backend === opts.backend && (state.store?.type ?? "file") === store
+    && state.nodes.length === opts.nodes && state.nodes.every((n) => podsOf(n.name) === opts.pods)
+    && (state.kernelNodes[0] ?? "") === (opts.kernelNode ? `node${opts.kernelNode}` : "")
+    && state.nodes.every((n) => existsSync(`/run/netns/${n.netns}`));
+  if (!same) throw new LabError(`a lab named ${opts.prefix} is already up: see \`tapnet lab status\`, or remove it with \`tapnet lab down${opts.prefix === "tapnet" ? "" : ` --prefix ${opts.prefix}`}\``);
+  for (const node of state.nodes) {
+    if (state.kernelNodes.includes(node.name)) continue;
+    if (nodeRunning(node)) {
+      await waitForSwitch(node, opts.signal);
+      saveLabState(state);
+      continue;
+    }
+    say(`${node.name}: its switch is not running: starting it`);
+    await startNode(state, node, say);
+  }
+  await waitForPeers(state);
+  for (const pod of state.pods) await waitForwarding(pod, state.nodes.find((n) => n.name === pod.node)!.gateway);
+  say(`lab ${opts.prefix} was up already; forwarding`);
+  return state;
 }

@@ -7,10 +7,15 @@
  *   add    node N+1: namespace <prefix>-node<N+1>, a veth to br0, address 192.168.56.<10+N+1>,
  *          its switch started with the same flags as the others (plan.ts's switchArgs); it
  *          leases a pod CIDR from etcd, and the others learn it from there, with no restart.
- *   stop   SIGTERM to a node's switch, then waits for it to exit; its namespace and its pods'
- *          namespaces stay, its lease is no longer renewed and expires after the TTL.
- *   start  the switch again, as it was started; it re-reads its own lease (the same CIDR, if
- *          the lease has not expired and been taken) and its pods are attached again.
+ *   stop   SIGTERM to a node's supervisor, which stops its switch (cleanly: the pods are
+ *          detached), then waits for it to exit; its namespace and its pods' namespaces stay,
+ *          its lease is no longer renewed and expires after the TTL.
+ *   start  the supervisor and switch again, as they were started; the switch re-reads its own
+ *          lease (the same CIDR, if the lease has not expired and been taken) and its pods are
+ *          attached again.
+ *
+ * Each switch runs under a supervisor (supervisor.ts: a restart within a second of a switch's
+ * death, pods and all); the journal keeps the supervisor's pid and the switch's.
  *
  * Every step goes to the journal before it is made or as soon as it is (a new pid, a leased
  * CIDR), as in lab.ts, so `lab down` removes exactly what was made.
@@ -24,9 +29,10 @@ import { parseIpv4Address } from "../wire/ipv4.ts";
 import { inNetns, ip, ipBatch, netnsDelete, netnsExists } from "../node/exec.ts";
 import { isAlive, rpcCall } from "../node/rpc.ts";
 import {
-  checkPrefix, labDir, LabError, MAX_LAB_NODES, nodeAddress, readLabState, REPO_ROOT, saveLabState, switchArgs, switchCommand,
+  checkPrefix, labDir, LabError, MAX_LAB_NODES, nodeAddress, readLabState, REPO_ROOT, saveLabState, supervisorCommand, supervisorFile, switchArgs, switchCommand,
   type LabNode, type LabPod, type LabState,
 } from "./plan.ts";
+import { readSupervisorStatus } from "./supervisor.ts";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -70,22 +76,47 @@ export async function cableNode(state: LabState, name: string, address: string, 
 }
 
 /**
- * Starts a node's switch in its namespace, detached, its output appended to its log; returns
- * its pid. nsenter, not `ip netns exec`: that also gives the process a mount namespace of its
+ * Starts a node's supervisor (supervisor.ts), detached, its output appended to the node's log,
+ * and it the node's switch in the node's namespace. Records its pid in `node.supervisor` (the
+ * switch's, `node.pid`, is known once the switch answers: waitForSwitch). The switch runs
+ * under nsenter, not `ip netns exec`: that also gives the process a mount namespace of its
  * own, from which namespaces the switch creates for pods would never show on the host.
  */
-export function spawnSwitch(state: LabState, node: LabNode): number {
+export function spawnSwitch(state: LabState, node: LabNode): void {
+  const command = ["nsenter", `--net=/run/netns/${node.netns}`, "--", ...switchCommand(state.runtime), ...switchArgs(state, node)];
+  const status = supervisorFile(state.prefix, node.name);
   const fd = openSync(node.log, "a");
-  const child = spawn("nsenter", [`--net=/run/netns/${node.netns}`, "--", ...switchCommand(state.runtime), ...switchArgs(state, node)], {
+  const child = spawn(supervisorCommand()[0], [...supervisorCommand().slice(1), "--node", node.name, "--control", node.control, "--status", status, "--log", node.log, "--", ...command], {
     detached: true, stdio: ["ignore", fd, fd], cwd: REPO_ROOT,
   });
   closeSync(fd);
   child.unref();
-  return child.pid ?? -1;
+  node.supervisor = child.pid ?? -1;
+  node.pid = 0;
+}
+
+/** Is `pid` still the supervisor this lab started for the node whose control socket is `control`? */
+export function isOurSupervisor(pid: number | undefined, control: string): boolean {
+  if (!pid || pid < 0) return false;
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return argv.some((a) => a.endsWith("supervise.ts")) && argv.includes(control);
+  } catch {
+    return false;
+  }
+}
+
+/** The pid of the node's running switch: its supervisor's word if it runs, else the journal's. */
+export function liveSwitchPid(state: LabState, node: LabNode): number {
+  if (isOurSupervisor(node.supervisor, node.control)) {
+    const s = readSupervisorStatus(supervisorFile(state.prefix, node.name));
+    if (s && s.pid === node.supervisor) return s.switch;
+  }
+  return node.pid;
 }
 
 interface NodeStatus {
-  node?: { podCidr?: string; gateway?: string };
+  node?: { podCidr?: string; gateway?: string; pid?: number };
 }
 
 /**
@@ -103,12 +134,14 @@ export async function waitForSwitch(node: LabNode, signal?: AbortSignal, timeout
       if (cidr && typeof parseCidr(cidr) !== "string" && "node" in s && s.node?.gateway) {
         node.podCidr = cidr;
         node.gateway = s.node.gateway;
+        if (s.node.pid) node.pid = s.node.pid;
         return;
       }
       why = "error" in s ? `answered its status with an error: ${s.error}` : "reported no pod CIDR in time";
     }
-    if (!pidAlive(node.pid)) {
-      why = "exited";
+    const supervised = node.supervisor !== undefined;
+    if (supervised ? !isOurSupervisor(node.supervisor, node.control) : !pidAlive(node.pid)) {
+      why = supervised ? "exited, and its supervisor gave up" : "exited";
       break;
     }
     await sleep(100);
@@ -168,21 +201,32 @@ export async function attachPod(node: LabNode, name: string, netns: string, ipWa
   return { name, netns, node: node.name, ip: rec.ip, mac: rec.mac, ifname: rec.ifname };
 }
 
-/** SIGTERM to the given switches, waiting up to 5 s for them to exit, then SIGKILL. */
+/**
+ * Stops the given nodes' switches: SIGTERM to each supervisor (it stops its standby, then its
+ * switch, cleanly), and to a switch running without one (an older journal's, or one whose
+ * supervisor was killed); SIGKILL to what is left after 15 s.
+ */
 export async function stopSwitches(nodes: LabNode[], say: (l: string) => void): Promise<void> {
-  const running = nodes.filter((n) => n.pid > 0 && isOurSwitch(n.pid, n.control));
-  for (const n of running) {
-    try { process.kill(n.pid, "SIGTERM"); } catch { /* gone already */ }
+  const targets = nodes.flatMap((n) => [
+    ...(isOurSupervisor(n.supervisor, n.control) ? [{ n, pid: n.supervisor!, what: "supervisor" }] : []),
+    ...(n.pid > 0 && isOurSwitch(n.pid, n.control) ? [{ n, pid: n.pid, what: "switch" }] : []),
+  ]);
+  const alive = (t: { n: LabNode; pid: number; what: string }) => (t.what === "supervisor" ? isOurSupervisor(t.pid, t.n.control) : isOurSwitch(t.pid, t.n.control));
+  // The supervisor stops its own switch: signalled first, and alone while it does.
+  for (const t of targets.filter((x) => x.what === "supervisor")) {
+    try { process.kill(t.pid, "SIGTERM"); } catch { /* gone already */ }
   }
   const t0 = Date.now();
-  while (running.some((n) => isOurSwitch(n.pid, n.control)) && Date.now() - t0 < 5_000) await sleep(50);
-  for (const n of running) {
-    if (isOurSwitch(n.pid, n.control)) {
-      say(`${n.name}: switch did not stop on SIGTERM, killing it`);
-      try { process.kill(n.pid, "SIGKILL"); } catch { /* gone */ }
-    }
+  while (targets.some((t) => t.what === "supervisor" && alive(t)) && Date.now() - t0 < 15_000) await sleep(50);
+  for (const t of targets.filter((x) => x.what === "switch" && alive(x))) {
+    try { process.kill(t.pid, "SIGTERM"); } catch { /* gone already */ }
   }
-  for (const n of running) say(`${n.name}: switch stopped`);
+  while (targets.some(alive) && Date.now() - t0 < 15_000) await sleep(50);
+  for (const t of targets.filter(alive)) {
+    say(`${t.n.name}: ${t.what} did not stop on SIGTERM, killing it`);
+    try { process.kill(t.pid, "SIGKILL"); } catch { /* gone */ }
+  }
+  for (const n of new Set(targets.map((t) => t.n))) say(`${n.name}: switch stopped`);
 }
 
 function labOf(prefix: string): LabState {
@@ -227,12 +271,12 @@ export async function labNodeAdd(prefix: string, opts: NodeAddOptions = {}): Pro
     const node: LabNode = { name, netns, address, podCidr: "", gateway: "", pid: 0, control: join(dir, `${name}.sock`), log: join(dir, `${name}.log`), ...(cpu === undefined ? {} : { cpu }) };
     state.nodes.push(node);
     saveLabState(state);
-    node.pid = spawnSwitch(state, node);
+    spawnSwitch(state, node);
     saveLabState(state);
-    say(`${name}: namespace ${netns}, address ${address}, switch pid ${node.pid}`);
+    say(`${name}: namespace ${netns}, address ${address}, supervisor pid ${node.supervisor}`);
     await waitForSwitch(node);
     saveLabState(state);
-    say(`${name}: leased pod CIDR ${node.podCidr}`);
+    say(`${name}: switch pid ${node.pid}, leased pod CIDR ${node.podCidr}`);
     for (let j = 1; j <= pods; j++) {
       const podName = `${name}-pod${j}`;
       const podNetns = `${prefix}-${podName}`;
@@ -281,13 +325,14 @@ async function underlayMtu(state: LabState): Promise<number> {
 export async function labNodeStop(prefix: string, name: string, say: (l: string) => void = () => {}): Promise<LabNode> {
   const state = labOf(prefix);
   const node = nodeOf(state, name);
-  if (node.pid <= 0 || !isOurSwitch(node.pid, node.control)) {
+  if (!nodeRunning(node)) {
     if (node.pid > 0) say(`${name}: its switch (pid ${node.pid}) had already exited`);
     else throw new LabError(`${name}'s switch is not running (start it with tapnet lab node start ${name})`);
   } else {
     await stopSwitches([node], say);
   }
   node.pid = 0;
+  delete node.supervisor;
   saveLabState(state);
   return node;
 }
@@ -296,14 +341,26 @@ export async function labNodeStop(prefix: string, name: string, say: (l: string)
 export async function labNodeStart(prefix: string, name: string, say: (l: string) => void = () => {}): Promise<LabNode> {
   const state = labOf(prefix);
   const node = nodeOf(state, name);
-  if (node.pid > 0 && isOurSwitch(node.pid, node.control)) throw new LabError(`${name}'s switch is running already (pid ${node.pid})`);
+  if (nodeRunning(node)) throw new LabError(`${name}'s switch is running already (pid ${liveSwitchPid(state, node)})`);
+  await startNode(state, node, say);
+  return node;
+}
+
+/** Does the node's supervisor, or (an older journal's) its switch, run? */
+export function nodeRunning(node: LabNode): boolean {
+  return isOurSupervisor(node.supervisor, node.control) || (node.pid > 0 && isOurSwitch(node.pid, node.control));
+}
+
+/** Starts a stopped node's supervisor and switch; its pods that the switch does not take over are attached again. */
+export async function startNode(state: LabState, node: LabNode, say: (l: string) => void): Promise<void> {
+  const name = node.name;
   const before = node.podCidr;
-  node.pid = spawnSwitch(state, node);
+  spawnSwitch(state, node);
   saveLabState(state);
-  say(`${name}: switch pid ${node.pid}`);
+  say(`${name}: supervisor pid ${node.supervisor}`);
   await waitForSwitch(node);
   saveLabState(state);
-  say(`${name}: pod CIDR ${node.podCidr}${before && before !== node.podCidr ? ` (it had ${before}: its lease had expired and been taken)` : ""}`);
+  say(`${name}: switch pid ${node.pid}, pod CIDR ${node.podCidr}${before && before !== node.podCidr ? ` (it had ${before}: its lease had expired and been taken)` : ""}`);
   // Its pods' namespaces stayed; attach again those the switch has not (it may restore some itself).
   const listed = await rpcCall<Omit<LabPod, "node">[]>(node.control, "pod.list", {}, 5_000);
   for (const [i, pod] of state.pods.entries()) {
@@ -319,5 +376,4 @@ export async function labNodeStart(prefix: string, name: string, say: (l: string
   }
   for (const pod of state.pods.filter((p) => p.node === name)) await waitForwarding(pod, node.gateway);
   await waitForPeers(state);
-  return node;
 }

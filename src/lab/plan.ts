@@ -11,11 +11,17 @@
  * at all: each switch leases its pod CIDR from etcd and learns the others there, so nodes can
  * be added, stopped and started (nodes.ts). The key prefix's cluster name is the lab's prefix.
  * lab.ts builds and removes labs; status.ts asks a lab's switches how they are.
+ *
+ * A lab on a backend that seals (tapnet) gets a secret of its own, 32 random bytes in base64,
+ * in its cluster.yaml (in /run/tapnet/<prefix>/, a directory only root may enter): its
+ * switches seal their datagrams, as a cluster's should. `insecure` builds it in the clear.
  */
+import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { isDeno } from "../io/runtime.ts";
+import { Deno, isDeno } from "../io/runtime.ts";
+import { findBackend } from "../tunnel/index.ts";
 import { checkClusterConfig, formatClusterConfig, type BackendType, type ClusterConfig } from "../node/config.ts";
 import { which } from "../node/exec.ts";
 
@@ -60,6 +66,8 @@ export interface LabOptions {
   pin?: boolean;
   /** Default "file". */
   store?: LabStoreType;
+  /** Send in the clear on a backend that would seal (backend.insecure: true); default false. */
+  insecure?: boolean;
   /** The subnet lease's TTL in seconds, etcd store only; default DEFAULT_LEASE_TTL. */
   leaseTtl?: number;
   /** Progress lines for a person; the lab prints nothing itself. */
@@ -75,8 +83,14 @@ export interface LabNode {
   /** With the etcd store, what the switch leased, as its status said when it was last started. */
   podCidr: string;
   gateway: string;
-  /** The switch's pid; 0 for a plain Linux node (see kernelNodes) or a switch `lab node stop` stopped. */
+  /**
+   * The switch's pid, as of when the lab last started or saw it started; 0 for a plain Linux node
+   * (see kernelNodes) or a node `lab node stop` stopped. After a restart by its supervisor the
+   * running switch is another: its supervisor's status file names it (status.ts shows it).
+   */
   pid: number;
+  /** The pid of the node's supervisor (supervisor.ts), which runs and restarts its switch; absent in journals written before supervisors. */
+  supervisor?: number;
   control: string;
   log: string;
   /** The CPU its switch's datapath is pinned to, if it is. */
@@ -136,11 +150,19 @@ export function checkPrefix(prefix: string): void {
   if (!/^[a-z][a-z0-9-]{0,39}$/.test(prefix)) throw new LabError(`--prefix ${JSON.stringify(prefix)} must start with a letter and be lower-case letters, digits and '-', at most 40 long`);
 }
 
+/** The lab's journal; undefined if there is none. One that cannot be read (EACCES: not root) is a LabError saying why. */
 export function readLabState(prefix: string): LabState | undefined {
   const file = join(labDir(prefix), "lab.json");
-  if (!existsSync(file)) return undefined;
+  let text: string;
   try {
-    return JSON.parse(readFileSync(file, "utf8")) as LabState;
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    throw new LabError(`cannot read the lab journal ${file}: ${code ?? (e as Error).message}${code === "EACCES" || code === "EPERM" ? ` (${LAB_ROOT} is root's: run tapnet as root)` : ""}`);
+  }
+  try {
+    return JSON.parse(text) as LabState;
   } catch (e) {
     throw new LabError(`the lab journal ${file} is unreadable (${(e as Error).message}); remove the lab's namespaces by hand and delete ${labDir(prefix)}`);
   }
@@ -168,6 +190,7 @@ export function checkLabOptions(opts: LabOptions): LabMode {
   if (ttl !== undefined && (store !== "etcd" || !Number.isInteger(ttl) || ttl < 2 || ttl > 3600)) {
     throw new LabError(store === "etcd" ? "--lease-ttl must be 2 to 3600 seconds" : "--lease-ttl is for --store etcd: the file store's nodes lease nothing");
   }
+  if (opts.insecure && (mode !== "tapnet" || !findBackend(opts.backend)?.seals)) throw new LabError(`--insecure is for a backend that seals (tapnet); the ${mode === "tapnet" ? `${opts.backend} backend` : `${mode} mode`} never does`);
   if (mode === "kernel-vxlan" && opts.backend !== "vxlan") throw new LabError("--mode kernel-vxlan needs --backend vxlan: plain Linux nodes speak VXLAN, not flannel's udp");
   const kernel = opts.kernelNode;
   if (kernel !== undefined) {
@@ -183,10 +206,14 @@ export function nodeAddress(i: number): string {
   return `${UNDERLAY_CIDR_BASE}${10 + i}`;
 }
 
-/** The lab's cluster config: nodes on the underlay, pod CIDRs assigned from the default cluster CIDR. */
-export function labConfig(nodes: number, backend: BackendType): ClusterConfig {
+/**
+ * The lab's cluster config: nodes on the underlay, pod CIDRs assigned from the default cluster
+ * CIDR; on a backend that seals, a new random secret (or, `insecure`, none on purpose).
+ */
+export function labConfig(nodes: number, backend: BackendType, insecure = false): ClusterConfig {
+  const seal = !findBackend(backend)?.seals ? {} : insecure ? { insecure: true } : { secret: randomBytes(32).toString("base64") };
   return checkClusterConfig({
-    backend: { type: backend },
+    backend: { type: backend, ...seal },
     nodes: Array.from({ length: nodes }, (_, i) => ({ name: `node${i + 1}`, address: nodeAddress(i + 1) })),
   });
 }
@@ -222,6 +249,21 @@ export function switchArgs(state: LabState, node: Pick<LabNode, "name" | "addres
   args.push("--store", s.url, "--cluster", state.prefix, "--netns-prefix", `${state.prefix}-`);
   if (s.type === "etcd") args.push("--address", node.address, "--lease-ttl", String(s.leaseTtl ?? DEFAULT_LEASE_TTL));
   return args;
+}
+
+/** The status file of a node's supervisor (supervisor.ts). */
+export function supervisorFile(prefix: string, node: string): string {
+  return join(labDir(prefix), `${node}.supervisor.json`);
+}
+
+/**
+ * How the lab starts a node's supervisor (src/lab/supervise.ts), on the runtime running this:
+ * Node through tsx (the repository's own), Deno as it is.
+ */
+export function supervisorCommand(): string[] {
+  const entry = join(REPO_ROOT, "src/lab/supervise.ts");
+  if (!isDeno) return [process.execPath, "--import", "tsx", entry];
+  return [Deno.execPath(), "run", "--allow-all", "--quiet", entry];
 }
 
 /** How a switch process is started for the given runtime. */

@@ -9,7 +9,14 @@
  *   2. move it into the pod's namespace: the fd stays attached across the move;
  *   3. there, rename it eth0, give it its MAC, address and MTU, bring it and lo up, and route
  *      the default via the gateway (pod-attach.ts, which the CNI plugin's attachments share).
- * If any step fails, the steps before it are undone. Closing the fd removes the device.
+ * If any step fails, the steps before it are undone. Removing the port removes the device.
+ *
+ * Pods outlive their switch: TAPs are persistent (io/tap.ts), and each pod is in the pod file
+ * (pod-state.ts) before its TAP is made. A switch that dies (`kill -9`, a crash) leaves each pod
+ * its eth0, address and routes; the node's next switch (one at a time: node-lock.ts) takes them
+ * over first thing after its datapath starts (adopt.ts; the CNI pods in cni-host.ts). Only `pod
+ * del`, a CNI DEL or the Pod's deletion removes a pod's TAP; and a clean stop (SIGTERM), which
+ * detaches every pod as it always did (what `lab down` and `lab node stop` rely on).
  *
  * With other nodes in the config, or nodes that join through etcd, the agent also opens the
  * tunnel (the switch's stages do the rest, see switch/datapath.ts); and it sets up the node's
@@ -23,13 +30,13 @@
  */
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { macForIpv4 } from "../wire/mac.ts";
-import { checkIfName } from "../io/tap.ts";
+import { loadLibc } from "../io/libc.ts";
 import { runtimeName } from "../io/runtime.ts";
+import { openSys, type Sys } from "../io/sys.ts";
 import { Switch, type PortInfo, type SwitchOptions } from "../switch/switch.ts";
 import { formatCidr } from "../wire/cidr.ts";
 import type { ClusterConfig, NodeConfig } from "./config.ts";
-import { ip, ipBatch, netnsExists } from "./exec.ts";
-import type { RouterConfig } from "../switch/state.ts";
+import { ip, netnsExists } from "./exec.ts";
 import { HostNet } from "./host-net.ts";
 import { gatewayOf, PodIpam } from "./ipam.ts";
 import type { Logger } from "./log.ts";
@@ -38,13 +45,20 @@ import type { Pod } from "../cluster/objects.ts";
 import { objectHandlers } from "./object-rpc.ts";
 import { flowHandlers } from "./flow-rpc.ts";
 import { attachTap, podGsoMaxSize } from "./pod-attach.ts";
+import { refuseClusterNetns } from "./pod-netns.ts";
 import { StoreSync, type PodHost, type StoreOptions } from "./store-sync.ts";
 import { CniHost } from "./cni-host.ts";
 import { ViewSync } from "./view-sync.ts";
+import { nodeStatus } from "./node-status.ts";
+import { attachGateway, capGatewaySuperFrames, GATEWAY_IFNAME, GatewayError } from "./gateway-port.ts";
+import { checkPodRequest, podKey, routerConfig, type PodRecord, type PodRequest } from "./pod-record.ts";
+import { readPodFile, removePodFile, savedPod, writePodFile, type SavedPod } from "./pod-state.ts";
+import { adoptSaved, adoptTap, cleanUp, removeStrayTaps } from "./adopt.ts";
+import { NodeLock, nodeFiles, NodeLockError, STANDBY_ENV } from "./node-lock.ts";
 
-export const GATEWAY_IFNAME = "tapnet0";
-const POD_NAME_RE = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
-const NAMESPACE_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export { routerConfig, type PodRecord, type PodRequest } from "./pod-record.ts";
+
+export { GATEWAY_IFNAME } from "./gateway-port.ts";
 
 export interface AgentOptions {
   config: ClusterConfig;
@@ -54,55 +68,19 @@ export interface AgentOptions {
   switchOptions?: Partial<SwitchOptions>;
   /** The cluster store; without one, pods live only on this switch (tests). */
   store?: StoreOptions;
-}
-
-export interface PodRecord {
-  name: string;
-  /** The Kubernetes namespace of the pod ("default" unless told). */
-  namespace: string;
-  netns: string;
-  ip: string;
-  mac: string;
-  ifname: string;
-  port: number;
-  /** Did this agent create the namespace (and so delete it with the pod)? */
-  ownsNetns: boolean;
-  /** Is it the store's pod (tapnet apply), rather than one `tapnet pod add` attached? */
-  fromStore: boolean;
-}
-
-export interface PodRequest {
-  name: string;
-  namespace?: string;
-  netns?: string;
-  ip?: string;
-  ifname?: string;
+  /** Wait for the node's running switch to exit, then start (a supervisor's spare); default: TAPNET_STANDBY=1 in the environment. */
+  standby?: boolean;
 }
 
 export class AgentError extends Error {}
 
-/** The router's view of the cluster from node `self`. */
-export function routerConfig(config: ClusterConfig, self: number): RouterConfig {
-  const gw = gatewayOf(config.nodes[self].podCidr);
-  return {
-    gatewayIp: gw,
-    gatewayMac: macForIpv4(gw),
-    clusterNetwork: config.clusterCidr.network,
-    clusterPrefix: config.clusterCidr.prefix,
-    tunnelMtu: config.podMtu,
-    datagramSize: config.mtu - 28,
-    self,
-    nodes: config.nodes.map((n) => ({ name: n.name, address: n.address, network: n.podCidr.network, prefix: n.podCidr.prefix, vtepMac: n.vtepMac })),
-    backend: { type: config.backend.type, vni: config.backend.vni },
-  };
-}
-
-/** How the agent names a pod (its map, the switch's port label, its logs): kubectl's habit, the namespace only when not default. */
-const podKey = (namespace: string, name: string) => (namespace === "default" ? name : `${namespace}/${name}`);
-
 export class NodeAgent implements PodHost {
   /** By podKey. */
   private readonly pods = new Map<string, PodRecord>();
+  /** Pods whose TAP is being made, in the pod file as pending (by podKey). */
+  private readonly attaching = new Map<string, SavedPod>();
+  private readonly podFile: string;
+  private lock?: NodeLock;
   private readonly ipam: PodIpam;
   private rpc?: RpcServer;
   private tapSerial = 0;
@@ -117,15 +95,19 @@ export class NodeAgent implements PodHost {
   /** The cluster as this node sees it now: with etcd, its nodes change as nodes come and go. */
   config: ClusterConfig;
 
-  private constructor(readonly opts: AgentOptions, readonly sw: Switch, private readonly log: Logger, config: ClusterConfig, readonly sync?: StoreSync) {
+  private constructor(readonly opts: AgentOptions, readonly sw: Switch, private readonly log: Logger, config: ClusterConfig, private readonly sys: Sys, readonly sync?: StoreSync) {
     this.config = config;
+    this.podFile = nodeFiles(opts.controlPath).pods;
     const node = config.nodes.find((n) => n.name === opts.nodeName);
     if (!node) throw new AgentError(`node "${opts.nodeName}" is not in the config (it has: ${config.nodes.map((n) => n.name).join(", ")})`);
     this.node = node;
     this.ipam = new PodIpam(node.podCidr);
     this.gateway = gatewayOf(node.podCidr);
     this.hostNet = new HostNet(config, node, GATEWAY_IFNAME, log);
-    this.cni = new CniHost({ sw, ipam: this.ipam, log, node, gateway: this.gateway, sync, config: () => this.config, stopping: () => this.stopping, agentHasPod: (ns, n) => this.hasPod(ns, n) });
+    this.cni = new CniHost({
+      sw, ipam: this.ipam, log, node, gateway: this.gateway, sync, config: () => this.config, stopping: () => this.stopping, agentHasPod: (ns, n) => this.hasPod(ns, n),
+      adopt: (t) => adoptTap(sys, sw, t),
+    });
     sw.onPortDown((p, reason) => void this.onPortDown(p, reason));
   }
 
@@ -134,6 +116,24 @@ export class NodeAgent implements PodHost {
   }
 
   static async start(opts: AgentOptions): Promise<NodeAgent> {
+    const standby = opts.standby ?? process.env[STANDBY_ENV] === "1";
+    // A standby's datapath worker loads while it waits: the switch it becomes starts without that wait.
+    const { worker, loaded } = standby ? Switch.preboot() : { worker: undefined, loaded: undefined };
+    const lock = await NodeLock.acquire(opts.controlPath, { wait: standby, log: opts.log, ...(loaded ? { loaded } : {}) })
+      .catch(async (e) => { await worker?.terminate(); throw e instanceof NodeLockError ? new AgentError(e.message) : e; });
+    try {
+      const agent = await NodeAgent.startLocked(worker ? { ...opts, switchOptions: { ...opts.switchOptions, worker } } : opts);
+      agent.lock = lock;
+      return agent;
+    } catch (e) {
+      lock.release();
+      await worker?.terminate();
+      throw e;
+    }
+  }
+
+  private static async startLocked(opts: AgentOptions): Promise<NodeAgent> {
+    const sys = await openSys(await loadLibc());
     const sync = opts.store ? await StoreSync.open(opts.config, opts.nodeName, opts.store, opts.log) : undefined;
     const config = sync?.config ?? opts.config;
     if (!config.nodes.some((n) => n.name === opts.nodeName)) {
@@ -152,13 +152,18 @@ export class NodeAgent implements PodHost {
       await sync?.stop();
       throw e;
     }
-    const agent = new NodeAgent(opts, sw, opts.log, config, sync);
+    const agent = new NodeAgent(opts, sw, opts.log, config, sys, sync);
     try {
-      await agent.attachGateway();
-      await agent.setUpNode();
+      const dropped = agent.adoptPods(); // first: the dead switch's pods forward again as soon as can be
+      await attachGateway(sw, config, agent.node, agent.gateway, opts.log).catch((e) => { throw e instanceof GatewayError ? new AgentError(e.message) : e; });
+      await removeStrayTaps(opts.log);
+      await cleanUp(dropped, opts.log);
+      await capGatewaySuperFrames(sw, config, opts.log);
+      await agent.hostNet.setUp(); // routes, forwarding, masquerade (host-net.ts)
       await agent.cni.restore(); // before the socket opens: no ADD gets an address a restored pod holds
       agent.rpc = await RpcServer.listen(opts.controlPath, agent.handlers());
       await sync?.start(agent);
+      await agent.dropAdoptedGoneFromStore();
       agent.views = sync && new ViewSync({ store: sync.store, serviceCidr: config.serviceCidr, log: opts.log, apply: (v) => sw.setView(v), nodePorts: (p) => agent.hostNet.setNodePorts(p) });
       await agent.views?.start();
     } catch (e) {
@@ -174,51 +179,42 @@ export class NodeAgent implements PodHost {
     return agent;
   }
 
-  private async attachGateway(): Promise<void> {
-    let port: PortInfo;
-    try {
-      port = this.sw.addTap(GATEWAY_IFNAME, "gateway");
-    } catch (e) {
-      throw new AgentError(`cannot create ${GATEWAY_IFNAME}: ${(e as Error).message} (is another switch running in this namespace?)`);
+  /** Takes over the pods of the pod file (adopt.ts); returns those dropped, whose leftovers `cleanUp` removes. */
+  private adoptPods(): SavedPod[] {
+    const { pods, problems } = readPodFile(this.podFile);
+    for (const p of problems) this.log.warn("pod file entry ignored", { problem: p });
+    const { adopted, dropped } = adoptSaved({ sw: this.sw, sys: this.sys, ipam: this.ipam, log: this.log }, pods);
+    for (const r of adopted) this.pods.set(podKey(r.namespace, r.name), r);
+    this.savePods();
+    return dropped;
+  }
+
+  /** A store's pod taken over but deleted from the store while no switch ran: detached now. */
+  private async dropAdoptedGoneFromStore(): Promise<void> {
+    if (!this.sync) return;
+    for (const r of [...this.pods.values()].filter((p) => p.fromStore)) {
+      const pod = await this.sync.store.get({ kind: "Pod", namespace: r.namespace, name: r.name }) as Pod | undefined;
+      if (!pod || pod.spec?.nodeName !== this.node.name) await this.delPod(r.name, r.namespace);
     }
-    const gw = formatIpv4(this.gateway);
-    await ipBatch([
-      `link set ${GATEWAY_IFNAME} address ${macForIpv4(this.gateway)} mtu ${this.config.podMtu}`,
-      `addr add ${gw}/${this.node.podCidr.prefix} dev ${GATEWAY_IFNAME}`,
-      `link set ${GATEWAY_IFNAME} up`,
-    ]);
-    this.log.info("gateway attached", { ifname: GATEWAY_IFNAME, port: port.port, address: gw });
   }
 
-  /**
-   * On the tapnet backend, keeps tapnet0's TSO super-frames small enough to leave in one
-   * UDP_SEGMENT send (tunnel/tapnet.ts; pods' interfaces get the same in pod-attach.ts). Best
-   * effort: a kernel or ip without gso_max_size just sends each frame in two.
-   */
-  private async capSuperFrames(ifname: string): Promise<void> {
-    const gso = podGsoMaxSize(this.config, this.sw);
-    if (gso === undefined) return;
-    await ip("link", "set", ifname, "gso_max_size", String(gso))
-      .catch((e) => this.log.warn("cannot cap TSO super-frames", { ifname, error: (e as Error).message }));
-  }
-
-
-  /** The node's kernel: its gateway port's super-frames capped, then routes, forwarding and masquerade (host-net.ts). */
-  private async setUpNode(): Promise<void> {
-    await this.capSuperFrames(GATEWAY_IFNAME);
-    await this.hostNet.setUp();
-  }
-
-  /** Undoes setUpNode (the routes and neighbours go with tapnet0). */
-  private async tearDownNode(): Promise<void> {
-    await this.hostNet.tearDown();
+  /** Writes the pod file: the pods attached, and those being attached (pending). */
+  private savePods(): void {
+    try {
+      writePodFile(this.podFile, [...[...this.pods.values()].map((r) => savedPod(r)), ...this.attaching.values()]);
+    } catch (e) {
+      this.log.warn("cannot write the pod file: a switch started after this one will not take these pods over", { file: this.podFile, error: (e as Error).message });
+    }
   }
 
   private handlers() {
     return {
       ping: () => ({ node: this.node.name, pid: process.pid }),
       "pod.add": (p: Record<string, unknown>) => this.addPodCommand(p as unknown as PodRequest),
-      "pod.del": (p: Record<string, unknown>) => this.delPodCommand(String(p.name ?? ""), String(p.namespace ?? "default")),
+      "pod.del": (p: Record<string, unknown>) => {
+        if (typeof p.name !== "string" || (p.namespace !== undefined && typeof p.namespace !== "string")) throw new AgentError("pod.del needs name, a string (and namespace, a string, if given)");
+        return this.delPodCommand(p.name, (p.namespace as string | undefined) ?? "default");
+      },
       "pod.list": () => this.listPods(),
       status: () => this.status(),
       ...objectHandlers(this.sync),
@@ -229,9 +225,12 @@ export class NodeAgent implements PodHost {
 
   /** `tapnet pod add`: attaches the pod, then records it in the store. */
   private async addPodCommand(req: PodRequest): Promise<PodRecord> {
+    checkPodRequest(req); // the socket takes JSON from anyone: fields checked before anything is asked
     const ns = req.namespace ?? "default";
     const refused = await this.sync?.podRefusal(ns, req.name);
     if (refused) throw new AgentError(refused);
+    // Another pod's or node's namespace (pod-netns.ts); a duplicate of our own is addPod's to refuse, by name.
+    if (!this.hasPod(ns, req.name)) await refuseClusterNetns(req.netns ?? req.name, this.config.clusterCidr);
     const rec = await this.addPod(req);
     await this.sync?.recordPodAdd(ns, rec.name, rec.ip, rec.netns, rec.ifname)
       .catch((e) => this.log.warn("pod attached but not recorded in the store", { pod: `${ns}/${rec.name}`, error: (e as Error).message }));
@@ -280,18 +279,10 @@ export class NodeAgent implements PodHost {
   /** `fromStore`: the pod is the store's (tapnet apply): its namespace is this switch's to make and delete. */
   async addPod(req: PodRequest, fromStore = false): Promise<PodRecord> {
     if (this.stopping) throw new AgentError("the switch is stopping");
-    const name = req.name;
-    if (typeof name !== "string" || !POD_NAME_RE.test(name)) throw new AgentError(`pod name ${JSON.stringify(name)} must be lower-case letters, digits, '-' and '.', 1-253 long`);
-    const namespace = req.namespace ?? "default";
-    if (typeof namespace !== "string" || !NAMESPACE_RE.test(namespace)) throw new AgentError(`namespace ${JSON.stringify(namespace)} must be lower-case letters, digits and '-', 1-63 long`);
+    const { name, namespace, netns, ifname } = checkPodRequest(req);
     const key = podKey(namespace, name);
-    if (this.hasPod(namespace, name)) throw new AgentError(`pod ${name} is already attached${namespace === "default" ? "" : ` in namespace ${namespace}`}`);
-    const netns = req.netns ?? name;
-    if (!/^[A-Za-z0-9_.-]{1,255}$/.test(netns) || netns === "." || netns === "..") throw new AgentError(`network namespace name ${JSON.stringify(netns)} is not valid`);
-    const ifname = req.ifname ?? "eth0";
-    const badIf = checkIfName(ifname);
-    if (badIf) throw new AgentError(badIf);
-    for (const p of this.pods.values()) if (p.netns === netns) throw new AgentError(`namespace ${netns} already holds pod ${p.name}`);
+    if (this.hasPod(namespace, name) || this.attaching.has(key)) throw new AgentError(`pod ${name} is already attached${namespace === "default" ? "" : ` in namespace ${namespace}`}`);
+    for (const p of [...this.pods.values(), ...this.attaching.values()]) if (p.netns === netns) throw new AgentError(`namespace ${netns} already holds pod ${p.name}`);
 
     // A namespace the store's pod is made in is this switch's, even if a killed switch left it.
     const ownsNetns = fromStore || !netnsExists(netns);
@@ -307,14 +298,21 @@ export class NodeAgent implements PodHost {
       const mac = macForIpv4(addr);
       const ipStr = formatIpv4(addr);
       const gso = podGsoMaxSize(this.config, this.sw);
+      const tmp = `tnp${process.pid % 100000}x${this.tapSerial++}`;
+      // In the pod file before the TAP exists: a switch killed meanwhile leaves its successor a note of what to remove.
+      this.attaching.set(key, { name, namespace, netns, ip: ipStr, mac, ifname, ownsNetns, fromStore, pending: tmp });
+      this.savePods();
+      undo.push(async () => { this.attaching.delete(key); this.savePods(); });
       const port = await attachTap(this.sw, {
-        tmp: `tnp${process.pid % 100000}x${this.tapSerial++}`, label: key, netns: `/run/netns/${netns}`, shownAs: netns, ifname,
+        tmp, label: key, netns: `/run/netns/${netns}`, shownAs: netns, ifname,
         ip: ipStr, mac, prefix: this.node.podCidr.prefix, gateway: formatIpv4(this.gateway), mtu: this.config.podMtu,
         ...(gso !== undefined ? { gsoMaxSize: gso } : {}),
       }, this.log);
       undo.push(() => this.sw.removePort(port));
       const rec: PodRecord = { name, namespace, netns, ip: ipStr, mac, ifname, port, ownsNetns, fromStore };
+      this.attaching.delete(key);
       this.pods.set(key, rec);
+      this.savePods();
       this.log.info("pod attached", { pod: key, netns, ip: ipStr, mac, port, ownsNetns });
       return rec;
     } catch (e) {
@@ -329,6 +327,7 @@ export class NodeAgent implements PodHost {
     const rec = this.pods.get(key);
     if (!rec) return { removed: false };
     this.pods.delete(key);
+    this.savePods();
     await this.sw.removePort(rec.port);
     this.ipam.release(parseIpv4Address(rec.ip)!);
     if (rec.ownsNetns) await ip("netns", "del", rec.netns).catch((e) => this.log.warn("could not delete namespace", { netns: rec.netns, error: String(e) }));
@@ -353,27 +352,8 @@ export class NodeAgent implements PodHost {
     return [...this.pods.values(), ...this.cni.list().map((a) => ({ ...a, port: a.port ?? -1, ownsNetns: false, fromStore: false }))];
   }
 
-  async status() {
-    const fdb = await this.sw.fdb();
-    const ports = this.sw.ports();
-    const byPort = new Map(ports.map((p) => [p.port, p]));
-    return {
-      node: {
-        name: this.node.name, address: formatIpv4(this.node.address), podCidr: formatCidr(this.node.podCidr),
-        gateway: formatIpv4(this.gateway), gatewayMac: macForIpv4(this.gateway), podMtu: this.config.podMtu,
-        backend: this.config.backend.type, pid: process.pid, runtime: runtimeName,
-      },
-      pods: this.listPods(),
-      nodes: this.config.nodes.map((n) => ({ name: n.name, address: formatIpv4(n.address), podCidr: formatCidr(n.podCidr) })),
-      store: this.sync ? { description: this.sync.kv.description, cluster: this.opts.store!.cluster } : undefined,
-      ports,
-      fdb: fdb.map((e) => {
-        const p = byPort.get(e.port);
-        return { ...e, device: p ? (p.netns ? `${p.ifname}@${p.netns}` : p.ifname) : undefined, pod: p?.pod };
-      }),
-      counters: this.sw.counters.switchSnapshot(),
-      tunnel: this.sw.tunnelCounters(),
-    };
+  status() {
+    return nodeStatus(this);
   }
 
   async stop(): Promise<void> {
@@ -389,8 +369,10 @@ export class NodeAgent implements PodHost {
     ]);
     await this.sync?.stop();
     for (const rec of [...this.pods.values()]) await this.delPod(rec.name, rec.namespace).catch(() => {});
-    await this.tearDownNode();
+    await this.hostNet.tearDown(); // the routes and neighbours go with tapnet0
     await this.sw.stop();
+    if (this.pods.size === 0 && this.attaching.size === 0) removePodFile(this.podFile);
+    this.lock?.release();
     this.log.info("switch stopped", { node: this.node.name });
   }
 }

@@ -20,10 +20,11 @@
  *   4. the TAP (pod-attach.ts): named CNI_IFNAME, MAC 0a:58 + the address, the backend's pod
  *      MTU, lo up, the default route via the gateway.
  *
- * A restart of the switch: the TAPs died with it; `restore` (before the control socket opens)
- * reserves every address the store's CNI Pods of this node hold, and re-attaches those whose
- * namespace is still the one they were added in (same ifname, address and MAC); the others
- * are forgotten (the store's Pod deleted, the address freed). A TAP that goes down while the
+ * A restart of the switch: `restore` (before the control socket opens) reserves every address
+ * the store's CNI Pods of this node hold, and takes over the TAPs of those whose namespace is
+ * still the one they were added in (persistent, they outlived the switch: adopt.ts), or attaches
+ * them anew (same ifname, address and MAC); the others are forgotten (the store's Pod deleted,
+ * the address freed). A TAP that goes down while the
  * switch runs is forgotten the same way if its namespace is gone; otherwise (someone deleted
  * the interface) the address stays reserved and CHECK reports it, and an ADD attaches it again.
  */
@@ -36,6 +37,7 @@ import { ANNOTATIONS, type Pod } from "../cluster/objects.ts";
 import { AlreadyExistsError, NotFoundError } from "../cluster/store.ts";
 import type { ClusterConfig, NodeConfig } from "./config.ts";
 import { attachTap, checkNetnsPath, netnsInode, podGsoMaxSize } from "./pod-attach.ts";
+import { tryAdopt, type AdoptTarget } from "./adopt.ts";
 import { IpamError, type PodIpam } from "./ipam.ts";
 import type { Logger } from "./log.ts";
 import type { StoreSync } from "./store-sync.ts";
@@ -57,6 +59,8 @@ export interface CniHostContext {
   stopping(): boolean;
   /** Does the agent hold a pod of that name (tapnet pod add, apply)? Used without a store. */
   agentHasPod(namespace: string, name: string): boolean;
+  /** Takes over a TAP a dead switch left (adopt.ts's adoptTap); throws if there is none to take. */
+  adopt?(t: AdoptTarget): number;
 }
 
 export interface AddRequest { containerId: string; netns: string; ifname: string; podName?: string; podNamespace?: string }
@@ -381,8 +385,9 @@ export class CniHost {
     }
     for (const a of found) {
       try {
-        await this.attach(a);
-        this.ctx.log.info("cni re-attached", { container: a.containerId, ifname: a.ifname, netns: a.netns, pod: `${a.namespace}/${a.name}`, ip: a.ip });
+        a.port = tryAdopt(this.ctx.adopt, { netns: a.netns, shownAs: a.netns, ifname: a.ifname, label: a.namespace === "default" ? a.name : `${a.namespace}/${a.name}`, ip: a.ip, mac: a.mac });
+        if (a.port === undefined) await this.attach(a);
+        this.ctx.log.info(a.port === undefined ? "cni re-attached" : "cni taken over", { container: a.containerId, ifname: a.ifname, netns: a.netns, pod: `${a.namespace}/${a.name}`, ip: a.ip });
       } catch (e) {
         await this.forget(a, `cannot attach it again: ${(e as Error).message}`).catch(() => {});
       }

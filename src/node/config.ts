@@ -6,16 +6,19 @@
  *   nodeSubnetPrefix: 24            # default
  *   mtu: 1500                       # the underlay's MTU, default 1500
  *   backend: { type: tapnet, port: 8287 }      # tapnet (default) | udp | vxlan
+ *   backend: { secret: "...", keyFile: /etc/tapnet/secret, insecure: true }  # tapnet: sealing (below)
  *   nodes:
  *     - { name: node1, address: 192.168.56.11, podCidr: 10.244.1.0/24, vtepMac: "0e:..." }
  *
  * Pod CIDRs not given are assigned in node order from the cluster CIDR, lowest first, skipping
  * its first subnet (as flannel's SubnetMin does) and any subnet a node was given: the same file
- * gives the same answer on every node. The service CIDR overlaps neither the cluster CIDR nor
- * a node's address (the node routes it to its switch). Every fault is a ConfigError naming the
- * field.
+ * gives the same answer on every node. A given pod CIDR may not overlap that first subnet, and
+ * no node's address may be inside the cluster CIDR. The service CIDR overlaps neither the
+ * cluster CIDR nor a node's address (the node routes it to its switch). Every fault is a
+ * ConfigError naming the field.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
+import { isAbsolute } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { formatMac, parseMac } from "../wire/mac.ts";
@@ -38,8 +41,19 @@ export interface ClusterConfig {
   nodeSubnetPrefix: number;
   mtu: number;
   podMtu: number;
-  backend: { type: BackendType; port: number; vni: number };
+  backend: { type: BackendType; port: number; vni: number } & BackendSeal;
   nodes: NodeConfig[];
+}
+
+/**
+ * Sealing, for a backend that seals (tapnet): `secret` is the cluster's secret (given as
+ * backend.secret, or read from backend.keyFile, which is then kept too, to be written back);
+ * `insecure` says the cluster sends in the clear on purpose. Absent fields are absent.
+ */
+export interface BackendSeal {
+  secret?: string;
+  keyFile?: string;
+  insecure?: true;
 }
 
 export class ConfigError extends Error {}
@@ -102,7 +116,7 @@ export function checkClusterConfig(raw: unknown): ClusterConfig {
 
   const b = raw.backend ?? {};
   if (!isObject(b)) fail("backend", "must be a mapping like { type: udp }");
-  checkKeys(b, "backend", ["type", "port", "vni"]);
+  checkKeys(b, "backend", ["type", "port", "vni", "secret", "keyFile", "insecure"]);
   // tapnet's own backend is the fastest between tapnet nodes; a cluster with plain Linux
   // nodes in it needs vxlan, one with flannel udp nodes udp.
   const type = (b.type ?? defaultBackend()) as string;
@@ -112,6 +126,7 @@ export function checkClusterConfig(raw: unknown): ClusterConfig {
   const port = int(b.port ?? info.port, "backend.port", 1, 65535);
   if (b.vni !== undefined && !info.vni) fail("backend.vni", `only the ${backendNames().filter((n) => backend(n).vni).join(" and ")} backend has a VNI`);
   const vni = int(b.vni ?? 1, "backend.vni", 0, 0xffffff);
+  const seal = checkSeal(b, backendType, info.seals === true);
   const podMtu = mtu - info.overhead;
   if (podMtu < MIN_POD_MTU) fail("mtu", `${mtu} leaves ${podMtu} bytes for pods after the ${backendType} backend's ${info.overhead} bytes of headers; pods need at least ${MIN_POD_MTU}`);
 
@@ -133,6 +148,8 @@ export function checkClusterConfig(raw: unknown): ClusterConfig {
       if (!cidrInside(p, cc)) fail(`${where}.podCidr`, `${formatCidr(p)} is outside clusterCidr ${formatCidr(cc)}`);
       if (p.prefix > 30) fail(`${where}.podCidr`, `${formatCidr(p)} is too small: a node needs a gateway and at least one pod (/30 or larger)`);
       if (p.prefix < 16) fail(`${where}.podCidr`, `${formatCidr(p)} is too large: a node's pod CIDR can be at most a /16`);
+      const first = nthSubnet(cc, nodeSubnetPrefix, 0)!;
+      if (cidrOverlaps(p, first)) fail(`${where}.podCidr`, `${formatCidr(p)} overlaps ${formatCidr(first)}, the first /${nodeSubnetPrefix} of clusterCidr, which is reserved (no pod holds the cluster CIDR's first address)`);
       podCidr = p;
     }
     let vtepMac = vtepMacFor(address);
@@ -153,6 +170,8 @@ export function checkClusterConfig(raw: unknown): ClusterConfig {
 
   partial.forEach((n, i) => {
     if (cidrContains(sc, n.address)) fail("serviceCidr", `${formatCidr(sc)} holds nodes[${i}].address ${formatIpv4(n.address)}${defaulted}`);
+    // Pods' addresses and nodes' are routed apart: a node inside the cluster CIDR would be routed to a pod CIDR.
+    if (cidrContains(cc, n.address)) fail(`nodes[${i}].address`, `${formatIpv4(n.address)} is inside clusterCidr ${formatCidr(cc)}: a node's address is its underlay address, outside the pods' addresses`);
   });
   partial.forEach((a, i) => {
     partial.forEach((o, j) => {
@@ -178,10 +197,67 @@ export function checkClusterConfig(raw: unknown): ClusterConfig {
     return fail(`nodes[${i}].podCidr`, `no /${nodeSubnetPrefix} left in clusterCidr ${formatCidr(cc)} (it holds ${total}, the first reserved); give a larger clusterCidr or a longer nodeSubnetPrefix`);
   });
 
-  return { clusterCidr: cc, serviceCidr: sc, nodeSubnetPrefix, mtu, podMtu, backend: { type: backendType, port, vni }, nodes };
+  return { clusterCidr: cc, serviceCidr: sc, nodeSubnetPrefix, mtu, podMtu, backend: { type: backendType, port, vni, ...seal }, nodes };
 }
 
-/** A config file read and checked; a file that cannot be read is a ConfigError naming it and why. */
+const MIN_SECRET = 32;
+const MAX_SECRET = 1024;
+
+/** A secret's faults, or undefined: long enough to be a key's worth when random, and one line. */
+function secretFault(secret: string): string | undefined {
+  if (secret.length < MIN_SECRET) return `is ${secret.length} characters: a secret has at least ${MIN_SECRET} (a random one: openssl rand -base64 32)`;
+  if (secret.length > MAX_SECRET) return `is ${secret.length} characters: at most ${MAX_SECRET}`;
+  if (/[\r\n]/.test(secret)) return "must be one line";
+  return undefined;
+}
+
+/** backend.secret, backend.keyFile (read here) and backend.insecure, checked against the backend. */
+function checkSeal(b: Record<string, unknown>, type: BackendType, seals: boolean): BackendSeal {
+  const given = (["secret", "keyFile", "insecure"] as const).filter((k) => b[k] !== undefined);
+  if (!given.length) return {};
+  if (!seals) fail(`backend.${given[0]}`, `the ${type} backend never seals its datagrams (it is wire-compatible with other implementations); only ${backendNames().filter((n) => backend(n).seals).join(" and ")} does`);
+  if (b.secret !== undefined && b.keyFile !== undefined) fail("backend.keyFile", "give backend.secret or backend.keyFile, not both");
+  if (b.insecure !== undefined && b.insecure !== true && b.insecure !== false) fail("backend.insecure", `must be true or false, not ${JSON.stringify(b.insecure)}`);
+  if (b.insecure === true && given.length > 1) fail("backend.insecure", "true sends in the clear: it cannot go with a secret");
+  if (b.secret !== undefined) {
+    if (typeof b.secret !== "string") fail("backend.secret", `must be a string, not ${JSON.stringify(b.secret)}`);
+    const why = secretFault(b.secret);
+    if (why) fail("backend.secret", why);
+    return { secret: b.secret };
+  }
+  if (b.keyFile !== undefined) {
+    const f = b.keyFile;
+    if (typeof f !== "string" || !isAbsolute(f)) fail("backend.keyFile", `must be an absolute path, not ${JSON.stringify(f)}`);
+    let text: string;
+    try {
+      if (statSync(f).mode & 0o004) fail("backend.keyFile", `${f} can be read by every user: chmod 600 it (or 640 for a group)`);
+      text = readFileSync(f, "utf8");
+    } catch (e) {
+      if (e instanceof ConfigError) throw e;
+      fail("backend.keyFile", `cannot read ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const secret = text.replace(/\s+$/, "");
+    const why = secretFault(secret);
+    if (why) fail("backend.keyFile", `the secret in ${f} ${why}`);
+    return { secret, keyFile: f };
+  }
+  return b.insecure === true ? { insecure: true } : {};
+}
+
+/**
+ * Refuses a cluster whose backend seals but which has no secret and does not say
+ * `backend.insecure: true`: a tapnet cluster is sealed unless told. A config of one node has
+ * no peer to seal for, and needs none.
+ */
+export function checkSealed(c: ClusterConfig): void {
+  if (!backend(c.backend.type).seals || c.backend.secret !== undefined || c.backend.insecure || c.nodes.length === 1) return;
+  fail("backend.secret", `the ${c.backend.type} backend seals its datagrams with the cluster's secret, and this config has none: give backend.secret (${MIN_SECRET} characters or more, the same on every node: openssl rand -base64 32) or backend.keyFile (a file holding it), or set backend.insecure: true to send in the clear`);
+}
+
+/**
+ * A config file read and checked, as `tapnet switch` takes it (sealed unless told: checkSealed);
+ * a file that cannot be read is a ConfigError naming it and why.
+ */
 export function readClusterConfig(file: string): ClusterConfig {
   let text: string;
   try {
@@ -189,7 +265,9 @@ export function readClusterConfig(file: string): ClusterConfig {
   } catch (e) {
     throw new ConfigError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  return parseClusterConfig(text, file);
+  const c = parseClusterConfig(text, file);
+  checkSealed(c);
+  return c;
 }
 
 /** The config as a user would write it, every default filled in: for `lab` to write out. */
@@ -199,11 +277,17 @@ export function formatClusterConfig(c: ClusterConfig): Record<string, unknown> {
     serviceCidr: formatCidr(c.serviceCidr),
     nodeSubnetPrefix: c.nodeSubnetPrefix,
     mtu: c.mtu,
-    backend: backend(c.backend.type).vni ? { ...c.backend } : { type: c.backend.type, port: c.backend.port },
+    backend: formatBackend(c.backend),
     nodes: c.nodes.map((n) => ({
       name: n.name, address: formatIpv4(n.address), podCidr: formatCidr(n.podCidr),
       // A backend with a VNI speaks to Linux VTEPs, which must be told each node's MAC.
       ...(backend(c.backend.type).vni || n.vtepMac !== vtepMacFor(n.address) ? { vtepMac: n.vtepMac } : {}),
     })),
   };
+}
+
+/** The backend section as written: its VNI where it has one; the key file, else the secret, else insecure. */
+function formatBackend(b: ClusterConfig["backend"]): Record<string, unknown> {
+  const seal = b.keyFile !== undefined ? { keyFile: b.keyFile } : b.secret !== undefined ? { secret: b.secret } : b.insecure ? { insecure: true } : {};
+  return { type: b.type, port: b.port, ...(backend(b.type).vni ? { vni: b.vni } : {}), ...seal };
 }

@@ -8,7 +8,7 @@
  */
 import { MessageChannel, type MessagePort, type Worker } from "node:worker_threads";
 import { loadLibc, type Libc } from "../io/libc.ts";
-import { startWorker } from "../io/runtime.ts";
+import { prebootWorker, startWorker } from "../io/runtime.ts";
 import { closeTap, openTap, type Tap } from "../io/tap.ts";
 import { openUdp, type UdpSocket } from "../io/udp.ts";
 import { formatMac, parseMac } from "../wire/mac.ts";
@@ -36,6 +36,8 @@ export interface SwitchOptions {
   conntrack?: ConntrackOptions;
   /** Called with each new flow a NetworkPolicy denies, while `setPolicyLog(true)`. */
   onPolicyDenied?: (e: DeniedEvent) => void;
+  /** A datapath worker started ahead by `Switch.preboot()` (a standby's): the switch then starts without waiting for it to load. */
+  worker?: Worker;
 }
 
 export const SWITCH_DEFAULTS: SwitchOptions = { maxPorts: 512, fdb: FDB_DEFAULTS, offloads: true, batch: 64 };
@@ -66,6 +68,8 @@ export interface PortIdentity {
 
 export class SwitchError extends Error {}
 
+const DATAPATH_WORKER = new URL("./datapath-worker.ts", import.meta.url);
+
 export class Switch {
   readonly counters: Counters;
   private readonly ctrl: Int32Array;
@@ -91,6 +95,11 @@ export class Switch {
     cmdPort.on("message", (r: Reply) => this.onReply(r));
   }
 
+  /** A datapath worker started ahead (`loaded` once its imports are): give it to `start` as `worker`. */
+  static preboot(): { worker: Worker; loaded: Promise<void> } {
+    return prebootWorker(DATAPATH_WORKER);
+  }
+
   static async start(opts: Partial<SwitchOptions> = {}): Promise<Switch> {
     const options = { ...SWITCH_DEFAULTS, ...opts, fdb: { ...FDB_DEFAULTS, ...opts.fdb } };
     const libc = await loadLibc();
@@ -107,7 +116,7 @@ export class Switch {
       ...(options.conntrack ? { conntrack: options.conntrack } : {}),
       offloads: options.offloads,
     };
-    const worker = startWorker(new URL("./datapath-worker.ts", import.meta.url), input, [port2]);
+    const worker = startWorker(DATAPATH_WORKER, input, [port2], options.worker);
     const sw = new Switch(libc, worker, port1, ctrl, counters.buffer, options, tunnel);
     try {
       await sw.waitReady();

@@ -108,7 +108,7 @@ function timeout(ms: number): Promise<Record<string, unknown>> {
 /** Writes a cluster config of `nodes` (name, address, pod CIDR) with backend `backend`. */
 export function writeConfig(path: string, backend: string, nodes: { name: string; address: string; podCidr: string }[]): void {
   writeFileSync(path, [
-    `backend: { type: ${backend} }`,
+    `backend: { type: ${backend}${backend === "tapnet" ? ", secret: membership-test-secret-0123456789abcdef" : ""} }`,
     "nodes:",
     ...nodes.map((n) => `  - { name: ${n.name}, address: ${n.address}, podCidr: ${n.podCidr} }`),
   ].join("\n") + "\n");

@@ -102,8 +102,8 @@ describe("pod CIDR assignment", () => {
   });
 
   it("skips every subnet that a larger given pod CIDR covers", () => {
-    const c = checkClusterConfig({ nodes: [node(1, { podCidr: "10.244.0.0/23" }), node(2), node(3, { podCidr: "10.244.3.0/25" }), node(4)] });
-    expect(c.nodes.map((n) => formatCidr(n.podCidr))).toEqual(["10.244.0.0/23", "10.244.2.0/24", "10.244.3.0/25", "10.244.4.0/24"]);
+    const c = checkClusterConfig({ nodes: [node(1, { podCidr: "10.244.2.0/23" }), node(2), node(3, { podCidr: "10.244.5.0/25" }), node(4), node(5)] });
+    expect(c.nodes.map((n) => formatCidr(n.podCidr))).toEqual(["10.244.2.0/23", "10.244.1.0/24", "10.244.5.0/25", "10.244.4.0/24", "10.244.6.0/24"]);
   });
 
   it("gives the same answer for the same input", () => {
@@ -134,7 +134,7 @@ describe("pod CIDR assignment", () => {
       const raw = Array.from({ length: n }, (_, i) => {
         if (rnd() < 0.4) {
           let k: number;
-          do k = Math.floor(rnd() * count); while (picks.has(k));
+          do k = 1 + Math.floor(rnd() * (count - 1)); while (picks.has(k)); // never the reserved subnet 0
           picks.add(k);
           return node(i + 1, { podCidr: formatCidr(nthSubnet(cluster, prefix, k)!) });
         }
@@ -258,6 +258,26 @@ describe("refusals: every fault is a ConfigError naming the field", () => {
 
   it("refuses a node subnet as large as the cluster CIDR (its only subnet is the reserved first)", () => {
     expectRefused({ clusterCidr: "10.244.0.0/16", nodeSubnetPrefix: 16, nodes: [node(1)] }, "nodeSubnetPrefix", /17 to 30/);
+  });
+
+  // #13 finding 6: both were accepted silently.
+  it("refuses a node address inside the cluster CIDR, naming the node's address field", () => {
+    expect(refusal({ nodes: [node(1), { name: "node2", address: "10.244.3.7" }] }).message)
+      .toBe("nodes[1].address: 10.244.3.7 is inside clusterCidr 10.244.0.0/16: a node's address is its underlay address, outside the pods' addresses");
+    for (const address of ["10.244.0.0", "10.244.0.1", "10.244.255.255"]) expectRefused({ nodes: [{ name: "a", address }] }, "nodes[0].address", /inside clusterCidr/);
+    expectRefused({ clusterCidr: "172.20.0.0/14", nodes: [{ name: "a", address: "172.23.1.1" }] }, "nodes[0].address", /172\.20\.0\.0\/14/);
+    // The addresses just outside it are a node's to have.
+    expect(checkClusterConfig({ nodes: [{ name: "a", address: "10.243.255.255" }, { name: "b", address: "10.245.0.0" }] }).nodes).toHaveLength(2);
+  });
+
+  it("refuses a given pod CIDR on the reserved first subnet, whatever its size", () => {
+    expect(refusal({ nodes: [node(1, { podCidr: "10.244.0.0/24" })] }).message)
+      .toBe("nodes[0].podCidr: 10.244.0.0/24 overlaps 10.244.0.0/24, the first /24 of clusterCidr, which is reserved (no pod holds the cluster CIDR's first address)");
+    expectRefused({ nodes: [node(1), node(2, { podCidr: "10.244.0.0/23" })] }, "nodes[1].podCidr", /the first \/24/);
+    expectRefused({ nodes: [node(1, { podCidr: "10.244.0.128/25" })] }, "nodes[0].podCidr", /reserved/);
+    expectRefused({ clusterCidr: "10.0.0.0/8", serviceCidr: "172.30.0.0/16", nodeSubnetPrefix: 20, nodes: [node(1, { podCidr: "10.0.15.0/24" })] }, "nodes[0].podCidr", /10\.0\.0\.0\/20/);
+    // The subnet right after it is free to give.
+    expect(formatCidr(checkClusterConfig({ nodes: [node(1, { podCidr: "10.244.1.0/24" })] }).nodes[0].podCidr)).toBe("10.244.1.0/24");
   });
 
   it("refuses a pod CIDR larger than /16", () => {
@@ -396,7 +416,7 @@ describe("refusal messages, word for word", () => {
   it.each([
     ["a config that is not a mapping", [node(1)], "the config must be a mapping (clusterCidr, backend, nodes, ...)"],
     ["an unknown top-level field", { nodez: [] }, "nodez: unknown field (expected one of: clusterCidr, serviceCidr, nodeSubnetPrefix, mtu, backend, nodes)"],
-    ["an unknown backend field", { backend: { prot: 1 }, nodes: [node(1)] }, "backend.prot: unknown field (expected one of: type, port, vni)"],
+    ["an unknown backend field", { backend: { prot: 1 }, nodes: [node(1)] }, "backend.prot: unknown field (expected one of: type, port, vni, secret, keyFile, insecure)"],
     ["an unknown node field", { nodes: [node(1, { adress: "x" })] }, "nodes[0].adress: unknown field (expected one of: name, address, podCidr, vtepMac)"],
     ["a backend that is not a mapping", { backend: "udp", nodes: [node(1)] }, "backend: must be a mapping like { type: udp }"],
     ["an unknown backend type", { backend: { type: "wireguard" }, nodes: [node(1)] }, 'backend.type: unknown backend "wireguard" (known: tapnet, udp, vxlan)'],

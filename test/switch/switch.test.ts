@@ -4,7 +4,7 @@
 import { MessagePort } from "node:worker_threads";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Libc } from "../../src/io/libc.ts";
-import { TUNSETIFF, TUNSETOFFLOAD, TUNSETVNETHDRSZ, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 } from "../../src/io/tap.ts";
+import { TUNSETIFF, TUNSETOFFLOAD, TUNSETPERSIST, TUNSETVNETHDRSZ, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 } from "../../src/io/tap.ts";
 import { PORT_COUNTERS, PortCounter } from "../../src/switch/counters.ts";
 import { FDB_DEFAULTS } from "../../src/switch/fdb.ts";
 import { SWITCH_DEFAULTS, Switch, SwitchError, type PortInfo } from "../../src/switch/switch.ts";
@@ -134,8 +134,8 @@ describe("Switch", { timeout: 60_000 }, () => {
     expect(gw).toEqual({ port: 0, ifname: "tapnet0", role: "gateway" });
     expect(pod).toEqual({ port: 1, ifname: "tn-abc", role: "pod", pod: "default/web" });
     expect(calls).toEqual([
-      "open /dev/net/tun", `ioctl ${fd} TUNSETIFF`, `ioctl ${fd} ${TUNSETVNETHDRSZ}`, `ioctl ${fd} TUNSETOFFLOAD 0`,
-      "open /dev/net/tun", `ioctl ${fd + 1} TUNSETIFF`, `ioctl ${fd + 1} ${TUNSETVNETHDRSZ}`, `ioctl ${fd + 1} TUNSETOFFLOAD 0`,
+      "open /dev/net/tun", `ioctl ${fd} TUNSETIFF`, `ioctl ${fd} ${TUNSETVNETHDRSZ}`, `ioctl ${fd} TUNSETOFFLOAD 0`, `ioctl ${fd} ${TUNSETPERSIST} 1`,
+      "open /dev/net/tun", `ioctl ${fd + 1} TUNSETIFF`, `ioctl ${fd + 1} ${TUNSETVNETHDRSZ}`, `ioctl ${fd + 1} TUNSETOFFLOAD 0`, `ioctl ${fd + 1} ${TUNSETPERSIST} 1`,
     ]);
     expect(posted).toEqual([
       { op: "add", port: 0, fd, role: "gateway" },
@@ -183,7 +183,7 @@ describe("Switch", { timeout: 60_000 }, () => {
     const removed = sw.removePort(0);
     expect(calls).toEqual([]);
     await removed;
-    expect(calls).toEqual([`close ${fd}`]);
+    expect(calls).toEqual([`ioctl ${fd} ${TUNSETPERSIST} 0`, `close ${fd}`]); // persistence cleared: the device goes with the fd
     expect(posted).toEqual([{ op: "remove", port: 0, id: expect.any(Number) }]);
     expect(sw.ports().map((p) => p.port)).toEqual([1]);
     expect(sw.addTap("tn-c", "pod").port).toBe(0);
@@ -279,10 +279,10 @@ describe("Switch.stop", { timeout: 60_000 }, () => {
     sw.addTap("tn-b", "pod");
     calls.length = 0;
     await sw.stop();
-    expect(calls).toEqual([`close ${fd}`, `close ${fd + 1}`]);
+    expect(calls).toEqual([`ioctl ${fd} ${TUNSETPERSIST} 0`, `close ${fd}`, `ioctl ${fd + 1} ${TUNSETPERSIST} 0`, `close ${fd + 1}`]);
     expect(sw.ports()).toEqual([]);
     await sw.stop();
-    expect(calls).toHaveLength(2);
+    expect(calls).toHaveLength(4);
     expect(() => sw.addTap("tn-c", "pod")).toThrow(new SwitchError("switch is stopped"));
   });
 });
@@ -307,7 +307,7 @@ describe("Switch with routing", { timeout: 60_000 }, () => {
       await sw.stop();
       await sw.stop();
     }
-    expect(calls).toEqual([`close ${fd + 1}`, `close ${fd}`]);
+    expect(calls).toEqual([`ioctl ${fd + 1} ${TUNSETPERSIST} 0`, `close ${fd + 1}`, `close ${fd}`]);
   });
 
   it("hands the tunnel socket to the datapath, which reads it: a datagram from no node is counted and dropped", async () => {

@@ -6,7 +6,7 @@ import { labDown, labUp } from "../../lab/lab.ts";
 import { labNodeAdd, labNodeStart, labNodeStop } from "../../lab/nodes.ts";
 import { labEtcd } from "../../lab/lab-etcd.ts";
 import { checkLabOptions, checkPrefix, DEFAULT_LEASE_TTL, LAB_MODES, LAB_STORES, LabError, readLabState, type LabOptions } from "../../lab/plan.ts";
-import { labStatus, type SwitchStatus } from "../../lab/status.ts";
+import { labStatus, type LabStatus, type SwitchStatus } from "../../lab/status.ts";
 import { preflight } from "../../node/preflight.ts";
 import { choiceOption, intOption, UsageError, type Command, type Parsed } from "../args.ts";
 import { formatTable } from "../../node/table.ts";
@@ -30,6 +30,7 @@ export const labUpCommand: Command = {
     "no-pin": { type: "boolean", help: "leave the switches' datapath threads to the scheduler instead of pinning each to a CPU" },
     store: { type: "string", value: "STORE", help: "where the cluster's state lives: file (a directory in the lab's; every pod CIDR in cluster.yaml) or etcd (a real etcd in the underlay; each switch leases its pod CIDR there)", default: "file" },
     "lease-ttl": { type: "string", value: "SECONDS", help: `--store etcd: how long a node's subnet lease lives without renewal (default: ${DEFAULT_LEASE_TTL})` },
+    insecure: { type: "boolean", help: "tapnet backend: send the tunnel's datagrams in the clear (backend.insecure: true) instead of sealing them with the lab's own secret" },
   },
   details: [
     "Nodes and pods are network namespaces; each node runs a tapnet switch whose TAP ports are the pods' eth0.",
@@ -55,14 +56,15 @@ export const labUpCommand: Command = {
     const store = choiceOption(p, "store", LAB_STORES);
     const leaseTtl = p.values["lease-ttl"] === undefined ? undefined : intOption(p, "lease-ttl", 2, 3600);
     const prefix = String(p.values.prefix);
-    usageCheck({ mode, nodes, pods, prefix, backend, runtime, kernelNode, store, leaseTtl });
+    const insecure = p.values.insecure === true;
+    usageCheck({ mode, nodes, pods, prefix, backend, runtime, kernelNode, store, leaseTtl, insecure });
     preflight(["root", ...(mode === "tapnet" ? ["tun" as const, "nsenter" as const] : []), "ip", "ping", ...(nodes > 1 || kernelNode || mode !== "tapnet" ? ["nft" as const] : [])]);
     const abort = new AbortController();
     const onSignal = () => { err("interrupted: removing what the lab made so far"); abort.abort(); };
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     try {
-      const state = await labUp({ mode, nodes, pods, prefix, backend, runtime, kernelNode, store, leaseTtl, pin: !p.values["no-pin"], progress: (l) => err(l), signal: abort.signal });
+      const state = await labUp({ mode, nodes, pods, prefix, backend, runtime, kernelNode, store, leaseTtl, insecure, pin: !p.values["no-pin"], progress: (l) => err(l), signal: abort.signal });
       out(`lab ${prefix} is up: ${state.nodes.length} node(s), ${state.pods.length} pod(s), ${mode === "tapnet" ? `backend ${backend}, store ${store}` : mode === "host-gw" ? "plain Linux nodes, host-gw" : "plain Linux nodes, kernel VXLAN"}`);
       out("next: tapnet lab status | tapnet lab check | " + downHint(prefix));
       return 0;
@@ -117,7 +119,7 @@ export const labStatusCommand: Command = {
     out(formatTable(["NODE", "NETNS", "ADDRESS", "POD CIDR", "GATEWAY", "PID", "SWITCH"], s.nodes.map((n) => {
       const sw = s.switches[n.name];
       const state = "kernel" in sw ? (s.mode === "host-gw" ? "none: plain Linux (cni0, host-gw routes)" : "none: plain Linux (cni0, flannel.1)")
-        : "stopped" in sw ? `stopped (tapnet lab node start ${n.name})` : "error" in sw ? `down: ${sw.error}` : "running";
+        : "stopped" in sw ? `stopped (tapnet lab node start ${n.name})` : "error" in sw ? `down: ${sw.error}` : `running${restarts(s.supervisors[n.name])}`;
       return [n.name, n.netns, n.address, n.podCidr, n.gateway, n.pid ? String(n.pid) : "-", state];
     })));
     if (s.outside) out(`outside: ${s.outside.netns} at ${s.outside.address}, reached through node1`);
@@ -143,6 +145,12 @@ export const labStatusCommand: Command = {
     return 0;
   },
 };
+
+/** ", restarted 2 times (last: killed by SIGKILL)" when the node's supervisor restarted its switch. */
+function restarts(sup: LabStatus["supervisors"][string] | undefined): string {
+  if (!sup || "error" in sup || !sup.restarts) return "";
+  return `, restarted ${sup.restarts} time${sup.restarts === 1 ? "" : "s"}${sup.lastExit ? ` (last: ${sup.lastExit.how})` : ""}`;
+}
 
 export const labCheckCommand: Command = {
   name: "lab check",
