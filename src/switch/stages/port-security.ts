@@ -20,16 +20,13 @@ import { ARP_REQUEST, ARP_SHA, ArpView } from "../../wire/arp.ts";
 import { get16, get32 } from "../../wire/bytes.ts";
 import { Drop } from "../../wire/drop.ts";
 import { ETH_HEADER_LEN, ETH_SRC, ETH_TYPE, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from "../../wire/ethernet.ts";
-import { IPV4_MIN_HEADER_LEN } from "../../wire/ipv4.ts";
+import { IPV4_MIN_HEADER_LEN, IPV4_SRC } from "../../wire/ipv4.ts";
 import { macHi, macLo, parseMac } from "../../wire/mac.ts";
 import { ETH_OFF } from "../../wire/virtio.ts";
 import { SwitchDrop } from "../drops.ts";
 import { DONE, PENDING, type Frames } from "../frames.ts";
 import type { Stage } from "../pipeline.ts";
 import type { SwitchState } from "../state.ts";
-
-/** Where the source address lies in an IPv4 header. */
-const IPV4_SRC = 12;
 
 /** Each port's identity (its pod's MAC and IPv4 address), if it was given one. */
 export class PortIdentities {
