@@ -316,8 +316,9 @@ async function answer(line: string, handlers: Record<string, Handler>): Promise<
 }
 
 /**
- * Calls `method` on the switch listening on `path`. A switch busy with other connections is
- * asked again, a little later each time, until `timeoutMs` is up.
+ * Calls `method` on the switch listening on `path`. A switch busy with other connections (or
+ * with a full listen backlog: EAGAIN) is asked again, a little later each time, until
+ * `timeoutMs` is up.
  */
 export async function rpcCall<T = unknown>(path: string, method: string, params: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -344,7 +345,10 @@ function callOnce<T>(path: string, method: string, params: Record<string, unknow
       settled = true;
       clearTimeout(timer);
       const why = e.code === "ENOENT" || e.code === "ECONNREFUSED" ? "no switch is running there" : e.message;
-      reject(new RpcError(`cannot reach the switch at ${path}: ${why}`));
+      const err = new RpcError(`cannot reach the switch at ${path}: ${why}`);
+      // A Unix socket's listen backlog is full: the switch is alive and busy accepting; ask again.
+      err.busy = e.code === "EAGAIN";
+      reject(err);
     });
     sock.on("data", (chunk: string) => {
       buf += chunk;

@@ -627,6 +627,50 @@ describe("connections", () => {
     for (const c of open) c.destroy();
   });
 
+  /** A server in another process whose loop is stuck for `ms`: the kernel queues backlog+1 connections, then refuses with EAGAIN. */
+  async function stuckServer(path: string, answer: string | null, ms: number) {
+    const onConn = answer === null ? "() => {}" : `(c) => c.on("data", () => c.end(${JSON.stringify(answer + "\n")}))`;
+    const child = spawn(process.execPath, ["-e", `
+      require("node:net").createServer(${onConn}).listen({ path: ${JSON.stringify(path)}, backlog: 1 }, () => {
+        process.stdout.write("stuck\\n");
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${ms});
+      });`], { stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise((r) => child.stdout!.once("data", r));
+    const fillers = Array.from({ length: 8 }, () => createConnection(path).on("error", () => {}));
+    return { fillers, stop: () => { for (const f of fillers) f.destroy(); child.kill(); } };
+  }
+
+  it("a full listen backlog (EAGAIN) is busy, not gone: rpcCall asks again and gets through", async () => {
+    const path = join(dir, "stuck.sock");
+    const stuck = await stuckServer(path, '{"ok":true,"result":"late"}', 1500);
+    try {
+      const refused = await new Promise<string>((resolve) => {
+        const s = createConnection(path);
+        s.on("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? "?"));
+        s.on("connect", () => { s.destroy(); resolve("connected"); });
+      });
+      expect(refused).toBe("EAGAIN");
+      // Within its time, the call waits out the stuck loop.
+      expect(await rpcCall(path, "ping", {}, 10_000)).toBe("late");
+    } finally {
+      stuck.stop();
+    }
+  });
+
+  it("a call whose time runs out on a full backlog is rejected as busy", async () => {
+    const path = join(dir, "stuck.sock");
+    const stuck = await stuckServer(path, null, 5000);
+    try {
+      await sleep(100);
+      const e = await rejection(rpcCall(path, "ping", {}, 300));
+      expect(e).toBeInstanceOf(RpcError);
+      expect((e as RpcError).busy).toBe(true);
+      expect(e.message).toContain("EAGAIN");
+    } finally {
+      stuck.stop();
+    }
+  });
+
   it("closes a connection idle for idleTimeoutMs, and not one waiting for its answer", async () => {
     const s = await listen({ ...handlers, slow: async () => { await sleep(600); return "slow"; } }, undefined, { idleTimeoutMs: 200 });
     const idle = new Conn(s.path);
