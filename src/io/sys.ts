@@ -11,7 +11,10 @@
  *             calls and a TAP's reopening.
  *   flock(2)  `tryLock(fd)`: an exclusive lock on an open file, never waiting (LOCK_NB). The
  *             kernel drops it when the process dies, however it dies: a `kill -9` frees it at
- *             once, which is what a node's lock file needs (node/node-lock.ts).
+ *             once, which is what a node's lock file needs (node/node-lock.ts). `lock(fd)`
+ *             waits for it without polling and without blocking JavaScript: the call blocks a
+ *             helper thread (koffi's async call on Node, a nonblocking symbol on Deno), and the
+ *             promise resolves the moment the holder lets go or dies.
  *
  * Errors come back as the errno's name; libc.ts's errno() reads the same thread's errno.
  */
@@ -28,6 +31,8 @@ const O_CLOEXEC = 0o2000000;
 interface SysCalls {
   setns(fd: number, nstype: number): number;
   flock(fd: number, op: number): number;
+  /** flock(2) on a helper thread: the JavaScript thread goes on meanwhile. */
+  flockOffThread(fd: number, op: number): Promise<number>;
 }
 
 let cached: SysCalls | undefined;
@@ -38,14 +43,18 @@ async function loadSys(): Promise<SysCalls> {
     const { symbols: s } = Deno.dlopen("libc.so.6", {
       setns: { parameters: ["i32", "i32"], result: "i32" },
       flock: { parameters: ["i32", "i32"], result: "i32" },
+      flockOffThread: { name: "flock", parameters: ["i32", "i32"], result: "i32", nonblocking: true },
     });
-    cached = { setns: (fd, t) => s.setns(fd, t), flock: (fd, op) => s.flock(fd, op) };
+    cached = { setns: (fd, t) => s.setns(fd, t), flock: (fd, op) => s.flock(fd, op), flockOffThread: (fd, op) => s.flockOffThread(fd, op) };
   } else {
     const koffi = (await import("koffi")).default;
     const lib = koffi.load("libc.so.6");
     const setns = lib.func("int setns(int fd, int nstype)");
     const flock = lib.func("int flock(int fd, int op)");
-    cached = { setns: (fd, t) => setns(fd, t), flock: (fd, op) => flock(fd, op) };
+    const flockOffThread = (fd: number, op: number) => new Promise<number>((resolve, reject) => {
+      flock.async(fd, op, (err: unknown, r: number) => (err ? reject(err) : resolve(r)));
+    });
+    cached = { setns: (fd, t) => setns(fd, t), flock: (fd, op) => flock(fd, op), flockOffThread };
   }
   return cached;
 }
@@ -58,10 +67,18 @@ export interface Sys {
   inNetns<T>(path: string, fn: () => T): T;
   /** An exclusive lock on `fd`: true if taken, false if another process holds it; throws on any other error. */
   tryLock(fd: number): boolean;
+  /** An exclusive lock on `fd`, waited for on a helper thread: resolves once taken; rejects on an error other than waiting. */
+  lock(fd: number): Promise<void>;
 }
 
 export async function openSys(libc: Libc): Promise<Sys> {
   const sys = await loadSys();
+  const tryLock = (fd: number): boolean => {
+    if (sys.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+    const e = libc.errno();
+    if (e === EWOULDBLOCK) return false;
+    throw new SysError(`flock: ${errnoName(e)}`);
+  };
   return {
     inNetns<T>(path: string, fn: () => T): T {
       const home = libc.open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -84,11 +101,14 @@ export async function openSys(libc: Libc): Promise<Sys> {
         libc.close(home);
       }
     },
-    tryLock(fd: number): boolean {
-      if (sys.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
-      const e = libc.errno();
-      if (e === EWOULDBLOCK) return false;
-      throw new SysError(`flock: ${errnoName(e)}`);
+    tryLock,
+    async lock(fd: number): Promise<void> {
+      for (;;) {
+        if ((await sys.flockOffThread(fd, LOCK_EX)) === 0) return;
+        // It failed on the helper thread, whose errno is not this thread's: a call that does not
+        // wait says why (and throws), takes the lock if it is free now, or it is held: wait again.
+        if (tryLock(fd)) return;
+      }
     },
   };
 }

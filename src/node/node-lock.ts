@@ -7,9 +7,10 @@
  * A switch started while another holds the lock refuses to start (naming that switch's pid),
  * before it changes anything: a second switch would take the first one's pods. A standby
  * (TAPNET_STANDBY=1 in its environment, as a supervisor sets it: the lab's, src/lab/supervisor.ts)
- * is a warm spare instead: started with everything loaded, it waits, polling the lock every
- * 10 ms, and starts the moment the switch holding it dies, as systemd's Restart= would restart
- * a service, without the seconds a runtime takes to load (node/adopt.ts then takes the pods over).
+ * is a warm spare instead: started with everything loaded, it waits in flock(2) on a helper
+ * thread (no polling: an idle standby costs no CPU), and starts the moment the switch holding
+ * it dies, as systemd's Restart= would restart a service, without the seconds a runtime takes
+ * to load (node/adopt.ts then takes the pods over).
  *
  * A standby says it is ready (loaded, waiting) in <control>.standby, its pid in it: a supervisor
  * can tell a spare that would take over at once from one still loading. The switch's pod file
@@ -24,7 +25,6 @@ import type { Logger } from "./log.ts";
 
 const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
-const POLL_MS = 10;
 
 /** The environment variable that makes a switch a standby. */
 export const STANDBY_ENV = "TAPNET_STANDBY";
@@ -63,19 +63,17 @@ export class NodeLock {
     const fd = libc.open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) throw new NodeLockError(`cannot open the lock file ${path}: ${errnoName(libc.errno())}`);
     try {
-      let waiting = false;
-      while (!sys.tryLock(fd)) {
+      if (!sys.tryLock(fd)) {
         const holder = readPid(path);
         if (!opts.wait) throw new NodeLockError(`another switch${holder ? ` (pid ${holder})` : ""} holds ${path}: this node's switch is running already`);
-        if (!waiting) {
-          opts.log.info("standby: waiting for the running switch to exit", { lock: path, ...(holder ? { holder } : {}) });
-          void Promise.resolve(opts.loaded).then(() => { if (waiting) writeFileSync(standby, `${process.pid}\n`); });
+        opts.log.info("standby: waiting for the running switch to exit", { lock: path, ...(holder ? { holder } : {}) });
+        let waiting = true;
+        void Promise.resolve(opts.loaded).then(() => { if (waiting) writeFileSync(standby, `${process.pid}\n`); });
+        try {
+          await sys.lock(fd);
+        } finally {
+          waiting = false;
         }
-        waiting = true;
-        await new Promise((r) => setTimeout(r, POLL_MS));
-      }
-      if (waiting) {
-        waiting = false;
         if (readPid(standby) === process.pid) rmSync(standby, { force: true });
         opts.log.info("standby: the switch exited, taking over", { lock: path });
       }
