@@ -39,11 +39,23 @@ export const FIGURES: FigureSpec[] = [
 /** One setup's figures in one round; null where a figure does not apply (a kernel setup's switch). */
 export type Figures = Record<FigureKey, number | null>;
 
+/**
+ * One pair of short ping-pong runs, a +policy setup's and its twin's back to back (runner.ts's
+ * pairedPingPong): round-trip percentiles in µs, and which of the two ran first.
+ */
+export interface PairedSlice {
+  first: "self" | "twin";
+  self: { p50: number; p99: number };
+  twin: { p50: number; p99: number };
+}
+
 export interface RoundResult {
   round: number;
   figures: Figures;
   /** The UDP 1400 B rate search: the full-rate run, then each probe (see searchUdpRate). */
   udpSearch?: UdpRateProbe[];
+  /** A +policy setup's ping-pong against its twin's in alternating slices (policy-compare.ts judges latency on these). */
+  pairedLatency?: PairedSlice[];
 }
 
 /** 3 significant digits, enough for figures that vary ±10% between runs. */

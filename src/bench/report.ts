@@ -124,6 +124,9 @@ export function formatPolicyLoad(p: NonNullable<BenchReport["policyLoad"]>): str
     `policy load: ${p.services} Services and ${p.policies} NetworkPolicies, every measured flow allowed by them`,
     `(each round's figure over its twin's in the same round: median, min..max; judged: at most ${pct} % worse)`,
   ];
+  if (p.comparisons.some((c) => c.rows.some((x) => x.paired))) {
+    lines.push("(ping-pong: each round's ratio is the median over its pairs of 1-s runs, the two setups back to back, alternating)");
+  }
   const rows = FIGURES.filter((f) => p.comparisons[0]?.rows.some((x) => x.figure === f.key)).map((f) => [
     `${f.label} (${f.better} is better)`,
     ...p.comparisons.map((c) => {

@@ -19,7 +19,8 @@
  *
  * A +policy setup's lab is its twin's with the policy load applied and checked to be in force
  * (policy-setup.ts) before the first round; the report compares the two round by round
- * (policy-compare.ts).
+ * (policy-compare.ts). After every setup's round, each +policy setup and its twin also run
+ * ping-pong in alternating 1-s slices (pairedPingPong), which latency is compared on.
  *
  * This module builds the labs and runs the tools; parsers.ts reads their output, statistics.ts
  * and targets.ts summarise it, report.ts and svg.ts render it, all with plain objects, and the
@@ -29,7 +30,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { run } from "../node/exec.ts";
 import { labDown, labUp } from "../lab/lab.ts";
 import { readLabState, type LabPod, type LabState } from "../lab/plan.ts";
-import { BenchError, FIGURES, fmtNumber, REFERENCE, type Figures, type RoundResult } from "./figures.ts";
+import { BenchError, FIGURES, fmtNumber, REFERENCE, type Figures, type PairedSlice, type RoundResult } from "./figures.ts";
 import { comparePolicyLoad } from "./policy-compare.ts";
 import { BENCH_PORTS, POLICY_LOAD } from "./policy-load.ts";
 import { applyPolicyLoad } from "./policy-setup.ts";
@@ -37,7 +38,7 @@ import { offloadsOff, parseIperfTcp, parseIperfUdp, parseSockperf, type IperfJso
 import { cpuSeconds, machineInfo, peakMemoryMb, processTree } from "./proc.ts";
 import { probeSocketBuffer, searchUdpRate, UDP_SEARCH_PROBES, type UdpRateProbe, type UdpRun } from "./rate-search.ts";
 import type { BenchFailure, BenchReport, OffloadFinding } from "./report.ts";
-import { setupLab, setupPrefix } from "./setups.ts";
+import { policyTwin, setupLab, setupPrefix } from "./setups.ts";
 import { summarize } from "./statistics.ts";
 import { evaluateTargets } from "./targets.ts";
 
@@ -116,6 +117,8 @@ interface Lab {
   cross: LabPod;
   same: LabPod;
   switchPids: number[];
+  /** The sockperf server in `cross`, running for the whole bench. */
+  sockperf?: ChildProcess;
 }
 
 function labPods(setup: string, state: LabState): Lab {
@@ -149,6 +152,77 @@ async function iperf(runner: Runner, lab: Lab, server: { netns: string; ip: stri
     return last;
   } finally {
     await runner.stop(srv.child);
+  }
+}
+
+/** sockperf ping-pong from the lab's client to its cross-node server (which runs all along), for `seconds`; on CPU `cpu` if given. */
+async function pingPong(runner: Runner, lab: Lab, seconds: number, cpu?: number): Promise<{ p50: number; p99: number }> {
+  const args = ["ping-pong", "-i", lab.cross.ip, "-p", String(SOCKPERF_PORT), "-t", String(seconds), "--full-rtt"];
+  const pp = cpu === undefined
+    ? await runner.run(lab.client.netns, "sockperf", args, (seconds + 30) * 1000)
+    : await runner.run(lab.client.netns, "taskset", ["-c", String(cpu), "sockperf", ...args], (seconds + 30) * 1000);
+  return parseSockperf(pp.stdout + pp.stderr);
+}
+
+/** The CPU the switch of `node` is pinned to in `lab`; undefined if it is not pinned. */
+function nodeCpu(lab: Lab, node: string): number | undefined {
+  return lab.state.nodes.find((n) => n.name === node)?.cpu;
+}
+
+/** Sets the CPUs every thread of `pid` may run on (taskset -a -p -c), returning the list it had. */
+async function setAffinity(pid: number, cpus: string): Promise<string> {
+  const before = await run("taskset", ["-c", "-p", String(pid)]);
+  const had = /:\s*([\d,-]+)\s*$/.exec(before.trim())?.[1];
+  if (!had) throw new BenchError(`taskset -c -p ${pid} said: ${before.trim()}`);
+  await run("taskset", ["-a", "-c", "-p", cpus, String(pid)]);
+  return had;
+}
+
+/** How many pairs a round's paired ping-pong has: 2 per second of a test, at least 4 (10 by default, 4 with --quick). */
+export function pairedPairs(seconds: number): number {
+  return Math.max(4, Math.round(seconds * 2));
+}
+
+/** Seconds per slice of a paired ping-pong. */
+const PAIRED_SLICE_S = 1;
+
+/**
+ * A +policy setup's ping-pong against its twin's, close in time (policy-compare.ts says why):
+ * `pairs` pairs of 1-s runs back to back, in ABBA order (twin first in even pairs, the +policy
+ * setup first in odd ones), so that neither always runs after the other.
+ *
+ * When the labs' switches are pinned (as on separate machines, a CPU per node), the two ends
+ * are pinned with them for the pairs: the client to node1's CPU, the server to node2's, as on
+ * one-CPU machines. Left to the scheduler, where two sockperfs land decides the round trip
+ * (every cross-CPU wakeup is an interrupt to a vCPU the host may have parked): two identical
+ * labs measured in 20 such pairs differed 0.93× once and 1.86× the next time; pinned, 0.99×
+ * and 0.96× with the policy load on one of them (2026-12-03). The server gets its CPUs back after.
+ */
+async function pairedPingPong(runner: Runner, self: Lab, twin: Lab, pairs: number, step: (what: string) => void): Promise<PairedSlice[]> {
+  const pin = (lab: Lab) => {
+    const client = nodeCpu(lab, lab.client.node);
+    const server = nodeCpu(lab, lab.cross.node);
+    return client !== undefined && server !== undefined && lab.sockperf?.pid ? { client, server, pid: lab.sockperf.pid } : undefined;
+  };
+  const pins = [pin(self), pin(twin)];
+  const pinned = pins[0] && pins[1] ? pins as NonNullable<(typeof pins)[0]>[] : [];
+  const restore: { pid: number; cpus: string }[] = [];
+  try {
+    for (const p of pinned) restore.push({ pid: p.pid, cpus: await setAffinity(p.pid, String(p.server)) });
+    const cpu = (lab: Lab) => (pinned.length ? nodeCpu(lab, lab.client.node) : undefined);
+    const out: PairedSlice[] = [];
+    for (let i = 0; i < pairs; i++) {
+      step(`ping-pong paired with ${twin.setup}, pair ${i + 1}/${pairs}${pinned.length ? " (ends pinned to their nodes' CPUs)" : ""}`);
+      const first = i % 2 === 0 ? "twin" : "self";
+      const [x, y] = first === "twin" ? [twin, self] : [self, twin];
+      const a = await pingPong(runner, x, PAIRED_SLICE_S, cpu(x));
+      const b = await pingPong(runner, y, PAIRED_SLICE_S, cpu(y));
+      const [t, s] = first === "twin" ? [a, b] : [b, a];
+      out.push({ first, self: { p50: s.p50, p99: s.p99 }, twin: { p50: t.p50, p99: t.p99 } });
+    }
+    return out;
+  } finally {
+    for (const r of restore) await setAffinity(r.pid, r.cpus).catch(() => {});
   }
 }
 
@@ -195,8 +269,7 @@ async function measure(runner: Runner, lab: Lab, round: number, seconds: number,
     f.udp64_loss = u.lossPercent;
   });
   await test("ping-pong latency", async () => {
-    const pp = await runner.run(lab.client.netns, "sockperf", ["ping-pong", "-i", lab.cross.ip, "-p", String(SOCKPERF_PORT), "-t", String(seconds), "--full-rtt"], (seconds + 30) * 1000);
-    const lat = parseSockperf(pp.stdout + pp.stderr);
+    const lat = await pingPong(runner, lab, seconds);
     f.rtt_p50 = lat.p50;
     f.rtt_p99 = lat.p99;
   });
@@ -253,7 +326,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       }
       if (mode === "tapnet" && switchCpus.length === 0) switchCpus.push(...state.nodes.flatMap((n) => n.cpu === undefined ? [] : [n.cpu]));
       labs.push(lab);
-      servers.push(runner.start(lab.cross.netns, "sockperf", ["server", "-i", lab.cross.ip, "-p", String(SOCKPERF_PORT)]).child);
+      lab.sockperf = runner.start(lab.cross.netns, "sockperf", ["server", "-i", lab.cross.ip, "-p", String(SOCKPERF_PORT)]).child;
+      servers.push(lab.sockperf);
     }
     say("checking offloads (ethtool -k)");
     const offloads: OffloadFinding[] = [];
@@ -266,6 +340,18 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       for (const lab of labs) {
         const m = await measure(runner, lab, round, opts.seconds, (what) => say(`round ${round}/${opts.rounds}, ${lab.setup}: ${what}`), failures);
         results[lab.setup].push({ round, ...m });
+      }
+      for (const lab of labs) {
+        const twin = labs.find((l) => l.setup === policyTwin(lab.setup));
+        if (!twin) continue;
+        const what = `ping-pong paired with ${twin.setup}`;
+        try {
+          const slices = await pairedPingPong(runner, lab, twin, pairedPairs(opts.seconds), (w) => say(`round ${round}/${opts.rounds}, ${lab.setup}: ${w}`));
+          results[lab.setup].find((r) => r.round === round)!.pairedLatency = slices;
+        } catch (e) {
+          runner.check();
+          failures.push({ round, setup: lab.setup, test: what, error: (e as Error).message.split("\n")[0] });
+        }
       }
     }
     const summary = summarize(results);

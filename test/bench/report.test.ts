@@ -77,6 +77,14 @@ describe("rendering", () => {
     expect(row("ping-pong RTT p50")).toEqual(["ping-pong RTT p50 (lower is better)", "1.13× (1.05..1.20) FAIL"]);
     expect(lines.slice(at).find((l) => l.startsWith("UDP 1400 B loss"))).toBeUndefined();
     expect(text.indexOf("policy load:")).toBeLessThan(text.indexOf("targets (issue 4)"));
+    expect(text).not.toContain("(ping-pong: each round's ratio");
     expect(formatReport(report())).not.toContain("policy load");
+    // With paired slices, the latency rows come from them, and the section says so.
+    r.results["tapnet-udp+policy"][0].pairedLatency = [{ first: "twin", self: { p50: 110, p99: 300 }, twin: { p50: 100, p99: 300 } }];
+    r.policyLoad = { services: 100, policies: 100, comparisons: comparePolicyLoad(r.setups, r.results) };
+    const paired = formatReport(r).split("\n");
+    const at2 = paired.indexOf("policy load: 100 Services and 100 NetworkPolicies, every measured flow allowed by them");
+    expect(paired[at2 + 2]).toBe("(ping-pong: each round's ratio is the median over its pairs of 1-s runs, the two setups back to back, alternating)");
+    expect(paired.slice(at2).find((l) => l.startsWith("ping-pong RTT p50"))!.split(/\s{2,}/)).toEqual(["ping-pong RTT p50 (lower is better)", "1.10× (1.10..1.10) pass"]);
   });
 });
