@@ -5,7 +5,8 @@
 #   etcd-server and etcd-client (etcd and etcdctl: the etcd store, lab up --store etcd),
 #   podman, runc, busybox-static and containernetworking-plugins (the CNI plugin's test with a
 #   real runtime: podman runs the plugin, runc the containers, busybox-static is the image,
-#   portmap is chained after tapnet). No service of these packages is started.
+#   portmap is chained after tapnet), tshark (reads back the trace's pcapng and runs the
+#   tapnet backend's Lua dissector in the tests). No service of these packages is started.
 set -eu
 missing=""
 need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] || missing="$missing $2"; }
@@ -21,6 +22,7 @@ need etcd etcd-server
 need etcdctl etcd-client
 need podman podman
 need runc runc
+need tshark tshark
 # The image needs a static busybox: Debian's busybox (dynamic) gives the same command.
 dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || missing="$missing busybox-static"
 [ -x /usr/lib/cni/portmap ] || missing="$missing containernetworking-plugins"
@@ -32,8 +34,9 @@ fi
 echo "installing Debian packages:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2
-# iperf3 asks whether to start a daemon; the answer is no.
+# iperf3 asks whether to start a daemon, wireshark-common whether to make dumpcap setuid; no to both.
 echo "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections 2>/dev/null || true
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
 # No package starts a service (podman's socket and timers, etcd): a policy-rc.d says no while
 # apt runs, unless the machine has one of its own.
 policy=/usr/sbin/policy-rc.d
