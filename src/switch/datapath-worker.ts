@@ -2,7 +2,8 @@
 import { CpuError, pinThread } from "../io/cpu.ts";
 import { loadLibc } from "../io/libc.ts";
 import { workerInput } from "../io/runtime.ts";
-import { Datapath, type DatapathInput, type Reply } from "./datapath.ts";
+import { Datapath } from "./datapath.ts";
+import type { DatapathInput, Reply } from "./commands.ts";
 
 const input = await workerInput<DatapathInput>();
 try {

@@ -24,12 +24,13 @@
  * and kept across node-list changes. The tunnel backend (tunnel/: tapnet, udp, vxlan, by name
  * from the registry) is the one thing that differs between clusters, behind tunnel/contract.ts.
  *
- * The control thread (switch.ts) talks to this one through a SharedArrayBuffer (a stop flag
- * and a command sequence number) and a MessagePort it drains only when the sequence moves,
+ * The control thread (switch.ts) talks to this one (commands.ts) through a SharedArrayBuffer (a
+ * stop flag and a command sequence number) and a MessagePort it drains only when the sequence moves,
  * because this thread spends its life in poll() and never returns to an event loop. Commands
- * are applied between rounds; a new node list (membership.ts) rebuilds the stages then.
+ * are applied between rounds, those that came while it waited in poll() before the frames that
+ * woke it; a new node list (membership.ts) rebuilds the stages then.
  */
-import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
+import { receiveMessageOnPort } from "node:worker_threads";
 import { EAGAIN, EINTR, type Libc } from "../io/libc.ts";
 import { parseMac, macHi, macLo } from "../wire/mac.ts";
 import type { GatherSink, TunnelBackend } from "../tunnel/contract.ts";
@@ -37,16 +38,15 @@ import { backend as findBackend } from "../tunnel/index.ts";
 import { openSslAead } from "../io/aead.ts";
 import { Counters, DROP_BASE, PORT_COUNTERS, PortCounter, SwitchCounter } from "./counters.ts";
 import { SwitchDrop } from "./drops.ts";
-import { Fdb, type FdbEntry, type FdbOptions } from "./fdb.ts";
+import { Fdb } from "./fdb.ts";
+import { Ctrl, type Command, type DatapathInput, type Reply } from "./commands.ts";
 import { Frames, TUNNEL } from "./frames.ts";
 import { TapWriter, TunnelSocket } from "./io.ts";
 import { Pipeline } from "./pipeline.ts";
 import { checkNodes } from "./membership.ts";
 import { POLLERR, POLLHUP, POLLNVAL, PollSet } from "./poll-set.ts";
 import { Cluster, SwitchState, type RouterConfig } from "./state.ts";
-import type { NetworkView } from "../cluster/network-view.ts";
-import { DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS, type ConntrackOptions } from "./conntrack/flow-table.ts";
-import type { DeniedEvent, FlowInfo } from "./conntrack/flow-info.ts";
+import { DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS } from "./conntrack/flow-table.ts";
 import { Tracker } from "./conntrack/tracker.ts";
 import { Bridge } from "./stages/bridge.ts";
 import { Conntrack } from "./stages/conntrack.ts";
@@ -109,55 +109,6 @@ function makeBackend(state: SwitchState, out: GatherSink, segmenting: boolean): 
   });
 }
 
-export const Ctrl = { Stop: 0, CmdSeq: 1, Ready: 2 } as const;
-export const CTRL_WORDS = 4;
-
-export type Command =
-  /** A pod's `identity` (its MAC, its address) is pinned, and it may send only as that pod (port-security.ts). */
-  | { op: "add"; port: number; fd: number; role: "gateway" | "pod"; identity?: { mac: string; ip: number } }
-  /** Tells the router a pod's MAC before it has said anything (learned, not pinned). */
-  | { op: "neigh"; ip: number; mac: string }
-  | { op: "remove"; port: number; id: number }
-  | { op: "fdb"; id: number }
-  /** The cluster's node list changed: this node is nodes[self] (membership.ts). */
-  | { op: "nodes"; id: number; nodes: RouterConfig["nodes"]; self: number }
-  /** The cluster's Services and NetworkPolicies changed (conntrack/tracker.ts). */
-  | { op: "view"; id: number; view: NetworkView }
-  | { op: "flows"; id: number }
-  | { op: "policyLog"; on: boolean };
-
-export type Reply =
-  | { op: "removed"; id: number }
-  | { op: "fdb"; id: number; entries: FdbEntry[] }
-  /** The node list was applied, or refused (`error`, naming the field) and nothing changed. */
-  | { op: "nodes"; id: number; error?: string }
-  /** The port's device went away under us (its namespace was deleted, say). */
-  | { op: "down"; port: number; reason: string }
-  | { op: "view"; id: number; error?: string }
-  | { op: "flows"; id: number; flows: FlowInfo[] }
-  /** A new flow a policy denied, while logging is on. */
-  | { op: "denied"; event: DeniedEvent }
-  | { op: "fatal"; message: string };
-
-export interface DatapathInput {
-  ctrl: SharedArrayBuffer;
-  counters: SharedArrayBuffer;
-  maxPorts: number;
-  port: MessagePort;
-  fdb: FdbOptions;
-  batch: number;
-  slotSize: number;
-  /** Present when the switch routes between nodes. */
-  router?: RouterConfig;
-  /** The tunnel's UDP socket, and the port datagrams go to on the other nodes. */
-  tunnel?: { fd: number; port: number };
-  /** The CPU this thread is pinned to; absent, it runs wherever the scheduler puts it. */
-  cpu?: number;
-  /** The TAPs take TSO super-frames (switch option `offloads`): received segments may be merged. */
-  offloads?: boolean;
-  /** Connection tracking's size and timeouts (a routing switch tracks flows). */
-  conntrack?: ConntrackOptions;
-}
 
 const POLL_TIMEOUT_MS = 100;
 const AGEING_SWEEP_S = 10;
@@ -360,6 +311,9 @@ export class Datapath {
     while (Atomics.load(ctrl, Ctrl.Stop) === 0) {
       this.drainCommands();
       const n = this.poll.count === 0 ? (sleepMs(POLL_TIMEOUT_MS), 0) : libc.poll(this.poll.buf, this.poll.count, POLL_TIMEOUT_MS);
+      // Commands that came while it waited go before the frames that woke it (a new pod's
+      // pinned address before the first packet for it): a new round, and a new poll.
+      if (Atomics.load(ctrl, Ctrl.CmdSeq) !== this.seenSeq) continue;
       const t = now();
       if (t - this.lastSweep >= AGEING_SWEEP_S) {
         this.lastSweep = t;

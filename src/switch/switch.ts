@@ -14,7 +14,7 @@ import { openUdp, type UdpSocket } from "../io/udp.ts";
 import { formatMac, parseMac } from "../wire/mac.ts";
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { Counters } from "./counters.ts";
-import { Ctrl, CTRL_WORDS, type Command, type DatapathInput, type Reply } from "./datapath.ts";
+import { Ctrl, CTRL_WORDS, type Command, type DatapathInput, type Reply } from "./commands.ts";
 import { FDB_DEFAULTS, type FdbEntry, type FdbOptions } from "./fdb.ts";
 import type { RouterConfig } from "./state.ts";
 import type { NetworkView } from "../cluster/network-view.ts";

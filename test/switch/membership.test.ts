@@ -9,7 +9,8 @@
 import { MessageChannel, receiveMessageOnPort } from "node:worker_threads";
 import { afterEach, describe, expect, it } from "vitest";
 import { Counters } from "../../src/switch/counters.ts";
-import { Ctrl, CTRL_WORDS, Datapath, type Command, type Reply } from "../../src/switch/datapath.ts";
+import { Datapath } from "../../src/switch/datapath.ts";
+import { Ctrl, CTRL_WORDS, type Command, type Reply } from "../../src/switch/commands.ts";
 import type { RouterConfig } from "../../src/switch/state.ts";
 import { emitEthernet } from "../../src/wire/ethernet.ts";
 import { formatMac } from "../../src/wire/mac.ts";

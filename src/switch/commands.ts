@@ -1,0 +1,63 @@
+/**
+ * What the switch's control thread (switch.ts) and its datapath thread (datapath.ts) say to each
+ * other. The control thread posts a Command on the datapath's MessagePort and bumps
+ * Ctrl.CmdSeq in the shared control words; the datapath, which never returns to an event loop,
+ * drains its port when the sequence has moved (between rounds) and answers with a Reply when the
+ * command has an id. DatapathInput is what the worker is started with.
+ */
+import type { MessagePort } from "node:worker_threads";
+import type { NetworkView } from "../cluster/network-view.ts";
+import type { ConntrackOptions } from "./conntrack/flow-table.ts";
+import type { DeniedEvent, FlowInfo } from "./conntrack/flow-info.ts";
+import type { FdbEntry, FdbOptions } from "./fdb.ts";
+import type { RouterConfig } from "./state.ts";
+
+export const Ctrl = { Stop: 0, CmdSeq: 1, Ready: 2 } as const;
+export const CTRL_WORDS = 4;
+
+export type Command =
+  /** A pod's `identity` (its MAC, its address) is pinned, and it may send only as that pod (port-security.ts). */
+  | { op: "add"; port: number; fd: number; role: "gateway" | "pod"; identity?: { mac: string; ip: number } }
+  /** Tells the router a pod's MAC before it has said anything (learned, not pinned). */
+  | { op: "neigh"; ip: number; mac: string }
+  | { op: "remove"; port: number; id: number }
+  | { op: "fdb"; id: number }
+  /** The cluster's node list changed: this node is nodes[self] (membership.ts). */
+  | { op: "nodes"; id: number; nodes: RouterConfig["nodes"]; self: number }
+  /** The cluster's Services and NetworkPolicies changed (conntrack/tracker.ts). */
+  | { op: "view"; id: number; view: NetworkView }
+  | { op: "flows"; id: number }
+  | { op: "policyLog"; on: boolean };
+
+export type Reply =
+  | { op: "removed"; id: number }
+  | { op: "fdb"; id: number; entries: FdbEntry[] }
+  /** The node list was applied, or refused (`error`, naming the field) and nothing changed. */
+  | { op: "nodes"; id: number; error?: string }
+  /** The port's device went away under us (its namespace was deleted, say). */
+  | { op: "down"; port: number; reason: string }
+  | { op: "view"; id: number; error?: string }
+  | { op: "flows"; id: number; flows: FlowInfo[] }
+  /** A new flow a policy denied, while logging is on. */
+  | { op: "denied"; event: DeniedEvent }
+  | { op: "fatal"; message: string };
+
+export interface DatapathInput {
+  ctrl: SharedArrayBuffer;
+  counters: SharedArrayBuffer;
+  maxPorts: number;
+  port: MessagePort;
+  fdb: FdbOptions;
+  batch: number;
+  slotSize: number;
+  /** Present when the switch routes between nodes. */
+  router?: RouterConfig;
+  /** The tunnel's UDP socket, and the port datagrams go to on the other nodes. */
+  tunnel?: { fd: number; port: number };
+  /** The CPU this thread is pinned to; absent, it runs wherever the scheduler puts it. */
+  cpu?: number;
+  /** The TAPs take TSO super-frames (switch option `offloads`): received segments may be merged. */
+  offloads?: boolean;
+  /** Connection tracking's size and timeouts (a routing switch tracks flows). */
+  conntrack?: ConntrackOptions;
+}
