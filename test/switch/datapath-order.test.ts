@@ -3,74 +3,27 @@
 // it. The case that showed it: a pod just added (`tapnet pod add`, the "add" command with its
 // identity) pinged from another node at once. The ping woke the loop before the add was
 // applied, found no neighbour entry and was dropped (neigh_unresolved).
-import { MessageChannel, receiveMessageOnPort } from "node:worker_threads";
 import { afterEach, describe, expect, it } from "vitest";
-import { UDP_GRO } from "../../src/io/udp.ts";
-import { Counters, SwitchCounter } from "../../src/switch/counters.ts";
-import { Datapath } from "../../src/switch/datapath.ts";
-import { Ctrl, CTRL_WORDS, type Command, type Reply } from "../../src/switch/commands.ts";
+import { SwitchCounter } from "../../src/switch/counters.ts";
 import { VNET_F_DATA_VALID, ETH_OFF } from "../../src/wire/virtio.ts";
-import { FakeLibc } from "../support/fake-libc.ts";
+import { closeOpened, FD, setup as datapath, TUNNEL_PORT, TUNNEL_ROW, UDP_FD } from "./datapath-support.ts";
 import { ADDR, config, GW_MAC, ip, ipFrame, POD_A, POD_B } from "./router-support.ts";
 
-const MAX_PORTS = 8;
-const TUNNEL_ROW = MAX_PORTS - 1;
-const UDP_FD = 3;
-const TUNNEL_PORT = 8472;
-const GW_FD = 10;
+const GW_FD = FD[0];
 
-const opened: { close(): void }[] = [];
-afterEach(() => {
-  for (const p of opened.splice(0)) p.close();
-});
+afterEach(closeOpened);
 
-/** A routing datapath over an in-memory libc, its gateway port (0) added. */
+/** A routing datapath (udp backend, one datagram per read), its gateway port (0) added. */
 function setup() {
-  const libc = new FakeLibc(UDP_FD);
-  libc.udp.refused.add(UDP_GRO); // one datagram per read
-  const { port1, port2 } = new MessageChannel();
-  opened.push(port1, port2);
-  const ctrlMem = new SharedArrayBuffer(CTRL_WORDS * 4);
-  const ctrl = new Int32Array(ctrlMem);
-  const counters = new Counters(MAX_PORTS);
-  const dp = new Datapath(libc, {
-    ctrl: ctrlMem, counters: counters.buffer, maxPorts: MAX_PORTS, port: port2,
-    fdb: { maxEntries: 64, ageingSeconds: 300 }, batch: 64, slotSize: 4096,
-    router: config("udp"), tunnel: { fd: UDP_FD, port: TUNNEL_PORT },
-  });
-  /** Sends a command as the control thread does: the message, then the sequence number moved. */
-  const command = (cmd: Command) => {
-    port1.postMessage(cmd);
-    Atomics.add(ctrl, Ctrl.CmdSeq, 1);
-  };
-  const replies = (): Reply[] => {
-    const out: Reply[] = [];
-    for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) out.push(m.message as Reply);
-    return out;
-  };
-  /**
-   * Runs the loop for `n` polls; `duringFirstPoll` is sent while the first one waits (after it
-   * has seen what is ready, as a real poll woken by a frame would have).
-   */
-  const rounds = (n: number, duringFirstPoll: Command[] = []) => {
-    let polls = 0;
-    libc.onPoll = () => {
-      if (++polls === 1) for (const c of duringFirstPoll) command(c);
-      if (polls === n) Atomics.store(ctrl, Ctrl.Stop, 1);
-    };
-    Atomics.store(ctrl, Ctrl.Stop, 0);
-    dp.run();
-    libc.onPoll = undefined;
-  };
+  const s = datapath({ router: config("udp"), noGro: true });
+  const { libc, counters } = s;
   /** A datagram from node 1's pod 10.244.2.5 to `dst`, waiting on the tunnel socket. */
   const fromNode1 = (dst: string) => {
     libc.udp.incoming.push({ bytes: ipFrame({ src: "10.244.2.5", dst }).subarray(ETH_OFF + 14), address: ip(ADDR[1]), port: TUNNEL_PORT });
   };
-  const drops = (row: number) => Object.fromEntries(Object.entries(counters.portSnapshot(row)).filter(([k]) => k.startsWith("drop_")));
   const arpRequests = () => counters.v[counters.switchBase + SwitchCounter.ArpRequests];
-  libc.tap(GW_FD);
-  command({ op: "add", port: 0, fd: GW_FD, role: "gateway" });
-  return { libc, command, replies, rounds, fromNode1, drops, arpRequests };
+  s.ports(1, true);
+  return { ...s, fromNode1, arpRequests };
 }
 
 /** The frame pod `dst` gets for fromNode1(dst.ip): DATA_VALID, from the gateway MAC, TTL 63. */

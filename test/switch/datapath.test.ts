@@ -1,29 +1,23 @@
 // The datapath loop over an in-memory libc: what it polls, reads, writes and sends, how it
 // answers the control thread, and when it takes a port down.
-import { MessageChannel, receiveMessageOnPort, Worker } from "node:worker_threads";
+import { Worker } from "node:worker_threads";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { EAGAIN, EINTR } from "../../src/io/libc.ts";
 import { SOL_UDP, UDP_GRO, UDP_SEGMENT } from "../../src/io/udp.ts";
-import { Counters, SwitchCounter } from "../../src/switch/counters.ts";
+import { SwitchCounter } from "../../src/switch/counters.ts";
 import { Datapath } from "../../src/switch/datapath.ts";
-import { Ctrl, CTRL_WORDS, type Command, type Reply } from "../../src/switch/commands.ts";
-import type { RouterConfig } from "../../src/switch/state.ts";
+import { Ctrl } from "../../src/switch/commands.ts";
 import { TapnetBackend } from "../../src/tunnel/tapnet.ts";
 import { fold, pseudoHeaderSum, sumWords } from "../../src/wire/checksum.ts";
 import { emitEthernet } from "../../src/wire/ethernet.ts";
 import { emitIpv4 } from "../../src/wire/ipv4.ts";
 import { emitTcp } from "../../src/wire/tcp.ts";
 import { emitVirtioNetHdr, ETH_OFF, GSO_TCPV4, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM } from "../../src/wire/virtio.ts";
-import { EIO, ENOBUFS, FakeLibc, POLLERR, POLLHUP, POLLIN, POLLNVAL } from "../support/fake-libc.ts";
+import { EIO, ENOBUFS, POLLERR, POLLHUP, POLLIN, POLLNVAL } from "../support/fake-libc.ts";
 import type { CollectingSink } from "../support/gather.ts";
 import { testContext } from "../support/tunnel.ts";
 import { ADDR, config, GW, GW_MAC, ip, ipFrame, POD_A, POD_B, tapnetConfig, tsoFrame, VTEP } from "./router-support.ts";
-
-const MAX_PORTS = 8;
-const TUNNEL_ROW = MAX_PORTS - 1;
-const UDP_FD = 3;
-const TUNNEL_PORT = 8472;
-const FD = [10, 11, 12, 13, 14, 15, 16];
+import { closeOpened, FD, MAX_PORTS, setup, TUNNEL_PORT, TUNNEL_ROW, UDP_FD } from "./datapath-support.ts";
 
 const A = "02:00:00:00:00:0a";
 const B = "02:00:00:00:00:0b";
@@ -38,74 +32,10 @@ function frame(dst: string, src: string, tag = 0): Uint8Array {
   return b;
 }
 
-interface Options {
-  router?: RouterConfig;
-  /** The kernel refuses UDP_SEGMENT, or UDP_GRO. */
-  noGso?: boolean;
-  noGro?: boolean;
-  offloads?: boolean;
-  batch?: number;
-  slotSize?: number;
-  ageingSeconds?: number;
-  /** The tunnel socket's fd (3 unless said); `false`: a router config but no tunnel socket. */
-  udpFd?: number | false;
-}
-
-const opened: { close(): void }[] = [];
 afterEach(() => {
-  for (const p of opened.splice(0)) p.close();
+  closeOpened();
   vi.useRealTimers();
 });
-
-function setup(o: Options = {}) {
-  const udpFd = o.udpFd === false ? UDP_FD : o.udpFd ?? UDP_FD;
-  const libc = new FakeLibc(udpFd);
-  if (o.noGso) libc.udp.refused.add(UDP_SEGMENT);
-  if (o.noGro) libc.udp.refused.add(UDP_GRO);
-  const { port1, port2 } = new MessageChannel();
-  opened.push(port1, port2);
-  const ctrlMem = new SharedArrayBuffer(CTRL_WORDS * 4);
-  const ctrl = new Int32Array(ctrlMem);
-  const counters = new Counters(MAX_PORTS);
-  const dp = new Datapath(libc, {
-    ctrl: ctrlMem, counters: counters.buffer, maxPorts: MAX_PORTS, port: port2,
-    fdb: { maxEntries: 64, ageingSeconds: o.ageingSeconds ?? 300 },
-    batch: o.batch ?? 64, slotSize: o.slotSize ?? 4096,
-    ...(o.router ? { router: o.router } : {}),
-    ...(o.router && o.udpFd !== false ? { tunnel: { fd: udpFd, port: TUNNEL_PORT } } : {}),
-    ...(o.offloads !== undefined ? { offloads: o.offloads } : {}),
-  });
-  /** Sends a command as the control thread does: the message, then the sequence number moved. */
-  const command = (cmd: Command) => {
-    port1.postMessage(cmd);
-    Atomics.add(ctrl, Ctrl.CmdSeq, 1);
-  };
-  /** Posts a command without moving the sequence number. */
-  const post = (cmd: Command) => port1.postMessage(cmd);
-  const replies = (): Reply[] => {
-    const out: Reply[] = [];
-    for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) out.push(m.message as Reply);
-    return out;
-  };
-  /** Runs the loop for `n` rounds: the fake poll raises the stop flag in the n-th. */
-  const rounds = (n = 1) => {
-    let left = n;
-    libc.onPoll = () => { if (--left === 0) Atomics.store(ctrl, Ctrl.Stop, 1); };
-    Atomics.store(ctrl, Ctrl.Stop, 0);
-    dp.run();
-    libc.onPoll = undefined;
-  };
-  /** Attaches TAP ports 0..n-1 (fds FD[0..]), the first as the gateway when `gateway`. */
-  const ports = (n: number, gateway = false) => {
-    for (let p = 0; p < n; p++) {
-      libc.tap(FD[p]);
-      command({ op: "add", port: p, fd: FD[p], role: gateway && p === 0 ? "gateway" : "pod" });
-    }
-  };
-  const tap = (p: number) => libc.tap(FD[p]);
-  const drops = (row: number) => Object.fromEntries(Object.entries(counters.portSnapshot(row)).filter(([k]) => k.startsWith("drop_")));
-  return { libc, dp, ctrl, counters, command, post, replies, rounds, ports, tap, drops, udp: libc.udp };
-}
 
 /** What node 1's tapnet backend sends node 0 for frame `f` (with UDP_SEGMENT), in a collecting sink. */
 function tapnetSent(f: Uint8Array): CollectingSink {
