@@ -37,6 +37,8 @@ export const SwitchDrop = numbered(numberAfter(TunnelDrop), [
   "TunnelBadChecksum",
   /** A new flow when the connection-tracking table is full (--conntrack-max): never grown. */
   "ConntrackFull",
+  /** A new flow whose owner (the port it came from, or the peer node that sent it) holds its quota of the table (--conntrack-max-per-pod). */
+  "ConntrackQuota",
   /** A new flow whose reply tuple another flow already has (a client reaching an endpoint both directly and through its Service from one port). */
   "FlowClash",
   /** For a Service port with no ready endpoint: ICMP port unreachable sent back (kube-proxy rejects). */

@@ -208,6 +208,14 @@ describe("main: input faults of #13", () => {
     expect(stderr).toBe('tapnet: --pods must be a whole number from 0 to 64, not "-1"\n');
   });
 
+  it("checks --conntrack-max-per-pod against 1 and --conntrack-max", async () => {
+    expect(await main(["switch", "--config", noConfig, "--node", "n1", "--conntrack-max", "1000", "--conntrack-max-per-pod", "1001"])).toBe(2);
+    expect(stderr).toBe('tapnet: --conntrack-max-per-pod must be a whole number from 1 to 1000, not "1001"\n');
+    stderr = "";
+    expect(await main(["switch", "--config", noConfig, "--node", "n1", "--conntrack-max-per-pod", "0"])).toBe(2);
+    expect(stderr).toBe('tapnet: --conntrack-max-per-pod must be a whole number from 1 to 65536, not "0"\n');
+  });
+
   it("returns 2 for --kernel-node without --backend vxlan, as for every usage error, before preflight", async () => {
     pretendRoot(1000);
     expect(await main(["lab", "up", "--kernel-node", "2"])).toBe(2);

@@ -1,6 +1,7 @@
 // The conntrack stage in the routing pipelines, over in-memory ports and tunnel (udp backend):
 // Service DNAT and its replies, hairpin SNAT, refusals, policy verdicts cached in flows and
-// decided again on a new view, UDP flows flushed, ICMP errors translated with their flow.
+// decided again on a new view, UDP flows flushed, ICMP errors translated with their flow; the
+// quota of flows per owner (a port, a peer node), so that one pod cannot fill the table.
 import { describe, expect, it } from "vitest";
 import type { NetworkView, ViewPod } from "../../src/cluster/network-view.ts";
 import type { NetworkPolicy } from "../../src/cluster/objects.ts";
@@ -14,7 +15,7 @@ import { emitIpv4, formatIpv4, parseIpv4, type Ipv4Repr } from "../../src/wire/i
 import { emitTcp } from "../../src/wire/tcp.ts";
 import { emitUdp } from "../../src/wire/udp.ts";
 import { emitVirtioNetHdr, ETH_OFF, GSO_TCPV4, VNET_F_NEEDS_CSUM } from "../../src/wire/virtio.ts";
-import { encap, GATEWAY_PORT, GW, GW_MAC, ip, ipHeaderValid, POD_A, POD_B, setup } from "./router-support.ts";
+import { ADDR, encap, GATEWAY_PORT, GW, GW_MAC, ip, ipHeaderValid, POD_A, POD_B, setup } from "./router-support.ts";
 
 const VIP = "10.96.0.10";
 const REMOTE = "10.244.2.5";
@@ -93,12 +94,12 @@ function known(router: ReturnType<typeof setup>["router"]): void {
   router.state.fdb.learn(0x0a58, 0x0af40103, POD_B.port, 1);
 }
 
-/** A packet node 2 sends through the udp tunnel. */
-function fromRemote(router: ReturnType<typeof setup>["router"], frame: Uint8Array) {
+/** A packet node 2 (or node `node`) sends through the udp tunnel, at time `now`. */
+function fromRemote(router: ReturnType<typeof setup>["router"], frame: Uint8Array, node = 2, now = 1) {
   const d = encap("udp", frame.subarray(ETH_OFF + 14));
   const slot = new Uint8Array(2048);
   slot.set(d, router.recvOff);
-  router.fromTunnel(slot, d.length, ip("192.168.56.12"), 1);
+  router.fromTunnel(slot, d.length, ip(ADDR[node - 1]), now);
 }
 
 describe("Services: a pod's packet to a ClusterIP", () => {
@@ -276,7 +277,7 @@ describe("what a new view does to flows, and ICMP errors", () => {
   });
 
   it("a full table drops new flows, counted, and never grows", () => {
-    const { router, drops } = setup("udp", 1472, { conntrack: { max: 4, timeouts: DEFAULT_TIMEOUTS } });
+    const { router, drops } = setup("udp", 1472, { conntrack: { max: 4, timeouts: DEFAULT_TIMEOUTS, maxPerOwner: 4 } });
     router.state.tracker!.setView(view([]));
     for (let n = 0; n < 6; n++) send(router, POD_A.port, tcp({ src: POD_A.ip, dst: REMOTE, sport: 44000 + n, dport: 80 }));
     expect(drops(POD_A.port)).toEqual({ drop_conntrack_full: 2 });
@@ -284,3 +285,77 @@ describe("what a new view does to flows, and ICMP errors", () => {
   });
 });
 
+describe("the quota of flows per owner: one pod cannot fill the table", () => {
+  /** `n` SYNs from `from` (a port's pod) to REMOTE, each to another port, as a port scan or a flood of random flows. */
+  function flood(router: ReturnType<typeof setup>["router"], port: number, from: string, n: number, first = 1000): void {
+    for (let k = 0; k < n; k++) send(router, port, tcp({ src: from, dst: REMOTE, sport: 40000, dport: first + k, srcMac: port === POD_B.port ? POD_B.mac : POD_A.mac }));
+  }
+
+  it("a port opening flows as fast as it can gets a quarter of the table; another port still gets new flows", () => {
+    const { router, io, drops, counters } = setup("udp", 1472, CT); // 64 flows: 16 each
+    router.state.tracker!.setView(view([]));
+    flood(router, POD_A.port, POD_A.ip, 64);
+    expect(io.toPeers).toHaveLength(16);
+    expect(drops(POD_A.port)).toEqual({ drop_conntrack_quota: 48 });
+    flood(router, POD_B.port, POD_B.ip, 10);
+    expect(io.toPeers).toHaveLength(26);
+    expect(drops(POD_B.port)).toEqual({});
+    expect(router.state.tracker!.table.count).toBe(26);
+    expect(counters.sw(SwitchCounter.FlowsCreated)).toBe(26);
+    // A flow of A's own goes on: the quota refuses only new flows.
+    send(router, POD_A.port, tcp({ src: POD_A.ip, dst: REMOTE, sport: 40000, dport: 1000, flags: 0x10 }));
+    expect(io.toPeers).toHaveLength(27);
+  });
+
+  it("is --conntrack-max-per-pod when given, and a full table is still conntrack_full for an owner under its quota", () => {
+    const { router, io, drops } = setup("udp", 1472, { conntrack: { max: 8, timeouts: DEFAULT_TIMEOUTS, maxPerOwner: 5 } });
+    router.state.tracker!.setView(view([]));
+    flood(router, POD_A.port, POD_A.ip, 7);
+    expect(drops(POD_A.port)).toEqual({ drop_conntrack_quota: 2 });
+    flood(router, POD_B.port, POD_B.ip, 4);
+    expect(drops(POD_B.port)).toEqual({ drop_conntrack_full: 1 });
+    expect(io.toPeers).toHaveLength(8);
+  });
+
+  it("flows that expire or are flushed are given back: the port opens new ones again", () => {
+    const { router, io, drops } = setup("udp", 1472, CT);
+    const tr = router.state.tracker!;
+    tr.setView(view([]));
+    flood(router, POD_A.port, POD_A.ip, 17);
+    expect(drops(POD_A.port)).toEqual({ drop_conntrack_quota: 1 });
+    tr.sweep(1 + DEFAULT_TIMEOUTS.tcpNew); // every flow expired
+    expect(tr.table.count).toBe(0);
+    expect(tr.table.heldBy(POD_A.port)).toBe(0);
+    flood(router, POD_A.port, POD_A.ip, 16, 2000);
+    expect(drops(POD_A.port)).toEqual({ drop_conntrack_quota: 1 });
+    expect(io.toPeers).toHaveLength(32);
+    // UDP flows to a Service's endpoint the next view no longer has are flushed, and given back too.
+    tr.sweep(1 + DEFAULT_TIMEOUTS.tcpNew);
+    tr.setView(view([REMOTE], { proto: 17 }));
+    for (let k = 0; k < 16; k++) send(router, POD_A.port, udp({ src: POD_A.ip, dst: VIP, sport: 30000 + k, dport: 80 }));
+    expect(tr.table.heldBy(POD_A.port)).toBe(16);
+    tr.setView(view([OTHER_REMOTE], { proto: 17 }));
+    expect(tr.table.heldBy(POD_A.port)).toBe(0);
+    send(router, POD_A.port, udp({ src: POD_A.ip, dst: VIP, sport: 30000, dport: 80 }));
+    expect(drops(POD_A.port)).toEqual({ drop_conntrack_quota: 1 });
+    expect(look(io.toPeers[io.toPeers.length - 1].bytes, 0)).toMatchObject({ src: POD_A.ip, dst: OTHER_REMOTE, dport: 8080 });
+  });
+
+  it("flows from the tunnel are owned by the peer node of their inner source: one node's pods at the quota leave room for another's", () => {
+    const { router, io, drops, tunnel } = setup("udp", 1472, CT);
+    router.state.tracker!.setView(view([]));
+    known(router);
+    for (let k = 0; k < 64; k++) fromRemote(router, tcp({ src: REMOTE, dst: POD_A.ip, sport: 50000, dport: 1000 + k }));
+    expect(io.toPorts).toHaveLength(16);
+    expect(drops(tunnel)).toEqual({ drop_conntrack_quota: 48 });
+    for (let k = 0; k < 4; k++) fromRemote(router, tcp({ src: OTHER_REMOTE, dst: POD_A.ip, sport: 50000, dport: 1000 + k }), 3);
+    expect(io.toPorts).toHaveLength(20);
+    // Node 2's own address is in no pod CIDR: its flows are the shared owner's, not its pods'.
+    fromRemote(router, tcp({ src: ADDR[1], dst: POD_A.ip, sport: 50000, dport: 1000 }));
+    expect(io.toPorts).toHaveLength(21);
+    // And the ports' quotas are their own: pod A still opens flows to node 2.
+    flood(router, POD_A.port, POD_A.ip, 3);
+    expect(io.toPeers).toHaveLength(3);
+    expect(drops(tunnel)).toEqual({ drop_conntrack_quota: 48 });
+  });
+});

@@ -20,8 +20,8 @@ const DROP_NAMES_BEFORE = [
   "tapnet_truncated", "tapnet_bad_version", "tapnet_bad_chunk", "tapnet_incomplete",
   // The sealed tunnel (#13).
   "tapnet_unsealed", "seal_auth_failed", "seal_replayed", "seal_old_epoch",
-  // Connection tracking, Services and NetworkPolicy (#12).
-  "conntrack_full", "flow_clash", "service_no_endpoints", "service_no_port", "nat_ports_exhausted",
+  // Connection tracking, Services and NetworkPolicy (#12); conntrack_quota (#13).
+  "conntrack_full", "conntrack_quota", "flow_clash", "service_no_endpoints", "service_no_port", "nat_ports_exhausted",
   "policy_denied_ingress", "policy_denied_egress",
   // Port security and the tunnel's inner sources (#13).
   "spoofed_source_mac", "spoofed_source_ip", "foreign_source",
@@ -63,7 +63,7 @@ describe("drop reasons of every layer", () => {
     expect(Object.keys(SwitchDrop)).toEqual([
       "EthBadSource", "SamePort", "TxError", "NoPort", "TunnelUnknownPeer", "TunnelSpoofed", "TunnelNotLocal",
       "NoRoute", "ClusterUnreachable", "FragNeeded", "TooBig", "TtlExpired", "NeighUnresolved", "TunnelBadChecksum",
-      "ConntrackFull", "FlowClash", "ServiceNoEndpoints", "ServiceNoPort", "NatPortsExhausted", "PolicyDeniedIngress", "PolicyDeniedEgress",
+      "ConntrackFull", "ConntrackQuota", "FlowClash", "ServiceNoEndpoints", "ServiceNoPort", "NatPortsExhausted", "PolicyDeniedIngress", "PolicyDeniedEgress",
       "SpoofedSourceMac", "SpoofedSourceIp", "ForeignSource",
     ]);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS, FlowState, FlowTable, ORIG, REPLY, formatTimeouts, parseTimeouts, type ConntrackTimeouts,
+  defaultQuota, DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS, FlowState, FlowTable, ORIG, REPLY, formatTimeouts, parseTimeouts, type ConntrackTimeouts,
 } from "../../src/switch/conntrack/flow-table.ts";
 import { prng, trials } from "../support/random.ts";
 
@@ -86,6 +86,34 @@ describe("FlowTable basics", () => {
     expect(t.count).toBe(3);
   });
 
+  it("an owner holding its quota gets -3 and the table is unchanged; another owner still gets flows; a removal gives one back", () => {
+    const t = new FlowTable({ max: 8, timeouts: T, owners: 3, quota: 2 });
+    const a = [1, 2].map((p) => t.create(TCP, A, B, p, 80, B, A, 80, p, 0, 1));
+    expect(t.create(TCP, A, B, 3, 80, B, A, 80, 3, 0, 1)).toBe(-3);
+    expect(t.lookup(TCP, A, B, 3, 80)).toBe(-1);
+    expect([t.count, t.heldBy(1)]).toEqual([2, 2]);
+    const b = t.create(TCP, A, B, 3, 80, B, A, 80, 3, 0, 0);
+    expect(b).toBeGreaterThanOrEqual(0);
+    expect([t.owner[a[0]], t.owner[a[1]], t.owner[b]]).toEqual([1, 1, 0]);
+    // An owner out of range is the last one (2); a duplicate is -2 before any quota is looked at.
+    expect(t.create(TCP, A, B, 4, 80, B, A, 80, 4, 0, 3)).toBeGreaterThanOrEqual(0);
+    expect(t.create(TCP, A, B, 5, 80, B, A, 80, 5, 0, -1)).toBeGreaterThanOrEqual(0);
+    expect([t.heldBy(2), t.heldBy(3), t.heldBy(-1)]).toEqual([2, 0, 0]);
+    expect(t.create(TCP, A, B, 1, 80, B, A, 80, 1, 0, 1)).toBe(-2);
+    t.remove(a[0]);
+    t.remove(a[0]);
+    expect(t.heldBy(1)).toBe(1);
+    expect(t.create(TCP, A, B, 6, 80, B, A, 80, 6, 0, 1)).toBeGreaterThanOrEqual(0);
+    expect(t.heldBy(1)).toBe(2);
+  });
+
+  it("a full table is -1 even for an owner at its quota: the table's size is what to raise", () => {
+    const t = new FlowTable({ max: 2, timeouts: T, owners: 2, quota: 1 });
+    t.create(TCP, A, B, 1, 80, B, A, 80, 1, 0, 0);
+    t.create(TCP, A, B, 2, 80, B, A, 80, 2, 0, 1);
+    expect(t.create(TCP, A, B, 3, 80, B, A, 80, 3, 0, 0)).toBe(-1);
+  });
+
   it("returns -2 when either tuple is already a key, or the two are the same, and changes nothing", () => {
     const t = new FlowTable({ max: 8, timeouts: T });
     const f = t.create(TCP, A, B, 1, 80, B, A, 80, 1, 0);
@@ -160,8 +188,17 @@ describe("FlowTable basics", () => {
     for (const bad of [0, -5, NaN, Infinity]) {
       expect(() => new FlowTable({ max: 1, timeouts: { ...T, udpStream: bad } })).toThrow(`conntrack timeout udpStream must be a positive number of seconds, not ${bad}`);
     }
+    for (const bad of [0, -1, 1.5, NaN, 2 ** 22 + 1]) {
+      expect(() => new FlowTable({ max: 4, timeouts: T, owners: bad }), String(bad)).toThrow(`conntrack owners must be a whole number from 1 to 4194304, not ${bad}`);
+    }
+    for (const bad of [0, 1.5, NaN, 5]) {
+      expect(() => new FlowTable({ max: 4, timeouts: T, quota: bad }), String(bad)).toThrow(`conntrack max per pod must be a whole number of flows from 1 to the table's 4, not ${bad}`);
+    }
     const t = new FlowTable({ max: DEFAULT_MAX_FLOWS, timeouts: DEFAULT_TIMEOUTS });
     expect(t.capacity).toBe(65536);
+    expect([t.owners, t.quota]).toEqual([1, 65536]);
+    // The switch's default quota: a quarter of the table, at least one flow.
+    expect([defaultQuota(DEFAULT_MAX_FLOWS), defaultQuota(64), defaultQuota(5), defaultQuota(1)]).toEqual([16384, 16, 2, 1]);
     expect(t.timeouts).toEqual(DEFAULT_TIMEOUTS);
     expect(DEFAULT_TIMEOUTS).toEqual({ tcpNew: 120, tcpEstablished: 86400, tcpClosing: 120, udp: 30, udpStream: 120, icmp: 30, other: 600 });
   });
@@ -429,6 +466,7 @@ describe("parseTimeouts", () => {
  * it was free.
  */
 interface ModelFlow {
+  owner: number;
   proto: number;
   tuples: [Tuple, Tuple];
   state: number;
@@ -441,7 +479,19 @@ class ModelTable {
   readonly keys = new Map<string, { flow: number; dir: number }>();
   readonly flows = new Map<number, ModelFlow>();
   private cursor = 0;
-  constructor(readonly capacity: number, readonly t: ConntrackTimeouts) {}
+  constructor(readonly capacity: number, readonly t: ConntrackTimeouts, readonly owners = 1, readonly quota = capacity) {}
+
+  /** The owner a create counts a flow for: one out of range is the last. */
+  ownerOf(owner: number): number {
+    return owner >= 0 && owner < this.owners ? Math.trunc(owner) : this.owners - 1;
+  }
+
+  /** Live flows of `owner`, counted from scratch. */
+  held(owner: number): number {
+    let n = 0;
+    for (const fl of this.flows.values()) if (fl.owner === owner) n++;
+    return n;
+  }
 
   timeout(proto: number, state: number): number {
     if (proto === TCP) return state === FlowState.New ? this.t.tcpNew : state === FlowState.Established ? this.t.tcpEstablished : this.t.tcpClosing;
@@ -449,15 +499,16 @@ class ModelTable {
     return proto === ICMP ? this.t.icmp : this.t.other;
   }
 
-  /** What create should return: -2, -1, or "a free id" (null). */
-  expectCreate(o: Tuple, r: Tuple): number | null {
+  /** What create should return: -2, -1, -3, or "a free id" (null). */
+  expectCreate(o: Tuple, r: Tuple, owner = 0): number | null {
     if (String(o) === String(r) || this.keys.has(String(o)) || this.keys.has(String(r))) return -2;
     if (this.flows.size >= this.capacity) return -1;
+    if (this.held(this.ownerOf(owner)) >= this.quota) return -3;
     return null;
   }
 
-  create(f: number, o: Tuple, r: Tuple, now: number): void {
-    this.flows.set(f, { proto: o[0], tuples: [o, r], state: FlowState.New, expires: now + this.timeout(o[0], FlowState.New), packets: [0, 0], bytes: [0, 0] });
+  create(f: number, o: Tuple, r: Tuple, now: number, owner = 0): void {
+    this.flows.set(f, { owner: this.ownerOf(owner), proto: o[0], tuples: [o, r], state: FlowState.New, expires: now + this.timeout(o[0], FlowState.New), packets: [0, 0], bytes: [0, 0] });
     this.keys.set(String(o), { flow: f, dir: ORIG });
     this.keys.set(String(r), { flow: f, dir: REPLY });
   }
@@ -514,13 +565,16 @@ class ModelTable {
   }
 }
 
-describe("FlowTable against a naive model, random operations", () => {
+describe("FlowTable against a naive model, random operations (three owners, each with a quota of half the table)", () => {
   const OPS = trials(20_000, 3000);
   // A small tuple space, so that duplicates, collisions and re-use happen all the time.
   const PROTOS = [TCP, UDP, ICMP, GRE];
   const ADDRS = [A, B, HIGH];
   const PORTS = [0, 80, 40000, 65535];
   const FLAGS = [0, SYN, SYN | ACK, ACK, FIN | ACK, RST, RST | ACK, SYN | FIN, PSH | ACK];
+  const OWNERS = 3;
+  // Mostly owners in range; sometimes one out of range (counted as the last), or none given (owner 0).
+  const OWNER_CHOICES = [0, 0, 1, 1, 2, 2, -1, 3, 7, 1.5, NaN, undefined];
 
   for (const max of [1, 7, 16, 64]) {
     for (const seed of [1, 2, 0xf10]) {
@@ -528,9 +582,10 @@ describe("FlowTable against a naive model, random operations", () => {
         const rnd = prng(seed * 100 + max);
         const pick = <V>(a: readonly V[]): V => a[Math.floor(rnd() * a.length)];
         const randomTuple = (proto = pick(PROTOS)): Tuple => [proto, pick(ADDRS), pick(ADDRS), pick(PORTS), pick(PORTS)];
-        const t = new FlowTable({ max, timeouts: T, seed });
-        const m = new ModelTable(max, T);
-        const tally = { created: 0, full: 0, dup: 0, swept: 0, reKeyed: 0, refused: 0, sharedBucket: 0, established: 0, closing: 0, reopened: 0 };
+        const quota = Math.ceil(max / 2);
+        const t = new FlowTable({ max, timeouts: T, seed, owners: OWNERS, quota });
+        const m = new ModelTable(max, T, OWNERS, quota);
+        const tally = { created: 0, full: 0, overQuota: max > 1 ? 0 : 1, outOfRange: 0, removedInCallback: 0, dup: 0, swept: 0, reKeyed: 0, refused: 0, sharedBucket: 0, established: 0, closing: 0, reopened: 0 };
         let now = 0;
 
         // expect() only on a mismatch: one per comparison would dominate the run time.
@@ -540,10 +595,12 @@ describe("FlowTable against a naive model, random operations", () => {
 
         const check = (i: number, op: string) => {
           same(t.count, m.flows.size, i, `${op}: count`);
+          for (let o = -1; o <= OWNERS; o++) same(t.heldBy(o), m.held(o), i, `${op}: heldBy(${o})`);
           for (let f = 0; f < max; f++) {
             const fl = m.flows.get(f);
             same(t.isLive(f), fl !== undefined, i, `${op}: isLive(${f})`);
             if (!fl) continue;
+            same(t.owner[f], fl.owner, i, `${op}: owner of ${f}`);
             same(t.proto[f], fl.proto, i, `${op}: proto of ${f}`);
             same(t.state[f], fl.state, i, `${op}: state of ${f}`);
             same(t.expires[f], fl.expires, i, `${op}: expiry of ${f}`);
@@ -572,19 +629,21 @@ describe("FlowTable against a naive model, random operations", () => {
             const o = randomTuple();
             // Mostly the inverse (no NAT), sometimes a translated reply.
             const rep: Tuple = rnd() < 0.7 ? [o[0], o[2], o[1], o[4], o[3]] : randomTuple(o[0]);
-            op = `create ${o} / ${rep} at ${now}`;
-            const want = m.expectCreate(o, rep);
-            const got = t.create(...o, rep[1], rep[2], rep[3], rep[4], now);
+            const owner = pick(OWNER_CHOICES);
+            op = `create ${o} / ${rep} at ${now} for ${owner}`;
+            const want = m.expectCreate(o, rep, owner);
+            const got = owner === undefined ? t.create(...o, rep[1], rep[2], rep[3], rep[4], now) : t.create(...o, rep[1], rep[2], rep[3], rep[4], now, owner);
             if (want === null) {
               if (!(got >= 0 && got < max && !m.flows.has(got))) expect(got, `op ${i}: ${op}: a free id`).toBe("a free id");
-              m.create(got, o, rep, now);
+              m.create(got, o, rep, now, owner);
+              if (owner !== undefined && m.ownerOf(owner) !== owner) tally.outOfRange++;
               // Either new key in a bucket with another key (its sibling included): a chain to walk.
               const buckets = tally.created % 32 !== 0 ? [] : [...m.keys.keys()].map((key) => bucketOf(t, key.split(",").map(Number) as Tuple));
               if (new Set(buckets).size < buckets.length) tally.sharedBucket++;
               tally.created++;
             } else {
               same(got, want, i, op);
-              if (want === -1) tally.full++; else tally.dup++;
+              if (want === -1) tally.full++; else if (want === -3) tally.overQuota++; else tally.dup++;
             }
           } else if (r < 0.45) {
             const tu = randomTuple();
@@ -627,6 +686,8 @@ describe("FlowTable against a naive model, random operations", () => {
             const removed = t.sweep(now, budget, (f) => {
               got.push(f);
               same(t.isLive(f), true, i, `${op}: flow ${f} still live in the callback`);
+              // The callback may remove the flow itself: it is given back to its owner once.
+              if (f % 3 === 0) { t.remove(f); tally.removedInCallback++; }
             });
             const want = m.sweep(now, budget);
             same(removed, want.length, i, `${op}: how many`);

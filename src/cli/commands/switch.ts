@@ -41,6 +41,7 @@ export const switchCommand: Command = {
     "netns-prefix": { type: "string", value: "P", help: "pods made from the store (tapnet apply) get network namespaces named P<namespace>-<name>", default: "" },
     "conntrack-max": { type: "string", value: "N", help: "the most flows the switch tracks (Services, NetworkPolicy); new flows beyond it are dropped and counted", default: String(DEFAULT_MAX_FLOWS) },
     "conntrack-timeouts": { type: "string", value: "LIST", help: "seconds a flow lives without packets, for the names given (the others keep the defaults above), as tcp-established=3600,udp=30" },
+    "conntrack-max-per-pod": { type: "string", value: "N", help: "the most flows one pod's port, the node's tapnet0, or one other node's pods may hold; their new flows beyond it are dropped and counted (conntrack_quota) (default: a quarter of --conntrack-max)" },
   },
   details: [
     "The switch holds the gateway port tapnet0 and the pods' TAP ports, and listens on a control socket for `tapnet pod`",
@@ -68,7 +69,9 @@ export const switchCommand: Command = {
     if (cpu !== undefined && cpus.length && !cpus.includes(cpu)) {
       throw new UsageError(`--cpu ${cpu}: this machine lets tapnet use CPU${cpus.length > 1 ? "s" : ""} ${formatCpuList(cpus)}`);
     }
-    const conntrack = { max: intOption(p, "conntrack-max", 1, MAX_FLOWS_LIMIT), timeouts: timeoutsOption(p.values["conntrack-timeouts"]) };
+    const max = intOption(p, "conntrack-max", 1, MAX_FLOWS_LIMIT);
+    const perPod = p.values["conntrack-max-per-pod"] === undefined ? undefined : intOption(p, "conntrack-max-per-pod", 1, max);
+    const conntrack = { max, timeouts: timeoutsOption(p.values["conntrack-timeouts"]), ...(perPod !== undefined ? { maxPerOwner: perPod } : {}) };
     const config = readClusterConfig(String(p.values.config));
     preflight(["root", "tun", "ip"]);
     const level = choiceOption(p, "log-level", ["debug", "info", "warn", "error"] as Level[]);

@@ -14,90 +14,29 @@
  * unless given, so no sender can aim tuples at one bucket. Free flow ids are kept on a stack. The
  * table never grows: a full table refuses new flows (the caller counts that drop).
  *
+ * Each flow has an owner, a number from 0 to owners-1 the caller gives at create (tracker.ts:
+ * the port it came from, the peer node that sent it), and no owner holds more than `quota` flows:
+ * one more is refused (the caller counts that drop too), so one sender cannot fill the table for
+ * all. The flow keeps its owner's number, and every removal (remove, which sweep and the
+ * tracker's flushes go through) gives the flow back to it, so the counts are exact. The options
+ * and their defaults (a quarter of the table per owner, and why) are in options.ts.
+ *
  * States follow Linux conntrack's broad ones (new, established, closing); every packet sets the
  * expiry from the new state's timeout. `sweep` removes expired flows a few slots at a time, from
  * where the last sweep stopped, so a round of the datapath never pays for the whole table.
  *
- * Memory: 87 bytes a flow (the counters are 32 of them), 5.4 MiB for the default 65536 flows.
+ * Memory: 91 bytes a flow (the counters are 32 of them), 5.7 MiB for the default 65536 flows,
+ * and 4 bytes an owner.
  *
  * Addresses are taken as unsigned 32-bit numbers, ports as 16-bit, the protocol as 8-bit (values
  * are reduced to those widths, the same way for keys and lookups).
  */
 import { randomBytes } from "node:crypto";
+import { MAX_FLOWS_LIMIT, TIMEOUT_NAMES, type ConntrackTimeouts } from "./options.ts";
 
-/** Seconds a flow lives without packets, by protocol and state. */
-export interface ConntrackTimeouts {
-  tcpNew: number;
-  tcpEstablished: number;
-  tcpClosing: number;
-  udp: number;
-  /** A UDP flow that has seen replies. */
-  udpStream: number;
-  icmp: number;
-  other: number;
-}
-
-/** Linux's defaults, except TCP established: 24 h as kube-proxy sets it (Linux's 5 days is too long for a lab). */
-export const DEFAULT_TIMEOUTS: ConntrackTimeouts = { tcpNew: 120, tcpEstablished: 86400, tcpClosing: 120, udp: 30, udpStream: 120, icmp: 30, other: 600 };
-
-export const DEFAULT_MAX_FLOWS = 65536;
-
-/** The largest table the constructor accepts (about 350 MB). */
-export const MAX_FLOWS_LIMIT = 1 << 22;
-
-export interface ConntrackOptions {
-  max: number;
-  timeouts: ConntrackTimeouts;
-}
-
-/** The names parseTimeouts takes, as on a command line, and the fields they set. */
-const TIMEOUT_NAMES: ReadonlyArray<readonly [string, keyof ConntrackTimeouts]> = [
-  ["tcp-new", "tcpNew"],
-  ["tcp-established", "tcpEstablished"],
-  ["tcp-closing", "tcpClosing"],
-  ["udp", "udp"],
-  ["udp-stream", "udpStream"],
-  ["icmp", "icmp"],
-  ["other", "other"],
-];
-
-/** The longest timeout parseTimeouts takes: 2^31-1 seconds (68 years), as the kernel's sysctls. */
-const MAX_TIMEOUT = 2147483647;
-
-/**
- * "tcp-established=3600,udp=30": `base` (the defaults) with those changed. An empty text changes
- * nothing. Throws an Error naming the bad item: an unknown name (listing the names), seconds that
- * are not a whole number from 1 to 2147483647, a name given twice, an item without "=", an empty item.
- */
-export function parseTimeouts(text: string, base: ConntrackTimeouts = DEFAULT_TIMEOUTS): ConntrackTimeouts {
-  const out: ConntrackTimeouts = { ...base };
-  if (text.trim() === "") return out;
-  const given = new Set<string>();
-  const names = TIMEOUT_NAMES.map(([n]) => n).join(", ");
-  for (const raw of text.split(",")) {
-    const item = raw.trim();
-    if (item === "") throw new Error(`conntrack timeouts: empty item in "${text}" (expected name=seconds, separated by commas)`);
-    const eq = item.indexOf("=");
-    if (eq < 0) throw new Error(`conntrack timeouts: "${item}" is not name=seconds (as in udp=30)`);
-    const name = item.slice(0, eq).trim();
-    const value = item.slice(eq + 1).trim();
-    const entry = TIMEOUT_NAMES.find(([n]) => n === name);
-    if (!entry) throw new Error(`conntrack timeouts: unknown name "${name}" in "${item}"; the names are ${names}`);
-    if (given.has(name)) throw new Error(`conntrack timeouts: "${name}" is given twice`);
-    given.add(name);
-    const seconds = /^[0-9]+$/.test(value) ? Number(value) : NaN;
-    if (!(seconds >= 1 && seconds <= MAX_TIMEOUT)) {
-      throw new Error(`conntrack timeouts: ${name} must be a whole number of seconds from 1 to ${MAX_TIMEOUT}, not "${value}"`);
-    }
-    out[entry[1]] = seconds;
-  }
-  return out;
-}
-
-/** The timeouts as parseTimeouts reads them: "tcp-new=120,tcp-established=86400,...". */
-export function formatTimeouts(t: ConntrackTimeouts): string {
-  return TIMEOUT_NAMES.map(([name, field]) => `${name}=${t[field]}`).join(",");
-}
+export {
+  DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS, defaultQuota, formatTimeouts, MAX_FLOWS_LIMIT, parseTimeouts, type ConntrackOptions, type ConntrackTimeouts,
+} from "./options.ts";
 
 export const FlowState = { New: 0, Established: 1, Closing: 2 } as const;
 export type FlowStateValue = (typeof FlowState)[keyof typeof FlowState];
@@ -126,6 +65,8 @@ export class FlowTable {
   readonly state: Uint8Array;
   /** Seconds, on the caller's clock. */
   readonly expires: Float64Array;
+  /** The owner's number, given at create. */
+  readonly owner: Int32Array;
   // Per direction, index f*2+d: the tuple as it is on the wire that way, and the counters.
   readonly src: Uint32Array;
   readonly dst: Uint32Array;
@@ -134,7 +75,13 @@ export class FlowTable {
   readonly packets: Float64Array;
   readonly bytes: Float64Array;
 
+  /** How many owners there are, and the most flows each may hold. */
+  readonly owners: number;
+  readonly quota: number;
+
   private readonly live: Uint8Array;
+  /** Live flows per owner. */
+  private readonly held: Int32Array;
   private readonly seed: number;
   private readonly mask: number;
   /** First key of each bucket, or NONE. */
@@ -147,10 +94,18 @@ export class FlowTable {
   private liveCount = 0;
   private cursor = 0;
 
-  constructor(opts: { max: number; timeouts: ConntrackTimeouts; seed?: number }) {
+  /** `owners`: 1 unless given; `quota`: max unless given (no owner limited below the table). */
+  constructor(opts: { max: number; timeouts: ConntrackTimeouts; seed?: number; owners?: number; quota?: number }) {
     const max = opts.max;
     if (!(Number.isInteger(max) && max >= 1 && max <= MAX_FLOWS_LIMIT)) {
       throw new RangeError(`conntrack max must be a whole number of flows from 1 to ${MAX_FLOWS_LIMIT}, not ${max}`);
+    }
+    const owners = opts.owners ?? 1, quota = opts.quota ?? max;
+    if (!(Number.isInteger(owners) && owners >= 1 && owners <= MAX_FLOWS_LIMIT)) {
+      throw new RangeError(`conntrack owners must be a whole number from 1 to ${MAX_FLOWS_LIMIT}, not ${owners}`);
+    }
+    if (!(Number.isInteger(quota) && quota >= 1 && quota <= max)) {
+      throw new RangeError(`conntrack max per pod must be a whole number of flows from 1 to the table's ${max}, not ${quota}`);
     }
     for (const [, field] of TIMEOUT_NAMES) {
       const v = opts.timeouts[field];
@@ -159,6 +114,10 @@ export class FlowTable {
       }
     }
     this.capacity = max;
+    this.owners = owners;
+    this.quota = quota;
+    this.held = new Int32Array(owners);
+    this.owner = new Int32Array(max);
     const t = Object.freeze({ ...opts.timeouts });
     this.timeouts = t;
     this.seed = opts.seed === undefined ? randomBytes(4).readInt32LE(0) : opts.seed | 0;
@@ -185,6 +144,11 @@ export class FlowTable {
   /** Live flows. */
   get count(): number {
     return this.liveCount;
+  }
+
+  /** Live flows of `owner` (0 for a number out of range). */
+  heldBy(owner: number): number {
+    return owner >= 0 && owner < this.owners ? this.held[owner] : 0;
   }
 
   /** Seconds a flow of this protocol lives in this state without packets. */
@@ -247,20 +211,26 @@ export class FlowTable {
   }
 
   /**
-   * Makes a flow with both tuples, state New, no packets counted, expiring at now + the New
-   * timeout of its protocol. Returns f; -2 (checked first) when either tuple is already a key or
-   * the two tuples are the same, nothing changed; -1 when the table is full (it never grows).
+   * Makes a flow of `owner` with both tuples, state New, no packets counted, expiring at now +
+   * the New timeout of its protocol. Returns f; or, nothing changed: -2 (checked first) when
+   * either tuple is already a key or the two tuples are the same; -1 when the table is full (it
+   * never grows); -3 when the owner holds its quota. An owner out of range is the last one.
    */
-  create(proto: number, oSrc: number, oDst: number, oSport: number, oDport: number, rSrc: number, rDst: number, rSport: number, rDport: number, now: number): number {
+  create(proto: number, oSrc: number, oDst: number, oSport: number, oDport: number, rSrc: number, rDst: number, rSport: number, rDport: number, now: number, owner = 0): number {
     proto &= 0xff;
     oSrc >>>= 0; oDst >>>= 0; oSport &= 0xffff; oDport &= 0xffff;
     rSrc >>>= 0; rDst >>>= 0; rSport &= 0xffff; rDport &= 0xffff;
     if (oSrc === rSrc && oDst === rDst && oSport === rSport && oDport === rDport) return -2;
     if (this.find(proto, oSrc, oDst, oSport, oDport) !== NONE || this.find(proto, rSrc, rDst, rSport, rDport) !== NONE) return -2;
+    if (!(owner >= 0 && owner < this.owners)) owner = this.owners - 1;
+    owner |= 0;
     if (this.freeTop === 0) return -1;
+    if (this.held[owner] >= this.quota) return -3;
     const f = this.free[--this.freeTop];
     this.live[f] = 1;
     this.liveCount++;
+    this.owner[f] = owner;
+    this.held[owner]++;
     this.proto[f] = proto;
     this.state[f] = FlowState.New;
     this.expires[f] = now + this.timeout(proto, FlowState.New);
@@ -312,13 +282,14 @@ export class FlowTable {
     this.expires[f] = now + this.timeout(p, s);
   }
 
-  /** Removes flow f and both its keys; nothing if it is not live. */
+  /** Removes flow f and both its keys, and gives it back to its owner; nothing if it is not live. */
   remove(f: number): void {
     if (!this.isLive(f)) return;
     this.unlink(f * 2);
     this.unlink(f * 2 + 1);
     this.live[f] = 0;
     this.liveCount--;
+    this.held[this.owner[f]]--;
     this.free[this.freeTop++] = f;
   }
 

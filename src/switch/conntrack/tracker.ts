@@ -13,13 +13,21 @@
  * A new view (setView, between rounds) decides every flow again: one no longer allowed is cut
  * (its next packets dropped), one now allowed goes on; a UDP flow to an endpoint its Service
  * no longer has is removed (kube-proxy flushes those), so the client's next packet picks anew.
+ *
+ * Each flow has an owner, with a quota of the table (options.ts: a quarter by default): the
+ * owners are numbered by port (0 to maxPorts-1: a pod's, or tapnet0 for the node and what comes
+ * from beyond the cluster) for flows the ports pipeline makes, and for those that come through
+ * the tunnel by the peer node whose pod CIDR holds the inner source (maxPorts + its index, the
+ * first PEER_OWNERS nodes), one more owner taking every other source (a node's underlay address).
+ * A flow keeps the owner it was made with, so a node list that changes the indexes leaves the
+ * counts exact: older flows stay with the old index until they go.
  */
 import type { NetworkView } from "../../cluster/network-view.ts";
 import { PolicyEngine, Verdict } from "../../cluster/policy.ts";
 import { formatIpv4, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from "../../wire/ipv4.ts";
 import { SwitchCounter } from "../counters.ts";
 import type { SwitchState } from "../state.ts";
-import { FlowState, FlowTable, ORIG, REPLY, type ConntrackOptions } from "./flow-table.ts";
+import { defaultQuota, FlowState, FlowTable, ORIG, REPLY, type ConntrackOptions } from "./flow-table.ts";
 import type { DeniedEvent, FlowInfo } from "./flow-info.ts";
 import { ServiceTable } from "./services.ts";
 
@@ -30,6 +38,8 @@ export const DeniedIngress = 2;
 
 /** Flow slots looked at per sweep: the whole table every few seconds at the idle poll's pace. */
 const SWEEP_BUDGET = 1024;
+/** Peer nodes with an owner of their own; the rest share the last owner (see the top). */
+export const PEER_OWNERS = 4096;
 /** Denials written to the log per second at most, when logging is on. */
 const LOG_PER_SECOND = 100;
 
@@ -52,13 +62,23 @@ export class Tracker {
   policyLog = false;
   /** Where denials go when logging is on (the datapath posts them to the control thread). */
   emit: (e: DeniedEvent) => void = () => {};
+  /** The owner of peer node 0; ports are owners 0 to peerBase-1. */
+  private readonly peerBase: number;
   private logged = 0;
   private logSecond = 0;
 
   constructor(private readonly state: SwitchState, readonly options: ConntrackOptions) {
-    this.table = new FlowTable({ max: options.max, timeouts: options.timeouts });
+    this.peerBase = state.counters.maxPorts;
+    const quota = options.maxPerOwner ?? defaultQuota(options.max);
+    this.table = new FlowTable({ max: options.max, timeouts: options.timeouts, owners: this.peerBase + PEER_OWNERS + 1, quota });
     this.verdict = new Uint8Array(this.table.capacity);
     this.natted = new Uint8Array(this.table.capacity);
+  }
+
+  /** The owner of a flow from the tunnel with inner source `src`: the node whose pod CIDR holds it (see the top). */
+  peerOwner(src: number): number {
+    const n = this.state.cluster!.map.nodeForIp(src);
+    return this.peerBase + (n >= 0 && n < PEER_OWNERS ? n : PEER_OWNERS);
   }
 
   /** Is `ip` a pod of this node (in its pod CIDR, not its gateway address)? */

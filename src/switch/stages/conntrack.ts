@@ -16,7 +16,9 @@
  *   - then any new flow: policy decided on the pods' own addresses (egress here if the source
  *     is a pod of this node, ingress if the destination is), cached in the flow; a denied flow
  *     stays in the table, so its retries are dropped at the lookup, and is logged when asked.
- * Nothing is allocated per packet; a full table is a counted drop (conntrack_full).
+ * Nothing is allocated per packet; a full table is a counted drop (conntrack_full), and so is a
+ * new flow whose owner holds its quota of the table (conntrack_quota): the port it came from,
+ * or for a flow from the tunnel the peer node of its inner source (conntrack/tracker.ts).
  */
 import { get16 } from "../../wire/bytes.ts";
 import { Drop } from "../../wire/drop.ts";
@@ -163,9 +165,10 @@ export class Conntrack implements Stage {
     }
     const t = tr.table;
     const verdict = tr.decide(src, rDst, rSrc, proto, proto === PROTO_TCP || proto === PROTO_UDP ? rSport : 0);
-    const flow = t.create(proto, src, dst, sport, dport, rSrc, rDst, rSport, rDport, now);
+    const owner = this.fromTunnel ? tr.peerOwner(src) : f.ports[i];
+    const flow = t.create(proto, src, dst, sport, dport, rSrc, rDst, rSport, rDport, now, owner);
     if (flow < 0) {
-      this.drop(f, i, flow === -1 ? SwitchDrop.ConntrackFull : SwitchDrop.FlowClash);
+      this.drop(f, i, flow === -1 ? SwitchDrop.ConntrackFull : flow === -3 ? SwitchDrop.ConntrackQuota : SwitchDrop.FlowClash);
       return;
     }
     const c = this.state.counters;
