@@ -15,6 +15,7 @@ import { policyExplainCommand, policyLogCommand } from "./commands/policy.ts";
 import { switchCommand } from "./commands/switch.ts";
 import { hostileCommand } from "./commands/hostile.ts";
 import { soakCommand } from "./commands/soak.ts";
+import { luaDissectorCommand } from "./commands/lua-dissector.ts";
 import { runtimeName } from "../io/runtime.ts";
 
 export const COMMANDS: Command[] = [
@@ -24,7 +25,7 @@ export const COMMANDS: Command[] = [
   applyCommand, deleteCommand, getCommand,
   conntrackListCommand, policyLogCommand, policyExplainCommand,
   cniInstallCommand, cniUninstallCommand,
-  hostileCommand, soakCommand,
+  hostileCommand, soakCommand, luaDissectorCommand,
 ];
 
 /** Errors whose message is the whole story; anything else is a bug and shows its stack. */

@@ -1,0 +1,246 @@
+// The Wireshark dissector of the tapnet backend's format (dissector/tapnet.lua, printed by
+// `tapnet lua-dissector`), checked by tshark: first on a pcap made here by hand (one datagram
+// of each kind, field by field; malformed ones get an expert info, never a Lua error; the
+// decode-as flags the command's help gives), then on real captures of a lab's underlay: in the
+// clear, down to the pods' TCP; sealed, as far as epoch, counter and tag.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { DECODE_AS, luaDissectorCommand } from "../../src/cli/commands/lua-dissector.ts";
+import { emitEthernet, ETHERTYPE_IPV4 } from "../../src/wire/ethernet.ts";
+import { emitIpv4 } from "../../src/wire/ipv4.ts";
+import { emitTcp } from "../../src/wire/tcp.ts";
+import { emitUdp } from "../../src/wire/udp.ts";
+import { emitVxlan } from "../../src/wire/vxlan.ts";
+import { emitTapnet } from "../../src/wire/tapnet.ts";
+import { writeSealedHeader } from "../../src/wire/sealed.ts";
+import { emitVirtioNetHdr, GSO_TCPV4, VNET_F_NEEDS_CSUM } from "../../src/wire/virtio.ts";
+import { tapnetBackend } from "../../src/tunnel/tapnet.ts";
+import { runCmd, tapnet, uniquePrefix, waitFor } from "./helpers.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "lua-dissector-"));
+const labs: string[] = [];
+const children: ChildProcess[] = [];
+
+afterAll(async () => {
+  for (const c of children) c.kill("SIGKILL");
+  for (const prefix of labs) await tapnet(["lab", "down", "--prefix", prefix]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** What `tapnet lua-dissector` prints, saved as a file for tshark's -X lua_script. */
+async function dissectorFile(): Promise<string> {
+  let text = "";
+  const spy = vi.spyOn(process.stdout, "write").mockImplementation(((s: string) => { text += s; return true; }) as typeof process.stdout.write);
+  try {
+    expect(await luaDissectorCommand.run({ values: {}, positionals: [] })).toBe(0);
+  } finally {
+    spy.mockRestore();
+  }
+  const file = join(dir, "tapnet.lua");
+  writeFileSync(file, text);
+  return file;
+}
+
+/** tshark's fields for each packet of `file`, split at tabs; any Lua error fails the test. */
+async function fields(file: string, names: string[], extra: string[] = []): Promise<string[][]> {
+  const lua = await dissectorFile();
+  const args = ["-X", `lua_script:${lua}`, "-r", file, ...extra];
+  const verbose = await runCmd("tshark", [...args, "-V"]);
+  expect(verbose.stderr + verbose.stdout).not.toMatch(/Lua Error|lua_script|attempt to/i);
+  const r = await runCmd("tshark", [...args, "-T", "fields", ...names.flatMap((n) => ["-e", n])]);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout.replace(/\n$/, "").split("\n").map((l) => l.split("\t"));
+}
+
+/** A pcap (not pcapng) file of Ethernet frames. */
+function pcap(frames: Uint8Array[]): Buffer {
+  const head = Buffer.alloc(24);
+  head.writeUInt32LE(0xa1b2c3d4, 0);
+  head.writeUInt16LE(2, 4);
+  head.writeUInt16LE(4, 6);
+  head.writeUInt32LE(262144, 16);
+  head.writeUInt32LE(1, 20); // LINKTYPE_ETHERNET
+  const records = frames.map((f, i) => {
+    const r = Buffer.alloc(16);
+    r.writeUInt32LE(1_700_000_000 + i, 0);
+    r.writeUInt32LE(f.length, 8);
+    r.writeUInt32LE(f.length, 12);
+    return Buffer.concat([r, f]);
+  });
+  return Buffer.concat([head, ...records]);
+}
+
+/** Ethernet, IPv4, TCP (no payload but `pad` zero bytes) from src:sport to dst:dport. */
+function tcpFrame(src: string, dst: string, sport: number, dport: number, pad = 0): Uint8Array {
+  const f = new Uint8Array(14 + 20 + 20 + pad);
+  emitEthernet({ dst: "0a:58:0a:f4:02:01", src: "0a:58:0a:f4:01:02", vlans: [], etherType: ETHERTYPE_IPV4 }, f, 0);
+  emitIpv4({ tos: 0, id: 1, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: 6, src, dst, payloadLen: 20 + pad }, f, 14);
+  emitTcp({ srcPort: sport, dstPort: dport, seq: 1000, ack: 0, flags: 0x02, window: 64240, checksum: 0, urgent: 0, options: new Uint8Array(0) }, f, 34);
+  return f;
+}
+
+/** A TAP frame: a virtio_net_hdr asking for TSO, then `eth`. */
+function tapFrame(eth: Uint8Array): Uint8Array {
+  const f = new Uint8Array(10 + eth.length);
+  emitVirtioNetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 54, gsoSize: 1448, csumStart: 34, csumOffset: 16 }, f, 0);
+  f.set(eth, 10);
+  return f;
+}
+
+/** The tapnet datagram carrying frame[offset..offset+len) of frame `id`. */
+function v1(id: number, frame: Uint8Array, offset: number, len: number): Uint8Array {
+  const d = new Uint8Array(12 + len);
+  emitTapnet({ frameId: id, frameLen: frame.length, offset, chunk: frame.subarray(offset, offset + len) }, d, 0);
+  return d;
+}
+
+/** An underlay frame: Ethernet, IPv4 192.168.56.11 -> .12, UDP to `port`, `payload`. */
+function underlay(payload: Uint8Array, port = tapnetBackend.port): Uint8Array {
+  const f = new Uint8Array(14 + 20 + 8 + payload.length);
+  emitEthernet({ dst: "02:00:00:00:00:12", src: "02:00:00:00:00:11", vlans: [], etherType: ETHERTYPE_IPV4 }, f, 0);
+  emitIpv4({ tos: 0, id: 2, dontFragment: false, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: 17, src: "192.168.56.11", dst: "192.168.56.12", payloadLen: 8 + payload.length }, f, 14);
+  emitUdp({ srcPort: port, dstPort: port, payload }, f, 34);
+  return f;
+}
+
+const cat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
+
+describe("tshark with the dissector, on datagrams made by hand", () => {
+  it("is registered on the backend's default port", () => {
+    expect(readFileSync(new URL("../../dissector/tapnet.lua", import.meta.url), "utf8")).toContain(`DEFAULT_PORT = ${tapnetBackend.port}\n`);
+  });
+
+  it("decodes each kind of datagram field by field, and flags malformed ones", async () => {
+    const one = tapFrame(tcpFrame("10.244.1.2", "10.244.2.2", 40000, 80));
+    const big = tapFrame(tcpFrame("10.244.1.3", "10.244.2.3", 40001, 8080, 100)); // 164 bytes: two chunks
+    const sealed = new Uint8Array(16 + 40 + 16).fill(0xaa);
+    writeSealedHeader(sealed, 0, 0x010203040506, 5);
+    const file = join(dir, "hand.pcap");
+    writeFileSync(file, pcap([
+      underlay(v1(7, one, 0, one.length)),
+      underlay(cat(v1(8, big, 0, 100), v1(8, big, 100, 64))), // one UDP_SEGMENT send, captured before it was cut
+      underlay(v1(9, big, 100, 64)), // a later chunk alone
+      underlay(new Uint8Array([1, 0, 0, 7, 0])),
+      underlay(new Uint8Array([9, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
+      underlay(sealed),
+    ]));
+    const rows = await fields(file, ["tapnet.version", "tapnet.flags", "tapnet.frame_id", "tapnet.frame_len", "tapnet.offset", "tapnet.vnet.flags",
+      "tapnet.vnet.gso_type", "tapnet.vnet.hdr_len", "tapnet.vnet.gso_size", "tapnet.vnet.csum_start", "tapnet.vnet.csum_offset",
+      "ip.src", "tcp.srcport", "tcp.dstport", "tapnet.datagrams", "tapnet.continuation", "tapnet.epoch", "tapnet.counter",
+      "tapnet.ciphertext_len", "tapnet.tag", "_ws.expert.message", "_ws.col.Info"]);
+    expect(rows).toHaveLength(6);
+    expect(rows[0].slice(0, 14)).toEqual(["1", "0x00", "7", "64", "0", "0x01", "1", "54", "1448", "34", "16", "192.168.56.11,10.244.1.2", "40000", "80"]);
+    expect(rows[0][21]).toMatch(/^tapnet v1: frame 7, chunk 0-64 of 64 \| 40000 → 80 \[SYN\]/);
+    expect(rows[1].slice(0, 5)).toEqual(["1,1", "0x00,0x00", "8,8", "164,164", "0,100"]);
+    expect(rows[1].slice(11, 16)).toEqual(["192.168.56.11,10.244.1.3", "40001", "8080", "2", expect.any(String)]);
+    expect(rows[1][21]).toMatch(/^tapnet v1: frame 8, chunks 0-164 of 164 in 2 datagrams \| 40001 → 8080/);
+    expect(rows[2].slice(0, 5)).toEqual(["1", "0x00", "9", "164", "100"]);
+    expect(rows[2][11]).toBe("192.168.56.11"); // no inner packet
+    expect(rows[2][15]).not.toBe("");
+    expect(rows[2][20]).toMatch(/not reassembled/);
+    expect(rows[2][21]).toBe("tapnet v1: frame 9, chunk 100-164 of 164");
+    expect(rows[3][20]).toMatch(/5 bytes: too short for a tapnet version 1 datagram/);
+    expect(rows[4][0]).toBe("9");
+    expect(rows[4][20]).toMatch(/Unknown tapnet version 9/);
+    expect(rows[5].slice(0, 2)).toEqual(["2", "0x00"]);
+    expect(rows[5].slice(16, 20)).toEqual([String(0x010203040506), "5", "40", "aa".repeat(16)]);
+    expect(rows[5][11]).toBe("192.168.56.11");
+    expect(rows[5][20]).toMatch(/Sealed/);
+    expect(rows[5][21]).toBe(`tapnet v2, sealed: epoch ${0x010203040506}, counter 5, 40 bytes of ciphertext`);
+  });
+
+  it("decodes another port with Decode As, and VXLAN and flannel's udp with the flags the help gives", async () => {
+    const inner = tcpFrame("10.244.1.2", "10.244.2.2", 40000, 80);
+    const vxlan = new Uint8Array(8 + inner.length);
+    emitVxlan({ vni: 1 }, vxlan, 0);
+    vxlan.set(inner, 8);
+    const port = (b: string) => Number(/udp\.port==(\d+)/.exec(DECODE_AS.find((d) => d.backend === b)!.flag)![1]);
+    const file = join(dir, "decode-as.pcap");
+    const tap = tapFrame(inner);
+    writeFileSync(file, pcap([underlay(vxlan, port("vxlan")), underlay(inner.subarray(14), port("udp")), underlay(v1(3, tap, 0, tap.length), 9999)]));
+    const names = ["vxlan.vni", "ip.src", "tcp.dstport", "tapnet.version"];
+    expect(await fields(file, names)).toEqual([["", "192.168.56.11", "", ""], ["", "192.168.56.11", "", ""], ["", "192.168.56.11", "", ""]]);
+    const flags = [...DECODE_AS.flatMap((d) => d.flag.split(" ")), "-d", "udp.port==9999,tapnet"];
+    expect(await fields(file, names, flags)).toEqual([
+      ["1", "192.168.56.11,10.244.1.2", "80", ""],
+      ["", "192.168.56.11,10.244.1.2", "80", ""],
+      ["", "192.168.56.11,10.244.1.2", "80", "1"],
+    ]);
+  });
+
+  it("says in its help how to install it", () => {
+    expect(luaDissectorCommand.details).toContain("tapnet lua-dissector > ~/.local/lib/wireshark/plugins/tapnet.lua");
+    expect(luaDissectorCommand.details).toContain("-d udp.port==8472,vxlan");
+    expect(luaDissectorCommand.details).toContain("-d udp.port==8285,ip");
+  });
+});
+
+/**
+ * Captures `prefix`'s underlay (UDP on br0) while node1-pod1 pings node2-pod1 and sends it 100 KB
+ * over TCP; returns the file and the two pods' addresses.
+ */
+async function captureLab(prefix: string, insecure: boolean): Promise<{ file: string; a: string; b: string }> {
+  labs.push(prefix);
+  const up = await tapnet(["lab", "up", "--prefix", prefix, ...(insecure ? ["--insecure"] : [])], { timeoutMs: 170_000 });
+  expect(up.code, up.stderr).toBe(0);
+  const pods = JSON.parse((await tapnet(["lab", "status", "--json", "--prefix", prefix])).stdout).pods as { name: string; ip: string }[];
+  const a = pods.find((p) => p.name === "node1-pod1")!.ip;
+  const b = pods.find((p) => p.name === "node2-pod1")!.ip;
+  const file = join(dir, `${prefix}.pcap`);
+  const dump = spawn("ip", ["netns", "exec", `${prefix}-underlay`, "tcpdump", "-i", "br0", "-U", "-w", file, "udp"], { stdio: ["ignore", "ignore", "pipe"] });
+  children.push(dump);
+  let said = "";
+  dump.stderr!.on("data", (d) => (said += d));
+  await waitFor(() => said.includes("listening on"), 10_000, "tcpdump");
+  const server = spawn("ip", ["netns", "exec", `${prefix}-node2-pod1`, process.execPath, "-e",
+    `require("net").createServer((s)=>{s.resume();s.on("end",()=>s.end())}).listen(7777,()=>console.log("ready"))`], { stdio: ["ignore", "pipe", "inherit"] });
+  children.push(server);
+  let ready = "";
+  server.stdout!.on("data", (d) => (ready += d));
+  await waitFor(() => ready.includes("ready"), 10_000, "the TCP server");
+  const ping = await runCmd("ip", ["netns", "exec", `${prefix}-node1-pod1`, "ping", "-c", "3", "-i", "0.2", b]);
+  expect(ping.code, ping.stdout).toBe(0);
+  const client = await runCmd("ip", ["netns", "exec", `${prefix}-node1-pod1`, process.execPath, "-e",
+    `const c=require("net").connect(7777,"${b}",()=>c.end(Buffer.alloc(100000,97)));c.on("close",()=>console.log("closed"))`], { timeoutMs: 20_000 });
+  expect(client.stdout).toContain("closed");
+  await new Promise((r) => setTimeout(r, 300));
+  const exit = new Promise((r) => dump.on("exit", r));
+  dump.kill("SIGINT");
+  server.kill("SIGKILL");
+  await exit;
+  return { file, a, b };
+}
+
+describe("tshark with the dissector, on a lab's underlay", () => {
+  it("decodes the tapnet backend in the clear down to the pods' TCP", async () => {
+    const { file, a, b } = await captureLab(uniquePrefix("lua1"), true);
+    const rows = await fields(file, ["tapnet.version", "ip.src", "ip.dst", "tcp.srcport", "tcp.dstport", "icmp.type", "tapnet.vnet.gso_type"]);
+    expect(rows.length).toBeGreaterThan(5);
+    for (const r of rows) expect(r[0]).toMatch(/^1(,1)*$/);
+    const tcp = rows.filter((r) => r[4].split(",").includes("7777"));
+    expect(tcp.length).toBeGreaterThan(0);
+    for (const r of tcp) expect(r.slice(1, 3)).toEqual([`192.168.56.11,${a}`, `192.168.56.12,${b}`]);
+    expect(rows.some((r) => r[3].split(",").includes("7777") && r[1] === `192.168.56.12,${b}`)).toBe(true); // the replies
+    expect(rows.some((r) => r[6] === "1")).toBe(true); // a TCPv4 super-frame, as the TAP gave it
+    expect(rows.filter((r) => r[5] === "8")).toHaveLength(3);
+    await tapnet(["lab", "down", "--prefix", "lua1"]);
+  });
+
+  it("shows a sealed lab's datagrams as version 2, with epoch and counter, and no inner packet", async () => {
+    const { file } = await captureLab(uniquePrefix("lua2"), false);
+    const rows = await fields(file, ["tapnet.version", "tapnet.epoch", "tapnet.counter", "tapnet.tag", "ip.src", "tcp.srcport"]);
+    expect(rows.length).toBeGreaterThan(5);
+    for (const r of rows) {
+      expect(r[0]).toMatch(/^2(,2)*$/);
+      expect(r[1]).toMatch(/^\d+(,\d+)*$/);
+      expect(r[2]).toMatch(/^\d+(,\d+)*$/);
+      expect(r[3]).toMatch(/^[0-9a-f]{32}(,[0-9a-f]{32})*$/);
+      expect(r[4]).toMatch(/^192\.168\.56\.1[12]$/);
+      expect(r[5]).toBe("");
+    }
+    await tapnet(["lab", "down", "--prefix", "lua2"]);
+  });
+});
