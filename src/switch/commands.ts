@@ -11,6 +11,7 @@ import type { ConntrackOptions } from "./conntrack/flow-table.ts";
 import type { DeniedEvent, FlowInfo } from "./conntrack/flow-info.ts";
 import type { FdbEntry, FdbOptions } from "./fdb.ts";
 import type { RouterConfig } from "./state.ts";
+import type { TraceFilter, TraceRecord } from "./trace/tracer.ts";
 
 export const Ctrl = { Stop: 0, CmdSeq: 1, Ready: 2 } as const;
 export const CTRL_WORDS = 4;
@@ -27,7 +28,11 @@ export type Command =
   /** The cluster's Services and NetworkPolicies changed (conntrack/tracker.ts). */
   | { op: "view"; id: number; view: NetworkView }
   | { op: "flows"; id: number }
-  | { op: "policyLog"; on: boolean };
+  | { op: "policyLog"; on: boolean }
+  /** Arms these trace filters, replacing those armed (an empty list disarms): trace/tracer.ts. */
+  | { op: "trace"; id: number; filters: TraceFilter[] }
+  /** The trace records since the last read. */
+  | { op: "traceRead"; id: number };
 
 export type Reply =
   | { op: "removed"; id: number }
@@ -40,6 +45,8 @@ export type Reply =
   | { op: "flows"; id: number; flows: FlowInfo[] }
   /** A new flow a policy denied, while logging is on. */
   | { op: "denied"; event: DeniedEvent }
+  | { op: "trace"; id: number; error?: string }
+  | { op: "traceRead"; id: number; records: TraceRecord[]; lost: number }
   | { op: "fatal"; message: string };
 
 export interface DatapathInput {

@@ -21,7 +21,8 @@
  * and address, the "add" command's) has them pinned (stages/port-security.ts). Both
  * conntracks share one flow table and the cluster's current Services and policies
  * (conntrack/tracker.ts), given by the control thread as a NetworkView (the "view" command)
- * and kept across node-list changes. The tunnel backend (tunnel/: tapnet, udp, vxlan, by name
+ * and kept across node-list changes. A trace command arms the tracer (trace/tracer.ts), which
+ * records matching frames after every stage of both pipelines. The tunnel backend (tunnel/: tapnet, udp, vxlan, by name
  * from the registry) is the one thing that differs between clusters, behind tunnel/contract.ts.
  *
  * The control thread (switch.ts) talks to this one (commands.ts) through a SharedArrayBuffer (a
@@ -59,6 +60,7 @@ import { Route } from "./stages/route.ts";
 import { TunnelIn } from "./stages/tunnel-in.ts";
 import { TunnelOut } from "./stages/tunnel-out.ts";
 import { Validate } from "./stages/validate.ts";
+import { Tracer } from "./trace/tracer.ts";
 
 /** The stages, built for one switch: the pipeline over each batch, and tunnel in's. */
 export interface Stages {
@@ -133,6 +135,8 @@ export class Datapath {
   private lastFlowSweep = 0;
   private readonly tunnel?: TunnelSocket;
   private readonly writer: TapWriter;
+  /** Made by the first trace command (trace/tracer.ts). */
+  private tracer?: Tracer;
 
   constructor(private readonly libc: Libc, private readonly input: DatapathInput) {
     const max = input.maxPorts;
@@ -186,6 +190,7 @@ export class Datapath {
       this.state.cluster = cl.withNodes(nodes, self);
       tunnel.setPeers(nodes.map((n) => n.address));
       this.stages = this.routingStages(tunnel);
+      this.attachTracer();
       // A node is its address: each that stays keeps what its backend state held for it.
       if (before) this.stages.backend?.adopt?.(before, Int32Array.from(cl.cfg.nodes, (o) => nodes.findIndex((n) => n.address === o.address)));
       return undefined;
@@ -195,6 +200,18 @@ export class Datapath {
       tunnel.out = out;
       return `the node list could not be applied: ${(e as Error).message}`;
     }
+  }
+
+  /** Hands the tracer, if there is one, to the current pipelines (ports is 0, receive 1). */
+  private attachTracer(): void {
+    this.stages.ports.trace(this.tracer, 0, false);
+    this.stages.receive?.trace(this.tracer, 1, true);
+  }
+
+  /** A trace record's pipeline and stage (`where` = pipeline * 256 + stage). */
+  private stageAt(where: number): { pipeline: string; stage: string } {
+    const p = where >> 8 === 0 ? this.stages.ports : this.stages.receive;
+    return { pipeline: p?.name ?? "receive", stage: p?.stageName(where & 0xff) ?? `stage ${where & 0xff}` };
   }
 
   private rebuildPollSet(): void {
@@ -247,6 +264,21 @@ export class Datapath {
         break;
       case "policyLog":
         if (this.state.tracker) this.state.tracker.policyLog = cmd.on;
+        break;
+      case "trace": {
+        let error: string | undefined;
+        try {
+          this.tracer ??= new Tracer(this.input.batch);
+          this.tracer.set(cmd.filters);
+          this.attachTracer();
+        } catch (e) {
+          error = (e as Error).message;
+        }
+        port.postMessage({ op: "trace", id: cmd.id, ...(error ? { error } : {}) } satisfies Reply);
+        break;
+      }
+      case "traceRead":
+        port.postMessage({ op: "traceRead", id: cmd.id, ...(this.tracer?.drain((w) => this.stageAt(w)) ?? { records: [], lost: 0 }) } satisfies Reply);
         break;
     }
     this.rebuildPollSet();

@@ -52,6 +52,9 @@ export class Frames {
   readonly strides: Int32Array;
   /** HEAD_ROOM bytes per entry, for a frame that is built rather than read (heads[i] for entry i). */
   readonly heads: Uint8Array[];
+  /** The trace filter (1-based) that marked entry i, 0 if none (trace/tracer.ts); `marked` counts them. */
+  readonly marks: Uint8Array;
+  marked = 0;
   count = 0;
 
   constructor(readonly capacity: number) {
@@ -66,6 +69,7 @@ export class Frames {
     this.aux = new Float64Array(capacity);
     this.reads = new Int32Array(capacity);
     this.strides = new Int32Array(capacity);
+    this.marks = new Uint8Array(capacity);
     this.heads = Array.from({ length: capacity }, (_, i) => heads.subarray(i * HEAD_ROOM, (i + 1) * HEAD_ROOM));
   }
 
@@ -84,6 +88,7 @@ export class Frames {
     this.nodes[i] = node;
     this.outs[i] = PENDING;
     this.reads[i] = 0;
+    this.marks[i] = 0;
     return i;
   }
 
@@ -94,6 +99,10 @@ export class Frames {
   }
 
   clear(): void {
+    if (this.marked !== 0) {
+      this.marks.fill(0, 0, this.count);
+      this.marked = 0;
+    }
     this.count = 0;
   }
 }

@@ -20,6 +20,7 @@ import type { RouterConfig } from "./state.ts";
 import type { NetworkView } from "../cluster/network-view.ts";
 import type { ConntrackOptions } from "./conntrack/flow-table.ts";
 import type { DeniedEvent, FlowInfo } from "./conntrack/flow-info.ts";
+import type { TraceFilter, TraceRecord } from "./trace/tracer.ts";
 
 export interface SwitchOptions {
   maxPorts: number;
@@ -263,6 +264,18 @@ export class Switch {
   async flows(): Promise<FlowInfo[]> {
     const r = await this.request((id) => ({ op: "flows", id }));
     return r.op === "flows" ? r.flows : [];
+  }
+
+  /** Arms trace filters (trace/tracer.ts), replacing those armed; an empty list disarms. Rejects with the filter's fault. */
+  async trace(filters: TraceFilter[]): Promise<void> {
+    const r = await this.request((id) => ({ op: "trace", id, filters }));
+    if (r.op === "trace" && r.error) throw new SwitchError(r.error);
+  }
+
+  /** The trace records made since the last call, oldest first, and how many were overwritten unread. */
+  async traceRecords(): Promise<{ records: TraceRecord[]; lost: number }> {
+    const r = await this.request((id) => ({ op: "traceRead", id }));
+    return r.op === "traceRead" ? { records: r.records, lost: r.lost } : { records: [], lost: 0 };
   }
 
   /** Turns the logging of denied flows (through options.onPolicyDenied) on or off. */

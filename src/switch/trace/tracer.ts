@@ -1,0 +1,210 @@
+/**
+ * The tracer: what `tapnet trace` sees of a packet inside a switch. It marks the frames that
+ * match a trace filter as they enter a pipeline, then, after every stage of that pipeline,
+ * records each marked frame as the stage left it: where it is going (`outs`), its port and
+ * node, its length, and a copy of its first HEAD_BYTES bytes (the headers, virtio_net_hdr
+ * first). A frame that nothing marked costs nothing: a pipeline asks the tracer only while a
+ * filter is armed, and records only when a frame of the batch is marked (pipeline.ts).
+ *
+ * A filter matches IPv4 packets by protocol, addresses and ports, each 0 for any, one way or
+ * both ways (the reply too: addresses and ports swapped). ICMP echo is matched by its
+ * identifier in either direction (`aPort`; `bPort` is not used). Each filter marks at most
+ * `count` frames and is then spent; a pipeline's later stages still record the frames already
+ * marked. At most MAX_FILTERS filters are armed at once.
+ *
+ * Records go to a ring of RING_SIZE, allocated when the tracer is made (the first trace
+ * command), never per packet. `drain()` (a datapath command, off the hot path) turns the records
+ * since the last drain into plain objects, oldest first, and says how many were overwritten
+ * before they were read. Times are wall-clock microseconds (performance.timeOrigin + now), so
+ * the records of the switches of one machine sort together.
+ */
+import { FlowKeyView, FlowKind } from "../../wire/flow-key.ts";
+import { get16 } from "../../wire/bytes.ts";
+import { Drop } from "../../wire/drop.ts";
+import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../../wire/ethernet.ts";
+import { PROTO_ICMP } from "../../wire/ipv4.ts";
+import { ETH_OFF } from "../../wire/virtio.ts";
+import { TUNNEL, type Frames } from "../frames.ts";
+
+export const MAX_FILTERS = 4;
+export const RING_SIZE = 2048;
+/** Bytes of each frame kept per record: virtio_net_hdr, Ethernet, IPv4 with options, TCP with options. */
+export const HEAD_BYTES = 160;
+/** The most frames one filter may mark. */
+export const MAX_TRACE_COUNT = 1000;
+
+export interface TraceFilter {
+  /** Names the filter's records. */
+  id: number;
+  /** IP protocol (1, 6, 17), 0 for any. */
+  proto: number;
+  /** Source and destination addresses (unsigned 32-bit), 0 for any. */
+  a: number;
+  b: number;
+  /** Source and destination ports (TCP, UDP), or aPort the ICMP echo identifier; 0 for any. */
+  aPort: number;
+  bPort: number;
+  /** The reply direction too (b to a). */
+  bothWays: boolean;
+  /** How many frames it marks, 1 to MAX_TRACE_COUNT. */
+  count: number;
+}
+
+export interface TraceRecord {
+  /** The filter that marked the frame. */
+  filter: number;
+  /** Which marked frame of this switch this is (1, 2, ...): the same through every stage. */
+  frame: number;
+  /** Wall-clock microseconds. */
+  t: number;
+  pipeline: string;
+  stage: string;
+  /** The frame's in-port (-1: from the tunnel), its node (from the tunnel), and `outs` after the stage (frames.ts). */
+  port: number;
+  node: number;
+  out: number;
+  len: number;
+  /** The frame's first bytes after the stage, as hex. */
+  head: string;
+}
+
+/** Why a filter is refused: the field and the rule, or undefined if it is good. */
+export function checkFilter(f: TraceFilter): string | undefined {
+  const u = (v: number, max: number) => Number.isInteger(v) && v >= 0 && v <= max;
+  if (!u(f.id, 0x7fffffff)) return `id must be a whole number from 0 to 2147483647, not ${f.id}`;
+  if (!u(f.proto, 255)) return `proto must be 0 to 255, not ${f.proto}`;
+  if (!u(f.a, 0xffffffff) || !u(f.b, 0xffffffff)) return "addresses must be unsigned 32-bit numbers";
+  if (!u(f.aPort, 65535) || !u(f.bPort, 65535)) return "ports must be 0 to 65535";
+  if (!(Number.isInteger(f.count) && f.count >= 1 && f.count <= MAX_TRACE_COUNT)) return `count must be 1 to ${MAX_TRACE_COUNT}, not ${f.count}`;
+  return undefined;
+}
+
+export class Tracer {
+  /** Filters with frames left to mark. */
+  armed = 0;
+  /** The armed filters (copies), and how many frames each may still mark. */
+  private filters: TraceFilter[] = [];
+  private readonly left = new Int32Array(MAX_FILTERS);
+  private readonly key = new FlowKeyView();
+  /** The marked frames' numbers, by batch entry (marks in Frames say which filter). */
+  private readonly frameNo: Int32Array;
+  private nextFrame = 0;
+
+  // The ring.
+  private readonly rFilter = new Int32Array(RING_SIZE);
+  private readonly rFrame = new Int32Array(RING_SIZE);
+  private readonly rT = new Float64Array(RING_SIZE);
+  private readonly rWhere = new Int32Array(RING_SIZE);
+  private readonly rPort = new Int32Array(RING_SIZE);
+  private readonly rNode = new Int32Array(RING_SIZE);
+  private readonly rOut = new Int32Array(RING_SIZE);
+  private readonly rLen = new Int32Array(RING_SIZE);
+  private readonly rHeadLen = new Int32Array(RING_SIZE);
+  private readonly rHead = new Uint8Array(RING_SIZE * HEAD_BYTES);
+  /** Records written in all, and read by drain. */
+  private written = 0;
+  private read = 0;
+
+  constructor(batch: number) {
+    this.frameNo = new Int32Array(batch);
+  }
+
+  /** Arms `filters` (checked: checkFilter), replacing those armed; an empty list disarms. */
+  set(filters: TraceFilter[]): void {
+    if (filters.length > MAX_FILTERS) throw new RangeError(`at most ${MAX_FILTERS} trace filters at once, not ${filters.length}`);
+    for (const f of filters) {
+      const bad = checkFilter(f);
+      if (bad) throw new RangeError(`trace filter ${f.id}: ${bad}`);
+    }
+    this.filters = filters.map((f) => ({ ...f }));
+    this.left.fill(0);
+    filters.forEach((f, k) => { this.left[k] = f.count; });
+    this.armed = filters.length;
+  }
+
+  /**
+   * Marks the batch's IPv4 frames that an armed filter matches. In the ports pipeline
+   * (`received` false) the entries from the tunnel are datagrams not yet taken apart: left out;
+   * in the receive pipeline every entry is a frame from the tunnel.
+   */
+  mark(f: Frames, received: boolean): void {
+    const k = this.key;
+    for (let i = 0; i < f.count; i++) {
+      if (f.marks[i] !== 0 || (!received && f.ports[i] === TUNNEL)) continue;
+      const buf = f.bufs[i];
+      const o = f.offs[i] + ETH_OFF;
+      const held = f.headLen(i) - ETH_OFF;
+      if (held < ETH_HEADER_LEN + 20 || get16(buf, o + ETH_TYPE) !== ETHERTYPE_IPV4) continue;
+      if (k.parse(buf, o + ETH_HEADER_LEN, f.lens[i] - ETH_OFF - ETH_HEADER_LEN, held - ETH_HEADER_LEN) !== Drop.None) continue;
+      const slot = this.match(k);
+      if (slot < 0) continue;
+      f.marks[i] = slot + 1;
+      f.marked++;
+      this.frameNo[i] = ++this.nextFrame;
+      if (--this.left[slot] === 0) this.armed--;
+    }
+  }
+
+  private match(k: FlowKeyView): number {
+    const icmpEcho = k.proto === PROTO_ICMP && k.kind === FlowKind.Plain;
+    for (let s = 0; s < this.filters.length; s++) {
+      if (this.left[s] <= 0) continue;
+      const { proto: p, a, b, aPort: ap, bPort: bp, bothWays } = this.filters[s];
+      if (p !== 0 && p !== k.proto) continue;
+      if (icmpEcho) {
+        if (ap !== 0 && k.sport !== ap) continue;
+        if (((a === 0 || k.src === a) && (b === 0 || k.dst === b)) || (bothWays && (b === 0 || k.src === b) && (a === 0 || k.dst === a))) return s;
+        continue;
+      }
+      const fwd = (a === 0 || k.src === a) && (b === 0 || k.dst === b) && (ap === 0 || k.sport === ap) && (bp === 0 || k.dport === bp);
+      if (fwd) return s;
+      const back = bothWays && (b === 0 || k.src === b) && (a === 0 || k.dst === a) && (bp === 0 || k.sport === bp) && (ap === 0 || k.dport === ap);
+      if (back) return s;
+    }
+    return -1;
+  }
+
+  /** Records every marked frame of the batch as stage `stage` of pipeline `pipeline` left it (`where` = pipeline * 256 + stage). */
+  record(f: Frames, where: number): void {
+    const t = performance.timeOrigin * 1000 + performance.now() * 1000;
+    for (let i = 0; i < f.count; i++) {
+      const m = f.marks[i];
+      if (m === 0) continue;
+      const r = this.written++ % RING_SIZE;
+      this.rFilter[r] = this.filters[m - 1].id;
+      this.rFrame[r] = this.frameNo[i];
+      this.rT[r] = t;
+      this.rWhere[r] = where;
+      this.rPort[r] = f.ports[i];
+      this.rNode[r] = f.nodes[i];
+      this.rOut[r] = f.outs[i];
+      this.rLen[r] = f.lens[i];
+      const n = Math.min(HEAD_BYTES, f.headLen(i));
+      const src = f.bufs[i];
+      const off = f.offs[i];
+      const base = r * HEAD_BYTES;
+      for (let j = 0; j < n; j++) this.rHead[base + j] = src[off + j];
+      this.rHeadLen[r] = n;
+    }
+  }
+
+  /**
+   * The records since the last drain, oldest first, as plain objects; `names(where)` gives a
+   * record's pipeline and stage names. `lost`: records overwritten before they were read.
+   */
+  drain(names: (where: number) => { pipeline: string; stage: string }): { records: TraceRecord[]; lost: number } {
+    const lost = Math.max(0, this.written - this.read - RING_SIZE);
+    const from = this.read + lost;
+    const records: TraceRecord[] = [];
+    for (let w = from; w < this.written; w++) {
+      const r = w % RING_SIZE;
+      const head = this.rHead.subarray(r * HEAD_BYTES, r * HEAD_BYTES + this.rHeadLen[r]);
+      records.push({
+        filter: this.rFilter[r], frame: this.rFrame[r], t: Math.round(this.rT[r]), ...names(this.rWhere[r]),
+        port: this.rPort[r], node: this.rNode[r], out: this.rOut[r], len: this.rLen[r], head: Buffer.from(head).toString("hex"),
+      });
+    }
+    this.read = this.written;
+    return { records, lost };
+  }
+}
