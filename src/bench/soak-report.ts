@@ -40,6 +40,8 @@ export interface SoakSample {
   start: number;
   rssKb: number;
   fds: number;
+  /** The used JavaScript heaps of the switch's control and datapath threads (its status), when it said them. */
+  heapKb?: { control: number; datapath: number };
 }
 
 export interface ChurnFigures {
@@ -146,17 +148,19 @@ function mb(kb: number): string {
   return (kb / 1024).toFixed(1);
 }
 
-/** One row per sampling time: minutes, then each switch's RSS (MB) and fds. */
+/** One row per sampling time: minutes, then each switch's RSS (MB), its threads' heaps (MB, control + datapath) when known, and fds. */
 export function formatSamples(samples: SoakSample[]): string {
   const nodes = [...new Set(samples.map((s) => s.node))];
   const times = [...new Set(samples.map((s) => s.t))].sort((a, b) => a - b);
-  const head = ["min".padStart(6), ...nodes.flatMap((n) => [`${n} RSS MB`.padStart(14), `${n} fds`.padStart(10)])];
+  const heaps = samples.some((s) => s.heapKb);
+  const head = ["min".padStart(6), ...nodes.flatMap((n) => [`${n} RSS MB`.padStart(14), ...(heaps ? [`${n} heaps MB`.padStart(16)] : []), `${n} fds`.padStart(10)])];
   const lines = [head.join(" ")];
   for (const t of times) {
     const row = [(t / 60).toFixed(1).padStart(6)];
     for (const n of nodes) {
       const s = samples.find((x) => x.t === t && x.node === n);
-      row.push((s ? mb(s.rssKb) : "-").padStart(14), (s ? String(s.fds) : "-").padStart(10));
+      const heap = s?.heapKb ? `${mb(s.heapKb.control)} + ${mb(s.heapKb.datapath)}` : "-";
+      row.push((s ? mb(s.rssKb) : "-").padStart(14), ...(heaps ? [heap.padStart(16)] : []), (s ? String(s.fds) : "-").padStart(10));
     }
     lines.push(row.join(" "));
   }

@@ -8,7 +8,8 @@
  *          its control socket, as `tapnet pod add` does (pod.add), pinged once from a pod of the
  *          other node, and detached again (pod.del), its namespace with it
  *   samples  every `sampleSeconds` (default 60), between two churn cycles: each switch's pid and
- *          start time, resident memory and open file descriptors, from /proc
+ *          start time, resident memory and open file descriptors, from /proc, and the used
+ *          JavaScript heaps of its control and datapath threads, from its status
  *
  * soak-report.ts judges the samples and figures; the samples, figures and verdict are written
  * as JSON to `out`. The lab is removed at the end, also on an error or Ctrl-C, unless `keep`.
@@ -62,10 +63,14 @@ export interface SoakReport {
 const IPERF_PORT = 5302;
 const MAX_FAILURES_KEPT = 5;
 
-/** The switch's own pid (its status says it), else the journal's. */
-async function switchPid(node: LabNode): Promise<number> {
-  const s = await rpcCall<{ node?: { pid?: unknown } }>(node.control, "status", {}, 10_000).catch(() => undefined);
-  return typeof s?.node?.pid === "number" ? s.node.pid : node.pid;
+/** The switch's own pid (its status says it), else the journal's; and the used heaps of its two threads, in kB, if it says them. */
+async function switchFacts(node: LabNode): Promise<{ pid: number; heapKb?: { control: number; datapath: number } }> {
+  type Status = { node?: { pid?: unknown }; memory?: { control?: { used?: unknown }; datapath?: { used?: unknown } } };
+  const s = await rpcCall<Status>(node.control, "status", {}, 10_000).catch(() => undefined);
+  const pid = typeof s?.node?.pid === "number" ? s.node.pid : node.pid;
+  const c = s?.memory?.control?.used;
+  const d = s?.memory?.datapath?.used;
+  return typeof c === "number" && typeof d === "number" ? { pid, heapKb: { control: Math.round(c / 1024), datapath: Math.round(d / 1024) } } : { pid };
 }
 
 export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
@@ -102,10 +107,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const sample = async () => {
       const t = Math.round(elapsed());
       for (const n of state.nodes) {
-        const pid = await switchPid(n);
-        samples.push({ t, node: n.name, pid, start: startTicks(pid), rssKb: rssKb(pid), fds: fdCount(pid) });
+        const { pid, heapKb } = await switchFacts(n);
+        samples.push({ t, node: n.name, pid, start: startTicks(pid), rssKb: rssKb(pid), fds: fdCount(pid), ...(heapKb ? { heapKb } : {}) });
       }
-      const row = samples.filter((s) => s.t === t).map((s) => `${s.node} ${(s.rssKb / 1024).toFixed(1)} MB ${s.fds} fds`).join(", ");
+      const heap = (s: SoakSample) => (s.heapKb ? ` (heaps ${(s.heapKb.control / 1024).toFixed(1)} + ${(s.heapKb.datapath / 1024).toFixed(1)} MB)` : "");
+      const row = samples.filter((s) => s.t === t).map((s) => `${s.node} ${(s.rssKb / 1024).toFixed(1)} MB${heap(s)} ${s.fds} fds`).join(", ");
       say(`${(t / 60).toFixed(1)} min: ${row}`);
     };
 

@@ -1,8 +1,11 @@
 /**
  * What a node's switch answers to `status` on its control socket (`tapnet lab status` and
  * `tapnet pod list` show it): the node, its pods, the nodes it forwards to, the store, the
- * switch's ports, FDB and counters, and its tunnel's.
+ * switch's ports, FDB and counters, and its tunnel's; and its memory: the process's resident
+ * set and the JavaScript heaps of its two threads (what a soak needs to tell a leak in
+ * JavaScript from one in native memory).
  */
+import { memoryUsage } from "node:process";
 import { formatIpv4 } from "../wire/ipv4.ts";
 import { macForIpv4 } from "../wire/mac.ts";
 import { formatCidr } from "../wire/cidr.ts";
@@ -42,5 +45,6 @@ export async function nodeStatus(a: StatusSource) {
     }),
     counters: a.sw.counters.switchSnapshot(),
     tunnel: a.sw.tunnelCounters(),
+    memory: { rss: memoryUsage.rss(), ...(await a.sw.heaps()) },
   };
 }

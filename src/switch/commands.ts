@@ -5,6 +5,7 @@
  * drains its port when the sequence has moved (between rounds) and answers with a Reply when the
  * command has an id. DatapathInput is what the worker is started with.
  */
+import { getHeapStatistics } from "node:v8";
 import type { MessagePort } from "node:worker_threads";
 import type { NetworkView } from "../cluster/network-view.ts";
 import type { ConntrackOptions } from "./conntrack/flow-table.ts";
@@ -32,7 +33,23 @@ export type Command =
   /** Arms these trace filters, replacing those armed (an empty list disarms): trace/tracer.ts. */
   | { op: "trace"; id: number; filters: TraceFilter[] }
   /** The trace records since the last read. */
-  | { op: "traceRead"; id: number };
+  | { op: "traceRead"; id: number }
+  /** The datapath thread's JavaScript heap. */
+  | { op: "memory"; id: number };
+
+/** A thread's JavaScript heap, in bytes (V8's heap statistics; 0 where the runtime gives none). */
+export interface HeapFigures {
+  used: number;
+  total: number;
+  /** Memory outside the heap that its objects hold (ArrayBuffers, and what addons report). */
+  external: number;
+}
+
+/** This thread's heap figures. */
+export function heapFigures(): HeapFigures {
+  const h = getHeapStatistics();
+  return { used: h.used_heap_size ?? 0, total: h.total_heap_size ?? 0, external: h.external_memory ?? 0 };
+}
 
 export type Reply =
   | { op: "removed"; id: number }
@@ -47,6 +64,7 @@ export type Reply =
   | { op: "denied"; event: DeniedEvent }
   | { op: "trace"; id: number; error?: string }
   | { op: "traceRead"; id: number; records: TraceRecord[]; lost: number }
+  | { op: "memory"; id: number; heap: HeapFigures }
   | { op: "fatal"; message: string };
 
 export interface DatapathInput {

@@ -40,7 +40,7 @@ import { openSslAead } from "../io/aead.ts";
 import { Counters, DROP_BASE, PORT_COUNTERS, PortCounter, SwitchCounter } from "./counters.ts";
 import { SwitchDrop } from "./drops.ts";
 import { Fdb } from "./fdb.ts";
-import { Ctrl, type Command, type DatapathInput, type Reply } from "./commands.ts";
+import { Ctrl, heapFigures, type Command, type DatapathInput, type Reply } from "./commands.ts";
 import { Frames, TUNNEL } from "./frames.ts";
 import { TapWriter, TunnelSocket } from "./io.ts";
 import { Pipeline } from "./pipeline.ts";
@@ -277,6 +277,9 @@ export class Datapath {
         port.postMessage({ op: "trace", id: cmd.id, ...(error ? { error } : {}) } satisfies Reply);
         break;
       }
+      case "memory":
+        port.postMessage({ op: "memory", id: cmd.id, heap: heapFigures() } satisfies Reply);
+        break;
       case "traceRead":
         port.postMessage({ op: "traceRead", id: cmd.id, ...(this.tracer?.drain((w) => this.stageAt(w)) ?? { records: [], lost: 0 }) } satisfies Reply);
         break;

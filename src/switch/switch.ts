@@ -14,7 +14,7 @@ import { openUdp, type UdpSocket } from "../io/udp.ts";
 import { formatMac, parseMac } from "../wire/mac.ts";
 import { formatIpv4, parseIpv4Address } from "../wire/ipv4.ts";
 import { Counters } from "./counters.ts";
-import { Ctrl, CTRL_WORDS, type Command, type DatapathInput, type Reply } from "./commands.ts";
+import { Ctrl, CTRL_WORDS, heapFigures, type Command, type DatapathInput, type HeapFigures, type Reply } from "./commands.ts";
 import { FDB_DEFAULTS, type FdbEntry, type FdbOptions } from "./fdb.ts";
 import type { RouterConfig } from "./state.ts";
 import type { NetworkView } from "../cluster/network-view.ts";
@@ -276,6 +276,13 @@ export class Switch {
   async traceRecords(): Promise<{ records: TraceRecord[]; lost: number }> {
     const r = await this.request((id) => ({ op: "traceRead", id }));
     return r.op === "traceRead" ? { records: r.records, lost: r.lost } : { records: [], lost: 0 };
+  }
+
+  /** The JavaScript heaps of this (the control) thread and of the datapath thread. */
+  async heaps(): Promise<{ control: HeapFigures; datapath: HeapFigures }> {
+    const r = await this.request((id) => ({ op: "memory", id }));
+    const none = { used: 0, total: 0, external: 0 };
+    return { control: heapFigures(), datapath: r.op === "memory" ? r.heap : none };
   }
 
   /** Turns the logging of denied flows (through options.onPolicyDenied) on or off. */

@@ -106,4 +106,13 @@ describe("formatSamples", () => {
       "   2.0          102.0         41          102.0         41",
     ]);
   });
+
+  it("with the threads' heaps when the switches said them: control + datapath, in MB", () => {
+    const s = samples(1, () => 102_400).map((x, i) => ({ ...x, heapKb: { control: 10_240 + i * 512, datapath: 6_144 } }));
+    expect(formatSamples(s).split("\n")).toEqual([
+      "   min   node1 RSS MB   node1 heaps MB  node1 fds   node2 RSS MB   node2 heaps MB  node2 fds",
+      "   0.0          100.0       10.0 + 6.0         41          100.0       10.5 + 6.0         41",
+      "   1.0          100.0       11.0 + 6.0         41          100.0       11.5 + 6.0         41",
+    ]);
+  });
 });

@@ -115,6 +115,25 @@ describe("Switch", { timeout: 60_000 }, () => {
     expect(posted).toEqual([]);
   });
 
+  it("reports the heaps of both threads: the datapath's comes from the worker, not from this thread", async () => {
+    const h = await sw.heaps();
+    for (const t of [h.control, h.datapath]) {
+      expect(t.used).toBeGreaterThan(0);
+      expect(t.total).toBeGreaterThanOrEqual(t.used);
+    }
+    // The worker holds its batch's slots (4 of 64 KB and more) outside its heap; this thread does not hold them.
+    expect(h.datapath.external).toBeGreaterThanOrEqual(4 * 65536);
+    expect(h.datapath.used).not.toBe(h.control.used);
+  });
+
+  it("arms trace filters in the datapath, refusing a bad one with its fault, and reads their records", async () => {
+    const f = { id: 3, proto: 1, a: 0, b: 0, aPort: 0, bPort: 0, bothWays: true, count: 2 };
+    await expect(sw.trace([{ ...f, count: 0 }])).rejects.toThrow(new SwitchError("trace filter 3: count must be 1 to 1000, not 0"));
+    await sw.trace([f]);
+    expect(await sw.traceRecords()).toEqual({ records: [], lost: 0 });
+    await sw.trace([]);
+  });
+
   it("merges the options given with the defaults, the FDB's too", () => {
     expect(sw.options).toEqual({ ...SWITCH_DEFAULTS, maxPorts: 4, batch: 4, offloads: false, fdb: { ...FDB_DEFAULTS, maxEntries: 16 } });
     expect(sw.counters.maxPorts).toBe(4);
