@@ -16,6 +16,7 @@ import { switchCommand } from "./commands/switch.ts";
 import { hostileCommand } from "./commands/hostile.ts";
 import { soakCommand } from "./commands/soak.ts";
 import { luaDissectorCommand } from "./commands/lua-dissector.ts";
+import { traceCommand } from "./commands/trace.ts";
 import { runtimeName } from "../io/runtime.ts";
 
 export const COMMANDS: Command[] = [
@@ -25,7 +26,7 @@ export const COMMANDS: Command[] = [
   applyCommand, deleteCommand, getCommand,
   conntrackListCommand, policyLogCommand, policyExplainCommand,
   cniInstallCommand, cniUninstallCommand,
-  hostileCommand, soakCommand, luaDissectorCommand,
+  hostileCommand, soakCommand, traceCommand, luaDissectorCommand,
 ];
 
 /** Errors whose message is the whole story; anything else is a bug and shows its stack. */

@@ -44,6 +44,7 @@ import { RpcServer } from "./rpc.ts";
 import type { Pod } from "../cluster/objects.ts";
 import { objectHandlers } from "./object-rpc.ts";
 import { flowHandlers } from "./flow-rpc.ts";
+import { traceHandlers } from "./trace-rpc.ts";
 import { attachTap, podGsoMaxSize } from "./pod-attach.ts";
 import { refuseClusterNetns } from "./pod-netns.ts";
 import { StoreSync, type PodHost, type StoreOptions } from "./store-sync.ts";
@@ -219,6 +220,7 @@ export class NodeAgent implements PodHost {
       status: () => this.status(),
       ...objectHandlers(this.sync),
       ...flowHandlers(this.sw),
+      ...traceHandlers(this.sw, this.node.name),
       ...this.cni.handlers(),
     };
   }

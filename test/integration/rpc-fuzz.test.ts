@@ -39,7 +39,7 @@ let seed = SEED;
 const rnd = (n: number) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
 const pick = <T>(xs: T[]): T => xs[rnd(xs.length)];
 // Only methods that change nothing: a random request that happens to be valid must not add or delete a pod.
-const METHODS = ["ping", "status", "pod.list", "conntrack.list", "cni.status", "objects.list", "nosuch", "", "__proto__", "constructor"];
+const METHODS = ["ping", "status", "pod.list", "conntrack.list", "trace.set", "trace.read", "cni.status", "objects.list", "nosuch", "", "__proto__", "constructor"];
 
 function randomValue(depth = 0): unknown {
   switch (rnd(depth > 3 ? 6 : 9)) {

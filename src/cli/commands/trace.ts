@@ -1,0 +1,107 @@
+/**
+ * `tapnet trace --from POD --to POD|IP`: sends pings from one pod and shows their journey hop by
+ * hop, through every switch they cross, both ways. It arms a trace filter (ICMP between the two
+ * addresses, both ways) on every switch of the cluster (the control socket's trace.set), pings
+ * from inside the pod's namespace, reads what each switch recorded (trace.read), disarms them
+ * whatever happened, and prints the journey (cli/trace/journey.ts): at each hop the time since
+ * the first, the node, the stage, what it did with the packet, and the headers and what changed
+ * in them. `--json` prints the hops and each switch's raw records.
+ *
+ * The filter matches by addresses and protocol: pings the pod sends to the same address at the
+ * same time are traced too.
+ */
+import { parseIpv4Address } from "../../wire/ipv4.ts";
+import type { PodRecord } from "../../node/pod-record.ts";
+import { inNetns } from "../../node/exec.ts";
+import type { TraceRecord } from "../../switch/trace/tracer.ts";
+import { intOption, UsageError, type Command } from "../args.ts";
+import { buildJourney, formatJourney, type NodeTrace } from "../trace/journey.ts";
+import { callSwitch, switchOptions, switchTargets, type SwitchTarget } from "./cluster-client.ts";
+
+const out = (s: string) => process.stdout.write(s + "\n");
+
+interface Status {
+  node: { name: string };
+  nodes: { name: string }[];
+  ports: { port: number; pod?: string; ifname: string }[];
+}
+
+/** A pod by name ("NAME" or "NAMESPACE/NAME") among every switch's pods. */
+function findPod(pods: (PodRecord & { node: string })[], ref: string): (PodRecord & { node: string }) | undefined {
+  const [ns, name] = ref.includes("/") ? ref.split("/", 2) : [undefined, ref];
+  return pods.find((p) => p.name === name && (ns === undefined || p.namespace === ns));
+}
+
+export const traceCommand: Command = {
+  name: "trace",
+  summary: "ping from a pod and show the packets' journey through every switch, hop by hop",
+  options: {
+    from: { type: "string", value: "POD", help: "the pod that sends (NAME or NAMESPACE/NAME)" },
+    to: { type: "string", value: "POD|IP", help: "the pod, or the address, it pings" },
+    count: { type: "string", value: "N", help: "how many pings (1 to 20)", default: "1" },
+    json: { type: "boolean", help: "print the hops and every switch's records as JSON" },
+    ...switchOptions,
+  },
+  details: [
+    "Arms a trace on every switch of the cluster (ICMP between the two addresses, both ways), pings, reads what each",
+    "switch recorded and disarms them. Each line is one stage that touched a packet: the µs since the first hop, the",
+    "node, the stage (tunnel-in reads a pod's frames, route decides whether it leaves the node, tunnel-out",
+    "encapsulates it, deliver takes it from the tunnel to a pod, port-out writes it to the pod's TAP; see the top",
+    "of src/switch/datapath.ts), what it did, then the packet's headers and what changed (TTL 64 → 63: the switch",
+    "routed it). A pod's other pings to the same address at the same time are traced too.",
+    "",
+    "Examples:",
+    "  tapnet trace --from node1-pod1 --to node2-pod1",
+    "  tapnet trace --from default/web --to 10.244.2.3 --count 3 --json",
+  ].join("\n"),
+  async run(p) {
+    if (p.values.from === undefined || p.values.to === undefined) throw new UsageError("--from POD and --to POD|IP are required (see tapnet trace --help)");
+    const count = intOption(p, "count", 1, 20);
+    const targets = switchTargets(p);
+    const pods = (await Promise.all(targets.map(async (t) => (await callSwitch<PodRecord[]>(t, "pod.list", {}, "pods")).map((x) => ({ ...x, node: t.node }))))).flat();
+    const from = findPod(pods, String(p.values.from));
+    if (!from) throw new UsageError(`--from ${p.values.from}: no such pod on ${targets.map((t) => t.node).join(", ")} (tapnet pod list shows them)`);
+    const toRef = String(p.values.to);
+    const toPod = findPod(pods, toRef);
+    const toIp = toPod?.ip ?? (parseIpv4Address(toRef) !== undefined ? toRef : undefined);
+    if (!toIp) throw new UsageError(`--to ${toRef}: neither a pod on ${targets.map((t) => t.node).join(", ")} nor an IPv4 address`);
+    const filters = [{ id: 1, proto: "icmp", src: from.ip, dst: toIp, bothWays: true, count: Math.min(1000, 2 * count) }];
+    const armed: SwitchTarget[] = [];
+    let ping = "";
+    const traces: NodeTrace[] = [];
+    try {
+      for (const t of targets) {
+        await callSwitch(t, "trace.set", { filters }, "tracer");
+        armed.push(t);
+      }
+      ping = await inNetns(from.netns, "ping", ["-c", String(count), "-i", "0.2", "-W", "1", "-n", toIp]).catch((e: Error) => e.message);
+      for (const t of targets) {
+        const st = await callSwitch<Status>(t, "status", {}, "status");
+        const r = await callSwitch<{ records: TraceRecord[]; lost: number }>(t, "trace.read", {}, "tracer");
+        traces.push({
+          node: st.node.name, records: r.records, lost: r.lost, nodes: st.nodes.map((n) => n.name),
+          ports: new Map(st.ports.map((x) => [x.port, x.pod ?? x.ifname])),
+        });
+      }
+    } finally {
+      for (const t of armed) await callSwitch(t, "trace.set", { filters: [] }, "tracer").catch(() => {});
+    }
+    const hops = buildJourney(traces);
+    if (p.values.json) {
+      out(JSON.stringify({ from: { pod: from.name, ip: from.ip, node: from.node }, to: { ...(toPod ? { pod: toPod.name, node: toPod.node } : {}), ip: toIp }, hops, switches: traces.map((x) => ({ node: x.node, records: x.records, lost: x.lost })) }, null, 2));
+      return hops.length ? 0 : 1;
+    }
+    out(`trace ${from.name} (${from.ip}, ${from.node}) → ${toPod ? `${toPod.name} (${toIp}, ${toPod.node})` : toIp}: ICMP echo, ${count} ping${count === 1 ? "" : "s"}`);
+    const replies = /(\d+) received/.exec(ping)?.[1];
+    if (replies !== undefined) out(`ping: ${replies} of ${count} answered`);
+    out("");
+    for (const l of formatJourney(hops)) out(l);
+    const lost = traces.filter((x) => x.lost > 0);
+    if (lost.length) out(`\n(${lost.map((x) => `${x.node} lost ${x.lost} records`).join(", ")}: its ring was full)`);
+    if (!hops.length) {
+      process.stderr.write("tapnet: no switch saw the pings (is the pod attached to one of these switches?)\n");
+      return 1;
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,67 @@
+// `tapnet trace` on a real 2-node lab (tapnet backend, sealed): a ping across nodes is followed
+// through both switches both ways, a ping on one node through its bridge, a ping to an address
+// no node has to the ICMP error the switch sends back; --json gives the same hops; the switches
+// are disarmed afterwards; bad pods are refused.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rpcCall } from "../../src/node/rpc.ts";
+import { tapnet, uniquePrefix } from "./helpers.ts";
+
+const prefix = uniquePrefix("trace");
+const hops = (text: string) => text.split("\n").filter((l) => /^\s+\+\d+ µs/.test(l)).map((l) => l.trim().split(/\s+/).slice(2, 4).join(" "));
+
+describe("tapnet trace", { timeout: 180_000 }, () => {
+  beforeAll(async () => {
+    const r = await tapnet(["lab", "up", "--prefix", prefix], { timeoutMs: 170_000 });
+    expect(r.code, r.stderr).toBe(0);
+  }, 180_000);
+  afterAll(async () => {
+    await tapnet(["lab", "down", "--prefix", prefix]);
+  }, 60_000);
+
+  it("follows a ping across nodes through both switches, both ways, with the TTL each router takes", async () => {
+    const r = await tapnet(["trace", "--prefix", prefix, "--from", "node1-pod1", "--to", "node2-pod1"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("ping: 1 of 1 answered");
+    expect(hops(r.stdout)).toEqual([
+      "node1 read", "node1 route", "node1 tunnel-out", "node2 deliver", "node2 port-out",
+      "node2 read", "node2 route", "node2 tunnel-out", "node1 deliver", "node1 port-out",
+    ]);
+    expect(r.stdout).toMatch(/node1 +route +to node2: leaves this node through the tunnel/);
+    expect(r.stdout).toContain("TTL 64 → 63 (a router's hop)");
+    expect(r.stdout).toMatch(/ICMP echo request id \d+ seq 1, TTL 62/); // as node2's pod gets it
+    expect(r.stdout).toMatch(/node2 +port-out +written to port \d+ \(node2-pod1\): the pod reads it/);
+  });
+
+  it("follows a ping on one node through its bridge, and gives the same hops as JSON", async () => {
+    const r = await tapnet(["trace", "--prefix", prefix, "--from", "node1-pod1", "--to", "node1-pod2"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(hops(r.stdout)).toEqual(["node1 read", "node1 bridge", "node1 port-out", "node1 read", "node1 bridge", "node1 port-out"]);
+    const j = await tapnet(["trace", "--prefix", prefix, "--from", "node1-pod1", "--to", "node1-pod2", "--json"]);
+    expect(j.code, j.stderr).toBe(0);
+    const parsed = JSON.parse(j.stdout) as { hops: { node: string; stage: string }[]; switches: { node: string; records: unknown[] }[] };
+    expect(parsed.hops.map((h) => `${h.node} ${h.stage}`)).toEqual(hops(r.stdout));
+    expect(parsed.switches.map((s) => s.node)).toEqual(["node1", "node2"]);
+    expect(parsed.switches[1].records).toEqual([]);
+  });
+
+  it("shows the ICMP error a switch answers with for an address no node has", async () => {
+    const r = await tapnet(["trace", "--prefix", prefix, "--from", "node1-pod1", "--to", "10.244.200.9"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(hops(r.stdout)).toEqual(["node1 read", "node1 route", "node1 gateway", "node1 port-out"]);
+    expect(r.stdout).toContain("answered here: an ICMP error goes back to the sender");
+    expect(r.stdout).toContain("replaced: the switch answers with an ICMP destination unreachable from 10.244.1.1, quoting the packet");
+  });
+
+  it("leaves every switch disarmed, and refuses pods that are not there", async () => {
+    for (const n of ["node1", "node2"]) {
+      const ctl = `/run/tapnet/${prefix}/${n}.sock`;
+      expect(await rpcCall(ctl, "trace.read", {})).toEqual({ node: n, records: [], lost: 0 });
+    }
+    const bad = await tapnet(["trace", "--prefix", prefix, "--from", "nosuch", "--to", "node2-pod1"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe("tapnet: --from nosuch: no such pod on node1, node2 (tapnet pod list shows them)\n");
+    const bad2 = await tapnet(["trace", "--prefix", prefix, "--from", "node1-pod1", "--to", "web"]);
+    expect(bad2.code).toBe(2);
+    expect(bad2.stderr).toBe("tapnet: --to web: neither a pod on node1, node2 nor an IPv4 address\n");
+  });
+});

@@ -1,0 +1,53 @@
+// node/trace-rpc.ts: the control socket's trace.set and trace.read, over a switch stand-in that
+// keeps what it is given. Every field of a filter is checked, each fault named.
+import { describe, expect, it } from "vitest";
+import { parseFilter, traceHandlers, type TraceSource } from "../../src/node/trace-rpc.ts";
+import { RpcError } from "../../src/node/rpc.ts";
+import type { TraceFilter, TraceRecord } from "../../src/switch/trace/tracer.ts";
+
+function source() {
+  const armed: TraceFilter[][] = [];
+  const record: TraceRecord = { filter: 1, frame: 1, t: 5, pipeline: "ports", stage: "route", port: 1, node: -1, out: -3, len: 60, head: "00" };
+  const sw: TraceSource = {
+    trace: async (f) => { armed.push(f); },
+    traceRecords: async () => ({ records: [record], lost: 2 }),
+  };
+  return { sw, armed, record };
+}
+
+describe("trace.set and trace.read", () => {
+  it("arms the filters as the tracer takes them, dotted addresses and protocol names read", async () => {
+    const { sw, armed, record } = source();
+    const h = traceHandlers(sw, "node1");
+    expect(await h["trace.set"]({ filters: [{ id: 9, proto: "icmp", src: "10.244.1.2", dst: "10.244.2.3", sport: 77, bothWays: true, count: 4 }, { proto: 6 }] })).toEqual({ armed: 2 });
+    expect(armed).toEqual([[
+      { id: 9, proto: 1, a: 0x0af40102, b: 0x0af40203, aPort: 77, bPort: 0, bothWays: true, count: 4 },
+      { id: 1, proto: 6, a: 0, b: 0, aPort: 0, bPort: 0, bothWays: false, count: 1 },
+    ]]);
+    expect(await h["trace.set"]({ filters: [] })).toEqual({ armed: 0 });
+    expect(await h["trace.read"]({})).toEqual({ node: "node1", records: [record], lost: 2 });
+  });
+
+  it("names the fault of a bad request, and arms nothing", async () => {
+    const { sw, armed } = source();
+    const h = traceHandlers(sw, "node1");
+    const fault = (p: Record<string, unknown>) => h["trace.set"](p).then(() => "armed", (e: Error) => (e instanceof RpcError ? e.message : `not an RpcError: ${e}`));
+    expect(await fault({})).toBe("trace.set needs filters, a list (empty to stop tracing)");
+    expect(await fault({ filters: [{}, {}, {}, {}, {}] })).toBe("trace.set: at most 4 filters at once, not 5");
+    expect(await fault({ filters: [7] })).toBe("trace.set: filters[0] must be an object");
+    expect(await fault({ filters: [{ prot: "icmp" }] })).toBe('trace.set: filters[0]: unknown field "prot" (the fields are id, proto, src, dst, sport, dport, bothWays, count)');
+    expect(await fault({ filters: [{ proto: "sctp" }] })).toBe('trace.set: filters[0].proto must be icmp, tcp, udp or a protocol number, not "sctp"');
+    expect(await fault({ filters: [{ proto: 300 }] })).toBe("trace.set: filters[0].proto must be a whole number from 0 to 255, not 300");
+    expect(await fault({ filters: [{ src: "10.244.1" }] })).toBe('trace.set: filters[0].src must be an IPv4 address such as "10.244.1.2", not "10.244.1"');
+    expect(await fault({ filters: [{ dst: 167772161 }] })).toBe('trace.set: filters[0].dst must be an IPv4 address such as "10.244.1.2", not 167772161');
+    expect(await fault({ filters: [{ dport: 65536 }] })).toBe("trace.set: filters[0].dport must be a whole number from 0 to 65535, not 65536");
+    expect(await fault({ filters: [{ count: 0 }] })).toBe("trace.set: filters[0].count must be a whole number from 1 to 1000, not 0");
+    expect(await fault({ filters: [{ bothWays: "yes" }] })).toBe("trace.set: filters[0].bothWays must be true or false");
+    expect(await fault({ filters: [{ proto: "udp" }, { id: -1 }] })).toBe("trace.set: filters[1].id must be a whole number from 0 to 2147483647, not -1");
+    expect(armed).toEqual([]);
+  });
+
+  it("parseFilter gives each filter its place in the list as id unless it has one", () => {
+    expect(parseFilter({}, 3)).toMatchObject({ id: 3, proto: 0, count: 1 });
+  });
+});
