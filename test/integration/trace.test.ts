@@ -4,7 +4,10 @@
 // are disarmed afterwards; bad pods are refused.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rpcCall } from "../../src/node/rpc.ts";
-import { tapnet, uniquePrefix } from "./helpers.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runCmd, tapnet, uniquePrefix } from "./helpers.ts";
 
 const prefix = uniquePrefix("trace");
 const hops = (text: string) => text.split("\n").filter((l) => /^\s+\+\d+ µs/.test(l)).map((l) => l.trim().split(/\s+/).slice(2, 4).join(" "));
@@ -42,6 +45,29 @@ describe("tapnet trace", { timeout: 180_000 }, () => {
     expect(parsed.hops.map((h) => `${h.node} ${h.stage}`)).toEqual(hops(r.stdout));
     expect(parsed.switches.map((s) => s.node)).toEqual(["node1", "node2"]);
     expect(parsed.switches[1].records).toEqual([]);
+  });
+
+  it("writes the journey as pcapng that tshark reads: an interface per place, the hops' comments, one packet id per packet", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tapnet-trace-"));
+    try {
+      const file = join(dir, "trace.pcapng");
+      const r = await tapnet(["trace", "--prefix", prefix, "--from", "node1-pod1", "--to", "node2-pod1", "--pcapng", file]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toBe(`wrote ${file}: 10 packets, one interface per place they were seen\n`);
+      const t = await runCmd("tshark", ["-r", file, "-T", "fields", "-E", "separator=|", "-e", "frame.interface_name", "-e", "frame.packet_id", "-e", "ip.ttl", "-e", "icmp.type", "-e", "frame.comment"]);
+      expect(t.code, t.stderr).toBe(0);
+      const rows = t.stdout.trim().split("\n").map((l) => l.split("|"));
+      expect(rows.map((x) => x[0])).toEqual([
+        "node1/tap:node1-pod1", "node1/route", "node1/tunnel-out", "node2/deliver", "node2/tap:node2-pod1",
+        "node2/tap:node2-pod1", "node2/route", "node2/tunnel-out", "node1/deliver", "node1/tap:node1-pod1",
+      ]);
+      expect(rows.map((x) => x[1])).toEqual(["1", "1", "1", "1", "1", "2", "2", "2", "2", "2"]);
+      expect(rows.map((x) => x[2])).toEqual(["64", "63", "63", "62", "62", "64", "63", "63", "62", "62"]);
+      expect(rows.map((x) => x[3])).toEqual(["8", "8", "8", "8", "8", "0", "0", "0", "0", "0"]);
+      expect(rows[1][4]).toBe("route: to node2: leaves this node through the tunnel,TTL 64 → 63 (a router's hop)");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("shows the ICMP error a switch answers with for an address no node has", async () => {

@@ -5,17 +5,21 @@
  * from inside the pod's namespace, reads what each switch recorded (trace.read), disarms them
  * whatever happened, and prints the journey (cli/trace/journey.ts): at each hop the time since
  * the first, the node, the stage, what it did with the packet, and the headers and what changed
- * in them. `--json` prints the hops and each switch's raw records.
+ * in them. `--json` prints the hops and each switch's raw records; `--pcapng FILE` writes the
+ * hops for Wireshark (cli/trace/pcapng-out.ts).
  *
  * The filter matches by addresses and protocol: pings the pod sends to the same address at the
  * same time are traced too.
  */
+import { writeFileSync } from "node:fs";
 import { parseIpv4Address } from "../../wire/ipv4.ts";
+import { runtimeName } from "../../io/runtime.ts";
 import type { PodRecord } from "../../node/pod-record.ts";
 import { inNetns } from "../../node/exec.ts";
 import type { TraceRecord } from "../../switch/trace/tracer.ts";
 import { intOption, UsageError, type Command } from "../args.ts";
 import { buildJourney, formatJourney, type NodeTrace } from "../trace/journey.ts";
+import { journeyPcapng } from "../trace/pcapng-out.ts";
 import { callSwitch, switchOptions, switchTargets, type SwitchTarget } from "./cluster-client.ts";
 
 const out = (s: string) => process.stdout.write(s + "\n");
@@ -40,6 +44,7 @@ export const traceCommand: Command = {
     to: { type: "string", value: "POD|IP", help: "the pod, or the address, it pings" },
     count: { type: "string", value: "N", help: "how many pings (1 to 20)", default: "1" },
     json: { type: "boolean", help: "print the hops and every switch's records as JSON" },
+    pcapng: { type: "string", value: "FILE", help: "also write the hops to FILE for Wireshark: an interface per place, the same packet id on every hop of a packet" },
     ...switchOptions,
   },
   details: [
@@ -53,6 +58,7 @@ export const traceCommand: Command = {
     "Examples:",
     "  tapnet trace --from node1-pod1 --to node2-pod1",
     "  tapnet trace --from default/web --to 10.244.2.3 --count 3 --json",
+    "  tapnet trace --from node1-pod1 --to node2-pod1 --pcapng trace.pcapng && tshark -r trace.pcapng",
   ].join("\n"),
   async run(p) {
     if (p.values.from === undefined || p.values.to === undefined) throw new UsageError("--from POD and --to POD|IP are required (see tapnet trace --help)");
@@ -87,6 +93,11 @@ export const traceCommand: Command = {
       for (const t of armed) await callSwitch(t, "trace.set", { filters: [] }, "tracer").catch(() => {});
     }
     const hops = buildJourney(traces);
+    if (p.values.pcapng !== undefined) {
+      const file = String(p.values.pcapng);
+      writeFileSync(file, journeyPcapng(hops, `tapnet (${runtimeName})`));
+      process.stderr.write(`wrote ${file}: ${hops.length} packets, one interface per place they were seen\n`);
+    }
     if (p.values.json) {
       out(JSON.stringify({ from: { pod: from.name, ip: from.ip, node: from.node }, to: { ...(toPod ? { pod: toPod.name, node: toPod.node } : {}), ip: toIp }, hops, switches: traces.map((x) => ({ node: x.node, records: x.records, lost: x.lost })) }, null, 2));
       return hops.length ? 0 : 1;

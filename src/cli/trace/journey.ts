@@ -25,6 +25,13 @@ export interface NodeTrace {
 export interface Hop {
   /** µs since the journey's first hop. */
   t: number;
+  /** Wall-clock µs. */
+  at: number;
+  /** The frame as the stage left it: its first bytes (hex, virtio_net_hdr first) and whole length. */
+  head: string;
+  len: number;
+  /** The pod (or tapnet0) on the port the frame is read from or written to, at read and port-out hops. */
+  tap?: string;
   node: string;
   pipeline: string;
   stage: string;
@@ -82,8 +89,9 @@ export function buildJourney(traces: NodeTrace[]): Hop[] {
       const touched = !prev || written || prev.r.out !== r.out || prev.r.len !== r.len || prev.r.head !== r.head;
       if (touched) {
         const fromTunnel = k === 0 && r.port < 0 && r.out !== PENDING ? `in from ${n.nodes[r.node] ?? `node #${r.node}`} over the tunnel, ` : "";
+        const tapPort = k === 0 && r.port >= 0 ? r.port : written && r.out >= 0 ? r.out : -1;
         hops.push({
-          t: r.t - t0, node: n.node, pipeline: r.pipeline, stage: k === 0 && r.stage === "tunnel-in" ? "read" : r.stage,
+          t: r.t - t0, at: r.t, head: r.head, len: r.len, ...(tapPort >= 0 ? { tap: n.ports.get(tapPort) ?? `port ${tapPort}` } : {}), node: n.node, pipeline: r.pipeline, stage: k === 0 && r.stage === "tunnel-in" ? "read" : r.stage,
           what: written ? `written to ${r.out >= 0 ? `port ${r.out}${n.ports.has(r.out) ? ` (${n.ports.get(r.out)})` : ""}` : "every port"}: the pod reads it` : fromTunnel + what(r, n),
           ...(!prev || diff.length ? { headers: summary(h) } : {}), changed: diff, frame: r.frame,
         });

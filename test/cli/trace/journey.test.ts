@@ -4,6 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { buildJourney, formatJourney, type NodeTrace } from "../../../src/cli/trace/journey.ts";
 import { changes, readHeaders, summary } from "../../../src/cli/trace/headers.ts";
+import { hopInterface, journeyPcapng } from "../../../src/cli/trace/pcapng-out.ts";
+import { readPcapng } from "../../../src/wire/pcapng-read.ts";
 import type { TraceRecord } from "../../../src/switch/trace/tracer.ts";
 import { emitEthernet } from "../../../src/wire/ethernet.ts";
 import { emitIcmp } from "../../../src/wire/icmp.ts";
@@ -105,5 +107,22 @@ describe("the journey", () => {
     const dropped: NodeTrace = { ...node1, records: [rec({ t: 5, head: req1 }), rec({ t: 7, stage: "conntrack", out: -6, head: req1 })] };
     expect(buildJourney([dropped]).map((h) => `${h.stage}: ${h.what}`)).toEqual(["read: in from port 1 (node1-pod1)", "conntrack: dropped here (the switch's drop counters say why)"]);
     expect(buildJourney([{ ...node1, records: [] }])).toEqual([]);
+  });
+
+  it("as pcapng: an interface per place, a packet per hop without its virtio_net_hdr, comments, one packet id for the packet on every hop", () => {
+    const hops = buildJourney([node1, node2]);
+    expect(hops.map(hopInterface)).toEqual(["node1/tap:node1-pod1", "node1/route", "node1/tunnel-out", "node2/deliver", "node2/tap:node2-pod1"]);
+    const file = readPcapng(journeyPcapng(hops, "tapnet test"));
+    expect(file.interfaces.map((i) => [i.name, i.linkType])).toEqual(hops.map((h) => [hopInterface(h), 1]));
+    expect(file.packets.map((p) => p.packetId)).toEqual([1n, 1n, 1n, 1n, 1n]);
+    expect(file.packets[0].data).toEqual(Uint8Array.from(Buffer.from(req1, "hex")).subarray(10));
+    expect(file.packets[0].originalLength).toBe(50);
+    expect(file.packets[1].comments).toEqual(["route: to node2: leaves this node through the tunnel", "TTL 64 → 63 (a router's hop)"]);
+    expect(file.packets[4].comments).toEqual(["port-out: written to port 1 (node2-pod1): the pod reads it"]);
+    expect(file.packets.map((p) => p.timeNs)).toEqual([1_000_000_000n, 1_000_004_000n, 1_000_010_000n, 1_000_090_000n, 1_000_095_000n]);
+    // The reply is another packet.
+    const reply = echoHead({ src: "10.244.2.2", dst: "10.244.1.2", ttl: 64, type: 0, ethSrc: MAC2, ethDst: GW2 });
+    const withReply = buildJourney([node1, { ...node2, records: [...node2.records, rec({ t: 1_000_200, frame: 2, stage: "tunnel-in", head: reply })] }]);
+    expect(readPcapng(journeyPcapng(withReply, "t")).packets.map((p) => p.packetId)).toEqual([1n, 1n, 1n, 1n, 1n, 2n]);
   });
 });
