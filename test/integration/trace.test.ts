@@ -31,7 +31,8 @@ describe("tapnet trace", { timeout: 180_000 }, () => {
     ]);
     expect(r.stdout).toMatch(/node1 +route +to node2: leaves this node through the tunnel/);
     expect(r.stdout).toContain("TTL 64 → 63 (a router's hop)");
-    expect(r.stdout).toMatch(/ICMP echo request id \d+ seq 1, TTL 62/); // as node2's pod gets it
+    expect(r.stdout).toMatch(/IPv4 +10\.244\.1\.2 → 10\.244\.2\.2, TTL 62 /); // as node2's pod gets it
+    expect(r.stdout).toMatch(/Ethernet +\S+ \(node2's gateway, tapnet0\) → \S+ \(node2-pod1\)/);
     expect(r.stdout).toMatch(/node2 +port-out +written to port \d+ \(node2-pod1\): the pod reads it/);
   });
 

@@ -25,9 +25,9 @@ import { callSwitch, switchOptions, switchTargets, type SwitchTarget } from "./c
 const out = (s: string) => process.stdout.write(s + "\n");
 
 interface Status {
-  node: { name: string };
+  node: { name: string; gatewayMac?: string };
   nodes: { name: string }[];
-  ports: { port: number; pod?: string; ifname: string }[];
+  ports: { port: number; pod?: string; ifname: string; mac?: string; role?: string }[];
 }
 
 /** A pod by name ("NAME" or "NAMESPACE/NAME") among every switch's pods. */
@@ -87,6 +87,10 @@ export const traceCommand: Command = {
         traces.push({
           node: st.node.name, records: r.records, lost: r.lost, nodes: st.nodes.map((n) => n.name),
           ports: new Map(st.ports.map((x) => [x.port, x.pod ?? x.ifname])),
+          macs: new Map([
+            ...(st.node.gatewayMac ? [[st.node.gatewayMac, `${st.node.name}'s gateway, tapnet0`] as [string, string]] : []),
+            ...st.ports.flatMap((x): [string, string][] => (x.mac && x.pod ? [[x.mac, x.pod]] : [])),
+          ]),
         });
       }
     } finally {

@@ -65,14 +65,14 @@ export function summary(h: Headers): string {
 }
 
 /** What changed between two hops' headers, each in a short phrase; [] if nothing. */
-export function changes(a: Headers, b: Headers): string[] {
+export function changes(a: Headers, b: Headers, names: MacNames = new Map()): string[] {
   const out: string[] = [];
   if (a.ip && b.ip && (a.ip.proto !== b.ip.proto || (a.icmp && b.icmp && a.icmp.type !== b.icmp.type))) {
     return [`replaced: the switch answers with ${b.icmp ? `an ICMP ${ICMP_TYPES[b.icmp.type] ?? `type ${b.icmp.type}`}` : "a packet of its own"} from ${b.ip.src}, quoting the packet`];
   }
   if (a.eth && b.eth) {
-    if (a.eth.src !== b.eth.src) out.push(`source MAC ${a.eth.src} → ${b.eth.src}`);
-    if (a.eth.dst !== b.eth.dst) out.push(`destination MAC ${a.eth.dst} → ${b.eth.dst}`);
+    if (a.eth.src !== b.eth.src) out.push(`source MAC ${named(a.eth.src, names)} → ${named(b.eth.src, names)}`);
+    if (a.eth.dst !== b.eth.dst) out.push(`destination MAC ${named(a.eth.dst, names)} → ${named(b.eth.dst, names)}`);
   }
   if (a.ip && b.ip) {
     if (a.ip.ttl !== b.ip.ttl) out.push(`TTL ${a.ip.ttl} → ${b.ip.ttl} (a router's hop)`);
@@ -83,5 +83,35 @@ export function changes(a: Headers, b: Headers): string[] {
   const pa = ports(a), pb = ports(b);
   if (pa && pb && (pa.sport !== pb.sport || pa.dport !== pb.dport)) out.push(`ports ${pa.sport} → ${pa.dport} become ${pb.sport} → ${pb.dport} (translated)`);
   if (a.vnet && b.vnet && a.vnet.flags !== b.vnet.flags) out.push(`virtio_net_hdr flags 0x${hex2(a.vnet.flags)} → 0x${hex2(b.vnet.flags)}${b.vnet.flags & 2 ? " (checksum already checked: DATA_VALID)" : ""}`);
+  return out;
+}
+
+/** Who a MAC belongs to, when the trace knows ("node1-pod1", "node1's gateway tapnet0"). */
+export type MacNames = Map<string, string>;
+
+const named = (m: string, names: MacNames) => (names.has(m) ? `${m} (${names.get(m)})` : m);
+
+const VNET_GSO: Record<number, string> = { 0: "none", 1: "TCPv4", 3: "UDP", 4: "TCPv6" };
+
+/**
+ * The headers layer by layer, each field named and what it means here, for a frame's first hop
+ * on a node: `names` names the MACs the trace knows.
+ */
+export function layers(h: Headers, names: MacNames = new Map()): string[] {
+  const out: string[] = [];
+  if (h.vnet) {
+    const v = h.vnet;
+    const csum = v.flags & 1 ? "checksum left partial (NEEDS_CSUM): whoever sends it on fills it in" : v.flags & 2 ? "checksum already checked (DATA_VALID)" : "no checksum work";
+    const gso = v.gsoType === 0 ? "one packet" : `a ${VNET_GSO[v.gsoType] ?? `type ${v.gsoType}`} super-frame, cut into ${v.gsoSize} B segments only if it must be`;
+    out.push(`virtio_net_hdr  flags 0x${hex2(v.flags)}, gso ${VNET_GSO[v.gsoType] ?? v.gsoType}: the TAP's offload header; ${csum}; ${gso}`);
+  }
+  if (h.eth) out.push(`Ethernet        ${named(h.eth.src, names)} → ${named(h.eth.dst, names)}, type 0x${h.eth.type.toString(16).padStart(4, "0")}${h.eth.type === 0x0800 ? " (IPv4)" : ""}`);
+  if (h.ip) {
+    const ip = h.ip;
+    out.push(`IPv4            ${ip.src} → ${ip.dst}, TTL ${ip.ttl} (each router takes one), id ${ip.id}, ${ip.totalLen} B${ip.df ? ", DF (no fragmenting: too big means an ICMP error back)" : ""}`);
+  }
+  if (h.icmp) out.push(`ICMP            ${ICMP_TYPES[h.icmp.type] ?? `type ${h.icmp.type}`}${h.icmp.type === 0 || h.icmp.type === 8 ? `, id ${h.icmp.id} (ping's own, the same in the reply), seq ${h.icmp.seq}` : `, code ${h.icmp.code}`}`);
+  if (h.tcp) out.push(`TCP             ${h.tcp.sport} → ${h.tcp.dport} [${tcpFlags(h.tcp.flags)}], seq ${h.tcp.seq}, ack ${h.tcp.ack}`);
+  if (h.udp) out.push(`UDP             ${h.udp.sport} → ${h.udp.dport}, ${h.udp.len} B`);
   return out;
 }

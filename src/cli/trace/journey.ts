@@ -9,7 +9,7 @@
  * are one clock; across machines they are as good as the machines' clock sync.
  */
 import type { TraceRecord } from "../../switch/trace/tracer.ts";
-import { changes, readHeaders, summary, type Headers } from "./headers.ts";
+import { changes, layers, readHeaders, summary, type Headers, type MacNames } from "./headers.ts";
 
 /** What one switch recorded, and what is needed to name its ports and nodes. */
 export interface NodeTrace {
@@ -20,6 +20,8 @@ export interface NodeTrace {
   ports: Map<number, string>;
   /** The cluster's nodes, in the order the switch numbers them. */
   nodes: string[];
+  /** Whose MACs the switch knows: its pods' and its gateway's. */
+  macs?: MacNames;
 }
 
 export interface Hop {
@@ -41,6 +43,8 @@ export interface Hop {
   headers?: string;
   /** What changed in the headers at this stage. */
   changed: string[];
+  /** At a frame's first hop on a node: its headers layer by layer, each field explained. */
+  fields?: string[];
   /** Which frame of its switch it is (one per switch and direction). */
   frame: number;
 }
@@ -78,12 +82,13 @@ export function buildJourney(traces: NodeTrace[]): Hop[] {
     const k = `${x.n.node}/${x.r.frame}`;
     byFrame.set(k, [...(byFrame.get(k) ?? []), x]);
   }
+  const macs: MacNames = new Map(traces.flatMap((n) => [...(n.macs ?? [])]));
   const hops: Hop[] = [];
   for (const list of byFrame.values()) {
     let prev: { r: TraceRecord; h: Headers } | undefined;
     list.forEach(({ r, n }, k) => {
       const h = readHeaders(r.head);
-      const diff = prev ? changes(prev.h, h) : [];
+      const diff = prev ? changes(prev.h, h, macs) : [];
       // port-out writes what an earlier stage sent to a port: the write is its touch.
       const written = r.stage === "port-out" && (r.out >= 0 || r.out === FLOOD);
       const touched = !prev || written || prev.r.out !== r.out || prev.r.len !== r.len || prev.r.head !== r.head;
@@ -93,7 +98,7 @@ export function buildJourney(traces: NodeTrace[]): Hop[] {
         hops.push({
           t: r.t - t0, at: r.t, head: r.head, len: r.len, ...(tapPort >= 0 ? { tap: n.ports.get(tapPort) ?? `port ${tapPort}` } : {}), node: n.node, pipeline: r.pipeline, stage: k === 0 && r.stage === "tunnel-in" ? "read" : r.stage,
           what: written ? `written to ${r.out >= 0 ? `port ${r.out}${n.ports.has(r.out) ? ` (${n.ports.get(r.out)})` : ""}` : "every port"}: the pod reads it` : fromTunnel + what(r, n),
-          ...(!prev || diff.length ? { headers: summary(h) } : {}), changed: diff, frame: r.frame,
+          ...(!prev || diff.length ? { headers: summary(h) } : {}), changed: diff, frame: r.frame, ...(!prev ? { fields: layers(h, macs) } : {}),
         });
       }
       prev = { r, h };
@@ -107,7 +112,8 @@ export function formatJourney(hops: Hop[]): string[] {
   const lines: string[] = [];
   for (const h of hops) {
     lines.push(`${`+${h.t} µs`.padStart(10)}  ${h.node.padEnd(8)} ${h.stage.padEnd(14)} ${h.what}`);
-    if (h.headers) lines.push(`${"".padStart(36)}${h.headers}`);
+    if (h.fields) for (const f of h.fields) lines.push(`${"".padStart(36)}${f}`);
+    else if (h.headers) lines.push(`${"".padStart(36)}${h.headers}`);
     for (const c of h.changed) lines.push(`${"".padStart(36)}${c}`);
   }
   return lines;

@@ -71,6 +71,7 @@ describe("the journey", () => {
   const req2 = echoHead({ src: "10.244.1.2", dst: "10.244.2.2", ttl: 62, type: 8, ethSrc: GW2, ethDst: MAC2, vnetFlags: VNET_F_DATA_VALID });
   const node1: NodeTrace = {
     node: "node1", lost: 0, nodes: ["node1", "node2"], ports: new Map([[0, "tapnet0"], [1, "node1-pod1"]]),
+    macs: new Map([[MAC1, "node1-pod1"], [GW1, "node1's gateway, tapnet0"]]),
     records: [
       rec({ t: 1_000_000, stage: "tunnel-in", head: req1 }),
       rec({ t: 1_000_001, stage: "validate", head: req1 }),
@@ -92,13 +93,19 @@ describe("the journey", () => {
   it("orders both switches' hops by time, keeps the stages that touched the packet, and says what each did", () => {
     expect(formatJourney(buildJourney([node2, node1]))).toEqual([
       "     +0 µs  node1    read           in from port 1 (node1-pod1)",
-      "                                    10.244.1.2 → 10.244.2.2 ICMP echo request id 77 seq 1, TTL 64",
+      "                                    virtio_net_hdr  flags 0x00, gso none: the TAP's offload header; no checksum work; one packet",
+      `                                    Ethernet        ${MAC1} (node1-pod1) → ${GW1} (node1's gateway, tapnet0), type 0x0800 (IPv4)`,
+      "                                    IPv4            10.244.1.2 → 10.244.2.2, TTL 64 (each router takes one), id 9, 36 B, DF (no fragmenting: too big means an ICMP error back)",
+      "                                    ICMP            echo request, id 77 (ping's own, the same in the reply), seq 1",
       "     +4 µs  node1    route          to node2: leaves this node through the tunnel",
       "                                    10.244.1.2 → 10.244.2.2 ICMP echo request id 77 seq 1, TTL 63",
       "                                    TTL 64 → 63 (a router's hop)",
       "    +10 µs  node1    tunnel-out     encapsulated and sent to the peer node",
       "    +90 µs  node2    deliver        in from node1 over the tunnel, to port 1 (node2-pod1)",
-      "                                    10.244.1.2 → 10.244.2.2 ICMP echo request id 77 seq 1, TTL 62",
+      "                                    virtio_net_hdr  flags 0x02, gso none: the TAP's offload header; checksum already checked (DATA_VALID); one packet",
+      `                                    Ethernet        ${GW2} → ${MAC2}, type 0x0800 (IPv4)`,
+      "                                    IPv4            10.244.1.2 → 10.244.2.2, TTL 62 (each router takes one), id 9, 36 B, DF (no fragmenting: too big means an ICMP error back)",
+      "                                    ICMP            echo request, id 77 (ping's own, the same in the reply), seq 1",
       "    +95 µs  node2    port-out       written to port 1 (node2-pod1): the pod reads it",
     ]);
   });
