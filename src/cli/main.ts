@@ -17,6 +17,7 @@ import { hostileCommand } from "./commands/hostile.ts";
 import { soakCommand } from "./commands/soak.ts";
 import { luaDissectorCommand } from "./commands/lua-dissector.ts";
 import { traceCommand } from "./commands/trace.ts";
+import { captureCommand } from "./commands/capture.ts";
 import { runtimeName } from "../io/runtime.ts";
 
 export const COMMANDS: Command[] = [
@@ -26,7 +27,7 @@ export const COMMANDS: Command[] = [
   applyCommand, deleteCommand, getCommand,
   conntrackListCommand, policyLogCommand, policyExplainCommand,
   cniInstallCommand, cniUninstallCommand,
-  hostileCommand, soakCommand, traceCommand, luaDissectorCommand,
+  hostileCommand, soakCommand, traceCommand, captureCommand, luaDissectorCommand,
 ];
 
 /** Errors whose message is the whole story; anything else is a bug and shows its stack. */

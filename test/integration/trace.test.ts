@@ -1,9 +1,11 @@
 // `tapnet trace` on a real 2-node lab (tapnet backend, sealed): a ping across nodes is followed
 // through both switches both ways, a ping on one node through its bridge, a ping to an address
-// no node has to the ICMP error the switch sends back; --json gives the same hops; the switches
-// are disarmed afterwards; bad pods are refused.
+// no node has to the ICMP error the switch sends back; --json gives the same hops, --pcapng the
+// same for tshark; the switches are disarmed afterwards; bad pods are refused. And `tapnet
+// capture` of the same lab's underlay and of a pod's eth0.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rpcCall } from "../../src/node/rpc.ts";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -77,6 +79,38 @@ describe("tapnet trace", { timeout: 180_000 }, () => {
     expect(hops(r.stdout)).toEqual(["node1 read", "node1 route", "node1 gateway", "node1 port-out"]);
     expect(r.stdout).toContain("answered here: an ICMP error goes back to the sender");
     expect(r.stdout).toContain("replaced: the switch answers with an ICMP destination unreachable from 10.244.1.1, quoting the packet");
+  });
+
+  it("tapnet capture: a node's underlay (the tunnel's datagrams) and a pod's eth0, as pcapng tshark reads", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tapnet-capture-"));
+    const ping = spawn("ip", ["netns", "exec", `${prefix}-node1-pod1`, "ping", "-c", "300", "-i", "0.1", "10.244.2.2"], { stdio: "ignore" });
+    try {
+      const u = join(dir, "underlay.pcapng");
+      const r = await tapnet(["capture", "--prefix", prefix, "--node", "node1", "--where", "underlay", "-w", u, "--seconds", "2"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain("capturing on node1's underlay (eth0) for 2 s");
+      const t = await runCmd("tshark", ["-r", u, "-T", "fields", "-e", "ip.src", "-e", "ip.dst", "-e", "udp.dstport"]);
+      expect(t.code, t.stderr).toBe(0);
+      const rows = new Set(t.stdout.trim().split("\n"));
+      expect(rows).toContain("192.168.56.11\t192.168.56.12\t8287");
+      expect(rows).toContain("192.168.56.12\t192.168.56.11\t8287");
+      const pf = join(dir, "pod.pcapng");
+      const q = await tapnet(["capture", "--prefix", prefix, "--node", "node1", "--where", "port:node1-pod1", "-w", pf, "--count", "4", "--seconds", "5"]);
+      expect(q.code, q.stderr).toBe(0);
+      const t2 = await runCmd("tshark", ["-r", pf, "-T", "fields", "-e", "ip.src", "-e", "ip.dst", "-e", "icmp.type"]);
+      expect(t2.stdout.trim().split("\n").length).toBe(4);
+      expect(t2.stdout).toContain("10.244.1.2\t10.244.2.2\t8");
+      expect(t2.stdout).toContain("10.244.2.2\t10.244.1.2\t0");
+    } finally {
+      ping.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const bad = await tapnet(["capture", "--prefix", prefix, "--node", "node1", "--where", "eth9"]);
+    expect([bad.code, bad.stderr]).toEqual([2, 'tapnet: --where must be underlay or port:POD, not "eth9"\n']);
+    const nopod = await tapnet(["capture", "--prefix", prefix, "--node", "node1", "--where", "port:nosuch"]);
+    expect([nopod.code, nopod.stderr]).toEqual([2, "tapnet: --where port:nosuch: node1 has no pod nosuch (it has: node1-pod1, node1-pod2)\n"]);
+    const which = await tapnet(["capture", "--prefix", prefix, "--where", "underlay"]);
+    expect([which.code, which.stderr]).toEqual([2, "tapnet: --node picks the node to capture on (the lab has node1, node2)\n"]);
   });
 
   it("leaves every switch disarmed, and refuses pods that are not there", async () => {
