@@ -73,6 +73,21 @@ describe("tapnet trace", { timeout: 180_000 }, () => {
     }
   });
 
+  it("follows a TCP probe: the SYN across, and the RST of a port nobody listens on back", async () => {
+    const r = await tapnet(["trace", "--prefix", prefix, "--from", "node1-pod1", "--to", "node2-pod1", "--proto", "tcp", "--port", "7777"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("TCP to port 7777, 1 connection");
+    expect(r.stdout).toContain("tcp: 0 of 1 connected");
+    expect(hops(r.stdout)).toEqual([
+      "node1 read", "node1 route", "node1 tunnel-out", "node2 deliver", "node2 port-out",
+      "node2 read", "node2 route", "node2 tunnel-out", "node1 deliver", "node1 port-out",
+    ]);
+    expect(r.stdout).toMatch(/TCP +\d+ → 7777 \[SYN\]/);
+    expect(r.stdout).toMatch(/TCP +7777 → \d+ \[ACK,RST\]/);
+    const bad = await tapnet(["trace", "--prefix", prefix, "--from", "node1-pod1", "--to", "node2-pod1", "--proto", "udp"]);
+    expect([bad.code, bad.stderr]).toEqual([2, "tapnet: --proto udp needs --port P, the destination port\n"]);
+  });
+
   it("shows the ICMP error a switch answers with for an address no node has", async () => {
     const r = await tapnet(["trace", "--prefix", prefix, "--from", "node1-pod1", "--to", "10.244.200.9"]);
     expect(r.code, r.stderr).toBe(0);

@@ -1,15 +1,16 @@
 /**
- * `tapnet trace --from POD --to POD|IP`: sends pings from one pod and shows their journey hop by
- * hop, through every switch they cross, both ways. It arms a trace filter (ICMP between the two
- * addresses, both ways) on every switch of the cluster (the control socket's trace.set), pings
+ * `tapnet trace --from POD --to POD|IP`: sends probes from one pod (pings, or with --proto tcp|udp
+ * --port P a connection or a datagram) and shows their journey hop by hop, through every switch
+ * they cross, both ways. It arms a trace filter (the protocol between the two addresses, the
+ * port, both ways) on every switch of the cluster (the control socket's trace.set), probes
  * from inside the pod's namespace, reads what each switch recorded (trace.read), disarms them
  * whatever happened, and prints the journey (cli/trace/journey.ts): at each hop the time since
  * the first, the node, the stage, what it did with the packet, and the headers and what changed
  * in them. `--json` prints the hops and each switch's raw records; `--pcapng FILE` writes the
  * hops for Wireshark (cli/trace/pcapng-out.ts).
  *
- * The filter matches by addresses and protocol: pings the pod sends to the same address at the
- * same time are traced too.
+ * The filter matches by addresses, protocol and port: what the pod sends there at the same time
+ * is traced too.
  */
 import { writeFileSync } from "node:fs";
 import { parseIpv4Address } from "../../wire/ipv4.ts";
@@ -17,7 +18,7 @@ import { runtimeName } from "../../io/runtime.ts";
 import type { PodRecord } from "../../node/pod-record.ts";
 import { inNetns } from "../../node/exec.ts";
 import type { TraceRecord } from "../../switch/trace/tracer.ts";
-import { intOption, UsageError, type Command } from "../args.ts";
+import { choiceOption, intOption, UsageError, type Command } from "../args.ts";
 import { buildJourney, formatJourney, type NodeTrace } from "../trace/journey.ts";
 import { journeyPcapng } from "../trace/pcapng-out.ts";
 import { callSwitch, switchOptions, switchTargets, type SwitchTarget } from "./cluster-client.ts";
@@ -36,19 +37,35 @@ function findPod(pods: (PodRecord & { node: string })[], ref: string): (PodRecor
   return pods.find((p) => p.name === name && (ns === undefined || p.namespace === ns));
 }
 
+/**
+ * Sends the probes from inside the pod's namespace: ping, or with bash's /dev/tcp and /dev/udp a
+ * connection opened and closed, or a datagram. Returns what it printed, or why it failed.
+ */
+async function probe(netns: string, proto: "icmp" | "tcp" | "udp", ip: string, port: number, count: number): Promise<string> {
+  if (proto === "icmp") return inNetns(netns, "ping", ["-c", String(count), "-i", "0.2", "-W", "1", "-n", ip]).catch((e: Error) => e.message);
+  const one = proto === "tcp"
+    ? `timeout 2 bash -c 'exec 3<>/dev/tcp/${ip}/${port}' 2>/dev/null && echo connected || echo refused`
+    : `bash -c 'echo tapnet-trace > /dev/udp/${ip}/${port}' && echo sent`;
+  const script = Array.from({ length: count }, () => one).join("; sleep 0.2; ");
+  return inNetns(netns, "bash", ["-c", script]).catch((e: Error) => e.message);
+}
+
 export const traceCommand: Command = {
   name: "trace",
-  summary: "ping from a pod and show the packets' journey through every switch, hop by hop",
+  summary: "send a probe from a pod and show its journey through every switch, hop by hop",
   options: {
     from: { type: "string", value: "POD", help: "the pod that sends (NAME or NAMESPACE/NAME)" },
     to: { type: "string", value: "POD|IP", help: "the pod, or the address, it pings" },
-    count: { type: "string", value: "N", help: "how many pings (1 to 20)", default: "1" },
+    proto: { type: "string", value: "PROTO", help: "icmp (pings), tcp (a connection opened and closed) or udp (one datagram)", default: "icmp" },
+    port: { type: "string", value: "P", help: "the destination port for tcp and udp" },
+    count: { type: "string", value: "N", help: "how many pings, connections or datagrams (1 to 20)", default: "1" },
     json: { type: "boolean", help: "print the hops and every switch's records as JSON" },
     pcapng: { type: "string", value: "FILE", help: "also write the hops to FILE for Wireshark: an interface per place, the same packet id on every hop of a packet" },
     ...switchOptions,
   },
   details: [
-    "Arms a trace on every switch of the cluster (ICMP between the two addresses, both ways), pings, reads what each",
+    "Arms a trace on every switch of the cluster (the protocol between the two addresses, both ways), sends the probes",
+    "(ping; bash's /dev/tcp or /dev/udp for tcp and udp), reads what each",
     "switch recorded and disarms them. Each line is one stage that touched a packet: the µs since the first hop, the",
     "node, the stage (tunnel-in reads a pod's frames, route decides whether it leaves the node, tunnel-out",
     "encapsulates it, deliver takes it from the tunnel to a pod, port-out writes it to the pod's TAP; see the top",
@@ -58,6 +75,7 @@ export const traceCommand: Command = {
     "Examples:",
     "  tapnet trace --from node1-pod1 --to node2-pod1",
     "  tapnet trace --from default/web --to 10.244.2.3 --count 3 --json",
+    "  tapnet trace --from node1-pod1 --to node2-pod1 --proto tcp --port 80",
     "  tapnet trace --from node1-pod1 --to node2-pod1 --pcapng trace.pcapng && tshark -r trace.pcapng",
   ].join("\n"),
   async run(p) {
@@ -71,7 +89,13 @@ export const traceCommand: Command = {
     const toPod = findPod(pods, toRef);
     const toIp = toPod?.ip ?? (parseIpv4Address(toRef) !== undefined ? toRef : undefined);
     if (!toIp) throw new UsageError(`--to ${toRef}: neither a pod on ${targets.map((t) => t.node).join(", ")} nor an IPv4 address`);
-    const filters = [{ id: 1, proto: "icmp", src: from.ip, dst: toIp, bothWays: true, count: Math.min(1000, 2 * count) }];
+    const proto = choiceOption(p, "proto", ["icmp", "tcp", "udp"] as const);
+    if (proto !== "icmp" && p.values.port === undefined) throw new UsageError(`--proto ${proto} needs --port P, the destination port`);
+    if (proto === "icmp" && p.values.port !== undefined) throw new UsageError("--port is for --proto tcp or udp: ICMP has no ports");
+    const port = proto === "icmp" ? 0 : intOption(p, "port", 1, 65535);
+    // A ping is a request and a reply; a TCP probe up to a handshake and a close each way.
+    const perProbe = proto === "icmp" ? 2 : proto === "udp" ? 2 : 8;
+    const filters = [{ id: 1, proto, src: from.ip, dst: toIp, ...(port ? { dport: port } : {}), bothWays: true, count: Math.min(1000, perProbe * count) }];
     const armed: SwitchTarget[] = [];
     let ping = "";
     const traces: NodeTrace[] = [];
@@ -80,7 +104,7 @@ export const traceCommand: Command = {
         await callSwitch(t, "trace.set", { filters }, "tracer");
         armed.push(t);
       }
-      ping = await inNetns(from.netns, "ping", ["-c", String(count), "-i", "0.2", "-W", "1", "-n", toIp]).catch((e: Error) => e.message);
+      ping = await probe(from.netns, proto, toIp, port, count);
       for (const t of targets) {
         const st = await callSwitch<Status>(t, "status", {}, "status");
         const r = await callSwitch<{ records: TraceRecord[]; lost: number }>(t, "trace.read", {}, "tracer");
@@ -106,9 +130,11 @@ export const traceCommand: Command = {
       out(JSON.stringify({ from: { pod: from.name, ip: from.ip, node: from.node }, to: { ...(toPod ? { pod: toPod.name, node: toPod.node } : {}), ip: toIp }, hops, switches: traces.map((x) => ({ node: x.node, records: x.records, lost: x.lost })) }, null, 2));
       return hops.length ? 0 : 1;
     }
-    out(`trace ${from.name} (${from.ip}, ${from.node}) → ${toPod ? `${toPod.name} (${toIp}, ${toPod.node})` : toIp}: ICMP echo, ${count} ping${count === 1 ? "" : "s"}`);
+    const what = proto === "icmp" ? `ICMP echo, ${count} ping${count === 1 ? "" : "s"}` : proto === "tcp" ? `TCP to port ${port}, ${count} connection${count === 1 ? "" : "s"}` : `UDP to port ${port}, ${count} datagram${count === 1 ? "" : "s"}`;
+    out(`trace ${from.name} (${from.ip}, ${from.node}) → ${toPod ? `${toPod.name} (${toIp}, ${toPod.node})` : toIp}: ${what}`);
     const replies = /(\d+) received/.exec(ping)?.[1];
-    if (replies !== undefined) out(`ping: ${replies} of ${count} answered`);
+    if (proto === "icmp" && replies !== undefined) out(`ping: ${replies} of ${count} answered`);
+    if (proto === "tcp") out(`tcp: ${(ping.match(/connected/g) ?? []).length} of ${count} connected`);
     out("");
     for (const l of formatJourney(hops)) out(l);
     const lost = traces.filter((x) => x.lost > 0);
