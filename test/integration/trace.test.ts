@@ -141,3 +141,27 @@ describe("tapnet trace", { timeout: 180_000 }, () => {
     expect(bad2.stderr).toBe("tapnet: --to web: neither a pod on node1, node2 nor an IPv4 address\n");
   });
 });
+
+// The wire-compatible backends: the same journey, the receiving switch merging first.
+for (const backend of ["udp", "vxlan"] as const) {
+  describe(`tapnet trace, ${backend} backend`, { timeout: 180_000 }, () => {
+    const p = uniquePrefix(`tr${backend}`);
+    beforeAll(async () => {
+      const r = await tapnet(["lab", "up", "--prefix", p, "--backend", backend], { timeoutMs: 170_000 });
+      expect(r.code, r.stderr).toBe(0);
+    }, 180_000);
+    afterAll(async () => {
+      await tapnet(["lab", "down", "--prefix", p]);
+    }, 60_000);
+
+    it("follows a ping across nodes, both ways", async () => {
+      const r = await tapnet(["trace", "--prefix", p, "--from", "node1-pod1", "--to", "node2-pod1"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(hops(r.stdout)).toEqual([
+        "node1 read", "node1 route", "node1 tunnel-out", "node2 merge", "node2 deliver", "node2 port-out",
+        "node2 read", "node2 route", "node2 tunnel-out", "node1 merge", "node1 deliver", "node1 port-out",
+      ]);
+      expect(r.stdout).toMatch(/node2 +merge +in from node1, over the tunnel/);
+    });
+  });
+}
