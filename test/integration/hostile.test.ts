@@ -49,7 +49,7 @@ describe("npm run soak, one minute", () => {
     const out = join(dir, "soak.json");
     const r = await script(["soak", "--minutes", "1", "--sample-seconds", "10", "--churn-seconds", "3", "--tcp-rate", "500M", "--prefix", soakPrefix, "--out", out], 170_000);
     const report = JSON.parse(readFileSync(out, "utf8")) as SoakReport;
-    expect(r.stdout).toMatch(/min\s+node1 RSS MB\s+node1 fds\s+node2 RSS MB\s+node2 fds/);
+    expect(r.stdout).toMatch(/min\s+node1 RSS MB\s+node1 heaps MB\s+node1 fds\s+node2 RSS MB\s+node2 heaps MB\s+node2 fds/);
     const nodes = new Set(report.samples.map((s) => s.node));
     expect([...nodes].sort()).toEqual(["node1", "node2"]);
     expect(report.samples.length).toBeGreaterThanOrEqual(2 * 6);

@@ -31,6 +31,10 @@ interface Status {
   ports: { port: number; pod?: string; ifname: string; mac?: string; role?: string }[];
 }
 
+/** How long the switches' records must bring nothing new after the probes, and the most to wait for them, in ms. */
+const SETTLE_MS = 300;
+const MAX_WAIT_MS = 3_000;
+
 /** A pod by name ("NAME" or "NAMESPACE/NAME") among every switch's pods. */
 function findPod(pods: (PodRecord & { node: string })[], ref: string): (PodRecord & { node: string }) | undefined {
   const [ns, name] = ref.includes("/") ? ref.split("/", 2) : [undefined, ref];
@@ -42,7 +46,7 @@ function findPod(pods: (PodRecord & { node: string })[], ref: string): (PodRecor
  * connection opened and closed, or a datagram. Returns what it printed, or why it failed.
  */
 async function probe(netns: string, proto: "icmp" | "tcp" | "udp", ip: string, port: number, count: number): Promise<string> {
-  if (proto === "icmp") return inNetns(netns, "ping", ["-c", String(count), "-i", "0.2", "-W", "1", "-n", ip]).catch((e: Error) => e.message);
+  if (proto === "icmp") return inNetns(netns, "ping", ["-c", String(count), "-i", "0.2", "-W", "2", "-n", ip]).catch((e: Error) => e.message);
   const one = proto === "tcp"
     ? `timeout 2 bash -c 'exec 3<>/dev/tcp/${ip}/${port}' 2>/dev/null && echo connected || echo refused`
     : `bash -c 'echo tapnet-trace > /dev/udp/${ip}/${port}' && echo sent`;
@@ -105,9 +109,25 @@ export const traceCommand: Command = {
         armed.push(t);
       }
       ping = await probe(from.netns, proto, toIp, port, count);
+      // Records come in as the switches see the packets: a reply later than the probe's own
+      // timeout still arrives. Read until a round brings nothing new (SETTLE_MS), or MAX_WAIT_MS.
+      const got = new Map<string, { records: TraceRecord[]; lost: number }>(targets.map((t) => [t.path, { records: [], lost: 0 }]));
+      const t0 = Date.now();
+      for (;;) {
+        let fresh = 0;
+        for (const t of targets) {
+          const r = await callSwitch<{ records: TraceRecord[]; lost: number }>(t, "trace.read", {}, "tracer");
+          const acc = got.get(t.path)!;
+          acc.records.push(...r.records);
+          acc.lost += r.lost;
+          fresh += r.records.length;
+        }
+        if ((fresh === 0 && Date.now() - t0 >= SETTLE_MS) || Date.now() - t0 >= MAX_WAIT_MS) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
       for (const t of targets) {
         const st = await callSwitch<Status>(t, "status", {}, "status");
-        const r = await callSwitch<{ records: TraceRecord[]; lost: number }>(t, "trace.read", {}, "tracer");
+        const r = got.get(t.path)!;
         traces.push({
           node: st.node.name, records: r.records, lost: r.lost, nodes: st.nodes.map((n) => n.name),
           ports: new Map(st.ports.map((x) => [x.port, x.pod ?? x.ifname])),
