@@ -226,14 +226,16 @@ describe("tshark with the dissector, on a lab's underlay", () => {
     expect(rows.some((r) => r[3].split(",").includes("7777") && r[1] === `192.168.56.12,${b}`)).toBe(true); // the replies
     expect(rows.some((r) => r[6] === "1")).toBe(true); // a TCPv4 super-frame, as the TAP gave it
     expect(rows.filter((r) => r[5] === "8")).toHaveLength(3);
-    await tapnet(["lab", "down", "--prefix", "lua1"]);
   });
 
   it("shows a sealed lab's datagrams as version 2, with epoch and counter, and no inner packet", async () => {
     const { file } = await captureLab(uniquePrefix("lua2"), false);
     const rows = await fields(file, ["tapnet.version", "tapnet.epoch", "tapnet.counter", "tapnet.tag", "ip.src", "tcp.srcport"]);
     expect(rows.length).toBeGreaterThan(5);
-    for (const r of rows) {
+    // The tunnel's datagrams (an ICMP error quoting one, if the kernel sent any, is not the tunnel's).
+    const datagrams = rows.filter((r) => r[0] !== "" && !r[4].includes(","));
+    expect(datagrams.length).toBeGreaterThan(5);
+    for (const r of datagrams) {
       expect(r[0]).toMatch(/^2(,2)*$/);
       expect(r[1]).toMatch(/^\d+(,\d+)*$/);
       expect(r[2]).toMatch(/^\d+(,\d+)*$/);
@@ -241,6 +243,5 @@ describe("tshark with the dissector, on a lab's underlay", () => {
       expect(r[4]).toMatch(/^192\.168\.56\.1[12]$/);
       expect(r[5]).toBe("");
     }
-    await tapnet(["lab", "down", "--prefix", "lua2"]);
   });
 });

@@ -98,7 +98,8 @@ export const traceCommand: Command = {
     if (proto === "icmp" && p.values.port !== undefined) throw new UsageError("--port is for --proto tcp or udp: ICMP has no ports");
     const port = proto === "icmp" ? 0 : intOption(p, "port", 1, 65535);
     // A ping is a request and a reply; a TCP probe up to a handshake and a close each way.
-    const perProbe = proto === "icmp" ? 2 : proto === "udp" ? 2 : 8;
+    // Room for more: a frame marked that is not the probe's must not leave the reply unmarked.
+    const perProbe = proto === "tcp" ? 16 : 4;
     const filters = [{ id: 1, proto, src: from.ip, dst: toIp, ...(port ? { dport: port } : {}), bothWays: true, count: Math.min(1000, perProbe * count) }];
     const armed: SwitchTarget[] = [];
     let ping = "";
