@@ -1,58 +1,22 @@
 /**
  * `tapnet trace --from POD --to POD|IP`: sends probes from one pod (pings, or with --proto tcp|udp
  * --port P a connection or a datagram) and shows their journey hop by hop, through every switch
- * they cross, both ways. It arms a trace filter (the protocol between the two addresses, the
- * port, both ways) on every switch of the cluster (the control socket's trace.set), probes
- * from inside the pod's namespace, reads what each switch recorded (trace.read), disarms them
- * whatever happened, and prints the journey (cli/trace/journey.ts): at each hop the time since
+ * they cross, both ways. The trace itself (arm every switch, probe, read, disarm) is
+ * cli/trace/run.ts; this prints the journey (cli/trace/journey.ts): at each hop the time since
  * the first, the node, the stage, what it did with the packet, and the headers and what changed
  * in them. `--json` prints the hops and each switch's raw records; `--pcapng FILE` writes the
  * hops for Wireshark (cli/trace/pcapng-out.ts).
- *
- * The filter matches by addresses, protocol and port: what the pod sends there at the same time
- * is traced too.
  */
 import { writeFileSync } from "node:fs";
 import { parseIpv4Address } from "../../wire/ipv4.ts";
 import { runtimeName } from "../../io/runtime.ts";
-import type { PodRecord } from "../../node/pod-record.ts";
-import { inNetns } from "../../node/exec.ts";
-import type { TraceRecord } from "../../switch/trace/tracer.ts";
 import { choiceOption, intOption, UsageError, type Command } from "../args.ts";
-import { buildJourney, formatJourney, type NodeTrace } from "../trace/journey.ts";
+import { formatJourney } from "../trace/journey.ts";
 import { journeyPcapng } from "../trace/pcapng-out.ts";
-import { callSwitch, switchOptions, switchTargets, type SwitchTarget } from "./cluster-client.ts";
+import { clusterPods, findPod, runTrace } from "../trace/run.ts";
+import { switchOptions, switchTargets } from "./cluster-client.ts";
 
 const out = (s: string) => process.stdout.write(s + "\n");
-
-interface Status {
-  node: { name: string; gatewayMac?: string };
-  nodes: { name: string }[];
-  ports: { port: number; pod?: string; ifname: string; mac?: string; role?: string }[];
-}
-
-/** How long the switches' records must bring nothing new after the probes, and the most to wait for them, in ms. */
-const SETTLE_MS = 300;
-const MAX_WAIT_MS = 3_000;
-
-/** A pod by name ("NAME" or "NAMESPACE/NAME") among every switch's pods. */
-function findPod(pods: (PodRecord & { node: string })[], ref: string): (PodRecord & { node: string }) | undefined {
-  const [ns, name] = ref.includes("/") ? ref.split("/", 2) : [undefined, ref];
-  return pods.find((p) => p.name === name && (ns === undefined || p.namespace === ns));
-}
-
-/**
- * Sends the probes from inside the pod's namespace: ping, or with bash's /dev/tcp and /dev/udp a
- * connection opened and closed, or a datagram. Returns what it printed, or why it failed.
- */
-async function probe(netns: string, proto: "icmp" | "tcp" | "udp", ip: string, port: number, count: number): Promise<string> {
-  if (proto === "icmp") return inNetns(netns, "ping", ["-c", String(count), "-i", "0.2", "-W", "2", "-n", ip]).catch((e: Error) => e.message);
-  const one = proto === "tcp"
-    ? `timeout 2 bash -c 'exec 3<>/dev/tcp/${ip}/${port}' 2>/dev/null && echo connected || echo refused`
-    : `bash -c 'echo tapnet-trace > /dev/udp/${ip}/${port}' && echo sent`;
-  const script = Array.from({ length: count }, () => one).join("; sleep 0.2; ");
-  return inNetns(netns, "bash", ["-c", script]).catch((e: Error) => e.message);
-}
 
 export const traceCommand: Command = {
   name: "trace",
@@ -86,7 +50,7 @@ export const traceCommand: Command = {
     if (p.values.from === undefined || p.values.to === undefined) throw new UsageError("--from POD and --to POD|IP are required (see tapnet trace --help)");
     const count = intOption(p, "count", 1, 20);
     const targets = switchTargets(p);
-    const pods = (await Promise.all(targets.map(async (t) => (await callSwitch<PodRecord[]>(t, "pod.list", {}, "pods")).map((x) => ({ ...x, node: t.node }))))).flat();
+    const pods = await clusterPods(targets);
     const from = findPod(pods, String(p.values.from));
     if (!from) throw new UsageError(`--from ${p.values.from}: no such pod on ${targets.map((t) => t.node).join(", ")} (tapnet pod list shows them)`);
     const toRef = String(p.values.to);
@@ -97,51 +61,7 @@ export const traceCommand: Command = {
     if (proto !== "icmp" && p.values.port === undefined) throw new UsageError(`--proto ${proto} needs --port P, the destination port`);
     if (proto === "icmp" && p.values.port !== undefined) throw new UsageError("--port is for --proto tcp or udp: ICMP has no ports");
     const port = proto === "icmp" ? 0 : intOption(p, "port", 1, 65535);
-    // A ping is a request and a reply; a TCP probe up to a handshake and a close each way.
-    // Room for more: a frame marked that is not the probe's must not leave the reply unmarked.
-    const perProbe = proto === "tcp" ? 16 : 4;
-    const filters = [{ id: 1, proto, src: from.ip, dst: toIp, ...(port ? { dport: port } : {}), bothWays: true, count: Math.min(1000, perProbe * count) }];
-    const armed: SwitchTarget[] = [];
-    let ping = "";
-    const traces: NodeTrace[] = [];
-    try {
-      for (const t of targets) {
-        await callSwitch(t, "trace.set", { filters }, "tracer");
-        armed.push(t);
-      }
-      ping = await probe(from.netns, proto, toIp, port, count);
-      // Records come in as the switches see the packets: a reply later than the probe's own
-      // timeout still arrives. Read until a round brings nothing new (SETTLE_MS), or MAX_WAIT_MS.
-      const got = new Map<string, { records: TraceRecord[]; lost: number }>(targets.map((t) => [t.path, { records: [], lost: 0 }]));
-      const t0 = Date.now();
-      for (;;) {
-        let fresh = 0;
-        for (const t of targets) {
-          const r = await callSwitch<{ records: TraceRecord[]; lost: number }>(t, "trace.read", {}, "tracer");
-          const acc = got.get(t.path)!;
-          acc.records.push(...r.records);
-          acc.lost += r.lost;
-          fresh += r.records.length;
-        }
-        if ((fresh === 0 && Date.now() - t0 >= SETTLE_MS) || Date.now() - t0 >= MAX_WAIT_MS) break;
-        await new Promise((res) => setTimeout(res, 100));
-      }
-      for (const t of targets) {
-        const st = await callSwitch<Status>(t, "status", {}, "status");
-        const r = got.get(t.path)!;
-        traces.push({
-          node: st.node.name, records: r.records, lost: r.lost, nodes: st.nodes.map((n) => n.name),
-          ports: new Map(st.ports.map((x) => [x.port, x.pod ?? x.ifname])),
-          macs: new Map([
-            ...(st.node.gatewayMac ? [[st.node.gatewayMac, `${st.node.name}'s gateway, tapnet0`] as [string, string]] : []),
-            ...st.ports.flatMap((x): [string, string][] => (x.mac && x.pod ? [[x.mac, x.pod]] : [])),
-          ]),
-        });
-      }
-    } finally {
-      for (const t of armed) await callSwitch(t, "trace.set", { filters: [] }, "tracer").catch(() => {});
-    }
-    const hops = buildJourney(traces);
+    const { hops, traces, probeOutput: ping } = await runTrace(targets, { from, toIp, ...(toPod ? { toPod } : {}), proto, port, count });
     if (p.values.pcapng !== undefined) {
       const file = String(p.values.pcapng);
       writeFileSync(file, journeyPcapng(hops, `tapnet (${runtimeName})`));
