@@ -40,7 +40,7 @@ export interface SoakSample {
   start: number;
   rssKb: number;
   fds: number;
-  /** The used JavaScript heaps of the switch's control and datapath threads (its status), when it said them. */
+  /** What the JavaScript heaps of the switch's control and datapath threads hold (V8's committed size, from its status), when it said them. */
   heapKb?: { control: number; datapath: number };
 }
 

@@ -63,13 +63,17 @@ export interface SoakReport {
 const IPERF_PORT = 5302;
 const MAX_FAILURES_KEPT = 5;
 
-/** The switch's own pid (its status says it), else the journal's; and the used heaps of its two threads, in kB, if it says them. */
+/**
+ * The switch's own pid (its status says it), else the journal's; and what the JavaScript heaps
+ * of its two threads hold from the system (V8's committed size, which RSS follows), in kB, if it
+ * says them.
+ */
 async function switchFacts(node: LabNode): Promise<{ pid: number; heapKb?: { control: number; datapath: number } }> {
-  type Status = { node?: { pid?: unknown }; memory?: { control?: { used?: unknown }; datapath?: { used?: unknown } } };
+  type Status = { node?: { pid?: unknown }; memory?: { control?: { total?: unknown }; datapath?: { total?: unknown } } };
   const s = await rpcCall<Status>(node.control, "status", {}, 10_000).catch(() => undefined);
   const pid = typeof s?.node?.pid === "number" ? s.node.pid : node.pid;
-  const c = s?.memory?.control?.used;
-  const d = s?.memory?.datapath?.used;
+  const c = s?.memory?.control?.total;
+  const d = s?.memory?.datapath?.total;
   return typeof c === "number" && typeof d === "number" ? { pid, heapKb: { control: Math.round(c / 1024), datapath: Math.round(d / 1024) } } : { pid };
 }
 

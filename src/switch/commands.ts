@@ -5,7 +5,7 @@
  * drains its port when the sequence has moved (between rounds) and answers with a Reply when the
  * command has an id. DatapathInput is what the worker is started with.
  */
-import { getHeapStatistics } from "node:v8";
+import { getHeapSpaceStatistics, getHeapStatistics } from "node:v8";
 import type { MessagePort } from "node:worker_threads";
 import type { NetworkView } from "../cluster/network-view.ts";
 import type { ConntrackOptions } from "./conntrack/flow-table.ts";
@@ -43,12 +43,20 @@ export interface HeapFigures {
   total: number;
   /** Memory outside the heap that its objects hold (ArrayBuffers, and what addons report). */
   external: number;
+  /** Of `total`, what the young generation holds (V8's new space, whose size it adapts). */
+  young: number;
 }
 
 /** This thread's heap figures. */
 export function heapFigures(): HeapFigures {
   const h = getHeapStatistics();
-  return { used: h.used_heap_size ?? 0, total: h.total_heap_size ?? 0, external: h.external_memory ?? 0 };
+  let young = 0;
+  try {
+    for (const sp of getHeapSpaceStatistics()) if (sp.space_name === "new_space") young = sp.space_size;
+  } catch {
+    // A runtime without per-space figures: 0, as the type says.
+  }
+  return { used: h.used_heap_size ?? 0, total: h.total_heap_size ?? 0, external: h.external_memory ?? 0, young };
 }
 
 export type Reply =

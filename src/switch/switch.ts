@@ -281,7 +281,7 @@ export class Switch {
   /** The JavaScript heaps of this (the control) thread and of the datapath thread. */
   async heaps(): Promise<{ control: HeapFigures; datapath: HeapFigures }> {
     const r = await this.request((id) => ({ op: "memory", id }));
-    const none = { used: 0, total: 0, external: 0 };
+    const none = { used: 0, total: 0, external: 0, young: 0 };
     return { control: heapFigures(), datapath: r.op === "memory" ? r.heap : none };
   }
 
