@@ -5,43 +5,18 @@
  * switch and a lab's every switch (a journal written under /run/tapnet/<prefix>, as a lab
  * writes it; one of its switches dead), and every error message. No namespaces or devices.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { switchTargets } from "../../src/cli/commands/cluster-client.ts";
 import { conntrackListCommand, formatFlow } from "../../src/cli/commands/conntrack.ts";
 import { commandHelp } from "../../src/cli/args.ts";
-import { main } from "../../src/cli/main.ts";
 import { labDir, readLabState } from "../../src/lab/plan.ts";
-import { flowHandlers } from "../../src/node/flow-rpc.ts";
-import { RpcServer } from "../../src/node/rpc.ts";
 import type { FlowInfo } from "../../src/switch/conntrack/flow-info.ts";
+import { captureCli, flowSwitch } from "./cli-support.ts";
 
-let stdout: string;
-let stderr: string;
-let dir: string;
-const servers: RpcServer[] = [];
-
-beforeEach(() => {
-  stdout = "";
-  stderr = "";
-  dir = mkdtempSync(join(tmpdir(), "tapnet-cli-conntrack-"));
-  vi.spyOn(process.stdout, "write").mockImplementation(((s: string) => { stdout += String(s); return true; }) as typeof process.stdout.write);
-  vi.spyOn(process.stderr, "write").mockImplementation(((s: string) => { stderr += String(s); return true; }) as typeof process.stderr.write);
-});
-
-afterEach(async () => {
-  vi.restoreAllMocks();
-  for (const s of servers.splice(0)) await s.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function cli(...argv: string[]): Promise<number> {
-  stdout = "";
-  stderr = "";
-  return main(argv);
-}
+const io = captureCli("tapnet-cli-conntrack-");
+const cli = io.cli;
 
 const TCP_TO_SERVICE: FlowInfo = {
   protocol: "tcp", proto: 6, state: "established", expiresIn: 86397,
@@ -75,12 +50,7 @@ const CLOSING_HAIRPIN: FlowInfo = {
 };
 
 /** A control socket with a switch's conntrack methods over `flows`. */
-async function fakeSwitch(path: string, flows: FlowInfo[]): Promise<RpcServer> {
-  const sw = { flows: async () => flows, setPolicyLog: () => {}, policyLog: false };
-  const server = await RpcServer.listen(path, { ping: () => ({}), ...flowHandlers(sw) });
-  servers.push(server);
-  return server;
-}
+const fakeSwitch = (path: string, flows: FlowInfo[]) => flowSwitch(io, path, { flows });
 
 describe("formatFlow", () => {
   it("prints each kind of flow as conntrack -L does, with tapnet's marks", () => {
@@ -98,40 +68,40 @@ describe("formatFlow", () => {
 });
 
 describe("conntrack list on one switch", () => {
-  it("prints the flows on stdout and the count on stderr, as conntrack does", async () => {
-    const sock = join(dir, "node1.sock");
+  it("prints the flows on io.stdout and the count on io.stderr, as conntrack does", async () => {
+    const sock = join(io.dir, "node1.sock");
     await fakeSwitch(sock, [TCP_TO_SERVICE, UDP_DENIED, PING]);
     expect(await cli("conntrack", "list", "--control", sock)).toBe(0);
-    expect(stdout).toBe([formatFlow(TCP_TO_SERVICE), formatFlow(UDP_DENIED), formatFlow(PING)].join("\n") + "\n");
-    expect(stderr).toBe("tapnet conntrack: 3 flows shown (node1).\n");
+    expect(io.stdout).toBe([formatFlow(TCP_TO_SERVICE), formatFlow(UDP_DENIED), formatFlow(PING)].join("\n") + "\n");
+    expect(io.stderr).toBe("tapnet conntrack: 3 flows shown (node1).\n");
     expect(await cli("conntrack", "list", "--control", sock, "-o", "wide")).toBe(0);
-    expect(stdout.split("\n")[0]).toBe(formatFlow(TCP_TO_SERVICE, true));
+    expect(io.stdout.split("\n")[0]).toBe(formatFlow(TCP_TO_SERVICE, true));
     expect(await cli("conntrack", "list", "--control", sock, "-o", "json")).toBe(0);
-    expect(JSON.parse(stdout)).toEqual([TCP_TO_SERVICE, UDP_DENIED, PING]);
+    expect(JSON.parse(io.stdout)).toEqual([TCP_TO_SERVICE, UDP_DENIED, PING]);
   });
 
   it("says 0 flows and 1 flow in plain words", async () => {
-    const empty = join(dir, "empty.sock");
+    const empty = join(io.dir, "empty.sock");
     await fakeSwitch(empty, []);
     expect(await cli("conntrack", "list", "--control", empty)).toBe(0);
-    expect(stdout).toBe("");
-    expect(stderr).toBe("tapnet conntrack: 0 flows shown (empty).\n");
+    expect(io.stdout).toBe("");
+    expect(io.stderr).toBe("tapnet conntrack: 0 flows shown (empty).\n");
     expect(await cli("conntrack", "list", "--control", empty, "-o", "json")).toBe(0);
-    expect(JSON.parse(stdout)).toEqual([]);
-    const one = join(dir, "one.sock");
+    expect(JSON.parse(io.stdout)).toEqual([]);
+    const one = join(io.dir, "one.sock");
     await fakeSwitch(one, [PING]);
     expect(await cli("conntrack", "list", "--control", one)).toBe(0);
-    expect(stderr).toBe("tapnet conntrack: 1 flow shown (one).\n");
+    expect(io.stderr).toBe("tapnet conntrack: 1 flow shown (one).\n");
   });
 
   it("uses the only switch running here when none is named", () => {
     if (readLabState("tapnet")) return; // a lab tapnet is up on this machine: it would be picked first
-    expect(() => switchTargets({ values: {}, positionals: [] }, dir)).toThrow(`no lab is up and no switch runs here (no control socket in ${dir}): give --control PATH or --node NAME`);
-    writeFileSync(join(dir, "vm1.sock"), "");
-    expect(switchTargets({ values: {}, positionals: [] }, dir)).toEqual([{ node: "vm1", path: join(dir, "vm1.sock") }]);
-    expect(switchTargets({ values: { node: "vm2" }, positionals: [] }, dir)).toEqual([{ node: "vm2", path: join(dir, "vm2.sock") }]);
-    writeFileSync(join(dir, "vm2.sock"), "");
-    expect(() => switchTargets({ values: {}, positionals: [] }, dir)).toThrow("several switches run here (vm1.sock, vm2.sock): say which with --node NAME or --control PATH");
+    expect(() => switchTargets({ values: {}, positionals: [] }, io.dir)).toThrow(`no lab is up and no switch runs here (no control socket in ${io.dir}): give --control PATH or --node NAME`);
+    writeFileSync(join(io.dir, "vm1.sock"), "");
+    expect(switchTargets({ values: {}, positionals: [] }, io.dir)).toEqual([{ node: "vm1", path: join(io.dir, "vm1.sock") }]);
+    expect(switchTargets({ values: { node: "vm2" }, positionals: [] }, io.dir)).toEqual([{ node: "vm2", path: join(io.dir, "vm2.sock") }]);
+    writeFileSync(join(io.dir, "vm2.sock"), "");
+    expect(() => switchTargets({ values: {}, positionals: [] }, io.dir)).toThrow("several switches run here (vm1.sock, vm2.sock): say which with --node NAME or --control PATH");
   });
 });
 
@@ -153,12 +123,12 @@ describe("conntrack list on a lab", () => {
 
   /** A journal with node1 and node2 (live), node3 (its switch gone) and node4 (a plain Linux node). */
   async function lab(): Promise<void> {
-    await fakeSwitch(join(dir, "node1.sock"), [TCP_TO_SERVICE, PING]);
-    await fakeSwitch(join(dir, "node2.sock"), [UDP_DENIED]);
+    await fakeSwitch(join(io.dir, "node1.sock"), [TCP_TO_SERVICE, PING]);
+    await fakeSwitch(join(io.dir, "node2.sock"), [UDP_DENIED]);
     const node = (name: string, control: string) => ({ name, netns: "", address: "", podCidr: "", gateway: "", pid: 1, control, log: "" });
     writeFileSync(join(labDir(prefix), "lab.json"), JSON.stringify({
       prefix, backend: "vxlan", runtime: "node", createdAt: "", namespaces: [], kernelNodes: ["node4"], pods: [],
-      nodes: [node("node1", join(dir, "node1.sock")), node("node2", join(dir, "node2.sock")), node("node3", join(dir, "node3.sock")), node("node4", "")],
+      nodes: [node("node1", join(io.dir, "node1.sock")), node("node2", join(io.dir, "node2.sock")), node("node3", join(io.dir, "node3.sock")), node("node4", "")],
     }));
   }
 
@@ -166,24 +136,24 @@ describe("conntrack list on a lab", () => {
     if (!made) return;
     await lab();
     expect(await cli("conntrack", "list", "--prefix", prefix)).toBe(1);
-    expect(stdout).toBe(`node1:\n${formatFlow(TCP_TO_SERVICE)}\n${formatFlow(PING)}\n\nnode2:\n${formatFlow(UDP_DENIED)}\n`);
-    expect(stderr).toBe(`tapnet: node3: cannot reach the switch at ${join(dir, "node3.sock")}: no switch is running there\ntapnet conntrack: 3 flows shown (node1 2, node2 1).\n`);
+    expect(io.stdout).toBe(`node1:\n${formatFlow(TCP_TO_SERVICE)}\n${formatFlow(PING)}\n\nnode2:\n${formatFlow(UDP_DENIED)}\n`);
+    expect(io.stderr).toBe(`tapnet: node3: cannot reach the switch at ${join(io.dir, "node3.sock")}: no switch is running there\ntapnet conntrack: 3 flows shown (node1 2, node2 1).\n`);
     expect(await cli("conntrack", "list", "--prefix", prefix, "-o", "json")).toBe(1);
-    expect(JSON.parse(stdout)).toEqual([{ node: "node1", ...TCP_TO_SERVICE }, { node: "node1", ...PING }, { node: "node2", ...UDP_DENIED }]);
+    expect(JSON.parse(io.stdout)).toEqual([{ node: "node1", ...TCP_TO_SERVICE }, { node: "node1", ...PING }, { node: "node2", ...UDP_DENIED }]);
   });
 
   it("lists one node of the lab with --node, and names the lab's switches when the node is not one", async () => {
     if (!made) return;
     await lab();
     expect(await cli("conntrack", "list", "--prefix", prefix, "--node", "node2")).toBe(0);
-    expect(stdout).toBe(`${formatFlow(UDP_DENIED)}\n`);
-    expect(stderr).toBe("tapnet conntrack: 1 flow shown (node2).\n");
+    expect(io.stdout).toBe(`${formatFlow(UDP_DENIED)}\n`);
+    expect(io.stderr).toBe("tapnet conntrack: 1 flow shown (node2).\n");
     expect(await cli("conntrack", "list", "--prefix", prefix, "--node", "node9")).toBe(1);
-    expect(stderr).toBe(`tapnet: the lab ${prefix} has no node node9 (its switches: node1, node2, node3)\n`);
+    expect(io.stderr).toBe(`tapnet: the lab ${prefix} has no node node9 (its switches: node1, node2, node3)\n`);
     expect(await cli("conntrack", "list", "--prefix", prefix, "--node", "node4")).toBe(1);
-    expect(stderr).toBe(`tapnet: node node4 of the lab ${prefix} is a plain Linux node: it runs no switch\n`);
+    expect(io.stderr).toBe(`tapnet: node node4 of the lab ${prefix} is a plain Linux node: it runs no switch\n`);
     expect(await cli("conntrack", "list", "--prefix", prefix, "--node", "node3")).toBe(1);
-    expect(stderr).toBe(`tapnet: cannot reach the switch at ${join(dir, "node3.sock")}: no switch is running there\n`);
+    expect(io.stderr).toBe(`tapnet: cannot reach the switch at ${join(io.dir, "node3.sock")}: no switch is running there\n`);
   });
 });
 
@@ -195,28 +165,28 @@ describe("conntrack list: errors and help", () => {
     [["conntrack", "list", "extra"], 'tapnet: unexpected argument "extra" (see tapnet conntrack list --help)\n'],
   ])("tapnet %j exits 2 saying so", async (argv, message) => {
     expect(await cli(...argv)).toBe(2);
-    expect(stderr).toBe(message);
-    expect(stdout).toBe("");
+    expect(io.stderr).toBe(message);
+    expect(io.stdout).toBe("");
   });
 
   it("says when the lab named is not up, when no switch listens, and when a switch has no connection tracking", async () => {
     expect(await cli("conntrack", "list", "--prefix", "cli-conntrack-no-such-lab")).toBe(1);
-    expect(stderr).toBe("tapnet: no lab cli-conntrack-no-such-lab is up (no journal /run/tapnet/cli-conntrack-no-such-lab/lab.json); start it with tapnet lab up --prefix cli-conntrack-no-such-lab\n");
-    expect(await cli("conntrack", "list", "--control", join(dir, "none.sock"))).toBe(1);
-    expect(stderr).toBe(`tapnet: cannot reach the switch at ${join(dir, "none.sock")}: no switch is running there\n`);
-    const old = join(dir, "old.sock");
-    servers.push(await RpcServer.listen(old, { ping: () => ({}) }));
+    expect(io.stderr).toBe("tapnet: no lab cli-conntrack-no-such-lab is up (no journal /run/tapnet/cli-conntrack-no-such-lab/lab.json); start it with tapnet lab up --prefix cli-conntrack-no-such-lab\n");
+    expect(await cli("conntrack", "list", "--control", join(io.dir, "none.sock"))).toBe(1);
+    expect(io.stderr).toBe(`tapnet: cannot reach the switch at ${join(io.dir, "none.sock")}: no switch is running there\n`);
+    const old = join(io.dir, "old.sock");
+    await io.serve(old, {});
     expect(await cli("conntrack", "list", "--control", old)).toBe(1);
-    expect(stderr).toBe(`tapnet: the switch at ${old} has no connection tracking (conntrack.list): is it an older tapnet?\n`);
+    expect(io.stderr).toBe(`tapnet: the switch at ${old} has no connection tracking (conntrack.list): is it an older tapnet?\n`);
   });
 
   it("has help with the line format and examples, and is listed under conntrack", async () => {
     expect(await cli("conntrack", "list", "--help")).toBe(0);
-    expect(stdout).toBe(commandHelp(conntrackListCommand) + "\n");
-    expect(stdout).toContain("Usage: tapnet conntrack list [options]");
-    expect(stdout).toContain("[service default/web:80]");
-    expect(stdout).toContain("Examples:");
+    expect(io.stdout).toBe(commandHelp(conntrackListCommand) + "\n");
+    expect(io.stdout).toContain("Usage: tapnet conntrack list [options]");
+    expect(io.stdout).toContain("[service default/web:80]");
+    expect(io.stdout).toContain("Examples:");
     expect(await cli("conntrack")).toBe(2);
-    expect(stdout).toContain("Usage: tapnet conntrack <list> [options]");
+    expect(io.stdout).toContain("Usage: tapnet conntrack <list> [options]");
   });
 });

@@ -6,68 +6,41 @@
  * cluster client replaced by one on that store; the verdicts come from the real view builder and
  * policy engine, the printing is checked line by line, and every error message.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { commandHelp } from "../../src/cli/args.ts";
 import { clusterConnector } from "../../src/cli/commands/cluster-client.ts";
 import { parsePortArg, policyExplainCommand, policyLogCommand } from "../../src/cli/commands/policy.ts";
-import { main } from "../../src/cli/main.ts";
 import { storeClient } from "../../src/cluster/apply.ts";
 import { parseManifests } from "../../src/cluster/manifest.ts";
 import { MemoryKv } from "../../src/cluster/memory-kv.ts";
 import { ObjectStore } from "../../src/cluster/store.ts";
 import { labDir } from "../../src/lab/plan.ts";
-import { flowHandlers } from "../../src/node/flow-rpc.ts";
-import { RpcServer } from "../../src/node/rpc.ts";
+import { captureCli, flowSwitch } from "./cli-support.ts";
 
-let stdout: string;
-let stderr: string;
-let dir: string;
-const servers: RpcServer[] = [];
-
-beforeEach(() => {
-  stdout = "";
-  stderr = "";
-  dir = mkdtempSync(join(tmpdir(), "tapnet-cli-policy-"));
-  vi.spyOn(process.stdout, "write").mockImplementation(((s: string) => { stdout += String(s); return true; }) as typeof process.stdout.write);
-  vi.spyOn(process.stderr, "write").mockImplementation(((s: string) => { stderr += String(s); return true; }) as typeof process.stderr.write);
-});
-
-afterEach(async () => {
-  vi.restoreAllMocks();
-  for (const s of servers.splice(0)) await s.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function cli(...argv: string[]): Promise<number> {
-  stdout = "";
-  stderr = "";
-  return main(argv);
-}
+const io = captureCli("tapnet-cli-policy-");
+const cli = io.cli;
 
 describe("policy log", () => {
   /** A switch stand-in whose policy log is `on`, on a control socket. */
   async function fakeSwitch(path: string, on = false) {
-    const sw = { flows: async () => [], setPolicyLog(v: boolean) { this.policyLog = v; }, policyLog: on };
-    servers.push(await RpcServer.listen(path, { ping: () => ({}), ...flowHandlers(sw) }));
-    return sw;
+    return flowSwitch(io, path, { policyLog: on });
   }
 
   it("turns a switch's log on and off and says how it is", async () => {
-    const sock = join(dir, "node1.sock");
+    const sock = join(io.dir, "node1.sock");
     const sw = await fakeSwitch(sock);
     expect(await cli("policy", "log", "status", "--control", sock)).toBe(0);
-    expect(stdout).toBe("node1: policy log off\n");
+    expect(io.stdout).toBe("node1: policy log off\n");
     expect(await cli("policy", "log", "on", "--control", sock)).toBe(0);
-    expect(stdout).toBe("node1: policy log on\n");
+    expect(io.stdout).toBe("node1: policy log on\n");
     expect(sw.policyLog).toBe(true);
     expect(await cli("policy", "log", "status", "--control", sock)).toBe(0);
-    expect(stdout).toBe("node1: policy log on\n");
+    expect(io.stdout).toBe("node1: policy log on\n");
     expect(await cli("policy", "log", "off", "--control", sock)).toBe(0);
     expect(sw.policyLog).toBe(false);
-    expect(stderr).toBe("");
+    expect(io.stderr).toBe("");
   });
 
   it("tells every switch of a lab, says which could not be reached, and exits 1", async () => {
@@ -78,18 +51,18 @@ describe("policy log", () => {
       return; // not root: /run/tapnet is not ours to write (the tests run as root in CI)
     }
     try {
-      const sw1 = await fakeSwitch(join(dir, "node1.sock"));
-      const sw2 = await fakeSwitch(join(dir, "node2.sock"), true);
-      const node = (name: string) => ({ name, netns: "", address: "", podCidr: "", gateway: "", pid: 1, control: join(dir, `${name}.sock`), log: "" });
+      const sw1 = await fakeSwitch(join(io.dir, "node1.sock"));
+      const sw2 = await fakeSwitch(join(io.dir, "node2.sock"), true);
+      const node = (name: string) => ({ name, netns: "", address: "", podCidr: "", gateway: "", pid: 1, control: join(io.dir, `${name}.sock`), log: "" });
       writeFileSync(join(labDir(prefix), "lab.json"), JSON.stringify({ prefix, backend: "tapnet", runtime: "node", createdAt: "", namespaces: [], kernelNodes: [], pods: [], nodes: [node("node1"), node("node2"), node("node3")] }));
       expect(await cli("policy", "log", "status", "--prefix", prefix)).toBe(1);
-      expect(stdout).toBe("node1: policy log off\nnode2: policy log on\n");
-      expect(stderr).toBe(`tapnet: node3: cannot reach the switch at ${join(dir, "node3.sock")}: no switch is running there\n`);
+      expect(io.stdout).toBe("node1: policy log off\nnode2: policy log on\n");
+      expect(io.stderr).toBe(`tapnet: node3: cannot reach the switch at ${join(io.dir, "node3.sock")}: no switch is running there\n`);
       expect(await cli("policy", "log", "on", "--prefix", prefix)).toBe(1);
-      expect(stdout).toBe("node1: policy log on\nnode2: policy log on\n");
+      expect(io.stdout).toBe("node1: policy log on\nnode2: policy log on\n");
       expect([sw1.policyLog, sw2.policyLog]).toEqual([true, true]);
       expect(await cli("policy", "log", "off", "--prefix", prefix, "--node", "node2")).toBe(0);
-      expect(stdout).toBe("node2: policy log off\n");
+      expect(io.stdout).toBe("node2: policy log off\n");
       expect([sw1.policyLog, sw2.policyLog]).toEqual([true, false]);
     } finally {
       rmSync(labDir(prefix), { recursive: true, force: true });
@@ -103,23 +76,23 @@ describe("policy log", () => {
     [["policy", "log", "on", "--control", "/x.sock", "--node", "a"], "tapnet: --control and --node each pick the switch: give one of them\n"],
   ])("tapnet %j exits 2 saying so", async (argv, message) => {
     expect(await cli(...argv)).toBe(2);
-    expect(stderr).toBe(message);
+    expect(io.stderr).toBe(message);
   });
 
   it("says when the switch cannot be reached or has no policy log", async () => {
-    expect(await cli("policy", "log", "on", "--control", join(dir, "none.sock"))).toBe(1);
-    expect(stderr).toBe(`tapnet: cannot reach the switch at ${join(dir, "none.sock")}: no switch is running there\n`);
-    const old = join(dir, "old.sock");
-    servers.push(await RpcServer.listen(old, { ping: () => ({}) }));
+    expect(await cli("policy", "log", "on", "--control", join(io.dir, "none.sock"))).toBe(1);
+    expect(io.stderr).toBe(`tapnet: cannot reach the switch at ${join(io.dir, "none.sock")}: no switch is running there\n`);
+    const old = join(io.dir, "old.sock");
+    await io.serve(old, {});
     expect(await cli("policy", "log", "on", "--control", old)).toBe(1);
-    expect(stderr).toBe(`tapnet: the switch at ${old} has no policy log (policy.log): is it an older tapnet?\n`);
+    expect(io.stderr).toBe(`tapnet: the switch at ${old} has no policy log (policy.log): is it an older tapnet?\n`);
   });
 
   it("has help saying where the log goes", async () => {
     expect(await cli("policy", "log", "--help")).toBe(0);
-    expect(stdout).toBe(commandHelp(policyLogCommand) + "\n");
-    expect(stdout).toContain("Usage: tapnet policy log on|off|status [options]");
-    expect(stdout).toContain("/run/tapnet/<lab>/<node>.log");
+    expect(io.stdout).toBe(commandHelp(policyLogCommand) + "\n");
+    expect(io.stdout).toContain("Usage: tapnet policy log on|off|status [options]");
+    expect(io.stdout).toContain("/run/tapnet/<lab>/<node>.log");
   });
 });
 
@@ -202,14 +175,14 @@ spec:
 
 describe("policy explain on a store", () => {
   it("reads the objects from --store, as apply wrote them", async () => {
-    const store = join(dir, "store");
-    const manifest = join(dir, "cluster.yaml");
+    const store = join(io.dir, "store");
+    const manifest = join(io.dir, "cluster.yaml");
     writeFileSync(manifest, CLUSTER);
     expect(await cli("apply", "-f", manifest, "--store", store)).toBe(0);
     expect(await cli("policy", "explain", "--from", "x/a", "--to", "y/b", "--port", "80", "--store", store)).toBe(0);
-    expect(stdout.split("\n")[0]).toBe("ALLOW: x/a (10.244.1.2) to y/b (10.244.2.2) on 80/TCP");
+    expect(io.stdout.split("\n")[0]).toBe("ALLOW: x/a (10.244.1.2) to y/b (10.244.2.2) on 80/TCP");
     expect(await cli("policy", "explain", "--from", "x/a", "--to", "y/c", "--port", "80", "--store", store)).toBe(1);
-    expect(stdout.split("\n")[0]).toBe("DENY: x/a (10.244.1.2) to y/c (10.244.2.3) on 80/TCP");
+    expect(io.stdout.split("\n")[0]).toBe("DENY: x/a (10.244.1.2) to y/c (10.244.2.3) on 80/TCP");
   });
 });
 
@@ -224,7 +197,7 @@ describe("policy explain", () => {
 
   it("allows a flow both sides' rules allow, naming the rules", async () => {
     expect(await explain("x/a", "y/b", "80/tcp")).toBe(0);
-    expect(stdout).toBe([
+    expect(io.stdout).toBe([
       "ALLOW: x/a (10.244.1.2) to y/b (10.244.2.2) on 80/TCP",
       "  egress of x/a: allowed by spec.egress[1] of x/egress-y (isolated by x/egress-y)",
       "    Egress rule 1 of x/egress-y allows traffic to y/b on 80/TCP.",
@@ -232,12 +205,12 @@ describe("policy explain", () => {
       "    Ingress rule 0 of y/allow-a allows traffic from x/a on 80/TCP.",
       "",
     ].join("\n"));
-    expect(stderr).toBe("");
+    expect(io.stderr).toBe("");
   });
 
   it("denies a flow no ingress rule allows, pointing at the rule that matches the peer but not the port", async () => {
     expect(await explain("x/a", "y/b", "81")).toBe(1);
-    expect(stdout).toBe([
+    expect(io.stdout).toBe([
       "DENY: x/a (10.244.1.2) to y/b (10.244.2.2) on 81/TCP",
       "  egress of x/a: allowed by spec.egress[1] of x/egress-y (isolated by x/egress-y)",
       "    Egress rule 1 of x/egress-y allows traffic to y/b on 81/TCP.",
@@ -249,7 +222,7 @@ describe("policy explain", () => {
 
   it("explains an address that is no pod, a pod no policy isolates, and a pod's own node", async () => {
     expect(await explain("203.0.113.2", "y/c", "8080/TCP")).toBe(1);
-    expect(stdout).toBe([
+    expect(io.stdout).toBe([
       "DENY: 203.0.113.2 to y/c (10.244.2.3) on 8080/TCP",
       "  egress of 203.0.113.2: not a pod, no policy applies",
       "    203.0.113.2 is not a pod, so no NetworkPolicy limits its egress.",
@@ -258,15 +231,15 @@ describe("policy explain", () => {
       "",
     ].join("\n"));
     expect(await explain("y/b", "a", "53/udp")).toBe(1); // "a" is default/a: there is none
-    expect(stderr).toBe("tapnet: --to default/a: no such pod (tapnet get pods -n default lists them)\n");
+    expect(io.stderr).toBe("tapnet: --to default/a: no such pod (tapnet get pods -n default lists them)\n");
     expect(await explain("y/b", "x/a", "53/udp")).toBe(0);
-    expect(stdout.split("\n").slice(0, 3)).toEqual([
+    expect(io.stdout.split("\n").slice(0, 3)).toEqual([
       "ALLOW: y/b (10.244.2.2) to x/a (10.244.1.2) on 53/UDP",
       "  egress of y/b: not isolated (no policy selects it for egress)",
       "    No NetworkPolicy selects y/b for egress, so its egress is not limited.",
     ]);
     expect(await explain("10.244.2.1", "y/c", "8080")).toBe(0);
-    expect(stdout.split("\n").slice(3, 5)).toEqual([
+    expect(io.stdout.split("\n").slice(3, 5)).toEqual([
       "  ingress of y/c: allowed, always (isolated by y/deny-all)",
       "    10.244.2.1 is an address of y/c's own node node2, and traffic between a pod and its node is always allowed.",
     ]);
@@ -274,7 +247,7 @@ describe("policy explain", () => {
 
   it("prints the engine's explanation as JSON with -o json", async () => {
     expect(await explain("x/a", "y/c", "8080", "-o", "json")).toBe(1);
-    const x = JSON.parse(stdout);
+    const x = JSON.parse(io.stdout);
     expect(x).toEqual({
       allowed: false,
       egress: { pod: "x/a", isolated: true, policies: ["x/egress-y"], allowed: true, allowedBy: { policy: "x/egress-y", rule: 1 }, reason: "Egress rule 1 of x/egress-y allows traffic to y/c on 8080/TCP." },
@@ -284,7 +257,7 @@ describe("policy explain", () => {
 
   it("explains a Service's ClusterIP endpoint by endpoint, each on the port its pod serves", async () => {
     expect(await explain("x/a", "10.96.0.20", "80")).toBe(1);
-    expect(stdout).toBe([
+    expect(io.stdout).toBe([
       "10.96.0.20 is the ClusterIP of Service y/web: policy applies to its endpoints, not to the ClusterIP (the switch translates the address before policy sees it).",
       "Its port 80/TCP has 2 ready endpoints; 1 allowed.",
       "",
@@ -302,26 +275,26 @@ describe("policy explain", () => {
       "",
     ].join("\n"));
     expect(await explain("x/a", "10.96.0.20", "80", "-o", "json")).toBe(1);
-    const j = JSON.parse(stdout);
+    const j = JSON.parse(io.stdout);
     expect(j).toMatchObject({ service: "y/web", clusterIP: "10.96.0.20", port: 80, protocol: "TCP" });
     expect(j.endpoints.map((e: { ip: string; port: number; explanation: { allowed: boolean } }) => [e.ip, e.port, e.explanation.allowed])).toEqual([["10.244.2.2", 80, true], ["10.244.2.3", 8080, false]]);
   });
 
   it("says a Service refuses a port it does not have and a port with no endpoints", async () => {
     expect(await explain("x/a", "10.96.0.20", "443")).toBe(1);
-    expect(stdout.split("\n")[1]).toBe("Service y/web has no port 443/TCP (it has 80/TCP): the switch refuses the connection.");
+    expect(io.stdout.split("\n")[1]).toBe("Service y/web has no port 443/TCP (it has 80/TCP): the switch refuses the connection.");
     expect(await explain("x/a", "10.96.0.21", "80")).toBe(1);
-    expect(stdout.split("\n")[1]).toBe("Service y/empty has no ready endpoints for 80/TCP: the switch refuses the connection at once.");
+    expect(io.stdout.split("\n")[1]).toBe("Service y/empty has no ready endpoints for 80/TCP: the switch refuses the connection at once.");
     expect(await explain("x/a", "10.96.0.21", "80", "-o", "json")).toBe(1);
-    expect(JSON.parse(stdout)).toEqual({ service: "y/empty", clusterIP: "10.96.0.21", port: 80, protocol: "TCP", endpoints: [], refused: "Service y/empty has no ready endpoints for 80/TCP: the switch refuses the connection at once." });
+    expect(JSON.parse(io.stdout)).toEqual({ service: "y/empty", clusterIP: "10.96.0.21", port: 80, protocol: "TCP", endpoints: [], refused: "Service y/empty has no ready endpoints for 80/TCP: the switch refuses the connection at once." });
   });
 
   it("says which pod is unknown or has no address", async () => {
     expect(await explain("x/nope", "y/b", "80")).toBe(1);
-    expect(stderr).toBe("tapnet: --from x/nope: no such pod (tapnet get pods -n x lists them)\n");
+    expect(io.stderr).toBe("tapnet: --from x/nope: no such pod (tapnet get pods -n x lists them)\n");
     expect(await explain("x/a", "y/p", "80")).toBe(1);
-    expect(stderr).toBe("tapnet: --to y/p: the pod has no address (it is Pending): policy applies to running pods with an IP\n");
-    expect(stdout).toBe("");
+    expect(io.stderr).toBe("tapnet: --to y/p: the pod has no address (it is Pending): policy applies to running pods with an IP\n");
+    expect(io.stdout).toBe("");
   });
 
   it.each([
@@ -335,8 +308,8 @@ describe("policy explain", () => {
     [["--from", "/a", "--to", "y/b", "--port", "80"], 'tapnet: --from must be NAMESPACE/POD, POD (in default) or an IPv4 address, not "/a"\n'],
   ])("policy explain %j exits 2 saying so", async (argv, message) => {
     expect(await cli("policy", "explain", ...argv)).toBe(2);
-    expect(stderr).toBe(message);
-    expect(stdout).toBe("");
+    expect(io.stderr).toBe(message);
+    expect(io.stdout).toBe("");
   });
 
   it("reads --port as the port and the protocol number", () => {
@@ -348,10 +321,10 @@ describe("policy explain", () => {
 
   it("has help with examples, and the policy group lists log and explain", async () => {
     expect(await cli("policy", "explain", "--help")).toBe(0);
-    expect(stdout).toBe(commandHelp(policyExplainCommand) + "\n");
-    expect(stdout).toContain("Examples:");
-    expect(stdout).toContain("--port PORT/PROTO");
+    expect(io.stdout).toBe(commandHelp(policyExplainCommand) + "\n");
+    expect(io.stdout).toContain("Examples:");
+    expect(io.stdout).toContain("--port PORT/PROTO");
     expect(await cli("policy")).toBe(2);
-    expect(stdout).toContain("Usage: tapnet policy <log|explain> [options]");
+    expect(io.stdout).toContain("Usage: tapnet policy <log|explain> [options]");
   });
 });
