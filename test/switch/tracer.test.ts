@@ -1,6 +1,7 @@
 // switch/trace/tracer.ts: which frames a filter marks (one way, both ways, ICMP echo by its
 // identifier, wildcards, a count that runs out), what a pipeline records of them after each
 // stage, that an unarmed tracer records nothing, the ring's overflow, and bad filters refused.
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { DONE, Frames, TUNNEL } from "../../src/switch/frames.ts";
 import { Pipeline, type Stage } from "../../src/switch/pipeline.ts";
@@ -126,13 +127,19 @@ describe("Tracer: recording through a pipeline", () => {
     p.run(batchOf(frames), 2);
     const { records, lost } = t.drain(names(p));
     expect(lost).toBe(0);
-    expect(records.map(({ t: _, head: __, ...r }) => r)).toEqual([
+    expect(records.map(({ t: _, mono: _m, boot: _b, head: __, ...r }) => r)).toEqual([
       { filter: 5, frame: 1, pipeline: "ports", stage: "route", port: 1, node: -1, out: 3, len: frames[1].length },
       { filter: 5, frame: 1, pipeline: "ports", stage: "bridge", port: 1, node: -1, out: DONE, len: frames[1].length },
     ]);
     expect(records[0].head).toBe(Buffer.from(frames[1].subarray(0, Math.min(HEAD_BYTES, frames[1].length))).toString("hex"));
     expect(records[0].t).toBeGreaterThanOrEqual(before - 1000);
     expect(records[0].t).toBeLessThanOrEqual(Date.now() * 1000 + 1000);
+    // And on the machine's one monotonic clock, which every process of it reads alike.
+    const monoNow = Number(process.hrtime.bigint() / 1000n);
+    expect(records[0].mono).toBeLessThanOrEqual(monoNow);
+    expect(records[0].mono).toBeGreaterThan(monoNow - 5_000_000);
+    expect(records[1].mono! - records[0].mono!).toBe(records[1].t - records[0].t);
+    expect(records[0].boot).toBe(readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim());
     expect(t.drain(names(p)).records).toEqual([]); // read once
   });
 

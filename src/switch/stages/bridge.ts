@@ -25,6 +25,9 @@ export const DROP = -100;
 export class Bridge implements Stage {
   readonly name = "bridge";
 
+  /** Why `decide` said DROP, the last time it did. */
+  private reason = 0;
+
   constructor(readonly fdb: Fdb, readonly counters: Counters) {}
 
   run(f: Frames, now: number): void {
@@ -34,7 +37,10 @@ export class Bridge implements Stage {
       if (inPort < 0 || f.outs[i] !== PENDING) continue;
       const out = this.decide(inPort, f.bufs[i], f.offs[i] + ETH_OFF, f.lens[i] - ETH_OFF, now);
       if (out === FLOOD) v[inPort * PORT_COUNTERS + PortCounter.RxFlooded]++;
-      f.outs[i] = out === DROP ? DONE : out;
+      if (out === DROP) {
+        f.outs[i] = DONE;
+        f.why[i] = this.reason;
+      } else f.outs[i] = out;
     }
   }
 
@@ -43,10 +49,12 @@ export class Bridge implements Stage {
     const c = this.counters;
     if (len < ETH_HEADER_LEN) {
       c.drop(inPort, Drop.EthRunt);
+      this.reason = Drop.EthRunt;
       return DROP;
     }
     if (isGroupMac(buf, off + ETH_SRC)) {
       c.drop(inPort, SwitchDrop.EthBadSource);
+      this.reason = SwitchDrop.EthBadSource;
       return DROP;
     }
     const learned = this.fdb.learn(macHi(buf, off + ETH_SRC), macLo(buf, off + ETH_SRC), inPort, now);
@@ -67,6 +75,7 @@ export class Bridge implements Stage {
     }
     if (out === inPort) {
       c.drop(inPort, SwitchDrop.SamePort);
+      this.reason = SwitchDrop.SamePort;
       return DROP;
     }
     return out;

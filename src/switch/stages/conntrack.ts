@@ -70,6 +70,7 @@ export class Conntrack implements Stage {
   private drop(f: Frames, i: number, reason: number): void {
     this.state.counters.drop(this.row(f, i), reason);
     f.outs[i] = DONE;
+    f.why[i] = reason;
   }
 
   private one(f: Frames, i: number, now: number): void {
@@ -199,6 +200,7 @@ export class Conntrack implements Stage {
   /** No Service answers: ICMP port unreachable back for TCP and UDP (kube-proxy rejects), else dropped; counted. */
   private refuse(f: Frames, i: number, reason: number): void {
     this.state.counters.drop(this.row(f, i), reason);
+    f.why[i] = reason;
     const p = this.key.proto;
     if (p === PROTO_TCP || p === PROTO_UDP) {
       f.outs[i] = REPLY;

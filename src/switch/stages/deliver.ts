@@ -46,6 +46,7 @@ export class Deliver implements Stage {
       const r = this.one(f, i, now);
       if (r !== Drop.None) {
         this.state.counters.drop(this.state.tunnelRow, r);
+        f.why[i] = r;
         if (f.outs[i] === PENDING) f.outs[i] = DONE;
       }
     }

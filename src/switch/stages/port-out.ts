@@ -32,7 +32,10 @@ export class PortOut implements Stage {
       const out = f.outs[i];
       if (out >= 0) {
         if (ports.has(out)) this.transmit(f, i, out);
-        else this.state.counters.drop(this.row(f.ports[i]), SwitchDrop.NoPort);
+        else {
+          this.state.counters.drop(this.row(f.ports[i]), SwitchDrop.NoPort);
+          f.why[i] = SwitchDrop.NoPort;
+        }
       } else if (out === FLOOD) {
         const inPort = f.ports[i];
         for (let k = 0; k < ports.count; k++) if (ports.list[k] !== inPort) this.transmit(f, i, ports.list[k]);
@@ -54,6 +57,7 @@ export class PortOut implements Stage {
       c.v[port * PORT_COUNTERS + PortCounter.TxBytes] += len - ETH_OFF;
     } else {
       c.drop(this.row(f.ports[i]), SwitchDrop.TxError);
+      f.why[i] = SwitchDrop.TxError;
     }
   }
 }

@@ -118,6 +118,7 @@ export class PortSecurity implements Stage {
       if (r !== Drop.None) {
         this.state.counters.drop(port, r);
         f.outs[i] = DONE;
+        f.why[i] = r;
       }
     }
   }

@@ -73,6 +73,7 @@ export class Route implements Stage {
     if (r !== Drop.None) {
       c.drop(inPort, r);
       f.outs[i] = DONE;
+      f.why[i] = r;
       return;
     }
     const src = ip.src;
@@ -84,6 +85,7 @@ export class Route implements Stage {
       else {
         c.drop(inPort, SwitchDrop.ForeignSource);
         f.outs[i] = DONE;
+        f.why[i] = SwitchDrop.ForeignSource;
       }
       return;
     }
@@ -98,6 +100,7 @@ export class Route implements Stage {
     if (toVtep) {
       c.drop(inPort, SwitchDrop.NoRoute);
       f.outs[i] = DONE;
+      f.why[i] = SwitchDrop.NoRoute;
     }
     // Otherwise for the node or beyond it: left to the bridge, which hands it to tapnet0.
   }
@@ -119,12 +122,14 @@ export class Route implements Stage {
       if (!this.wholeFrames) { // a backend that takes whole frames carries it as it is
         this.state.counters.drop(f.ports[i], SwitchDrop.TooBig);
         f.outs[i] = DONE;
+        f.why[i] = SwitchDrop.TooBig;
         return;
       }
     }
     if (gso !== GSO_NONE && !this.wholeFrames && gso !== GSO_TCPV4 && gso !== GSO_UDP_L4) {
       this.state.counters.drop(f.ports[i], Drop.GsoUnsupported);
       f.outs[i] = DONE;
+      f.why[i] = Drop.GsoUnsupported;
       return;
     }
     ip.decrementTtl();
@@ -144,6 +149,7 @@ export class Route implements Stage {
     if (!nb.known(dst)) {
       this.state.counters.drop(f.ports[i], SwitchDrop.NeighUnresolved);
       f.outs[i] = ASK;
+      f.why[i] = SwitchDrop.NeighUnresolved;
       f.aux[i] = dst;
       return;
     }
@@ -161,6 +167,7 @@ export class Route implements Stage {
   private refuse(f: Frames, i: number, reason: number, aux: number): void {
     this.state.counters.drop(f.ports[i], reason);
     f.outs[i] = REPLY;
+    f.why[i] = reason;
     f.aux[i] = aux;
   }
 }

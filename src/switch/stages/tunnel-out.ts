@@ -53,7 +53,10 @@ export class TunnelOut implements Stage {
       if (f.outs[i] !== TO_NODE) continue;
       f.outs[i] = DONE;
       const r = this.backend.wholeFrames ? this.whole(f, i) : this.packets(f, i);
-      if (r !== Drop.None) c.drop(f.ports[i], r);
+      if (r !== Drop.None) {
+        c.drop(f.ports[i], r);
+        f.why[i] = r;
+      }
     }
     this.backend.flush();
   }

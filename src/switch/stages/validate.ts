@@ -26,6 +26,7 @@ export class Validate implements Stage {
       if (len < ETH_OFF) {
         c.drop(port, Drop.VnetHdrTruncated);
         f.outs[i] = DONE;
+        f.why[i] = Drop.VnetHdrTruncated;
         continue;
       }
       v[port * PORT_COUNTERS + PortCounter.RxBytes] += len - ETH_OFF;

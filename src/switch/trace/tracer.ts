@@ -12,19 +12,42 @@
  * `count` frames and is then spent; a pipeline's later stages still record the frames already
  * marked. At most MAX_FILTERS filters are armed at once.
  *
+ * A filter to a Service port (its `b` a ClusterIP in the service CIDR, `bPort` the port) also
+ * marks the frames between `a` and the Service's endpoints, both ways when it goes both ways:
+ * conntrack rewrites the ClusterIP to an endpoint on the first switch, and the far switch sees
+ * only the endpoint's address (the current Services, from the switch's state, looked up only
+ * while armed).
+ *
+ * A stage that drops or refuses a frame says why in the batch (Frames.why); each record keeps
+ * it, and drain names it by its counter ("policy_denied_egress").
+ *
  * Records go to a ring of RING_SIZE, allocated when the tracer is made (the first trace
  * command), never per packet. `drain()` (a datapath command, off the hot path) turns the records
  * since the last drain into plain objects, oldest first, and says how many were overwritten
- * before they were read. Times are wall-clock microseconds (performance.timeOrigin + now), so
- * the records of the switches of one machine sort together.
+ * before they were read; it adds what the journey needs to explain a hop and the switch knows
+ * (the TraceRecord's optional fields): the underlay datagram's ends where a frame leaves for
+ * the tunnel or comes from it, the masquerade rule's inputs where a frame goes to the node's
+ * kernel, the Service a translated frame is for.
+ *
+ * Times: the ring keeps this thread's performance.now(), in µs. drain gives each record its
+ * wall-clock time (`t`: performance.timeOrigin + now, which every process sets for itself, so
+ * two switches' differ by a little), and on Node its CLOCK_MONOTONIC time (`mono`, which
+ * performance.now() counts on, offset by process.hrtime(), the same clock read directly) with
+ * the machine's boot id: the switches of one machine share that clock, and the journey orders
+ * their records by it when the boot ids match.
  */
 import { FlowKeyView, FlowKind } from "../../wire/flow-key.ts";
 import { get16 } from "../../wire/bytes.ts";
 import { Drop } from "../../wire/drop.ts";
 import { ETH_HEADER_LEN, ETH_TYPE, ETHERTYPE_IPV4 } from "../../wire/ethernet.ts";
-import { PROTO_ICMP } from "../../wire/ipv4.ts";
+import { formatIpv4, PROTO_ICMP } from "../../wire/ipv4.ts";
 import { ETH_OFF } from "../../wire/virtio.ts";
-import { TUNNEL, type Frames } from "../frames.ts";
+import { DROP_NAMES } from "../counters.ts";
+import { DONE, TUNNEL, type Frames } from "../frames.ts";
+import type { SwitchState } from "../state.ts";
+import type { ServiceTable } from "../conntrack/services.ts";
+import { readFileSync } from "node:fs";
+import { runtimeName } from "../../io/runtime.ts";
 
 export const MAX_FILTERS = 4;
 export const RING_SIZE = 2048;
@@ -57,6 +80,9 @@ export interface TraceRecord {
   frame: number;
   /** Wall-clock microseconds. */
   t: number;
+  /** CLOCK_MONOTONIC microseconds, one clock for every process of the machine `boot` names (Node only). */
+  mono?: number;
+  boot?: string;
   pipeline: string;
   stage: string;
   /** The frame's in-port (-1: from the tunnel), its node (from the tunnel), and `outs` after the stage (frames.ts). */
@@ -66,6 +92,47 @@ export interface TraceRecord {
   len: number;
   /** The frame's first bytes after the stage, as hex. */
   head: string;
+  /** The counter name of the reason a stage dropped or refused the frame ("no_route"), from that stage on. */
+  why?: string;
+  /** Where the frame leaves for the tunnel (tunnel-out) or comes from it (the receive pipeline's first stage): the datagram's ends. */
+  underlay?: UnderlayInfo;
+  /** Where the frame is written to the gateway port (tapnet0) or read from it: what the node's kernel's rules are made of. */
+  kernel?: KernelInfo;
+  /** At conntrack, for a filter to a Service port: the Service's port ("namespace/name:port"). */
+  service?: string;
+}
+
+/** The underlay datagram a frame travels in: the switches' sockets' addresses, the backend and its settings. */
+export interface UnderlayInfo {
+  backend: string;
+  src: string;
+  dst: string;
+  /** The UDP port, the same on every node. */
+  port: number;
+  vni: number;
+  /** The tapnet backend seals every datagram (the cluster has a secret). */
+  sealed: boolean;
+  /** The largest UDP payload sent. */
+  datagramSize: number;
+  /** The sending and receiving nodes' VTEP MACs (the inner Ethernet header VXLAN carries). */
+  vtepSrc: string;
+  vtepDst: string;
+}
+
+/** What the node's kernel does with what the switch hands it: tapnet's masquerade rule's inputs (node/host-net.ts). */
+export interface KernelInfo {
+  /** The cluster CIDR, and the node addresses (sorted) the rule leaves alone. */
+  cluster: string;
+  nodes: string[];
+  /** The gateway address (tapnet0's), and this node's underlay address. */
+  gateway: string;
+  self: string;
+}
+
+/** What the tracer may read of the switch: its state (the cluster, the Services) and the tunnel's UDP port. */
+export interface TraceContext {
+  state: SwitchState;
+  tunnelPort?: number;
 }
 
 /** Why a filter is refused: the field and the rule, or undefined if it is good. */
@@ -100,13 +167,19 @@ export class Tracer {
   private readonly rOut = new Int32Array(RING_SIZE);
   private readonly rLen = new Int32Array(RING_SIZE);
   private readonly rHeadLen = new Int32Array(RING_SIZE);
+  private readonly rWhy = new Uint16Array(RING_SIZE);
   private readonly rHead = new Uint8Array(RING_SIZE * HEAD_BYTES);
   /** Records written in all, and read by drain. */
   private written = 0;
   private read = 0;
 
-  constructor(batch: number) {
+  constructor(batch: number, private readonly ctx?: TraceContext) {
     this.frameNo = new Int32Array(batch);
+  }
+
+  /** The switch's current Services, if it has any. */
+  private services(): ServiceTable | undefined {
+    return this.ctx?.state.tracker?.services;
   }
 
   /** Arms `filters` (checked: checkFilter), replacing those armed; an empty list disarms. */
@@ -139,6 +212,7 @@ export class Tracer {
       const slot = this.match(k);
       if (slot < 0) continue;
       f.marks[i] = slot + 1;
+      f.why[i] = 0;
       f.marked++;
       this.frameNo[i] = ++this.nextFrame;
       if (--this.left[slot] === 0) this.armed--;
@@ -147,6 +221,7 @@ export class Tracer {
 
   private match(k: FlowKeyView): number {
     const icmpEcho = k.proto === PROTO_ICMP && k.kind === FlowKind.Plain;
+    const svc = this.services();
     for (let s = 0; s < this.filters.length; s++) {
       if (this.left[s] <= 0) continue;
       const { proto: p, a, b, aPort: ap, bPort: bp, bothWays } = this.filters[s];
@@ -156,17 +231,20 @@ export class Tracer {
         if (((a === 0 || k.src === a) && (b === 0 || k.dst === b)) || (bothWays && (b === 0 || k.src === b) && (a === 0 || k.dst === a))) return s;
         continue;
       }
-      const fwd = (a === 0 || k.src === a) && (b === 0 || k.dst === b) && (ap === 0 || k.sport === ap) && (bp === 0 || k.dport === bp);
+      // To a Service port: its endpoints stand for it (see the top of this file).
+      const service = svc !== undefined && b !== 0 && bp !== 0 && svc.inServiceCidr(b);
+      const toB = ((b === 0 || k.dst === b) && (bp === 0 || k.dport === bp)) || (service && svc.hasEndpoint(k.proto, b, bp, k.dst, k.dport));
+      const fwd = toB && (a === 0 || k.src === a) && (ap === 0 || k.sport === ap);
       if (fwd) return s;
-      const back = bothWays && (b === 0 || k.src === b) && (a === 0 || k.dst === a) && (bp === 0 || k.sport === bp) && (ap === 0 || k.dport === ap);
-      if (back) return s;
+      if (!bothWays || !((a === 0 || k.dst === a) && (ap === 0 || k.dport === ap))) continue;
+      if (((b === 0 || k.src === b) && (bp === 0 || k.sport === bp)) || (service && svc.hasEndpoint(k.proto, b, bp, k.src, k.sport))) return s;
     }
     return -1;
   }
 
   /** Records every marked frame of the batch as stage `stage` of pipeline `pipeline` left it (`where` = pipeline * 256 + stage). */
   record(f: Frames, where: number): void {
-    const t = performance.timeOrigin * 1000 + performance.now() * 1000;
+    const t = performance.now() * 1000;
     for (let i = 0; i < f.count; i++) {
       const m = f.marks[i];
       if (m === 0) continue;
@@ -179,6 +257,7 @@ export class Tracer {
       this.rNode[r] = f.nodes[i];
       this.rOut[r] = f.outs[i];
       this.rLen[r] = f.lens[i];
+      this.rWhy[r] = f.why[i];
       const n = Math.min(HEAD_BYTES, f.headLen(i));
       const src = f.bufs[i];
       const off = f.offs[i];
@@ -194,17 +273,72 @@ export class Tracer {
    */
   drain(names: (where: number) => { pipeline: string; stage: string }): { records: TraceRecord[]; lost: number } {
     const lost = Math.max(0, this.written - this.read - RING_SIZE);
+    const wall = performance.timeOrigin * 1000;
+    const mono = monoOffset();
     const from = this.read + lost;
     const records: TraceRecord[] = [];
     for (let w = from; w < this.written; w++) {
       const r = w % RING_SIZE;
       const head = this.rHead.subarray(r * HEAD_BYTES, r * HEAD_BYTES + this.rHeadLen[r]);
-      records.push({
-        filter: this.rFilter[r], frame: this.rFrame[r], t: Math.round(this.rT[r]), ...names(this.rWhere[r]),
+      const rec: TraceRecord = {
+        filter: this.rFilter[r], frame: this.rFrame[r], t: Math.round(this.rT[r] + wall), ...(mono ? { mono: Math.round(this.rT[r] + mono.offset), boot: mono.boot } : {}), ...names(this.rWhere[r]),
         port: this.rPort[r], node: this.rNode[r], out: this.rOut[r], len: this.rLen[r], head: Buffer.from(head).toString("hex"),
-      });
+      };
+      if (this.rWhy[r] !== 0) rec.why = DROP_NAMES[this.rWhy[r]] ?? `reason ${this.rWhy[r]}`;
+      this.explain(rec, this.rWhere[r]);
+      records.push(rec);
     }
     this.read = this.written;
     return { records, lost };
   }
+
+  /** Adds to `rec` what the switch knows that explains it: see the top of this file. */
+  private explain(rec: TraceRecord, where: number): void {
+    const cl = this.ctx?.state.cluster;
+    if (!cl) return;
+    const cfg = cl.cfg;
+    const first = (where & 0xff) === 0;
+    const sent = rec.stage === "tunnel-out" && rec.out === DONE && rec.why === undefined && rec.node >= 0;
+    const received = first && where >> 8 === 1 && rec.port === TUNNEL && rec.node >= 0;
+    if ((sent || received) && rec.node < cfg.nodes.length) {
+      const self = cfg.nodes[cfg.self];
+      const peer = cfg.nodes[rec.node];
+      const [from, to] = sent ? [self, peer] : [peer, self];
+      rec.underlay = {
+        backend: cfg.backend.type, src: formatIpv4(from.address), dst: formatIpv4(to.address), port: this.ctx?.tunnelPort ?? 0,
+        vni: cfg.backend.vni, sealed: cfg.backend.secret !== undefined, datagramSize: cfg.datagramSize,
+        vtepSrc: from.vtepMac.toLowerCase(), vtepDst: to.vtepMac.toLowerCase(),
+      };
+    }
+    const gw = cl.gatewayPort;
+    if (gw >= 0 && ((rec.stage === "port-out" && rec.out === gw) || (first && where >> 8 === 0 && rec.port === gw))) {
+      rec.kernel = {
+        cluster: `${formatIpv4(cfg.clusterNetwork)}/${cfg.clusterPrefix}`,
+        nodes: [...cfg.nodes].sort((x, y) => x.address - y.address).map((n) => formatIpv4(n.address)),
+        gateway: formatIpv4(cfg.gatewayIp), self: formatIpv4(cfg.nodes[cfg.self].address),
+      };
+    }
+    const svc = this.services();
+    const f = this.filters.find((x) => x.id === rec.filter);
+    if (rec.stage === "conntrack" && svc && f && f.b !== 0 && f.bPort !== 0 && svc.inServiceCidr(f.b)) {
+      const row = svc.lookup(f.proto === 0 ? 6 : f.proto, f.b, f.bPort);
+      if (row >= 0) rec.service = svc.names[row];
+    }
+  }
+}
+
+let bootId: string | undefined | null = null;
+
+/** What to add to performance.now() (µs) for CLOCK_MONOTONIC µs, and the boot id; undefined where that clock cannot be read. */
+function monoOffset(): { offset: number; boot: string } | undefined {
+  if (!runtimeName.startsWith("node")) return undefined; // Node's hrtime is CLOCK_MONOTONIC; Deno's is not documented so
+  if (bootId === null) {
+    try {
+      bootId = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    } catch {
+      bootId = undefined;
+    }
+  }
+  if (bootId === undefined) return undefined;
+  return { offset: Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000, boot: bootId };
 }

@@ -97,6 +97,11 @@ describe("the journey", () => {
       `                                    Ethernet        ${MAC1} (node1-pod1) → ${GW1} (node1's gateway, tapnet0), type 0x0800 (IPv4)`,
       "                                    IPv4            10.244.1.2 → 10.244.2.2, TTL 64 (each router takes one), id 9, 36 B, DF (no fragmenting: too big means an ICMP error back)",
       "                                    ICMP            echo request, id 77 (ping's own, the same in the reply), seq 1",
+      "                                    bytes: virtio_net_hdr 0-9 · Ethernet 10-23 · IPv4 24-43 · ICMP 44-51 · data 52-59",
+      "                                    0000  00 00 00 00 00 00 00 00 00 00|0a 58 0a f4 01 01",
+      "                                    0010  0a 58 0a f4 01 02 08 00|45 00 00 24 00 09 40 00",
+      "                                    0020  40 01 21 e5 0a f4 01 02 0a f4 02 02|08 00 f7 b1",
+      "                                    0030  00 4d 00 01|00 00 00 00 00 00 00 00",
       "     +4 µs  node1    route          to node2: leaves this node through the tunnel",
       "                                    10.244.1.2 → 10.244.2.2 ICMP echo request id 77 seq 1, TTL 63",
       "                                    TTL 64 → 63 (a router's hop)",
@@ -112,7 +117,7 @@ describe("the journey", () => {
 
   it("says a frame dropped where a stage took it without sending it, and nothing for no records", () => {
     const dropped: NodeTrace = { ...node1, records: [rec({ t: 5, head: req1 }), rec({ t: 7, stage: "conntrack", out: -6, head: req1 })] };
-    expect(buildJourney([dropped]).map((h) => `${h.stage}: ${h.what}`)).toEqual(["read: in from port 1 (node1-pod1)", "conntrack: dropped here (the switch's drop counters say why)"]);
+    expect(buildJourney([dropped]).map((h) => `${h.stage}: ${h.what}`)).toEqual(["read: in from port 1 (node1-pod1)", "conntrack: dropped here (no reason recorded: the switch's drop counters say why)"]);
     expect(buildJourney([{ ...node1, records: [] }])).toEqual([]);
   });
 
