@@ -6,11 +6,15 @@
  *              "udp" or a number, src and dst dotted IPv4 addresses, each left out for any;
  *              sport is the ICMP echo identifier for icmp. count: frames to mark (1 to 1000).
  *   trace.read {}  → {node, records, lost}: what the switch recorded since the last read.
+ *   trace.egress {dst}  → {source, dev}: the address and device the node's own route to `dst`
+ *              leaves by (`ip route get`, run where the switch runs: the node's namespace): the
+ *              address the node's masquerade rule gives a pod's packet to the outside.
  * The socket takes JSON from anyone who can open it: every field is checked here, and the
  * datapath checks the filters again.
  */
 import { parseIpv4Address, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from "../wire/ipv4.ts";
 import { checkFilter, MAX_FILTERS, type TraceFilter, type TraceRecord } from "../switch/trace/tracer.ts";
+import { ip } from "./exec.ts";
 import { RpcError } from "./rpc.ts";
 
 /** What these methods need of the switch (switch.ts's Switch has it). */
@@ -66,5 +70,19 @@ export function traceHandlers(sw: TraceSource, node: string): Record<string, (p:
       return { armed: filters.length };
     },
     "trace.read": async () => ({ node, ...(await sw.traceRecords()) }),
+    "trace.egress": async (p) => egress(p.dst),
   };
+}
+
+/** The source address and device of this namespace's route to `dst` (trace.egress). */
+export async function egress(dst: unknown): Promise<{ source?: string; dev?: string }> {
+  if (typeof dst !== "string" || parseIpv4Address(dst) === undefined) throw new RpcError(`trace.egress needs dst, an IPv4 address such as "192.168.1.10", not ${JSON.stringify(dst)}`);
+  let out: string;
+  try {
+    out = await ip("-j", "route", "get", dst);
+  } catch (e) {
+    throw new RpcError(`trace.egress: no route to ${dst} here (${(e as Error).message.split("\n")[0]})`);
+  }
+  const r = (JSON.parse(out) as { prefsrc?: unknown; dev?: unknown }[])[0] ?? {};
+  return { ...(typeof r.prefsrc === "string" ? { source: r.prefsrc } : {}), ...(typeof r.dev === "string" ? { dev: r.dev } : {}) };
 }

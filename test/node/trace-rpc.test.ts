@@ -51,3 +51,13 @@ describe("trace.set and trace.read", () => {
     expect(parseFilter({}, 3)).toMatchObject({ id: 3, proto: 0, count: 1 });
   });
 });
+
+describe("trace.egress", () => {
+  it("says the address and device the route to dst leaves by, here; a bad dst is named", async () => {
+    const h = traceHandlers({ trace: async () => {}, traceRecords: async () => ({ records: [], lost: 0 }) }, "node1");
+    // Loopback: the one route every machine has, and nothing is sent to find it.
+    await expect(h["trace.egress"]({ dst: "127.0.0.1" })).resolves.toEqual({ source: "127.0.0.1", dev: "lo" });
+    await expect(h["trace.egress"]({ dst: "10.0.0" })).rejects.toThrow(/trace.egress needs dst, an IPv4 address/);
+    await expect(h["trace.egress"]({})).rejects.toBeInstanceOf(RpcError);
+  });
+});
