@@ -6,7 +6,9 @@
 #   podman, runc, busybox-static and containernetworking-plugins (the CNI plugin's test with a
 #   real runtime: podman runs the plugin, runc the containers, busybox-static is the image,
 #   portmap is chained after tapnet), tshark (reads back the trace's pcapng and runs the
-#   tapnet backend's Lua dissector in the tests). No service of these packages is started.
+#   tapnet backend's Lua dissector in the tests), chromium (the browser the test of
+#   `tapnet web` drives headless, through the devDependency puppeteer-core).
+#   No service of these packages is started.
 set -eu
 missing=""
 need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] || missing="$missing $2"; }
@@ -23,6 +25,7 @@ need etcdctl etcd-client
 need podman podman
 need runc runc
 need tshark tshark
+need chromium chromium
 # The image needs a static busybox: Debian's busybox (dynamic) gives the same command.
 dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || missing="$missing busybox-static"
 [ -x /usr/lib/cni/portmap ] || missing="$missing containernetworking-plugins"

@@ -18,6 +18,7 @@ import { soakCommand } from "./commands/soak.ts";
 import { luaDissectorCommand } from "./commands/lua-dissector.ts";
 import { traceCommand } from "./commands/trace.ts";
 import { captureCommand } from "./commands/capture.ts";
+import { webCommand } from "./commands/web.ts";
 import { runtimeName } from "../io/runtime.ts";
 
 export const COMMANDS: Command[] = [
@@ -27,7 +28,7 @@ export const COMMANDS: Command[] = [
   applyCommand, deleteCommand, getCommand,
   conntrackListCommand, policyLogCommand, policyExplainCommand,
   cniInstallCommand, cniUninstallCommand,
-  hostileCommand, soakCommand, traceCommand, captureCommand, luaDissectorCommand,
+  hostileCommand, soakCommand, traceCommand, captureCommand, luaDissectorCommand, webCommand,
 ];
 
 /** Errors whose message is the whole story; anything else is a bug and shows its stack. */
