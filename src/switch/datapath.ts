@@ -268,7 +268,7 @@ export class Datapath {
       case "trace": {
         let error: string | undefined;
         try {
-          this.tracer ??= new Tracer(this.input.batch, { state: this.state, ...(this.input.tunnel ? { tunnelPort: this.input.tunnel.port } : {}) });
+          this.tracer ??= new Tracer({ state: this.state, ...(this.input.tunnel ? { tunnelPort: this.input.tunnel.port } : {}) });
           this.tracer.set(cmd.filters);
           this.attachTracer();
         } catch (e) {

@@ -54,6 +54,8 @@ export class Frames {
   readonly heads: Uint8Array[];
   /** The trace filter (1-based) that marked entry i, 0 if none (trace/tracer.ts); `marked` counts them. */
   readonly marks: Uint8Array;
+  /** The tracer's number for marked entry i (the same through every stage); meaningful only where marks[i] is set. */
+  readonly traceNo: Int32Array;
   /**
    * The drop reason (switch/drops.ts) a stage counted when it dropped or refused entry i, so a
    * trace can name it. Set where the drop is counted; meaningful only for a marked entry (the
@@ -76,6 +78,7 @@ export class Frames {
     this.reads = new Int32Array(capacity);
     this.strides = new Int32Array(capacity);
     this.marks = new Uint8Array(capacity);
+    this.traceNo = new Int32Array(capacity);
     this.why = new Uint16Array(capacity);
     this.heads = Array.from({ length: capacity }, (_, i) => heads.subarray(i * HEAD_ROOM, (i + 1) * HEAD_ROOM));
   }

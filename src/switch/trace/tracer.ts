@@ -153,8 +153,6 @@ export class Tracer {
   private filters: TraceFilter[] = [];
   private readonly left = new Int32Array(MAX_FILTERS);
   private readonly key = new FlowKeyView();
-  /** The marked frames' numbers, by batch entry (marks in Frames say which filter). */
-  private readonly frameNo: Int32Array;
   private nextFrame = 0;
 
   // The ring.
@@ -173,9 +171,7 @@ export class Tracer {
   private written = 0;
   private read = 0;
 
-  constructor(batch: number, private readonly ctx?: TraceContext) {
-    this.frameNo = new Int32Array(batch);
-  }
+  constructor(private readonly ctx?: TraceContext) {}
 
   /** The switch's current Services, if it has any. */
   private services(): ServiceTable | undefined {
@@ -214,7 +210,7 @@ export class Tracer {
       f.marks[i] = slot + 1;
       f.why[i] = 0;
       f.marked++;
-      this.frameNo[i] = ++this.nextFrame;
+      f.traceNo[i] = ++this.nextFrame;
       if (--this.left[slot] === 0) this.armed--;
     }
   }
@@ -250,7 +246,7 @@ export class Tracer {
       if (m === 0) continue;
       const r = this.written++ % RING_SIZE;
       this.rFilter[r] = this.filters[m - 1].id;
-      this.rFrame[r] = this.frameNo[i];
+      this.rFrame[r] = f.traceNo[i];
       this.rT[r] = t;
       this.rWhere[r] = where;
       this.rPort[r] = f.ports[i];
