@@ -25,10 +25,18 @@ bridge, as in `tapnet lab`) holds them back to back in one UDP payload, each as 
 first but the last. The segment size is not in the capture: it is found as the place where the
 next datagram's header follows on from the first's (same frame, the offset moved on by the
 chunk; or a new frame right after the first one's last byte; sealed: same epoch, counter + 1).
-Each datagram gets a subtree. A frame whose chunks all lie in the packet is put together and
-decoded whole ("tapnet frame" tab). A frame whose chunks are spread over several captured
-packets is not reassembled across them: its first chunk is decoded as far as it goes (Wireshark
-marks the inner packet cut short), and its later chunks are shown as continuation data.
+Each datagram gets a subtree.
+
+A frame is put together from its chunks wherever they lie: in one packet, or spread over several
+(captured where the kernel has cut the send into datagrams already: behind a device without UDP
+segmentation offload, or from a sender without UDP_SEGMENT). Its inner packet is decoded, whole,
+in the packet that brings its last chunk ("tapnet frame" tab; "Frame reassembled from packets"
+lists them); the packets before say "Frame reassembled in" (tapnet.reassembled_in, a link) once
+the capture has been read through: in Wireshark when a packet is clicked, with tshark's -2. Read in one pass
+(tshark without -2) a packet cannot know its frame is finished later: its first chunk is decoded
+as far as it goes (Wireshark marks the inner packet cut short). A chunk whose frame never comes
+whole is shown as continuation data. Wireshark's Lua has no fragment tables (and desegments over
+TCP only), so the dissector keeps its own, by packet addresses, ports, frame id and length.
 
 Malformed datagrams (too short, unknown version, a chunk outside its frame) get an expert info.
 ]]
@@ -51,6 +59,8 @@ local f = {
   offset = ProtoField.uint32("tapnet.offset", "Chunk offset", base.DEC),
   chunk_len = ProtoField.uint32("tapnet.chunk_len", "Chunk length", base.DEC),
   continuation = ProtoField.bytes("tapnet.continuation", "Continuation data"),
+  reassembled_in = ProtoField.framenum("tapnet.reassembled_in", "Frame reassembled in", base.NONE),
+  reassembled_from = ProtoField.string("tapnet.reassembled_from", "Frame reassembled from packets"),
   datagrams = ProtoField.uint32("tapnet.datagrams", "Datagrams in this packet", base.DEC),
   segment_size = ProtoField.uint32("tapnet.segment_size", "Datagram size (UDP_SEGMENT)", base.DEC),
   epoch = ProtoField.uint64("tapnet.epoch", "Key epoch", base.DEC),
@@ -76,8 +86,8 @@ local e = {
   bad_chunk = ProtoExpert.new("tapnet.bad_chunk", "Chunk outside its frame", expert.group.MALFORMED, expert.severity.ERROR),
   flags = ProtoExpert.new("tapnet.flags_set", "Flags are not 0", expert.group.PROTOCOL, expert.severity.WARN),
   sealed = ProtoExpert.new("tapnet.sealed", "Sealed (AES-256-GCM): cannot be read without the cluster's key", expert.group.DECRYPTION, expert.severity.NOTE),
-  continuation = ProtoExpert.new("tapnet.not_reassembled", "Continuation of a frame begun in an earlier packet: not reassembled", expert.group.REASSEMBLE, expert.severity.NOTE),
-  incomplete = ProtoExpert.new("tapnet.incomplete", "Frame not whole in this packet: decoded as far as it goes", expert.group.REASSEMBLE, expert.severity.NOTE),
+  continuation = ProtoExpert.new("tapnet.not_reassembled", "Continuation of a frame whose other chunks are not in the capture so far: not reassembled", expert.group.REASSEMBLE, expert.severity.NOTE),
+  incomplete = ProtoExpert.new("tapnet.incomplete", "Frame not whole so far: decoded as far as this packet goes", expert.group.REASSEMBLE, expert.severity.NOTE),
 }
 tapnet.experts = { e.short, e.bad_version, e.bad_chunk, e.flags, e.sealed, e.continuation, e.incomplete }
 
@@ -151,6 +161,63 @@ local function range_text(first, last, flen, count)
   return string.format("chunks %d-%d of %d in %d datagrams", first, last, flen, count)
 end
 
+-- Reassembly across captured packets. Wireshark's Lua has no fragment tables and TCP-only
+-- desegmenting, so the dissector keeps its own: on the first pass over a capture (pinfo.visited
+-- false) each chunk that is not a whole frame goes to the frame it belongs to, known by the
+-- packet's addresses and ports, frame id and frame length; the frame is whole when its chunks
+-- cover it end to end. What each datagram of each packet became is kept by packet number, so a
+-- later pass (tshark -2, Wireshark when a packet is clicked) shows the same without redoing it.
+local frames = {} -- frame key → { chunks = {offset → ByteArray}, have = bytes, packets = {numbers}, done_in = number }
+local seen = {} -- packet number → { [datagram index] = { asm = frame, whole = ByteArray or nil } }
+local MAX_PENDING = 4096 -- frames begun and not finished, at most; the oldest half is forgotten beyond
+
+local pending_count = 0
+function tapnet.init()
+  frames, seen, pending_count = {}, {}, 0
+end
+
+-- Adds a chunk; returns the frame's assembly and, if the chunk made it whole, its bytes.
+local function add_chunk(key, flen, off, bytes, number)
+  local a = frames[key]
+  if a and (a.done_in or (off == 0 and a.chunks[0])) then a = nil end -- the id came round again
+  if not a then
+    if pending_count >= MAX_PENDING then
+      local n = 0
+      for k, old in pairs(frames) do
+        if not old.done_in then frames[k] = nil; n = n + 1 end
+        if n >= MAX_PENDING / 2 then break end
+      end
+      pending_count = pending_count - n
+    end
+    a = { chunks = {}, have = 0, packets = {}, flen = flen }
+    frames[key] = a
+    pending_count = pending_count + 1
+  end
+  if not a.chunks[off] then
+    a.chunks[off] = bytes
+    a.have = a.have + bytes:len()
+  end
+  if a.packets[#a.packets] ~= number then a.packets[#a.packets + 1] = number end
+  if a.have < flen then return a, nil end
+  local whole, at = ByteArray.new(), 0
+  while at < flen do
+    local c = a.chunks[at]
+    if not c then return a, nil end -- overlapping chunks: not whole after all
+    whole:append(c)
+    at = at + c:len()
+  end
+  if at ~= flen then return a, nil end
+  a.done_in, a.chunks = number, {}
+  pending_count = pending_count - 1
+  return a, whole
+end
+
+local function packet_list(a)
+  local t = {}
+  for _, n in ipairs(a.packets) do t[#t + 1] = "#" .. n end
+  return table.concat(t, ", ")
+end
+
 local function dissect_v1(tvb, pinfo, tree, root, raw, len)
   local S = v1_segment_size(raw, len)
   local count = math.ceil(len / S)
@@ -158,8 +225,11 @@ local function dissect_v1(tvb, pinfo, tree, root, raw, len)
     root:add(f.datagrams, count):set_generated()
     root:add(f.segment_size, S):set_generated()
   end
+  local conv = string.format("%s:%d>%s:%d", tostring(pinfo.src), pinfo.src_port, tostring(pinfo.dst), pinfo.dst_port)
+  local first_pass = not pinfo.visited
+  local mine = seen[pinfo.number]
+  if first_pass or not mine then mine = {}; seen[pinfo.number] = mine end
   local summary, inner = {}, {}
-  local cur -- the frame being put together from datagrams of this packet
   local function note(d)
     local last = summary[#summary]
     if last and last.id == d.id and last.flen == d.flen and last.to == d.off then
@@ -168,6 +238,7 @@ local function dissect_v1(tvb, pinfo, tree, root, raw, len)
       summary[#summary + 1] = { id = d.id, flen = d.flen, from = d.off, to = d.off + d.clen, count = 1 }
     end
   end
+  local firsts = {} -- the first chunks of frames not whole in this packet: { chunk, sub, asm }
   for k = 0, count - 1 do
     local at = k * S
     local dlen = math.min(S, len - at)
@@ -176,7 +247,6 @@ local function dissect_v1(tvb, pinfo, tree, root, raw, len)
     if dlen <= V1_HEADER or raw:byte(at + 1) ~= 1 then
       sub:add_proto_expert_info(dlen <= V1_HEADER and e.short or e.bad_version)
       summary[#summary + 1] = { bad = true }
-      cur = nil
     else
       local id, flen, off = be(raw, at + 2, 2), be(raw, at + 4, 4), be(raw, at + 8, 4)
       local clen = dlen - V1_HEADER
@@ -192,31 +262,39 @@ local function dissect_v1(tvb, pinfo, tree, root, raw, len)
       local chunk = tvb(at + V1_HEADER, clen)
       if off + clen > flen then
         sub:add_proto_expert_info(e.bad_chunk, string.format("Chunk %d-%d is outside its frame of %d bytes", off, off + clen, flen))
-        cur = nil
       elseif off == 0 and clen == flen then
         inner[#inner + 1] = decode_frame(chunk:tvb(), pinfo, tree, sub)
-        cur = nil
-      elseif off == 0 then
-        cur = { id = id, flen = flen, got = clen, bytes = chunk:bytes(), sub = sub, first = chunk }
-      elseif cur and cur.id == id and cur.flen == flen and cur.got == off then
-        sub:add(f.continuation, chunk):append_text(string.format(" (of frame %d)", id))
-        cur.bytes:append(chunk:bytes())
-        cur.got = off + clen
-        if cur.got == flen then
-          local whole = cur.bytes:tvb("tapnet frame")
-          inner[#inner + 1] = decode_frame(whole, pinfo, tree, cur.sub)
-          cur = nil
-        end
       else
-        sub:add(f.continuation, chunk):append_text(string.format(" (of frame %d)", id))
-        sub:add_proto_expert_info(e.continuation)
-        cur = nil
+        if first_pass then
+          local asm, whole = add_chunk(string.format("%s/%d/%d", conv, id, flen), flen, off, chunk:bytes(), pinfo.number)
+          mine[k] = { asm = asm, whole = whole }
+        end
+        local m = mine[k] or {}
+        if off > 0 then sub:add(f.continuation, chunk):append_text(string.format(" (of frame %d)", id)) end
+        if m.whole then
+          local it = sub:add(f.reassembled_from, packet_list(m.asm))
+          it:set_generated()
+          it:append_text(string.format(" (%d bytes)", flen))
+          inner[#inner + 1] = decode_frame(m.whole:tvb("tapnet frame"), pinfo, tree, sub)
+        elseif off == 0 then
+          firsts[#firsts + 1] = { chunk = chunk, sub = sub, asm = m.asm }
+        elseif m.asm and m.asm.done_in and m.asm.done_in ~= pinfo.number then
+          sub:add(f.reassembled_in, m.asm.done_in):set_generated()
+        elseif not (m.asm and m.asm.done_in) then
+          sub:add_proto_expert_info(e.continuation)
+        end
       end
     end
-    if cur and (k == count - 1) then
-      -- The frame goes on in a later packet: decode what this one holds of it.
-      cur.sub:add_proto_expert_info(e.incomplete)
-      inner[#inner + 1] = decode_frame(cur.first:tvb(), pinfo, tree, cur.sub)
+  end
+  -- A frame begun here: whole further on in this packet (decoded there), whole in a later one
+  -- (said so), or not whole so far (what this packet holds of it, decoded as far as it goes).
+  for _, x in ipairs(firsts) do
+    local done = x.asm and x.asm.done_in
+    if done and done ~= pinfo.number then
+      x.sub:add(f.reassembled_in, done):set_generated()
+    elseif not done then
+      x.sub:add_proto_expert_info(e.incomplete)
+      inner[#inner + 1] = decode_frame(x.chunk:tvb(), pinfo, tree, x.sub)
     end
   end
   local parts = {}

@@ -1,8 +1,11 @@
 // The Wireshark dissector of the tapnet backend's format (dissector/tapnet.lua, printed by
 // `tapnet lua-dissector`), checked by tshark: first on a pcap made here by hand (one datagram
-// of each kind, field by field; malformed ones get an expert info, never a Lua error; the
-// decode-as flags the command's help gives), then on real captures of a lab's underlay: in the
-// clear, down to the pods' TCP; sealed, as far as epoch, counter and tag.
+// of each kind, field by field; malformed ones get an expert info, never a Lua error; frames
+// whose chunks are spread over several packets, in order or not; the decode-as flags the
+// command's help gives), then on real captures of a lab's underlay: in the
+// clear, down to the pods' TCP (a frame's chunks put back together when they lie in one
+// captured packet, and when the kernel cut them into several before the capture); sealed, as far
+// as epoch, counter and tag.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -152,6 +155,45 @@ describe("tshark with the dissector, on datagrams made by hand", () => {
     expect(rows[5][21]).toBe(`tapnet v2, sealed: epoch ${0x010203040506}, counter 5, 40 bytes of ciphertext`);
   });
 
+  it("puts a frame back together from chunks spread over several packets, in order or not, down to its TCP header", async () => {
+    const big = tapFrame(tcpFrame("10.244.1.4", "10.244.2.4", 40002, 9090, 200)); // 264 bytes
+    const other = tapFrame(tcpFrame("10.244.1.5", "10.244.2.5", 40003, 9191, 100)); // 164 bytes
+    const file = join(dir, "spread.pcap");
+    writeFileSync(file, pcap([
+      underlay(v1(11, big, 0, 100)),
+      underlay(v1(11, big, 100, 100)),
+      underlay(v1(12, other, 100, 64)), // frame 12's last chunk first
+      underlay(v1(11, big, 200, 64)),
+      underlay(v1(12, other, 0, 100)),
+      underlay(v1(13, big, 0, 100)), // never finished
+    ]));
+    const names = ["tapnet.frame_id", "tapnet.reassembled_in", "tapnet.reassembled_from", "ip.src", "tcp.srcport", "tcp.dstport", "tcp.len", "_ws.expert.message", "_ws.col.Info"];
+    // Two passes (as Wireshark does when a packet is clicked): the inner packet only where the frame is whole.
+    const two = await fields(file, names, ["-2"]);
+    expect(two.map((r) => r.slice(0, 7))).toEqual([
+      ["11", "4", "", "192.168.56.11", "", "", ""],
+      ["11", "4", "", "192.168.56.11", "", "", ""],
+      ["12", "5", "", "192.168.56.11", "", "", ""],
+      ["11", "", "#1, #2, #4", "192.168.56.11,10.244.1.4", "40002", "9090", "200"],
+      ["12", "", "#3, #5", "192.168.56.11,10.244.1.5", "40003", "9191", "100"],
+      ["13", "", "", "192.168.56.11,10.244.1.4", "40002", "9090", expect.any(String)],
+    ]);
+    // (TCP's analysis may call it a retransmission: its first pass saw the first chunk decoded as far as it went.)
+    expect(two[3][8]).toMatch(/^tapnet v1: frame 11, chunk 200-264 of 264 \| (\[TCP [^\]]+\] )?40002 → 9090 \[SYN\]/);
+    expect(two[5][7]).toMatch(/not whole so far/);
+    // One pass (tshark's default): a packet cannot know its frame ends later; its first chunk is decoded as far as it goes.
+    const one = await fields(file, names);
+    expect(one.map((r) => r.slice(0, 6))).toEqual([
+      ["11", "", "", "192.168.56.11,10.244.1.4", "40002", "9090"],
+      ["11", "", "", "192.168.56.11", "", ""],
+      ["12", "", "", "192.168.56.11", "", ""],
+      ["11", "", "#1, #2, #4", "192.168.56.11,10.244.1.4", "40002", "9090"],
+      ["12", "", "#3, #5", "192.168.56.11,10.244.1.5", "40003", "9191"],
+      ["13", "", "", "192.168.56.11,10.244.1.4", "40002", "9090"],
+    ]);
+    expect(one[2][7]).toMatch(/not reassembled/);
+  });
+
   it("decodes another port with Decode As, and VXLAN and flannel's udp with the flags the help gives", async () => {
     const inner = tcpFrame("10.244.1.2", "10.244.2.2", 40000, 80);
     const vxlan = new Uint8Array(8 + inner.length);
@@ -182,15 +224,20 @@ describe("tshark with the dissector, on datagrams made by hand", () => {
  * Captures `prefix`'s underlay (UDP on br0) while node1-pod1 pings node2-pod1 and sends it 100 KB
  * over TCP; returns the file and the two pods' addresses.
  */
-async function captureLab(prefix: string, insecure: boolean): Promise<{ file: string; a: string; b: string }> {
-  labs.push(prefix);
-  const up = await tapnet(["lab", "up", "--prefix", prefix, ...(insecure ? ["--insecure"] : [])], { timeoutMs: 170_000 });
-  expect(up.code, up.stderr).toBe(0);
+async function captureLab(prefix: string, insecure: boolean, spread = false): Promise<{ file: string; a: string; b: string }> {
+  if (!labs.includes(prefix)) {
+    labs.push(prefix);
+    const up = await tapnet(["lab", "up", "--prefix", prefix, ...(insecure ? ["--insecure"] : [])], { timeoutMs: 170_000 });
+    expect(up.code, up.stderr).toBe(0);
+  }
+  // spread: node1's underlay device without UDP segmentation offload, so the kernel cuts each
+  // UDP_SEGMENT send into its datagrams before the bridge sees them (as a NIC would on the wire).
+  if (spread) await runCmd("ip", ["netns", "exec", `${prefix}-node1`, "ethtool", "-K", "eth0", "tx-udp-segmentation", "off"]);
   const pods = JSON.parse((await tapnet(["lab", "status", "--json", "--prefix", prefix])).stdout).pods as { name: string; ip: string }[];
   const a = pods.find((p) => p.name === "node1-pod1")!.ip;
   const b = pods.find((p) => p.name === "node2-pod1")!.ip;
-  const file = join(dir, `${prefix}.pcap`);
-  const dump = spawn("ip", ["netns", "exec", `${prefix}-underlay`, "tcpdump", "-i", "br0", "-U", "-w", file, "udp"], { stdio: ["ignore", "ignore", "pipe"] });
+  const file = join(dir, `${prefix}${spread ? "-spread" : ""}.pcap`);
+  const dump = spawn("ip", ["netns", "exec", `${prefix}-underlay`, "tcpdump", "-i", "br0", "--immediate-mode", "-B", "32768", "-U", "-w", file, "udp"], { stdio: ["ignore", "ignore", "pipe"] });
   children.push(dump);
   let said = "";
   dump.stderr!.on("data", (d) => (said += d));
@@ -226,6 +273,24 @@ describe("tshark with the dissector, on a lab's underlay", () => {
     expect(rows.some((r) => r[3].split(",").includes("7777") && r[1] === `192.168.56.12,${b}`)).toBe(true); // the replies
     expect(rows.some((r) => r[6] === "1")).toBe(true); // a TCPv4 super-frame, as the TAP gave it
     expect(rows.filter((r) => r[5] === "8")).toHaveLength(3);
+  });
+
+  it("puts a lab's super-frames back together when the kernel cut them into datagrams before the capture", async () => {
+    const { file, a } = await captureLab(uniquePrefix("lua1"), true, true);
+    const rows = await fields(file, ["ip.src", "tapnet.datagrams", "tapnet.reassembled_in", "tapnet.reassembled_from", "tcp.dstport", "tcp.len"], ["-2"]);
+    const fromNode1 = rows.filter((r) => r[0].startsWith("192.168.56.11"));
+    expect(fromNode1.every((r) => r[1] === "")).toBe(true); // one datagram a packet: cut before the bridge
+    const whole = fromNode1.filter((r) => r[3] !== "" && r[4] === "7777");
+    expect(whole.length).toBeGreaterThan(0);
+    expect(whole.some((r) => Number(r[5]) > 1460)).toBe(true); // more TCP payload than a datagram holds: a super-frame, whole
+    for (const r of whole) {
+      expect(r[0]).toBe(`192.168.56.11,${a}`);
+      expect(r[3]).toMatch(/^#\d+(, #\d+)+$/); // from several packets
+      expect(Number(r[5])).toBeGreaterThan(0);
+      // Each packet it was put together from but the last links to it.
+      const ids = r[3].split(", ").map((x) => Number(x.slice(1)));
+      for (const n of ids.slice(0, -1)) expect(rows[n - 1][2]).toBe(String(ids[ids.length - 1]));
+    }
   });
 
   it("shows a sealed lab's datagrams as version 2, with epoch and counter, and no inner packet", async () => {

@@ -159,6 +159,8 @@ for (const backend of ["tapnet", "udp", "vxlan"] as const) {
       expect(out).toContain("node1    port-out       handed to node1's kernel through tapnet0: beyond the cluster, the kernel routes it on");
       expect(out).toContain(`node1's kernel masquerades it: nft table ip tapnet, chain postrouting, "ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 ip daddr != { 192.168.56.11, 192.168.56.12 } masquerade"`);
       expect(out).toContain("node1    read           in from node1's kernel through tapnet0: from beyond the cluster, the masquerade undone (for 10.244.1.2 again)");
+      // The address it becomes: node1's own route to the outside (trace.egress), as the kernel chose it.
+      expect(out).toMatch(/source 10\.244\.1\.2 becomes 203\.0\.113\.1 \(node1's \S+\)/);
     });
 
     if (backend !== "tapnet") return;

@@ -6,7 +6,8 @@
  * happened, and puts the journey together (journey.ts).
  *
  * The filter matches by addresses, protocol and port: what the pod sends there at the same time
- * is traced too.
+ * is traced too. `tapnet trace --follow` (no probe, real traffic) is follow.ts, which uses
+ * nodeTrace from here.
  */
 import type { PodRecord } from "../../node/pod-record.ts";
 import { inNetns } from "../../node/exec.ts";
@@ -34,10 +35,12 @@ export interface TraceRun extends TraceRequest {
   probeOutput: string;
   traces: NodeTrace[];
   hops: Hop[];
+  /** The cluster's tunnel backend (tapnet, udp, vxlan) and its port when the switches say. */
+  backend?: { type: string; port?: number };
 }
 
 interface Status {
-  node: { name: string; gatewayMac?: string };
+  node: { name: string; gatewayMac?: string; backend?: string; backendPort?: number };
   nodes: { name: string }[];
   ports: { port: number; pod?: string; ifname: string; mac?: string; role?: string }[];
 }
@@ -90,10 +93,11 @@ async function readSettled(targets: SwitchTarget[]): Promise<Map<string, { recor
   }
 }
 
-/** A switch's records, with the names of its ports, nodes and MACs. */
-async function nodeTrace(t: SwitchTarget, r: { records: TraceRecord[]; lost: number }): Promise<NodeTrace> {
+/** A switch's records, with the names of its ports, nodes and MACs (and, apart, its tunnel backend). */
+export async function nodeTrace(t: SwitchTarget, r: { records: TraceRecord[]; lost: number }): Promise<NodeTrace & { backend?: TraceRun["backend"] }> {
   const st = await callSwitch<Status>(t, "status", {}, "status");
   return {
+    ...(st.node.backend ? { backend: { type: st.node.backend, ...(st.node.backendPort ? { port: st.node.backendPort } : {}) } } : {}),
     node: st.node.name, records: r.records, lost: r.lost, nodes: st.nodes.map((n) => n.name),
     ports: new Map(st.ports.map((x) => [x.port, x.pod ?? x.ifname])),
     macs: new Map([
@@ -101,6 +105,19 @@ async function nodeTrace(t: SwitchTarget, r: { records: TraceRecord[]; lost: num
       ...st.ports.flatMap((x): [string, string][] => (x.mac && x.pod ? [[x.mac, x.pod]] : [])),
     ]),
   };
+}
+
+/**
+ * To an address that is no pod's: what the sending node's own route to it leaves by
+ * (trace.egress), the address its masquerade gives the packet if the address is beyond the
+ * cluster. A switch that cannot say leaves the journey to say it in words.
+ */
+async function addEgress(targets: SwitchTarget[], traces: NodeTrace[], node: string, dst: string): Promise<void> {
+  const t = targets.find((x) => x.node === node);
+  const n = traces.find((x) => x.node === node);
+  if (!t || !n) return;
+  const eg = await callSwitch<{ source?: string; dev?: string }>(t, "trace.egress", { dst }, "tracer").catch(() => undefined);
+  if (eg?.source) n.egress = new Map([[dst, { source: eg.source, ...(eg.dev ? { dev: eg.dev } : {}) }]]);
 }
 
 /** Arms every switch, probes, reads, disarms (always), and builds the journey. */
@@ -111,7 +128,7 @@ export async function runTrace(targets: SwitchTarget[], req: TraceRequest): Prom
   const perProbe = proto === "tcp" ? 16 : 4;
   const filters = [{ id: 1, proto, src: from.ip, dst: toIp, ...(port ? { dport: port } : {}), bothWays: true, count: Math.min(1000, perProbe * count) }];
   const armed: SwitchTarget[] = [];
-  const traces: NodeTrace[] = [];
+  const traces: (NodeTrace & { backend?: TraceRun["backend"] })[] = [];
   let probeOutput = "";
   try {
     for (const t of targets) {
@@ -124,5 +141,7 @@ export async function runTrace(targets: SwitchTarget[], req: TraceRequest): Prom
   } finally {
     for (const t of armed) await callSwitch(t, "trace.set", { filters: [] }, "tracer").catch(() => {});
   }
-  return { ...req, probeOutput, traces, hops: buildJourney(traces) };
+  if (!req.toPod) await addEgress(targets, traces, from.node, toIp);
+  const backend = traces.find((x) => x.backend)?.backend;
+  return { ...req, probeOutput, traces, hops: buildJourney(traces), ...(backend ? { backend } : {}) };
 }
