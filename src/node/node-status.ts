@@ -33,7 +33,8 @@ export async function nodeStatus(a: StatusSource) {
     node: {
       name: a.node.name, address: formatIpv4(a.node.address), podCidr: formatCidr(a.node.podCidr),
       gateway: formatIpv4(a.gateway), gatewayMac: macForIpv4(a.gateway), podMtu: a.config.podMtu,
-      backend: a.config.backend.type, pid: process.pid, runtime: runtimeName,
+      backend: a.config.backend.type, backendPort: a.config.backend.port, ...(a.config.backend.type === "vxlan" ? { vni: a.config.backend.vni } : {}),
+      pid: process.pid, runtime: runtimeName,
     },
     pods: a.listPods(),
     nodes: a.config.nodes.map((n) => ({ name: n.name, address: formatIpv4(n.address), podCidr: formatCidr(n.podCidr) })),

@@ -15,7 +15,7 @@ import type { SwitchTarget } from "../commands/cluster-client.ts";
 
 /** What a switch's `status` answer holds that the page uses (node-status.ts has it all). */
 interface StatusAnswer {
-  node: { name: string; address: string; podCidr: string; gateway: string; gatewayMac: string; backend: string; pid: number; runtime: string };
+  node: { name: string; address: string; podCidr: string; gateway: string; gatewayMac: string; backend: string; backendPort?: number; vni?: number; pid: number; runtime: string };
   pods: { name: string; namespace: string; netns: string; ip: string; mac: string; ifname: string; port: number }[];
   nodes: { name: string; address: string; podCidr: string }[];
   ports: { port: number; ifname: string; role: string; pod?: string; counters: Record<string, number> }[];
@@ -64,6 +64,9 @@ export interface PageNode {
   gateway?: string;
   gatewayMac?: string;
   backend?: string;
+  /** The tunnel's UDP port, and VXLAN's VNI (from switches that say them). */
+  backendPort?: number;
+  vni?: number;
   pid?: number;
   runtime?: string;
   pods?: PagePod[];
@@ -116,6 +119,7 @@ export function pageNode(t: SwitchTarget, st: StatusAnswer, prev: PageNode | und
   return {
     name: st.node.name, socket: t.path, address: st.node.address, podCidr: st.node.podCidr, gateway: st.node.gateway,
     gatewayMac: st.node.gatewayMac, backend: st.node.backend, pid: st.node.pid, runtime: st.node.runtime,
+    ...(st.node.backendPort !== undefined ? { backendPort: st.node.backendPort } : {}), ...(st.node.vni !== undefined ? { vni: st.node.vni } : {}),
     pods: st.pods.map(({ name, namespace, netns, ip, mac, ifname, port }) => ({ name, namespace, netns, ip, mac, ifname, port }))
       .sort((a, b) => a.port - b.port),
     fdb: st.fdb.map((e) => ({ mac: e.mac, port: e.port, age: e.age, pinned: e.pinned === true, device: e.device ?? `port ${e.port}`, ...(e.pod ? { pod: e.pod } : {}) }))

@@ -43,6 +43,11 @@ export function shapeKey(state) {
 /** Where each thing is drawn: nodes by name, pods by "node|name" (as a trace names them). */
 export const layout = { nodes: new Map(), pods: new Map(), tunnels: new Map(), width: 0, height: 0 };
 
+/** "tunnel · UDP 8287", "tunnel · UDP 8472 · VNI 1": what the tunnel's datagrams are, as the switch says. */
+function tunnelLabel(n) {
+  return ["tunnel", ...(n.backendPort ? [`UDP ${n.backendPort}`] : []), ...(n.vni !== undefined ? [`VNI ${n.vni}`] : [])].join(" · ");
+}
+
 /** The points of the tunnel from node a to node b, switch to switch (an arc past neighbours). */
 function tunnelPoints(a, b) {
   const A = layout.nodes.get(a), B = layout.nodes.get(b);
@@ -143,7 +148,7 @@ export function drawCluster(svg, state, picked) {
       if (up.length === 2) {
         const [x0, y0] = pts[1], [x1] = pts[2];
         const mx = (x0 + x1) / 2;
-        svg.append(el("text", { x: mx, y: y0 - 26, class: "tunnel-label", "text-anchor": "middle" }, "tunnel"),
+        svg.append(el("text", { x: mx, y: y0 - 26, class: "tunnel-label", "text-anchor": "middle" }, tunnelLabel(up[a])),
           el("text", { x: mx, y: y0 - 10, class: "small", "text-anchor": "middle", "data-pair": `${up[a].name}|${up[b].name}` }, ""),
           el("text", { x: mx, y: y0 + 22, class: "small", "text-anchor": "middle", "data-pair": `${up[b].name}|${up[a].name}` }, ""));
       }
