@@ -18,13 +18,15 @@ import { soakCommand } from "./commands/soak.ts";
 import { luaDissectorCommand } from "./commands/lua-dissector.ts";
 import { traceCommand } from "./commands/trace.ts";
 import { captureCommand } from "./commands/capture.ts";
+import { statusCommand } from "./commands/status.ts";
+import { checkCommand } from "./commands/check.ts";
 import { webCommand } from "./commands/web.ts";
 import { runtimeName } from "../io/runtime.ts";
 
 export const COMMANDS: Command[] = [
   labUpCommand, labStatusCommand, labCheckCommand, labDownCommand, labNodeAddCommand, labNodeStopCommand, labNodeStartCommand,
   labEtcdStopCommand, labEtcdStartCommand,
-  switchCommand, podAddCommand, podDelCommand, podListCommand, benchCommand,
+  switchCommand, statusCommand, checkCommand, podAddCommand, podDelCommand, podListCommand, benchCommand,
   applyCommand, deleteCommand, getCommand,
   conntrackListCommand, policyLogCommand, policyExplainCommand,
   cniInstallCommand, cniUninstallCommand,

@@ -40,9 +40,9 @@ export function ipBatch(lines: string[], netns?: string): Promise<string> {
   return run("ip", args, { input: lines.join("\n") + "\n" });
 }
 
-/** A command run inside a network namespace. */
+/** A command run inside a network namespace (by its name in /run/netns); "" is this process's own. */
 export function inNetns(netns: string, cmd: string, args: string[], opts?: RunOptions): Promise<string> {
-  return run("ip", ["netns", "exec", netns, cmd, ...args], opts);
+  return netns === "" ? run(cmd, args, opts) : run("ip", ["netns", "exec", netns, cmd, ...args], opts);
 }
 
 export function spawnInNetns(netns: string, cmd: string, args: string[]): ChildProcess {

@@ -131,7 +131,8 @@ describe("main: a command's options", () => {
     for (const c of COMMANDS) {
       stdout = "";
       expect(await main([...c.name.split(" "), "--help"]), c.name).toBe(0);
-      const lines = stdout.split("\n");
+      // The option lines: those after "Options:" (the details above may begin a line with an option too).
+      const lines = stdout.split("\n").slice(stdout.split("\n").indexOf("Options:") + 1);
       for (const [name, o] of Object.entries(c.options)) {
         const line = lines.find((l) => l.replace(/^\s+(-\w, )?/, "").split(" ")[0] === `--${name}`);
         expect(line, `${c.name} --${name}`).toBeDefined();
