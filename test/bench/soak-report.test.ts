@@ -48,7 +48,22 @@ describe("judgeSoak", () => {
     const trend = memoryTrends(samples(60, (m) => 150_000 + 200 * m), 3600)[0];
     expect(trend.slopeKbPerMin).toBeCloseTo(200, 9);
     expect(trend.trendKb).toBeCloseTo(12_000, 6);
-    expect(trend.allowedKb).toBe(Math.max(MEM_FLAT_KB, 0.05 * 150_200));
+    expect(trend.allowedKb).toBe(Math.max(MEM_FLAT_KB, 0.05 * (150_000 + 200 * 20)));
+    expect(trend.wholeKbPerMin).toBeCloseTo(200, 9);
+    expect(trend.judgedFrom).toBe(20 * 60);
+  });
+
+  it("memory: a climb in the warm-up (the first third) then flat passes; a step or a climb after it fails", () => {
+    const rnd = prng(7);
+    const noise = () => (rnd() - 0.5) * 2_000;
+    // V8 compiling and sizing its heaps: +15 MB over the first 20 minutes, then flat.
+    const warm = samples(60, (m) => 140_000 + Math.min(m, 20) * 750 + noise());
+    expect(failed(soak({ samples: warm }))).toEqual([]);
+    expect(memoryTrends(warm, 3600)[0].wholeKbPerMin).toBeGreaterThan(100);
+    // The 2026-12-03 run's shape: a step of 17 MB at minute 38.
+    expect(failed(soak({ samples: samples(60, (m) => 143_000 + (m >= 38 ? 17_000 : 0) + noise()) }))).toEqual(["memory flat"]);
+    // Flat through the warm-up, then a leak of 150 kB a minute.
+    expect(failed(soak({ samples: samples(60, (m) => 150_000 + Math.max(0, m - 20) * 150 + noise()) }))).toEqual(["memory flat"]);
   });
 
   it("memory is not judged under MIN_MEMORY_MINUTES, and says so", () => {
