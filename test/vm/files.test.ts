@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { REPO } from "./machines.ts";
+import { SWITCH_V8_FLAGS } from "../../src/lab/plan.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "vm-files-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -37,6 +38,8 @@ describe("the VM labs' files, as their tools read them", () => {
     mkdirSync(join(root, "usr/local/bin"), { recursive: true });
     mkdirSync(join(root, "etc/systemd/system"), { recursive: true });
     writeFileSync(join(root, "usr/local/bin/tapnet"), "#!/bin/sh\n", { mode: 0o755 });
+    mkdirSync(join(root, "usr/bin"), { recursive: true });
+    writeFileSync(join(root, "usr/bin/env"), "#!/bin/sh\n", { mode: 0o755 });
     cpSync("/lib/systemd/system", join(root, "usr/lib/systemd/system"), { recursive: true });
     writeFileSync(join(root, "etc/systemd/system/tapnet.service"), unit);
     return tool("systemd-analyze", ["verify", `--root=${root}`, "/etc/systemd/system/tapnet.service"]);
@@ -52,7 +55,8 @@ describe("the VM labs' files, as their tools read them", () => {
   it("the unit stops the switch alone with SIGTERM, restarts it on failure, and waits for it to answer", () => {
     const unit = readFileSync(join(REPO, "vm/tapnet.service"), "utf8");
     for (const line of ["KillMode=mixed", "KillSignal=SIGTERM", "Restart=on-failure", "WantedBy=multi-user.target", "EnvironmentFile=/etc/tapnet/tapnet.env"]) expect(unit).toContain(`\n${line}\n`);
-    expect(unit).toMatch(/\nExecStart=\/usr\/local\/bin\/tapnet switch --config \/etc\/tapnet\/cluster.yaml --node \$\{TAPNET_NODE\} --underlay-dev \$\{TAPNET_UNDERLAY_DEV\} \$TAPNET_OPTS\n/);
+    // The switch runs with the lab's V8 flags, and no others.
+    expect(unit).toContain(`\nExecStart=/usr/bin/env node ${SWITCH_V8_FLAGS.join(" ")} /usr/local/bin/tapnet switch --config /etc/tapnet/cluster.yaml --node \${TAPNET_NODE} --underlay-dev \${TAPNET_UNDERLAY_DEV} $TAPNET_OPTS\n`);
     expect(unit).toMatch(/\nExecStartPost=\/usr\/local\/bin\/tapnet status --node \$\{TAPNET_NODE\} --wait \d+ --quiet\n/);
   });
 
