@@ -10,6 +10,7 @@
  * The switches are found again at every sample (the lab's journal, or the options given), so a
  * node that joins a lab appears.
  */
+import type { PodRecord } from "../../node/pod-record.ts";
 import { rpcCall } from "../../node/rpc.ts";
 import type { SwitchTarget } from "../commands/cluster-client.ts";
 
@@ -24,15 +25,8 @@ interface StatusAnswer {
   tunnel?: Record<string, number>;
 }
 
-export interface PagePod {
-  name: string;
-  namespace: string;
-  netns: string;
-  ip: string;
-  mac: string;
-  ifname: string;
-  port: number;
-}
+/** A pod as the page shows it: its record, less what only its agent needs. */
+export type PagePod = Pick<PodRecord, "name" | "namespace" | "netns" | "ip" | "mac" | "ifname" | "port">;
 
 export interface PageDrop {
   /** The pod, "tapnet0" or "tunnel". */
