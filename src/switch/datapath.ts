@@ -27,7 +27,8 @@
  *
  * The control thread (switch.ts) talks to this one (commands.ts) through a SharedArrayBuffer (a
  * stop flag and a command sequence number) and a MessagePort it drains only when the sequence moves,
- * because this thread spends its life in poll() and never returns to an event loop. Commands
+ * because this thread spends its life in poll(), leaving it only for a turn of its event loop
+ * ten times a second (run's `forS`, for V8's own tasks). Commands
  * are applied between rounds, those that came while it waited in poll() before the frames that
  * woke it; a new node list (membership.ts) rebuilds the stages then.
  */
@@ -340,8 +341,16 @@ export class Datapath {
     }
   }
 
-  run(): void {
+  /**
+   * Runs rounds until the stop flag is set (returns false) or, given `forS`, until that many
+   * seconds have passed (returns true: call it again). The worker turns its event loop between
+   * two calls (datapath-worker.ts): V8 runs the tasks it posts to a thread there, among them the
+   * memory reducer, which gives the heap's unused pages back. A thread that only ever polls never
+   * runs them, and its committed heap creeps up though what lives in it does not (#13's soak).
+   */
+  run(forS = Infinity): boolean {
     const { libc, ctrl, batch } = this;
+    const until = now() + forS;
     Atomics.store(ctrl, Ctrl.Ready, 1);
     while (Atomics.load(ctrl, Ctrl.Stop) === 0) {
       this.drainCommands();
@@ -350,6 +359,7 @@ export class Datapath {
       // pinned address before the first packet for it): a new round, and a new poll.
       if (Atomics.load(ctrl, Ctrl.CmdSeq) !== this.seenSeq) continue;
       const t = now();
+      if (t >= until) return true;
       if (t - this.lastSweep >= AGEING_SWEEP_S) {
         this.lastSweep = t;
         this.state.fdb.age(t);
@@ -367,6 +377,7 @@ export class Datapath {
         batch.clear();
       }
     }
+    return false;
   }
 }
 

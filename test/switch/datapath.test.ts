@@ -730,6 +730,26 @@ describe("Datapath: the loop", () => {
     expect(libc.polls.length).toBe(5);
   });
 
+  it("given seconds, returns true once they have passed (the worker turns its event loop then), false once stopped", () => {
+    vi.useFakeTimers({ toFake: ["performance"] });
+    try {
+      const { dp, libc, ctrl, ports } = setup();
+      ports(1);
+      // A guard stops a loop that would not return by itself after 10 polls.
+      libc.onPoll = () => { vi.advanceTimersByTime(40); if (libc.polls.length >= 10) Atomics.store(ctrl, Ctrl.Stop, 1); };
+      // Polls at 0, 40 and 80 ms; the third round sees 120 ms, past the 100 ms given.
+      expect(dp.run(0.1)).toBe(true);
+      expect(libc.polls.length).toBe(3);
+      expect(dp.run(0.1)).toBe(true);
+      expect(libc.polls.length).toBe(6);
+      libc.onPoll = () => Atomics.store(ctrl, Ctrl.Stop, 1);
+      expect(dp.run(0.1)).toBe(false);
+      expect(libc.polls.length).toBe(7);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("with no port, sleeps instead of polling until the stop flag is set", () => {
     const { dp, libc, ctrl } = setup();
     // Another thread raises the flag, as the control thread does.
