@@ -1,11 +1,13 @@
 /**
  * The control socket's methods for the switch's tracer (switch/trace/tracer.ts; rpc.ts carries
  * them), what `tapnet trace` calls on every node of a cluster:
- *   trace.set  {filters: [{id, proto, src, dst, sport, dport, bothWays, count}]}  → {armed}
- *              arms the filters (replacing those armed; [] disarms). proto is "icmp", "tcp",
- *              "udp" or a number, src and dst dotted IPv4 addresses, each left out for any;
- *              sport is the ICMP echo identifier for icmp. count: frames to mark (1 to 1000).
- *   trace.read {}  → {node, records, lost}: what the switch recorded since the last read.
+ *   trace.set  {session, filters: [{id, proto, src, dst, sport, dport, bothWays, count}]}  → {armed}
+ *              arms the session's filters (replacing its own; [] ends it). proto is "icmp",
+ *              "tcp", "udp" or a number, src and dst dotted IPv4 addresses, each left out for
+ *              any; sport is the ICMP echo identifier for icmp. count: frames to mark (1 to 1000).
+ *   trace.read {session}  → {node, records, lost}: what the session's filters marked since its
+ *              last read. session: a token the trace picks (up to 64 of A-Z a-z 0-9 . _ : -),
+ *              so that traces at once keep apart (trace-sessions.ts); left out, "".
  *   trace.egress {dst}  → {source, dev}: the address and device the node's own route to `dst`
  *              leaves by (`ip route get`, run where the switch runs: the node's namespace): the
  *              address the node's masquerade rule gives a pod's packet to the outside.
@@ -16,12 +18,9 @@ import { parseIpv4Address, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from "../wire/ipv4
 import { checkFilter, MAX_FILTERS, type TraceFilter, type TraceRecord } from "../switch/trace/tracer.ts";
 import { ip } from "./exec.ts";
 import { RpcError } from "./rpc.ts";
+import { parseSession, TraceSessions, type TraceSource } from "./trace-sessions.ts";
 
-/** What these methods need of the switch (switch.ts's Switch has it). */
-export interface TraceSource {
-  trace(filters: TraceFilter[]): Promise<void>;
-  traceRecords(): Promise<{ records: TraceRecord[]; lost: number }>;
-}
+export type { TraceSource };
 
 const PROTOS: Record<string, number> = { icmp: PROTO_ICMP, tcp: PROTO_TCP, udp: PROTO_UDP };
 
@@ -60,16 +59,17 @@ export function parseFilter(raw: unknown, k: number): TraceFilter {
 }
 
 export function traceHandlers(sw: TraceSource, node: string): Record<string, (p: Record<string, unknown>) => Promise<unknown>> {
+  const sessions = new TraceSessions(sw);
   return {
     "trace.set": async (p) => {
+      const session = parseSession(p.session, "trace.set");
       const list = p.filters;
       if (!Array.isArray(list)) throw new RpcError("trace.set needs filters, a list (empty to stop tracing)");
       if (list.length > MAX_FILTERS) throw new RpcError(`trace.set: at most ${MAX_FILTERS} filters at once, not ${list.length}`);
       const filters = list.map((f, k) => parseFilter(f, k));
-      await sw.trace(filters);
-      return { armed: filters.length };
+      return { armed: await sessions.set(session, filters) };
     },
-    "trace.read": async () => ({ node, ...(await sw.traceRecords()) }),
+    "trace.read": async (p) => ({ node, ...(await sessions.read(parseSession(p.session, "trace.read"))) }),
     "trace.egress": async (p) => egress(p.dst),
   };
 }

@@ -1,5 +1,5 @@
 // node/trace-rpc.ts: the control socket's trace.set and trace.read, over a switch stand-in that
-// keeps what it is given. Every field of a filter is checked, each fault named.
+// keeps what it is given (trace-sessions.test.ts has traces at once). Every field of a filter is checked, each fault named.
 import { describe, expect, it } from "vitest";
 import { parseFilter, traceHandlers, type TraceSource } from "../../src/node/trace-rpc.ts";
 import { RpcError } from "../../src/node/rpc.ts";
@@ -8,24 +8,36 @@ import type { TraceFilter, TraceRecord } from "../../src/switch/trace/tracer.ts"
 function source() {
   const armed: TraceFilter[][] = [];
   const record: TraceRecord = { filter: 1, frame: 1, t: 5, pipeline: "ports", stage: "route", port: 1, node: -1, out: -3, len: 60, head: "00" };
+  // A drain, as the tracer's: the record and the loss once.
+  let left = [record];
   const sw: TraceSource = {
     trace: async (f) => { armed.push(f); },
-    traceRecords: async () => ({ records: [record], lost: 2 }),
+    traceRecords: async () => { const records = left; left = []; return { records, lost: records.length ? 2 : 0 }; },
   };
   return { sw, armed, record };
 }
 
 describe("trace.set and trace.read", () => {
-  it("arms the filters as the tracer takes them, dotted addresses and protocol names read", async () => {
+  it("arms the filters as the tracer takes them, dotted addresses and protocol names read, under ids and a group of the switch's", async () => {
     const { sw, armed, record } = source();
     const h = traceHandlers(sw, "node1");
-    expect(await h["trace.set"]({ filters: [{ id: 9, proto: "icmp", src: "10.244.1.2", dst: "10.244.2.3", sport: 77, bothWays: true, count: 4 }, { proto: 6 }] })).toEqual({ armed: 2 });
+    expect(await h["trace.set"]({ session: "t-1", filters: [{ id: 9, proto: "icmp", src: "10.244.1.2", dst: "10.244.2.3", sport: 77, bothWays: true, count: 4 }, { proto: 6 }] })).toEqual({ armed: 2 });
     expect(armed).toEqual([[
-      { id: 9, proto: 1, a: 0x0af40102, b: 0x0af40203, aPort: 77, bPort: 0, bothWays: true, count: 4 },
-      { id: 1, proto: 6, a: 0, b: 0, aPort: 0, bPort: 0, bothWays: false, count: 1 },
+      { id: 1, proto: 1, a: 0x0af40102, b: 0x0af40203, aPort: 77, bPort: 0, bothWays: true, count: 4, group: 1 },
+      { id: 2, proto: 6, a: 0, b: 0, aPort: 0, bPort: 0, bothWays: false, count: 1, group: 1 },
     ]]);
-    expect(await h["trace.set"]({ filters: [] })).toEqual({ armed: 0 });
-    expect(await h["trace.read"]({})).toEqual({ node: "node1", records: [record], lost: 2 });
+    // The stand-in's record names datapath filter 1: the session's own 9.
+    expect(await h["trace.read"]({ session: "t-1" })).toEqual({ node: "node1", records: [{ ...record, filter: 9 }], lost: 2 });
+    expect(await h["trace.set"]({ session: "t-1", filters: [] })).toEqual({ armed: 0 });
+    expect(armed.at(-1)).toEqual([]);
+    expect(await h["trace.read"]({ session: "t-1" })).toEqual({ node: "node1", records: [], lost: 0 });
+  });
+
+  it("refuses a session name that is not a short token", async () => {
+    const h = traceHandlers(source().sw, "node1");
+    await expect(h["trace.set"]({ session: "a b", filters: [] })).rejects.toThrow("trace.set: session must be up to 64 letters, digits or . _ : -, not \"a b\"");
+    await expect(h["trace.read"]({ session: 7 })).rejects.toBeInstanceOf(RpcError);
+    await expect(h["trace.read"]({ session: "x".repeat(65) })).rejects.toThrow(/session must be up to 64/);
   });
 
   it("names the fault of a bad request, and arms nothing", async () => {

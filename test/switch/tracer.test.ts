@@ -87,6 +87,22 @@ describe("Tracer: marking", () => {
     expect(marked(t, [udp(C, B)])).toEqual([]);
   });
 
+  it("re-armed beside another trace's filter, a filter keeps what it had left and its group its numbering (#14's traces at once)", () => {
+    const t = new Tracer();
+    const numbers = (frames: Uint8Array[]) => { const f = batchOf(frames); t.mark(f, false); return [...f.traceNo.subarray(0, f.count)]; };
+    t.set([filter({ id: 1, a: ip(A), count: 3, group: 1 })]);
+    expect(numbers([udp(A, B), udp(A, B)])).toEqual([1, 2]);
+    // A second trace arms: the first's filter goes on with 1 frame left, its numbers run on.
+    t.set([filter({ id: 1, a: ip(A), count: 3, group: 1 }), filter({ id: 2, a: ip(C), count: 5, group: 2 }), filter({ id: 3, b: ip(C), count: 5, group: 2 })]);
+    expect(t.armed).toBe(3);
+    expect(numbers([udp(C, B), udp(A, B), udp(B, C), udp(A, B)])).toEqual([1, 3, 2, 0]);
+    expect(t.armed).toBe(2);
+    // The first trace ends: the second's numbering goes on; a new id starts with its whole count.
+    t.set([filter({ id: 2, a: ip(C), count: 5, group: 2 }), filter({ id: 3, b: ip(C), count: 5, group: 2 }), filter({ id: 4, a: ip(A), count: 1, group: 3 })]);
+    expect(numbers([udp(C, B), udp(A, B), udp(A, B)])).toEqual([3, 1, 0]);
+    expect(checkFilter(filter({ group: -1 }))).toBe("group must be a whole number from 0 to 2147483647, not -1");
+  });
+
   it("leaves the ports pipeline's datagrams from the tunnel alone, and marks the receive pipeline's frames", () => {
     const t = new Tracer();
     t.set([filter({ a: ip(A) })]);

@@ -23,7 +23,7 @@ import { Buffer } from "node:buffer";
 import { MAX_TRACE_COUNT, type TraceRecord } from "../../switch/trace/tracer.ts";
 import { callSwitch, type SwitchTarget } from "../commands/cluster-client.ts";
 import { buildJourney, type NodeTrace } from "./journey.ts";
-import { nodeTrace, type ClusterPod, type TraceProto, type TraceRun } from "./run.ts";
+import { nodeTrace, traceSession, type ClusterPod, type TraceProto, type TraceRun } from "./run.ts";
 
 export interface FollowRequest {
   from: ClusterPod;
@@ -165,18 +165,19 @@ export async function followTrace(targets: SwitchTarget[], req: FollowRequest, s
   const t0 = Date.now();
   let ended: FollowRun["ended"] = "seconds";
   let t1 = t0;
+  const session = traceSession();
   try {
     // The others first, then the pod's own: every packet it marks finds them armed (what they
     // mark in between is what their room for more is for).
     const far = targets.filter((t) => t !== home);
-    const results = await Promise.allSettled(far.map((t) => callSwitch(t, "trace.set", { filters: followFilters(req, Math.min(OTHERS_MAX, MAX_TRACE_COUNT, 16 * req.count + 16)) }, "tracer")));
+    const results = await Promise.allSettled(far.map((t) => callSwitch(t, "trace.set", { session, filters: followFilters(req, Math.min(OTHERS_MAX, MAX_TRACE_COUNT, 16 * req.count + 16)) }, "tracer")));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw failed.reason;
-    await callSwitch(home, "trace.set", { filters: followFilters(req, req.count) }, "tracer");
+    await callSwitch(home, "trace.set", { session, filters: followFilters(req, req.count) }, "tracer");
     let reachedAt = 0;
     for (;;) {
       for (const t of targets) {
-        const r = await callSwitch<{ records: TraceRecord[]; lost: number }>(t, "trace.read", {}, "tracer");
+        const r = await callSwitch<{ records: TraceRecord[]; lost: number }>(t, "trace.read", { session }, "tracer");
         const acc = got.get(t.path)!;
         acc.records.push(...r.records);
         acc.lost += r.lost;
@@ -191,7 +192,7 @@ export async function followTrace(targets: SwitchTarget[], req: FollowRequest, s
   } finally {
     t1 = Date.now();
     // Every switch, even one whose trace.set failed: it may have armed before its answer was lost.
-    await Promise.all(targets.map((t) => callSwitch(t, "trace.set", { filters: [] }, "tracer").catch(() => {})));
+    await Promise.all(targets.map((t) => callSwitch(t, "trace.set", { session, filters: [] }, "tracer").catch(() => {})));
   }
   const others = targets.filter((t) => t !== home);
   const kept = keepFollowed(splitByPipeline(got.get(home.path)!.records), others.map((t) => splitByPipeline(got.get(t.path)!.records)), req.count);

@@ -9,6 +9,7 @@
  * is traced too. `tapnet trace --follow` (no probe, real traffic) is follow.ts, which uses
  * nodeTrace from here.
  */
+import { randomBytes } from "node:crypto";
 import type { PodRecord } from "../../node/pod-record.ts";
 import { inNetns } from "../../node/exec.ts";
 import type { TraceRecord } from "../../switch/trace/tracer.ts";
@@ -74,7 +75,7 @@ async function probe(netns: string, proto: TraceProto, ip: string, port: number,
 }
 
 /** What one switch recorded, read until a round brings nothing new (SETTLE_MS) or MAX_WAIT_MS passed. */
-async function readSettled(targets: SwitchTarget[]): Promise<Map<string, { records: TraceRecord[]; lost: number }>> {
+async function readSettled(targets: SwitchTarget[], session: string): Promise<Map<string, { records: TraceRecord[]; lost: number }>> {
   // Records come in as the switches see the packets: a reply later than the probe's own
   // timeout still arrives.
   const got = new Map<string, { records: TraceRecord[]; lost: number }>(targets.map((t) => [t.path, { records: [], lost: 0 }]));
@@ -82,7 +83,7 @@ async function readSettled(targets: SwitchTarget[]): Promise<Map<string, { recor
   for (;;) {
     let fresh = 0;
     for (const t of targets) {
-      const r = await callSwitch<{ records: TraceRecord[]; lost: number }>(t, "trace.read", {}, "tracer");
+      const r = await callSwitch<{ records: TraceRecord[]; lost: number }>(t, "trace.read", { session }, "tracer");
       const acc = got.get(t.path)!;
       acc.records.push(...r.records);
       acc.lost += r.lost;
@@ -120,6 +121,14 @@ async function addEgress(targets: SwitchTarget[], traces: NodeTrace[], node: str
   if (eg?.source) n.egress = new Map([[dst, { source: eg.source, ...(eg.dev ? { dev: eg.dev } : {}) }]]);
 }
 
+/**
+ * A name for one trace's filters and records on the switches (node/trace-sessions.ts): traces at
+ * once, from this machine or another, each see only their own.
+ */
+export function traceSession(): string {
+  return `${process.pid}-${randomBytes(6).toString("hex")}`;
+}
+
 /** Arms every switch, probes, reads, disarms (always), and builds the journey. */
 export async function runTrace(targets: SwitchTarget[], req: TraceRequest): Promise<TraceRun> {
   const { from, toIp, proto, port, count } = req;
@@ -129,17 +138,18 @@ export async function runTrace(targets: SwitchTarget[], req: TraceRequest): Prom
   const filters = [{ id: 1, proto, src: from.ip, dst: toIp, ...(port ? { dport: port } : {}), bothWays: true, count: Math.min(1000, perProbe * count) }];
   const armed: SwitchTarget[] = [];
   const traces: (NodeTrace & { backend?: TraceRun["backend"] })[] = [];
+  const session = traceSession();
   let probeOutput = "";
   try {
     for (const t of targets) {
-      await callSwitch(t, "trace.set", { filters }, "tracer");
+      await callSwitch(t, "trace.set", { session, filters }, "tracer");
       armed.push(t);
     }
     probeOutput = await probe(from.netns, proto, toIp, port, count);
-    const got = await readSettled(targets);
+    const got = await readSettled(targets, session);
     for (const t of targets) traces.push(await nodeTrace(t, got.get(t.path)!));
   } finally {
-    for (const t of armed) await callSwitch(t, "trace.set", { filters: [] }, "tracer").catch(() => {});
+    for (const t of armed) await callSwitch(t, "trace.set", { session, filters: [] }, "tracer").catch(() => {});
   }
   if (!req.toPod) await addEgress(targets, traces, from.node, toIp);
   const backend = traces.find((x) => x.backend)?.backend;

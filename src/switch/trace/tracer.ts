@@ -71,6 +71,11 @@ export interface TraceFilter {
   bothWays: boolean;
   /** How many frames it marks, 1 to MAX_TRACE_COUNT. */
   count: number;
+  /**
+   * The trace it belongs to (0 if left out): the frames its filters mark are numbered 1, 2, ...
+   * per group, so that one trace's numbers run on one by one while another's are armed too.
+   */
+  group?: number;
 }
 
 export interface TraceRecord {
@@ -143,6 +148,7 @@ export function checkFilter(f: TraceFilter): string | undefined {
   if (!u(f.a, 0xffffffff) || !u(f.b, 0xffffffff)) return "addresses must be unsigned 32-bit numbers";
   if (!u(f.aPort, 65535) || !u(f.bPort, 65535)) return "ports must be 0 to 65535";
   if (!(Number.isInteger(f.count) && f.count >= 1 && f.count <= MAX_TRACE_COUNT)) return `count must be 1 to ${MAX_TRACE_COUNT}, not ${f.count}`;
+  if (f.group !== undefined && !u(f.group, 0x7fffffff)) return `group must be a whole number from 0 to 2147483647, not ${f.group}`;
   return undefined;
 }
 
@@ -153,7 +159,9 @@ export class Tracer {
   private filters: TraceFilter[] = [];
   private readonly left = new Int32Array(MAX_FILTERS);
   private readonly key = new FlowKeyView();
-  private nextFrame = 0;
+  /** The frames each group has marked; `counterOf[slot]`: the counter of the slot's group. */
+  private readonly marked = new Int32Array(MAX_FILTERS);
+  private readonly counterOf = new Int32Array(MAX_FILTERS);
 
   // The ring.
   private readonly rFilter = new Int32Array(RING_SIZE);
@@ -178,17 +186,30 @@ export class Tracer {
     return this.ctx?.state.tracker?.services;
   }
 
-  /** Arms `filters` (checked: checkFilter), replacing those armed; an empty list disarms. */
+  /**
+   * Arms `filters` (checked: checkFilter), replacing those armed; an empty list disarms. A
+   * filter whose id was armed already keeps the frames it had left, and a group armed already
+   * its numbering: re-arming the others' filters beside a new trace's changes nothing for them.
+   */
   set(filters: TraceFilter[]): void {
     if (filters.length > MAX_FILTERS) throw new RangeError(`at most ${MAX_FILTERS} trace filters at once, not ${filters.length}`);
     for (const f of filters) {
       const bad = checkFilter(f);
       if (bad) throw new RangeError(`trace filter ${f.id}: ${bad}`);
     }
+    const leftOf = new Map(this.filters.map((f, k) => [f.id, this.left[k]]));
+    const markedBy = new Map(this.filters.map((f, k) => [f.group ?? 0, this.marked[this.counterOf[k]]]));
     this.filters = filters.map((f) => ({ ...f }));
     this.left.fill(0);
-    filters.forEach((f, k) => { this.left[k] = f.count; });
-    this.armed = filters.length;
+    this.marked.fill(0);
+    this.armed = 0;
+    filters.forEach((f, k) => {
+      this.left[k] = leftOf.get(f.id) ?? f.count;
+      if (this.left[k] > 0) this.armed++;
+      const first = filters.findIndex((g) => (g.group ?? 0) === (f.group ?? 0));
+      this.counterOf[k] = first;
+      if (first === k) this.marked[k] = markedBy.get(f.group ?? 0) ?? 0;
+    });
   }
 
   /**
@@ -210,7 +231,7 @@ export class Tracer {
       f.marks[i] = slot + 1;
       f.why[i] = 0;
       f.marked++;
-      f.traceNo[i] = ++this.nextFrame;
+      f.traceNo[i] = ++this.marked[this.counterOf[slot]];
       if (--this.left[slot] === 0) this.armed--;
     }
   }
