@@ -31,6 +31,8 @@ export interface Libc {
   writev(fd: number, iov: Uint8Array, count: number): number;
   /** sched_setaffinity: `pid` 0 is the calling thread; `mask` is a cpu_set_t of `size` bytes. */
   schedSetaffinity(pid: number, size: number, mask: Uint8Array): number;
+  /** eventfd(2): a counter another thread can poll(); read and write move 8 bytes. */
+  eventfd(initval: number, flags: number): number;
   /**
    * The address of `buf`'s first byte. Stable only for memory outside V8's heap: a typed array
    * over an ArrayBuffer larger than 64 bytes (V8 keeps smaller ones on its heap, where they move).
@@ -64,6 +66,7 @@ async function loadNode(): Promise<Libc> {
   const sendmsg = lib.func("int sendmsg(int fd, const uint8_t *msg, int flags)");
   const writev = lib.func("int writev(int fd, const uint8_t *iov, int count)");
   const schedSetaffinity = lib.func("int sched_setaffinity(int pid, unsigned long size, const uint8_t *mask)");
+  const eventfd = lib.func("int eventfd(unsigned int initval, int flags)");
   // memcpy of nothing returns its destination: the address of the memory koffi passed.
   const addressOf = lib.func("uintptr_t memcpy(uint8_t *dst, const uint8_t *src, unsigned long n)");
   return {
@@ -83,6 +86,7 @@ async function loadNode(): Promise<Libc> {
     sendmsg: (fd, msg, flags) => sendmsg(fd, msg, flags),
     writev: (fd, iov, count) => writev(fd, iov, count),
     schedSetaffinity: (pid, size, mask) => schedSetaffinity(pid, size, mask),
+    eventfd: (initval, flags) => eventfd(initval, flags),
     addressOf: (buf) => Number(addressOf(buf, buf, 0)),
     errno: () => koffi.errno(),
   };
@@ -109,6 +113,7 @@ function loadDeno(): Libc {
     sendmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
     writev: { parameters: ["i32", "buffer", "i32"], result: "i32" },
     schedSetaffinity: { name: "sched_setaffinity", parameters: ["i32", "usize", "buffer"], result: "i32" },
+    eventfd: { parameters: ["u32", "i32"], result: "i32" },
     __errno_location: { parameters: [], result: "pointer" },
   });
   const errnoView = new Deno.UnsafePointerView(s.__errno_location());
@@ -130,6 +135,7 @@ function loadDeno(): Libc {
     sendmsg: (fd, msg, flags) => s.sendmsg(fd, msg, flags),
     writev: (fd, iov, count) => s.writev(fd, iov, count),
     schedSetaffinity: (pid, size, mask) => s.schedSetaffinity(pid, size, mask),
+    eventfd: (initval, flags) => s.eventfd(initval, flags),
     addressOf: (buf) => Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf))),
     // errno is thread-local; each worker loads its own Libc, so this view is its own.
     errno: () => errnoView.getInt32(),
@@ -139,6 +145,9 @@ function loadDeno(): Libc {
 /** errno values tapnet reacts to, and names for the rest. */
 export const EAGAIN = 11;
 export const EINTR = 4;
+/** eventfd(2)'s flags. */
+export const EFD_NONBLOCK = 0o4000;
+export const EFD_CLOEXEC = 0o2000000;
 const ERRNO_NAMES: Record<number, string> = {
   1: "EPERM: operation not permitted", 2: "ENOENT: no such file or directory",
   4: "EINTR", 5: "EIO: input/output error", 9: "EBADF: bad file descriptor",

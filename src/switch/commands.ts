@@ -87,6 +87,11 @@ export interface DatapathInput {
   router?: RouterConfig;
   /** The tunnel's UDP socket, and the port datagrams go to on the other nodes. */
   tunnel?: { fd: number; port: number };
+  /**
+   * An eventfd the control thread writes to after each command (and to stop): polled with the
+   * ports, it wakes an idle datapath at once instead of at poll()'s timeout.
+   */
+  wakeFd?: number;
   /** The CPU this thread is pinned to; absent, it runs wherever the scheduler puts it. */
   cpu?: number;
   /** The TAPs take TSO super-frames (switch option `offloads`): received segments may be merged. */

@@ -28,7 +28,8 @@
  * The control thread (switch.ts) talks to this one (commands.ts) through a SharedArrayBuffer (a
  * stop flag and a command sequence number) and a MessagePort it drains only when the sequence moves,
  * because this thread spends its life in poll(), leaving it only for a turn of its event loop
- * ten times a second (run's `forS`, for V8's own tasks). Commands
+ * ten times a second (run's `forS`, for V8's own tasks). An eventfd in the poll set, which the
+ * control thread writes to after each command, wakes it at once (poll-set.ts WAKE). Commands
  * are applied between rounds, those that came while it waited in poll() before the frames that
  * woke it; a new node list (membership.ts) rebuilds the stages then.
  */
@@ -46,7 +47,7 @@ import { Frames, TUNNEL } from "./frames.ts";
 import { TapWriter, TunnelSocket } from "./io.ts";
 import { Pipeline } from "./pipeline.ts";
 import { checkNodes } from "./membership.ts";
-import { POLLERR, POLLHUP, POLLNVAL, PollSet } from "./poll-set.ts";
+import { POLLERR, POLLHUP, POLLNVAL, PollSet, WAKE } from "./poll-set.ts";
 import { Cluster, SwitchState, type RouterConfig } from "./state.ts";
 import { DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS } from "./conntrack/flow-table.ts";
 import { Tracker } from "./conntrack/tracker.ts";
@@ -134,6 +135,8 @@ export class Datapath {
   private seenSeq = 0;
   private lastSweep = 0;
   private lastFlowSweep = 0;
+  /** Where the wake-up eventfd's counter is read to (8 bytes, reused). */
+  private readonly wakeBuf = new Uint8Array(8);
   private readonly tunnel?: TunnelSocket;
   private readonly writer: TapWriter;
   /** Made by the first trace command (trace/tracer.ts). */
@@ -216,7 +219,7 @@ export class Datapath {
   }
 
   private rebuildPollSet(): void {
-    this.poll.rebuild(this.tunnel?.fd, this.fds, this.state.ports);
+    this.poll.rebuild(this.tunnel?.fd, this.fds, this.state.ports, this.input.wakeFd);
   }
 
   private handle(cmd: Command): void {
@@ -317,6 +320,11 @@ export class Datapath {
       const revents = poll.revents(k);
       if (revents === 0) continue;
       const port = poll.port(k);
+      if (port === WAKE) {
+        // Only to wake it: the commands are drained at the top of the round. Reading resets it.
+        libc.read(this.input.wakeFd!, this.wakeBuf, 8);
+        continue;
+      }
       if (port === TUNNEL) {
         this.tunnel!.read(batch, this.slots, PER_PORT_BUDGET);
         continue;

@@ -7,7 +7,7 @@
  * and lets the pod send only as itself (stages/port-security.ts).
  */
 import { MessageChannel, type MessagePort, type Worker } from "node:worker_threads";
-import { loadLibc, type Libc } from "../io/libc.ts";
+import { EFD_CLOEXEC, EFD_NONBLOCK, loadLibc, type Libc } from "../io/libc.ts";
 import { prebootWorker, startWorker } from "../io/runtime.ts";
 import { closeTap, openTap, type Tap } from "../io/tap.ts";
 import { openUdp, type UdpSocket } from "../io/udp.ts";
@@ -47,6 +47,8 @@ export const SWITCH_DEFAULTS: SwitchOptions = { maxPorts: 512, fdb: FDB_DEFAULTS
 const SLOT_SIZE = 65536 + 256;
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 2_000;
+/** What a wake-up adds to the eventfd's counter: 1, as 8 bytes in host order (x86-64, little-endian). */
+const WAKE_ONE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
 export interface PortInfo {
   port: number;
@@ -89,6 +91,7 @@ export class Switch {
     ctrl: SharedArrayBuffer,
     counters: SharedArrayBuffer,
     readonly options: SwitchOptions,
+    private readonly wakeFd: number,
     readonly tunnel?: UdpSocket,
   ) {
     this.ctrl = new Int32Array(ctrl);
@@ -108,21 +111,27 @@ export class Switch {
     const counters = new Counters(options.maxPorts);
     const r = options.routing;
     const tunnel = r ? openUdp(libc, r.address, r.port) : undefined;
+    const wakeFd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wakeFd < 0) {
+      if (tunnel) libc.close(tunnel.fd);
+      throw new SwitchError(`eventfd failed: errno ${libc.errno()}`);
+    }
     const { port1, port2 } = new MessageChannel();
     const input: DatapathInput = {
       ctrl, counters: counters.buffer, maxPorts: options.maxPorts, port: port2, fdb: options.fdb,
-      batch: options.batch, slotSize: SLOT_SIZE,
+      batch: options.batch, slotSize: SLOT_SIZE, wakeFd,
       ...(r && tunnel ? { router: r.config, tunnel: { fd: tunnel.fd, port: r.port } } : {}),
       ...(options.cpu !== undefined ? { cpu: options.cpu } : {}),
       ...(options.conntrack ? { conntrack: options.conntrack } : {}),
       offloads: options.offloads,
     };
     const worker = startWorker(DATAPATH_WORKER, input, [port2], options.worker);
-    const sw = new Switch(libc, worker, port1, ctrl, counters.buffer, options, tunnel);
+    const sw = new Switch(libc, worker, port1, ctrl, counters.buffer, options, wakeFd, tunnel);
     try {
       await sw.waitReady();
     } catch (e) {
       if (tunnel) libc.close(tunnel.fd);
+      libc.close(wakeFd);
       throw e;
     }
     return sw;
@@ -165,6 +174,12 @@ export class Switch {
   private send(cmd: Command): void {
     this.cmdPort.postMessage(cmd);
     Atomics.add(this.ctrl, Ctrl.CmdSeq, 1);
+    this.wake();
+  }
+
+  /** Wakes the datapath from poll() (the eventfd is in its poll set): a command waits no timeout. */
+  private wake(): void {
+    this.libc.write(this.wakeFd, WAKE_ONE, 8);
   }
 
   private request(make: (id: number) => Command): Promise<Reply> {
@@ -313,11 +328,13 @@ export class Switch {
     if (this.stopped) return;
     this.stopped = true;
     Atomics.store(this.ctrl, Ctrl.Stop, 1);
+    this.wake();
     const exited = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
     const timeout = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), STOP_TIMEOUT_MS).unref());
     if ((await Promise.race([exited, timeout])) === "timeout") await this.worker.terminate();
     for (const tap of this.taps.values()) closeTap(this.libc, tap);
     if (this.tunnel) this.libc.close(this.tunnel.fd);
+    this.libc.close(this.wakeFd);
     this.taps.clear();
     this.info.clear();
     this.cmdPort.close();

@@ -164,6 +164,7 @@ export class FakeLibc implements Libc {
       call.events.push(events);
       let revents: number;
       if (fd === this.udp.fd) revents = this.udp.incoming.length ? POLLIN & events : 0;
+      else if (this.eventfds.has(fd)) revents = this.eventfds.get(fd)!.count ? POLLIN & events : 0;
       else {
         const t = this.taps.get(fd);
         revents = !t ? POLLNVAL : t.revents ?? (t.reads.length ? POLLIN & events : 0);
@@ -176,6 +177,15 @@ export class FakeLibc implements Libc {
   }
 
   read(fd: number, buf: Uint8Array, len: number): number {
+    const e = this.eventfds.get(fd);
+    if (e) {
+      e.reads++;
+      if (len < 8) return this.fail(22);
+      if (e.count === 0) return this.fail(EAGAIN);
+      new DataView(buf.buffer, buf.byteOffset, 8).setBigUint64(0, BigInt(e.count), true);
+      e.count = 0;
+      return 8;
+    }
     const t = this.tapOf(fd);
     t.readCalls++;
     const r = t.reads.shift();
@@ -195,6 +205,11 @@ export class FakeLibc implements Libc {
   }
 
   write(fd: number, buf: Uint8Array, len: number): number {
+    const e = this.eventfds.get(fd);
+    if (e) {
+      e.count += Number(new DataView(buf.buffer, buf.byteOffset, 8).getBigUint64(0, true));
+      return len;
+    }
     return this.taken(this.tapOf(fd), buf.subarray(0, len), "write");
   }
 
@@ -297,4 +312,12 @@ export class FakeLibc implements Libc {
   socket(): number { throw new Error("the datapath opens no socket"); }
   bind(): number { throw new Error("the datapath binds nothing"); }
   schedSetaffinity(): number { throw new Error("the datapath does not pin itself"); }
+
+  /** eventfd(2)'s counters, by fd: readable while not 0; a read takes it all, a write adds. */
+  readonly eventfds = new Map<number, { count: number; reads: number }>();
+  eventfd(initval: number): number {
+    const fd = 900 + this.eventfds.size;
+    this.eventfds.set(fd, { count: initval, reads: 0 });
+    return fd;
+  }
 }

@@ -26,6 +26,8 @@ export interface Options {
   ageingSeconds?: number;
   /** The tunnel socket's fd (3 unless said); `false`: a router config but no tunnel socket. */
   udpFd?: number | false;
+  /** A wake-up eventfd, written to after each command as the control thread does. */
+  wake?: boolean;
 }
 
 const opened: { close(): void }[] = [];
@@ -45,6 +47,7 @@ export function setup(o: Options = {}) {
   const ctrlMem = new SharedArrayBuffer(CTRL_WORDS * 4);
   const ctrl = new Int32Array(ctrlMem);
   const counters = new Counters(MAX_PORTS);
+  const wakeFd = o.wake ? libc.eventfd(0) : undefined;
   const dp = new Datapath(libc, {
     ctrl: ctrlMem, counters: counters.buffer, maxPorts: MAX_PORTS, port: port2,
     fdb: { maxEntries: 64, ageingSeconds: o.ageingSeconds ?? 300 },
@@ -52,11 +55,13 @@ export function setup(o: Options = {}) {
     ...(o.router ? { router: o.router } : {}),
     ...(o.router && o.udpFd !== false ? { tunnel: { fd: udpFd, port: TUNNEL_PORT } } : {}),
     ...(o.offloads !== undefined ? { offloads: o.offloads } : {}),
+    ...(wakeFd !== undefined ? { wakeFd } : {}),
   });
   /** Sends a command as the control thread does: the message, then the sequence number moved. */
   const command = (cmd: Command) => {
     port1.postMessage(cmd);
     Atomics.add(ctrl, Ctrl.CmdSeq, 1);
+    if (wakeFd !== undefined) libc.write(wakeFd, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]), 8);
   };
   /** Posts a command without moving the sequence number. */
   const post = (cmd: Command) => port1.postMessage(cmd);
@@ -89,6 +94,6 @@ export function setup(o: Options = {}) {
   };
   const tap = (p: number) => libc.tap(FD[p]);
   const drops = (row: number) => Object.fromEntries(Object.entries(counters.portSnapshot(row)).filter(([k]) => k.startsWith("drop_")));
-  return { libc, dp, ctrl, counters, command, post, replies, rounds, ports, tap, drops, udp: libc.udp };
+  return { libc, dp, ctrl, counters, wakeFd, command, post, replies, rounds, ports, tap, drops, udp: libc.udp };
 }
 

@@ -750,6 +750,21 @@ describe("Datapath: the loop", () => {
     }
   });
 
+  it("polls the control thread's wake-up eventfd with the ports, and a command's wake-up is read, not left to spin", () => {
+    const { rounds, libc, ports, wakeFd, command, replies } = setup({ wake: true });
+    ports(1);
+    // The wake-ups of the port's add: read in the first round.
+    rounds(3, [{ op: "flows", id: 7 }]);
+    expect(libc.polls.map((p) => p.fds[0])).toEqual([wakeFd, wakeFd, wakeFd]);
+    expect(libc.polls[0].fds).toEqual([wakeFd, FD[0]]);
+    expect(libc.eventfds.get(wakeFd!)!.count).toBe(0);
+    expect(replies()).toEqual([{ op: "flows", id: 7, flows: [] }]);
+    command({ op: "flows", id: 8 });
+    rounds(2);
+    expect(libc.eventfds.get(wakeFd!)!.count).toBe(0);
+    expect(replies()).toEqual([{ op: "flows", id: 8, flows: [] }]);
+  });
+
   it("with no port, sleeps instead of polling until the stop flag is set", () => {
     const { dp, libc, ctrl } = setup();
     // Another thread raises the flag, as the control thread does.

@@ -1,6 +1,7 @@
 // The switch's control thread, with its real datapath worker, but no device: the control
 // thread's libc is an in-memory one (its TAPs and tunnel socket are fds nobody opened), so the
 // worker's real poll() finds those fds closed (POLLNVAL), which is how a port-down is seen here.
+import { createRequire } from "node:module";
 import { MessagePort } from "node:worker_threads";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Libc } from "../../src/io/libc.ts";
@@ -19,7 +20,25 @@ let nextFd = FIRST_FD;
 /** When set, the next TAP "opened" is this fd (one end of a socketpair), not a closed one. */
 let nextTapFd: number | undefined;
 
+/**
+ * The wake-up eventfd is real (the datapath worker polls it with the real libc), and so are its
+ * writes and its close; none of them is among `calls`.
+ */
+const real = (() => {
+  let lib: { eventfd: (i: number, f: number) => number; write: (fd: number, b: Uint8Array, n: number) => number; close: (fd: number) => number } | undefined;
+  return () => {
+    if (!lib) {
+      const l = createRequire(import.meta.url)("koffi").load("libc.so.6");
+      lib = { eventfd: l.func("int eventfd(unsigned int initval, int flags)"), write: l.func("long write(int fd, const uint8_t *buf, unsigned long n)"), close: l.func("int close(int fd)") };
+    }
+    return lib!;
+  };
+})();
+const eventfds = new Set<number>();
+
 const controlLibc = {
+  eventfd: (initval: number, flags: number) => { const fd = real().eventfd(initval, flags); eventfds.add(fd); return fd; },
+  write: (fd: number, b: Uint8Array, n: number) => { if (!eventfds.has(fd)) throw new Error(`the control thread writes only its eventfd, not fd ${fd}`); return real().write(fd, b, n); },
   open: (path: string) => {
     calls.push(`open ${path}`);
     if (nextTapFd === undefined) return nextFd++;
@@ -27,7 +46,11 @@ const controlLibc = {
     nextTapFd = undefined;
     return fd;
   },
-  close: (fd: number) => { calls.push(`close ${fd}`); return 0; },
+  close: (fd: number) => {
+    if (eventfds.delete(fd)) return real().close(fd);
+    calls.push(`close ${fd}`);
+    return 0;
+  },
   ioctlPtr: (fd: number, req: number) => { calls.push(`ioctl ${fd} ${req === TUNSETIFF ? "TUNSETIFF" : req}`); return 0; },
   ioctlInt: (fd: number, req: number, arg: number) => { calls.push(`ioctl ${fd} ${req === TUNSETOFFLOAD ? "TUNSETOFFLOAD" : req} ${arg}`); return 0; },
   socket: () => { calls.push("socket"); return nextFd++; },
