@@ -5,7 +5,7 @@
 #   1. installs the Debian packages the switch uses (only those missing; none when all are there);
 #   2. installs Node 20 from nodejs.org when the machine has no Node 20 or newer;
 #   3. installs tapnet from a project folder into /opt/tapnet (its node_modules copied when they
-#      were built for this machine's kind, else `npm ci`), and /usr/local/bin/tapnet;
+#      were built for this machine's kind, else `npm ci --omit=dev`), and /usr/local/bin/tapnet;
 #   4. writes /etc/tapnet/cluster.yaml (the static map of --nodes, or --config's file, or no
 #      nodes with --store etcd://...), the cluster's secret in /etc/tapnet/secret, and
 #      /etc/tapnet/tapnet.env: the node's name, its underlay device (found by the node's address,
@@ -13,7 +13,8 @@
 #   5. installs, enables and (re)starts tapnet.service, and waits until the switch answers;
 #   6. installs the CNI plugin and its conflist (tapnet cni install);
 #   7. creates the demo pods: Pods <node>-demo1, <node>-demo2 ... on this node (tapnet apply),
-#      which the store keeps, so they come back with the service after a restart.
+#      which the store keeps, so they come back with the service after a stop and start; each
+#      serves iperf3 on port 5201 (tapnet-demo@.service), for `tapnet check` on other nodes.
 # Running it again updates all of it in place.
 set -eu
 
@@ -135,7 +136,9 @@ fi
 node_bin=$(command -v node)
 
 # 3. tapnet into /opt/tapnet: the sources, and node_modules built for this kind of machine
-# (esbuild, which tsx runs on, is a binary per platform), else npm ci.
+# (esbuild, which tsx runs on, is a binary per platform), else npm ci of the dependencies a node
+# runs on: yaml, ip-num, koffi, tsx (bin/tapnet.mjs runs the TypeScript through it) and esbuild
+# (tsx's, and `tapnet cni install` bundles the plugin with it); not the test and build tools.
 case $(uname -m) in x86_64) esb=linux-x64 ;; aarch64) esb=linux-arm64 ;; *) esb=none ;; esac
 dest=/opt/tapnet
 rm -rf "$dest.new"
@@ -145,8 +148,8 @@ if [ -d "$src/node_modules/@esbuild/$esb" ]; then
   say "installing tapnet from $src (its node_modules copied)"
   cp -a "$src/node_modules" "$dest.new/node_modules"
 else
-  say "installing tapnet from $src (npm ci)"
-  (cd "$dest.new" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed in $dest.new"
+  say "installing tapnet from $src (npm ci --omit=dev)"
+  (cd "$dest.new" && npm ci --omit=dev --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed in $dest.new"
 fi
 rm -rf "$dest.old"
 [ -d "$dest" ] && mv "$dest" "$dest.old"
@@ -219,8 +222,9 @@ TAPNET_OPTS=$opts
 EOT
 say "node $node_name, address $address on $underlay, backend $backend"
 
-# 5. The service.
+# 5. The service, and the demo pods' iperf3 servers (tapnet-demo@.service, enabled in 7).
 cp "$dest/vm/tapnet.service" /etc/systemd/system/tapnet.service
+cp "$dest/vm/tapnet-demo@.service" "/etc/systemd/system/tapnet-demo@.service"
 systemctl daemon-reload
 systemctl enable tapnet.service >/dev/null 2>&1
 systemctl restart tapnet.service || {
@@ -246,6 +250,16 @@ if [ "$pods" -gt 0 ]; then
     i=$((i + 1))
   done
   [ "$running" -ge "$pods" ] || die "the demo pods did not come up (tapnet get pods -o wide; journalctl -u tapnet)"
+  # Each serves iperf3 on port 5201 for as long as its namespace is there (tapnet-demo@.service).
+  i=1
+  while [ "$i" -le "$pods" ]; do
+    unit=$(systemd-escape --template tapnet-demo@.service "tapnet-default-$node_name-demo$i")
+    systemctl enable --now "$unit" >/dev/null 2>&1 || {
+      journalctl -u "$unit" -n 10 --no-pager >&2 || true
+      die "$unit did not start (systemctl status '$unit')"
+    }
+    i=$((i + 1))
+  done
 fi
 tapnet get pods -o wide --node "$node_name" | sed 's/^/provision: /'
 say "done: node $node_name is up (tapnet status; systemctl status tapnet; node binary $node_bin)"

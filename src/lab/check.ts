@@ -5,6 +5,8 @@
  *     that the server saw the client's own address (no NAT on the way);
  *   - ping and TCP from every pod to the outside namespace, which must see the pod's node's
  *     address instead (masqueraded).
+ * `tapnet check` on a VM node uses the same pieces, and tcpToServer for TCP to a server that runs
+ * on another node already (a demo pod's iperf3), judged by that server's own report.
  * A node whose switch `lab node stop` stopped, and its pods, are left out (and the outside
  * with node 1, its way there).
  */
@@ -86,19 +88,72 @@ export async function ping(from: Endpoint, to: Endpoint): Promise<CheckResult> {
   }
 }
 
+/** iperf3's own port: the lab's servers, and the VM demo pods' (vm/tapnet-demo@.service). */
+export const IPERF_PORT = 5201;
+
 interface IperfJson {
   error?: string;
   start?: { connected?: { remote_host?: string }[] };
   end?: { sum_sent?: { bytes?: number }; sum_received?: { bits_per_second?: number } };
+  /** With --get-server-output: the server's report, as JSON if it runs with -J, else its text. */
+  server_output_json?: IperfJson;
+  server_output_text?: string;
+}
+
+/**
+ * Judges an iperf3 client's JSON report (`-J --get-server-output`) of `bytes` sent to a server
+ * that runs on its own (a demo pod's): the client must have sent them all, and the server must
+ * have seen one of `expectSeen` as the client's address. The server's view is its JSON's
+ * connected[0].remote_host, or in its text report the data connection's "connected to ADDR".
+ * Anything else is a failure saying what was wrong; nothing here throws.
+ */
+export function judgeServedTransfer(clientOut: string, bytes: number, expectSeen: string[]): { ok: boolean; detail: string } {
+  let c: IperfJson;
+  try {
+    c = JSON.parse(clientOut) as IperfJson;
+  } catch {
+    return { ok: false, detail: `iperf3 printed no JSON: ${clientOut.slice(0, 200)}` };
+  }
+  if (typeof c !== "object" || c === null) return { ok: false, detail: `iperf3 printed no report: ${clientOut.slice(0, 200)}` };
+  if (c.error) return { ok: false, detail: String(c.error) };
+  const sent = typeof c.end?.sum_sent?.bytes === "number" ? c.end.sum_sent.bytes : 0;
+  if (sent < bytes) return { ok: false, detail: `only ${sent} of ${bytes} bytes were sent` };
+  const text = typeof c.server_output_text === "string" ? c.server_output_text : "";
+  const fromJson = c.server_output_json?.start?.connected?.[0]?.remote_host;
+  const seen = typeof fromJson === "string" ? fromJson : /\bconnected to (\S+) port \d+/.exec(text)?.[1];
+  if (!seen) return { ok: false, detail: "the server's report (--get-server-output) does not say whom it saw" };
+  if (!expectSeen.includes(seen)) return { ok: false, detail: `server saw ${seen}, not ${expectSeen.join(" or ")}` };
+  const mbps = Math.round((c.end?.sum_received?.bits_per_second ?? 0) / 1e6);
+  return { ok: true, detail: `${mbps} Mbit/s, server saw ${seen}` };
+}
+
+/**
+ * TCP from `client` to a server that is already there, as the demo pods' iperf3 on another node
+ * (nothing is started on the far side): `bytes` sent, the server's own report asked for. A
+ * server busy with another client's test, or not listening yet, is tried again for up to 20 s.
+ */
+export async function tcpToServer(client: Endpoint, server: Endpoint, bytes: number, port = IPERF_PORT): Promise<CheckResult> {
+  const base = { from: client.name, to: server.name, test: "tcp" as const };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const out = await inNetns(client.netns, "iperf3", ["-c", server.ip, "-p", String(port), "-n", String(bytes), "-J", "--get-server-output", "--connect-timeout", "2000"], { timeoutMs: 60_000 })
+      .catch((e) => (e instanceof ExecError && e.stdout ? e.stdout : JSON.stringify({ error: (e as Error).message })));
+    const verdict = judgeServedTransfer(out, bytes, client.sources);
+    if (verdict.ok || !/busy|refused/i.test(verdict.detail) || Date.now() > deadline) {
+      const hint = /refused/i.test(verdict.detail) ? ` (nothing listens on ${server.ip}:${port}: the demo pods' iperf3 servers do, see tapnet-demo@.service)` : "";
+      return { ...base, ok: verdict.ok, detail: verdict.detail + hint };
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 /**
  * An iperf3 transfer of `bytes` from `client` to `server`; the server must see one of
  * `expectSeen` as the client's address (by default the client's own addresses).
  */
-export async function tcpTransfer(client: Endpoint, server: Endpoint, bytes: number, expectSeen = client.sources): Promise<CheckResult> {
+export async function tcpTransfer(client: Endpoint, server: Endpoint, bytes: number, expectSeen = client.sources, port = IPERF_PORT): Promise<CheckResult> {
   const base = { from: client.name, to: server.name, test: "tcp" as const };
-  const srv = spawn("ip", ["netns", "exec", server.netns, "iperf3", "-s", "-1", "-J", "--idle-timeout", "10"], { stdio: ["ignore", "pipe", "pipe"] });
+  const srv = spawn("ip", ["netns", "exec", server.netns, "iperf3", "-s", "-1", "-J", "--idle-timeout", "10", "-p", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
   let srvOut = "";
   srv.stdout.on("data", (d) => (srvOut += d));
   // "close", not "exit": exit may come before the last of stdout has been read.
@@ -109,7 +164,7 @@ export async function tcpTransfer(client: Endpoint, server: Endpoint, bytes: num
     for (let attempt = 0; attempt < 30; attempt++) {
       // iperf3 3.12 with -J can exit 0 after "unable to connect": its JSON's error field, not
       // the exit status, says whether it worked.
-      clientOut = await inNetns(client.netns, "iperf3", ["-c", server.ip, "-n", String(bytes), "-J", "--connect-timeout", "2000"], { timeoutMs: 60_000 })
+      clientOut = await inNetns(client.netns, "iperf3", ["-c", server.ip, "-p", String(port), "-n", String(bytes), "-J", "--connect-timeout", "2000"], { timeoutMs: 60_000 })
         .catch((e) => (e instanceof ExecError && e.stdout ? e.stdout : JSON.stringify({ error: (e as Error).message })));
       try {
         lastErr = (JSON.parse(clientOut) as IperfJson).error ?? "";

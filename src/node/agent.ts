@@ -16,7 +16,8 @@
  * its eth0, address and routes; the node's next switch (one at a time: node-lock.ts) takes them
  * over first thing after its datapath starts (adopt.ts; the CNI pods in cni-host.ts). Only `pod
  * del`, a CNI DEL or the Pod's deletion removes a pod's TAP; and a clean stop (SIGTERM), which
- * detaches every pod as it always did (what `lab down` and `lab node stop` rely on).
+ * detaches every pod as it always did (what `lab down` and `lab node stop` rely on). A hand-over
+ * (SIGUSR2: tapnet.service's restart) leaves everything to the next switch, as a crash does.
  *
  * With other nodes in the config, or nodes that join through etcd, the agent also opens the
  * tunnel (the switch's stages do the rest, see switch/datapath.ts); and it sets up the node's
@@ -356,6 +357,22 @@ export class NodeAgent implements PodHost {
 
   status() {
     return nodeStatus(this);
+  }
+
+  /**
+   * A stop before a restart (`tapnet switch` on SIGUSR2): the control socket and the store let
+   * go (the lease kept), nothing else undone. The pods keep their interfaces and the pod file,
+   * tapnet0 its routes, the node its rules, as a crash leaves them; the next switch takes them
+   * over. The caller then exits without stopping the switch (closing its TAPs would delete them).
+   */
+  async handOver(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await this.views?.stop();
+    await this.rpc?.close();
+    await this.sync?.stop();
+    this.savePods();
+    this.log.info("switch handed over: its pods, tapnet0 and rules stay for the next switch", { node: this.node.name, pods: this.pods.size });
   }
 
   async stop(): Promise<void> {

@@ -1,10 +1,11 @@
 /**
  * `tapnet check`'s plan: which endpoints a node checks, from its switch's status and the
- * store's Pods, and its --to option. The checks themselves (ping, iperf3) are lab/check.ts's,
+ * store's Pods, and its --to option; which of them it moves TCP to without starting a server. The checks themselves (ping, iperf3) are lab/check.ts's,
  * run for real by the boot test (test/vm/boot.test.ts) on booted machines.
  */
 import { describe, expect, it } from "vitest";
-import { checkPlan, toOption } from "../../src/cli/commands/check.ts";
+import { CHECK_PORT, checkPlan, toOption } from "../../src/cli/commands/check.ts";
+import { IPERF_PORT } from "../../src/lab/check.ts";
 import type { NodeStatusAnswer } from "../../src/cli/commands/status.ts";
 import type { Pod } from "../../src/cluster/objects.ts";
 import { UsageError } from "../../src/cli/args.ts";
@@ -27,8 +28,8 @@ function status(): NodeStatusAnswer {
   };
 }
 
-function pod(name: string, nodeName: string | undefined, ip: string | undefined): Pod {
-  return { apiVersion: "v1", kind: "Pod", metadata: { name, namespace: "default" }, spec: { ...(nodeName ? { nodeName } : {}), containers: [{ name: "c" }] }, ...(ip ? { status: { podIP: ip } } : {}) } as Pod;
+function pod(name: string, nodeName: string | undefined, ip: string | undefined, labels?: Record<string, string>): Pod {
+  return { apiVersion: "v1", kind: "Pod", metadata: { name, namespace: "default", ...(labels ? { labels } : {}) }, spec: { ...(nodeName ? { nodeName } : {}), containers: [{ name: "c" }] }, ...(ip ? { status: { podIP: ip } } : {}) } as Pod;
 }
 
 describe("tapnet check's plan", () => {
@@ -56,6 +57,26 @@ describe("tapnet check's plan", () => {
       ["10.244.2.3", "10.244.2.3"],
     ]);
     expect([...plan.peers, ...plan.remote].every((e) => e.netns === "")).toBe(true);
+  });
+
+  it("moves TCP to other nodes' demo pods (app=tapnet-demo) and to --to's addresses, which serve iperf3; not to other pods, gateways or nodes", () => {
+    const plan = checkPlan(status(), [
+      pod("node2-demo1", "node2", "10.244.2.2", { app: "tapnet-demo" }),
+      pod("web", "node2", "10.244.2.4", { app: "web" }),
+      pod("plain", "node3", "10.244.3.2"),
+      pod("node1-demo1", "node1", "10.244.1.2", { app: "tapnet-demo" }), // this node's: TCP to it is checked from here already
+      pod("node3-demo1", "node3", undefined, { app: "tapnet-demo" }), // no address yet
+    ], ["10.244.3.9", "10.244.2.2", "10.244.2.1"]);
+    expect(plan.servers.map((e) => [e.name, e.ip])).toEqual([["node2/node2-demo1", "10.244.2.2"], ["10.244.3.9", "10.244.3.9"]]);
+    // Each server is also pinged, once.
+    expect(plan.remote.map((e) => e.ip)).toEqual(["10.244.2.1", "10.244.3.1", "10.244.2.2", "10.244.2.4", "10.244.3.2", "10.244.3.9"]);
+    expect(plan.servers.every((e) => plan.remote.includes(e))).toBe(true);
+    expect(checkPlan(status(), [], []).servers).toEqual([]);
+  });
+
+  it("starts its own servers on another port than the demo pods' iperf3", () => {
+    expect(IPERF_PORT).toBe(5201);
+    expect(CHECK_PORT).not.toBe(IPERF_PORT);
   });
 
   it("--to takes a list of IPv4 addresses, and names the one that is not", () => {

@@ -4,8 +4,8 @@
  * etcd would on the private network; two booted Debian 12 machines (machines.ts) are
  * provisioned with only its address and their own, and each leases a pod CIDR there. Then:
  * each switch knows the other node from etcd, pods on different nodes ping each other and move
- * TCP, `tapnet check` on node1 finds node2's pods in the store with no --to, and `systemctl stop
- * tapnet` leaves each node as it was. Everything is removed at the end, also when a step fails.
+ * TCP, `tapnet check` on node1 finds node2's pods in the store with no --to and moves TCP to their
+ * iperf3 servers, and `systemctl stop tapnet` leaves each node as it was. Everything is removed at the end, also when a step fails.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -72,10 +72,13 @@ describe("VM provisioning onto etcd, on booted Debian 12 machines", () => {
     await ping(m2, b2, a2.ip);
     await tcp(m2, b1, m1, a1);
     // No --to: node2's two pods come from etcd. Pings: 2 + 4 here, 2 × 4 from pods to node2
-    // (address, gateway, pods), 3 from the node to node2's gateway and pods; 3 TCP.
+    // (address, gateway, pods), 3 from the node to node2's gateway and pods; 3 TCP here, and 4
+    // to node2's demo pods (labelled app=tapnet-demo in the store), whose servers saw node1's pods.
     const check = await inside(m1, "tapnet check --bytes 1000000", { timeoutMs: 120_000 });
-    expect(check.stdout, check.stderr).toContain("\n20 passed, 0 failed");
+    expect(check.stdout, check.stderr).toContain("\n24 passed, 0 failed");
     expect(check.stdout).toContain(`node2/node2-demo1  ping  ok`);
+    expect(check.stdout).toMatch(new RegExp(`${a1.name} +node2/node2-demo2 +tcp +ok .*server saw ${a1.ip.replaceAll(".", "\\.")}\n`));
+    expect(check.stdout).toMatch(new RegExp(`${a2.name} +node2/node2-demo1 +tcp +ok .*server saw ${a2.ip.replaceAll(".", "\\.")}\n`));
   });
 
   test("systemctl stop tapnet leaves the node as it was", async () => {

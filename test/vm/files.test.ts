@@ -32,17 +32,15 @@ describe("the VM labs' files, as their tools read them", () => {
     expect(tool("shellcheck", [bad]).code).not.toBe(0);
   });
 
-  /** systemd-analyze verify on the unit, installed in a scratch root with the tapnet it names. */
-  function verify(unit: string) {
+  /** systemd-analyze verify on a unit, installed in a scratch root with the programs it names. */
+  function verify(unit: string, name = "tapnet.service", others: Record<string, string> = {}) {
     const root = mkdtempSync(join(scratch, "root-"));
-    mkdirSync(join(root, "usr/local/bin"), { recursive: true });
-    mkdirSync(join(root, "etc/systemd/system"), { recursive: true });
-    writeFileSync(join(root, "usr/local/bin/tapnet"), "#!/bin/sh\n", { mode: 0o755 });
-    mkdirSync(join(root, "usr/bin"), { recursive: true });
-    writeFileSync(join(root, "usr/bin/env"), "#!/bin/sh\n", { mode: 0o755 });
+    for (const dir of ["usr/local/bin", "usr/bin", "usr/sbin", "etc/systemd/system"]) mkdirSync(join(root, dir), { recursive: true });
+    for (const exe of ["usr/local/bin/tapnet", "usr/bin/env", "usr/sbin/ip", "usr/bin/iperf3"]) writeFileSync(join(root, exe), "#!/bin/sh\n", { mode: 0o755 });
     cpSync("/lib/systemd/system", join(root, "usr/lib/systemd/system"), { recursive: true });
-    writeFileSync(join(root, "etc/systemd/system/tapnet.service"), unit);
-    return tool("systemd-analyze", ["verify", `--root=${root}`, "/etc/systemd/system/tapnet.service"]);
+    writeFileSync(join(root, "etc/systemd/system", name), unit);
+    for (const [other, text] of Object.entries(others)) writeFileSync(join(root, "etc/systemd/system", other), text);
+    return tool("systemd-analyze", ["verify", `--root=${root}`, `/etc/systemd/system/${name}`]);
   }
 
   it("systemd-analyze verify has nothing to say of tapnet.service; a wrong setting it names", () => {
@@ -52,9 +50,23 @@ describe("the VM labs' files, as their tools read them", () => {
     expect(verify(unit.replace(/^KillMode=mixed$/m, "KillMode=gently")).out).toContain("Failed to parse kill mode specification, ignoring: gently");
   });
 
-  it("the unit stops the switch alone with SIGTERM, restarts it on failure, and waits for it to answer", () => {
+  it("systemd-analyze verify has nothing to say of tapnet-demo@.service (a template: verify makes an instance)", () => {
+    const unit = readFileSync(join(REPO, "vm/tapnet-demo@.service"), "utf8");
+    // verify starts instance "i", bound to run-netns-i.mount: on a node, systemd makes that unit
+    // from /proc/self/mountinfo once the switch has made namespace i; here a file stands for it.
+    const mount = "[Mount]\nWhat=/proc/self/ns/net\nWhere=/run/netns/i\nOptions=bind\n";
+    const withMount = (u: string) => verify(u, "tapnet-demo@.service", { "run-netns-i.mount": mount });
+    expect(withMount(unit)).toEqual({ code: 0, out: "" });
+    expect(withMount(unit.replace("Restart=always", "Restart=sometimes")).out).toContain("Failed to parse service restart specifier, ignoring: sometimes");
+    // Its server lives as long as its pod's namespace, and has nothing to do with tapnet.service
+    // (a dependency on it would stop or restart the server with a restart of the switch).
+    for (const line of ["BindsTo=run-netns-%i.mount", "After=run-netns-%i.mount", "WantedBy=run-netns-%i.mount", "ExecStart=ip netns exec %I iperf3 --server --port 5201", "SuccessExitStatus=1", "Restart=always"]) expect(unit).toContain(`\n${line}\n`);
+    expect(unit.split("\n").filter((l) => !l.startsWith("#")).join("\n")).not.toContain("tapnet.service");
+  });
+
+  it("the unit stops the switch alone with SIGTERM, for a restart with SIGUSR2 (it keeps the pods), restarts it on failure, and waits for it to answer", () => {
     const unit = readFileSync(join(REPO, "vm/tapnet.service"), "utf8");
-    for (const line of ["KillMode=mixed", "KillSignal=SIGTERM", "Restart=on-failure", "WantedBy=multi-user.target", "EnvironmentFile=/etc/tapnet/tapnet.env"]) expect(unit).toContain(`\n${line}\n`);
+    for (const line of ["KillMode=mixed", "KillSignal=SIGTERM", "RestartKillSignal=SIGUSR2", "Restart=on-failure", "WantedBy=multi-user.target", "EnvironmentFile=/etc/tapnet/tapnet.env"]) expect(unit).toContain(`\n${line}\n`);
     // The switch runs with the lab's V8 flags, and no others.
     expect(unit).toContain(`\nExecStart=/usr/bin/env node ${SWITCH_V8_FLAGS.join(" ")} /usr/local/bin/tapnet switch --config /etc/tapnet/cluster.yaml --node \${TAPNET_NODE} --underlay-dev \${TAPNET_UNDERLAY_DEV} $TAPNET_OPTS\n`);
     expect(unit).toMatch(/\nExecStartPost=\/usr\/local\/bin\/tapnet status --node \$\{TAPNET_NODE\} --wait \d+ --quiet\n/);

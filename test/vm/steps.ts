@@ -2,7 +2,7 @@
  * What the boot tests do inside their machines (boot.test.ts, etcd.test.ts): run a command and
  * fail with its output, read a node's pods from its switch, wait for them after a restart, ping
  * and move TCP from a pod (or the machine) with iperf3, and take a snapshot of what provisioning
- * and the switch may change, to compare before and after.
+ * and the switch may change, to compare before and after; name a demo pod's iperf3 unit.
  */
 import { expect } from "vitest";
 import { inside, type Machine } from "./machines.ts";
@@ -41,13 +41,17 @@ export async function ping(from: Machine, pod: Pod, to: string): Promise<void> {
 /** `ip netns exec NS` for a pod; nothing for the machine's own namespace. */
 const within = (netns: string) => (netns ? `ip netns exec ${netns} ` : "");
 
+/** The port of the test's own iperf3 servers: the demo pods' (tapnet-demo@.service) hold 5201. */
+const PORT = 5202;
+
 /**
- * 20 MB of TCP from `client` on `cm` to `server` on `sm` (iperf3; a pod, or the machine itself
- * with netns ""); the server must see the client's own address. Returns the client's Mbit/s.
+ * 20 MB of TCP from `client` on `cm` to `server` on `sm` (iperf3, a server of its own on port
+ * 5202; a pod, or the machine itself with netns ""); the server must see the client's own
+ * address. Returns the client's Mbit/s.
  */
 export async function tcp(cm: Machine, client: Pod, sm: Machine, server: Pod): Promise<number> {
-  const srv = inside(sm, `${within(server.netns)}iperf3 -s -1 -J --idle-timeout 20`, { timeoutMs: 60_000 });
-  const cli = await must(cm, `for i in $(seq 50); do ${within(client.netns)}iperf3 -c ${server.ip} -n 20M -J --connect-timeout 1000 >/tmp/iperf.json && ! grep -q '"error"' /tmp/iperf.json && cat /tmp/iperf.json && exit 0; sleep 0.2; done; cat /tmp/iperf.json; exit 1`, 90_000);
+  const srv = inside(sm, `${within(server.netns)}iperf3 -s -1 -J --idle-timeout 20 -p ${PORT}`, { timeoutMs: 60_000 });
+  const cli = await must(cm, `for i in $(seq 50); do ${within(client.netns)}iperf3 -c ${server.ip} -p ${PORT} -n 20M -J --connect-timeout 1000 >/tmp/iperf.json && ! grep -q '"error"' /tmp/iperf.json && cat /tmp/iperf.json && exit 0; sleep 0.2; done; cat /tmp/iperf.json; exit 1`, 90_000);
   const s = await srv;
   expect(s.code, s.stderr).toBe(0);
   const c = JSON.parse(cli) as { end: { sum_sent: { bytes: number }; sum_received: { bits_per_second: number } } };
@@ -56,6 +60,9 @@ export async function tcp(cm: Machine, client: Pod, sm: Machine, server: Pod): P
   expect(seen).toBe(client.ip);
   return Math.round(c.end.sum_received.bits_per_second / 1e6);
 }
+
+/** The systemd unit of the demo pod in namespace `netns` (tapnet-demo@.service), as a shell word. */
+export const demoUnit = (netns: string) => `"$(systemd-escape --template tapnet-demo@.service ${netns})"`;
 
 /**
  * What provisioning and the switch may touch, to compare before and after: links, routes, the

@@ -8,10 +8,15 @@
  *     only its switch answers for: the tunnel both ways) and to every other node's pod it knows,
  *     and from the node itself to those gateways and pods (its routes to other pod CIDRs);
  *   - moves TCP (iperf3) between this node's pods and from the node to each, checking that the
- *     server saw the client's own address.
- * TCP to another node's pods needs a server there: the README's iperf3 recipe does it by hand.
+ *     server saw the client's own address (its servers started here for one transfer each, on
+ *     port 5202: a demo pod's own server holds 5201);
+ *   - moves TCP from every pod here to every other node's pod that serves iperf3 already: the
+ *     demo pods vm/provision.sh makes (label app=tapnet-demo, tapnet-demo@.service) and --to's
+ *     addresses, the far server's own report (--get-server-output) saying it saw the client
+ *     pod's own address. Nothing is started on the other node: a check run on one node leaves
+ *     nothing behind on any, and two nodes may check at once (a busy server is tried again).
  */
-import { ping, tcpTransfer, type CheckResult, type Endpoint } from "../../lab/check.ts";
+import { IPERF_PORT, ping, tcpToServer, tcpTransfer, type CheckResult, type Endpoint } from "../../lab/check.ts";
 import { rpcCall } from "../../node/rpc.ts";
 import { formatTable } from "../../node/table.ts";
 import { preflight } from "../../node/preflight.ts";
@@ -24,6 +29,11 @@ import type { NodeStatusAnswer } from "./status.ts";
 import type { Pod } from "../../cluster/objects.ts";
 
 const out = (s: string) => process.stdout.write(s + "\n");
+
+/** The port of the iperf3 servers check starts here for one transfer: the demo pods' own hold IPERF_PORT. */
+export const CHECK_PORT = IPERF_PORT + 1;
+/** The label of the demo pods vm/provision.sh makes, whose iperf3 servers other nodes' checks use. */
+export const DEMO_LABEL = { key: "app", value: "tapnet-demo" };
 const err = (s: string) => process.stderr.write(s + "\n");
 
 export const checkCommand: Command = {
@@ -33,8 +43,10 @@ export const checkCommand: Command = {
     "The lab's checks, on a node of a real cluster: pings between this node's pods and the node, both ways, and from each",
     "pod to every other node (its address and its pod gateway, across the tunnel) and to every other node's pod the store",
     "knows (with etcd, all of them; with a node's own file store, none: give them with --to), and from the node to those",
-    "gateways and pods; an iperf3 TCP transfer",
-    "between this node's pods and from the node to each, the server seeing the client's own address.",
+    "gateways and pods; an iperf3 TCP transfer between this node's pods and from the node to each (servers started here",
+    "on port 5202), the server seeing the client's own address; and TCP from each pod here to every other node's pod that",
+    "serves iperf3 on port 5201 (the VM demo pods, label app=tapnet-demo, and the --to addresses), that server's own",
+    "report saying it saw the client pod's own address. Nothing is started on other nodes.",
     "Exit status 1 if anything fails.",
     "",
     "Example: tapnet check --to 10.244.2.2,10.244.2.3",
@@ -42,7 +54,7 @@ export const checkCommand: Command = {
   options: {
     node: { type: "string", value: "NAME", help: "the switch of node NAME (its socket /run/tapnet/NAME.sock)" },
     control: { type: "string", value: "PATH", help: "the switch's control socket (default: the only one in /run/tapnet)" },
-    to: { type: "string", value: "IP[,IP...]", help: "more addresses to ping from every pod here (other nodes' pods)" },
+    to: { type: "string", value: "IP[,IP...]", help: "other nodes' pods to ping from every pod here and from the node, and to move TCP to from every pod here (each must serve iperf3 on port 5201, as the demo pods do)" },
     bytes: { type: "string", value: "N", help: "bytes of TCP per transfer", default: "2000000" },
     json: { type: "boolean", help: "print the results as one JSON object" },
   },
@@ -83,6 +95,8 @@ export interface CheckPlan {
   peers: Endpoint[];
   /** Other nodes' gateways, their pods, --to: pinged from every pod here and from the node. */
   remote: Endpoint[];
+  /** Those of `remote` that serve iperf3 on IPERF_PORT (demo pods, --to): TCP from every pod here. */
+  servers: Endpoint[];
   /** Pods of this node whose namespace `ip netns exec` cannot enter (not under /run/netns). */
   skipped: string[];
 }
@@ -101,10 +115,13 @@ export function checkPlan(s: NodeStatusAnswer, storePods: Pod[], extra: string[]
   const peers: Endpoint[] = [];
   const remote: Endpoint[] = [];
   const seen = new Set<string>([node.ip, s.node.gateway, ...pods.map((x) => x.ip)]);
-  const add = (to: Endpoint[], name: string, ip: string) => {
+  const servers: Endpoint[] = [];
+  const add = (to: Endpoint[], name: string, ip: string, serves = false) => {
     if (seen.has(ip)) return;
     seen.add(ip);
-    to.push({ name, netns: "", ip, sources: [ip] });
+    const e = { name, netns: "", ip, sources: [ip] };
+    to.push(e);
+    if (serves) servers.push(e);
   };
   const others = s.nodes.filter((n) => n.name !== me);
   for (const n of others) add(peers, n.name, n.address);
@@ -114,10 +131,11 @@ export function checkPlan(s: NodeStatusAnswer, storePods: Pod[], extra: string[]
   }
   for (const pod of storePods) {
     const ip = pod.status?.podIP;
-    if (ip && pod.spec.nodeName && pod.spec.nodeName !== me) add(remote, `${pod.spec.nodeName}/${pod.metadata.name}`, ip);
+    const demo = pod.metadata.labels?.[DEMO_LABEL.key] === DEMO_LABEL.value;
+    if (ip && pod.spec.nodeName && pod.spec.nodeName !== me) add(remote, `${pod.spec.nodeName}/${pod.metadata.name}`, ip, demo);
   }
-  for (const ip of extra) add(remote, ip, ip);
-  return { node, pods, peers, remote, skipped };
+  for (const ip of extra) add(remote, ip, ip, true);
+  return { node, pods, peers, remote, servers, skipped };
 }
 
 /** A node's gateway (tapnet0) from its pod CIDR, as ipam.ts gives it; none for a CIDR that does not parse. */
@@ -138,7 +156,8 @@ export async function runChecks(plan: CheckPlan, tcpBytes: number, progress?: (r
   }
   for (const p of pods) for (const t of [...peers, ...remote]) record(await ping(p, t));
   for (const t of remote) record(await ping(node, t));
-  for (let i = 0; i < pods.length; i++) for (let j = i + 1; j < pods.length; j++) record(await tcpTransfer(pods[i], pods[j], tcpBytes));
-  for (const p of pods) record(await tcpTransfer(node, p, tcpBytes));
+  for (let i = 0; i < pods.length; i++) for (let j = i + 1; j < pods.length; j++) record(await tcpTransfer(pods[i], pods[j], tcpBytes, pods[i].sources, CHECK_PORT));
+  for (const p of pods) record(await tcpTransfer(node, p, tcpBytes, node.sources, CHECK_PORT));
+  for (const p of pods) for (const t of plan.servers) record(await tcpToServer(p, t, tcpBytes));
   return results;
 }

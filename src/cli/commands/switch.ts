@@ -3,6 +3,8 @@
  * anything is made: the control socket's directory must exist (only /run/tapnet, tapnet's own,
  * is made), and a tunnel the kernel will not bind (the node's address is not on this machine,
  * its port is taken) is a one-line error naming the node and the config's field.
+ * SIGTERM stops it cleanly (everything it made removed); SIGUSR2 hands the node over to the next
+ * switch (agent.ts's handOver) and exits without closing the TAPs, as a crash would.
  */
 import { existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -46,7 +48,8 @@ export const switchCommand: Command = {
   details: [
     "The switch holds the gateway port tapnet0 and the pods' TAP ports, and listens on a control socket for `tapnet pod`",
     "and `tapnet apply/delete/get`. Logs are JSON lines on stderr. SIGTERM or SIGINT stops the switch: its pods are detached",
-    "and its devices removed.",
+    "and its devices removed. SIGUSR2 stops it for a restart (tapnet.service's RestartKillSignal): the pods keep their",
+    "interfaces, addresses and open connections, tapnet0 its routes, the node its rules, and the next switch takes them over.",
     "",
     "With the file store, the config's nodes are the cluster's. With --store etcd://..., the config's nodes may be empty:",
     "the node leases the lowest free subnet of clusterCidr (the one it had before, if it is still free), and follows the",
@@ -94,7 +97,7 @@ export const switchCommand: Command = {
     } catch (e) {
       throw e instanceof UdpError ? tunnelError(e, config, node, String(p.values.config), p.values.address) : e;
     }
-    await new Promise<void>((resolve) => {
+    const handedOver = await new Promise<boolean>((resolve) => {
       let stopping = false;
       const stop = (sig: string) => {
         if (stopping) {
@@ -102,13 +105,18 @@ export const switchCommand: Command = {
           process.exit(1);
         }
         stopping = true;
-        log.info("stopping", { signal: sig });
+        const handOver = sig === "SIGUSR2";
+        log.info(handOver ? "stopping for a restart: the pods stay" : "stopping", { signal: sig });
         const force = setTimeout(() => { log.error("stop took too long; exiting"); process.exit(1); }, 10_000);
-        agent.stop().finally(() => { clearTimeout(force); resolve(); });
+        (handOver ? agent.handOver() : agent.stop()).finally(() => { clearTimeout(force); resolve(handOver); });
       };
       process.on("SIGTERM", () => stop("SIGTERM"));
       process.on("SIGINT", () => stop("SIGINT"));
+      process.on("SIGUSR2", () => stop("SIGUSR2"));
     });
+    // After a hand-over the datapath is not stopped: its TAPs must outlive this process, as they
+    // do a crash, and the kernel keeps a persistent TAP whose fd is closed by the process's exit.
+    if (handedOver) process.exit(0);
     return 0;
   },
 };
