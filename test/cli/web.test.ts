@@ -4,7 +4,7 @@
  * prints it, and the server itself against a stand-in switch (a control socket served here by
  * an RpcServer answering status and pod.list as a switch does): the page and its files, the
  * state, the event stream with live rates, a switch that stops answering, every 4xx, and a
- * close that ends the streams. The browser and a real lab: test/integration/web.test.ts.
+ * close that ends the streams. The browser and a real lab: test/integration/web-checks.ts (run by trace.test.ts).
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { join } from "node:path";

@@ -2,15 +2,14 @@
 // `tapnet lua-dissector`), checked by tshark: first on a pcap made here by hand (one datagram
 // of each kind, field by field; malformed ones get an expert info, never a Lua error; frames
 // whose chunks are spread over several packets, in order or not; the decode-as flags the
-// command's help gives), then on real captures of a lab's underlay: in the
-// clear, down to the pods' TCP (a frame's chunks put back together when they lie in one
-// captured packet, and when the kernel cut them into several before the capture); sealed, as far
-// as epoch, counter and tag.
-import { spawn, type ChildProcess } from "node:child_process";
+// command's help gives), then on real captures of a lab's underlay in the clear, down to the
+// pods' TCP (a frame's chunks put back together when they lie in one captured packet, and when
+// the kernel cut them into several before the capture). A sealed lab's underlay, as far as
+// epoch, counter and tag: trace.test.ts, on the sealed lab it shares (trace-lab.ts).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it, vi } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { DECODE_AS, luaDissectorCommand } from "../../src/cli/commands/lua-dissector.ts";
 import { emitEthernet, ETHERTYPE_IPV4 } from "../../src/wire/ethernet.ts";
 import { emitIpv4 } from "../../src/wire/ipv4.ts";
@@ -21,42 +20,14 @@ import { emitTapnet } from "../../src/wire/tapnet.ts";
 import { writeSealedHeader } from "../../src/wire/sealed.ts";
 import { emitVirtioNetHdr, GSO_TCPV4, VNET_F_NEEDS_CSUM } from "../../src/wire/virtio.ts";
 import { tapnetBackend } from "../../src/tunnel/tapnet.ts";
-import { runCmd, tapnet, uniquePrefix, waitFor } from "./helpers.ts";
+import { captureUnderlay, shareLab, tsharkFields } from "./trace-lab.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "lua-dissector-"));
-const labs: string[] = [];
-const children: ChildProcess[] = [];
 
-afterAll(async () => {
-  for (const c of children) c.kill("SIGKILL");
-  for (const prefix of labs) await tapnet(["lab", "down", "--prefix", prefix]);
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** What `tapnet lua-dissector` prints, saved as a file for tshark's -X lua_script. */
-async function dissectorFile(): Promise<string> {
-  let text = "";
-  const spy = vi.spyOn(process.stdout, "write").mockImplementation(((s: string) => { text += s; return true; }) as typeof process.stdout.write);
-  try {
-    expect(await luaDissectorCommand.run({ values: {}, positionals: [] })).toBe(0);
-  } finally {
-    spy.mockRestore();
-  }
-  const file = join(dir, "tapnet.lua");
-  writeFileSync(file, text);
-  return file;
-}
-
-/** tshark's fields for each packet of `file`, split at tabs; any Lua error fails the test. */
-async function fields(file: string, names: string[], extra: string[] = []): Promise<string[][]> {
-  const lua = await dissectorFile();
-  const args = ["-X", `lua_script:${lua}`, "-r", file, ...extra];
-  const verbose = await runCmd("tshark", [...args, "-V"]);
-  expect(verbose.stderr + verbose.stdout).not.toMatch(/Lua Error|lua_script|attempt to/i);
-  const r = await runCmd("tshark", [...args, "-T", "fields", ...names.flatMap((n) => ["-e", n])]);
-  expect(r.code, r.stderr).toBe(0);
-  return r.stdout.replace(/\n$/, "").split("\n").map((l) => l.split("\t"));
-}
+/** tshark's fields for each packet of `file`, with the dissector `tapnet lua-dissector` prints. */
+const fields = (file: string, names: string[], extra: string[] = []) => tsharkFields(dir, file, names, extra);
 
 /** A pcap (not pcapng) file of Ethernet frames. */
 function pcap(frames: Uint8Array[]): Buffer {
@@ -220,50 +191,11 @@ describe("tshark with the dissector, on datagrams made by hand", () => {
   });
 });
 
-/**
- * Captures `prefix`'s underlay (UDP on br0) while node1-pod1 pings node2-pod1 and sends it 100 KB
- * over TCP; returns the file and the two pods' addresses.
- */
-async function captureLab(prefix: string, insecure: boolean, spread = false): Promise<{ file: string; a: string; b: string }> {
-  if (!labs.includes(prefix)) {
-    labs.push(prefix);
-    const up = await tapnet(["lab", "up", "--prefix", prefix, ...(insecure ? ["--insecure"] : [])], { timeoutMs: 170_000 });
-    expect(up.code, up.stderr).toBe(0);
-  }
-  // spread: node1's underlay device without UDP segmentation offload, so the kernel cuts each
-  // UDP_SEGMENT send into its datagrams before the bridge sees them (as a NIC would on the wire).
-  if (spread) await runCmd("ip", ["netns", "exec", `${prefix}-node1`, "ethtool", "-K", "eth0", "tx-udp-segmentation", "off"]);
-  const pods = JSON.parse((await tapnet(["lab", "status", "--json", "--prefix", prefix])).stdout).pods as { name: string; ip: string }[];
-  const a = pods.find((p) => p.name === "node1-pod1")!.ip;
-  const b = pods.find((p) => p.name === "node2-pod1")!.ip;
-  const file = join(dir, `${prefix}${spread ? "-spread" : ""}.pcap`);
-  const dump = spawn("ip", ["netns", "exec", `${prefix}-underlay`, "tcpdump", "-i", "br0", "--immediate-mode", "-B", "32768", "-U", "-w", file, "udp"], { stdio: ["ignore", "ignore", "pipe"] });
-  children.push(dump);
-  let said = "";
-  dump.stderr!.on("data", (d) => (said += d));
-  await waitFor(() => said.includes("listening on"), 10_000, "tcpdump");
-  const server = spawn("ip", ["netns", "exec", `${prefix}-node2-pod1`, process.execPath, "-e",
-    `require("net").createServer((s)=>{s.resume();s.on("end",()=>s.end())}).listen(7777,()=>console.log("ready"))`], { stdio: ["ignore", "pipe", "inherit"] });
-  children.push(server);
-  let ready = "";
-  server.stdout!.on("data", (d) => (ready += d));
-  await waitFor(() => ready.includes("ready"), 10_000, "the TCP server");
-  const ping = await runCmd("ip", ["netns", "exec", `${prefix}-node1-pod1`, "ping", "-c", "3", "-i", "0.2", b]);
-  expect(ping.code, ping.stdout).toBe(0);
-  const client = await runCmd("ip", ["netns", "exec", `${prefix}-node1-pod1`, process.execPath, "-e",
-    `const c=require("net").connect(7777,"${b}",()=>c.end(Buffer.alloc(100000,97)));c.on("close",()=>console.log("closed"))`], { timeoutMs: 20_000 });
-  expect(client.stdout).toContain("closed");
-  await new Promise((r) => setTimeout(r, 300));
-  const exit = new Promise((r) => dump.on("exit", r));
-  dump.kill("SIGINT");
-  server.kill("SIGKILL");
-  await exit;
-  return { file, a, b };
-}
+describe("tshark with the dissector, on a lab's underlay in the clear", () => {
+  const lab = shareLab("tapnet", { insecure: true });
 
-describe("tshark with the dissector, on a lab's underlay", () => {
   it("decodes the tapnet backend in the clear down to the pods' TCP", async () => {
-    const { file, a, b } = await captureLab(uniquePrefix("lua1"), true);
+    const { file, a, b } = await captureUnderlay(lab, dir);
     const rows = await fields(file, ["tapnet.version", "ip.src", "ip.dst", "tcp.srcport", "tcp.dstport", "icmp.type", "tapnet.vnet.gso_type"]);
     expect(rows.length).toBeGreaterThan(5);
     for (const r of rows) expect(r[0]).toMatch(/^1(,1)*$/);
@@ -276,7 +208,7 @@ describe("tshark with the dissector, on a lab's underlay", () => {
   });
 
   it("puts a lab's super-frames back together when the kernel cut them into datagrams before the capture", async () => {
-    const { file, a } = await captureLab(uniquePrefix("lua1"), true, true);
+    const { file, a } = await captureUnderlay(lab, dir, true);
     const rows = await fields(file, ["ip.src", "tapnet.datagrams", "tapnet.reassembled_in", "tapnet.reassembled_from", "tcp.dstport", "tcp.len"], ["-2"]);
     const fromNode1 = rows.filter((r) => r[0].startsWith("192.168.56.11"));
     expect(fromNode1.every((r) => r[1] === "")).toBe(true); // one datagram a packet: cut before the bridge
@@ -290,23 +222,6 @@ describe("tshark with the dissector, on a lab's underlay", () => {
       // Each packet it was put together from but the last links to it.
       const ids = r[3].split(", ").map((x) => Number(x.slice(1)));
       for (const n of ids.slice(0, -1)) expect(rows[n - 1][2]).toBe(String(ids[ids.length - 1]));
-    }
-  });
-
-  it("shows a sealed lab's datagrams as version 2, with epoch and counter, and no inner packet", async () => {
-    const { file } = await captureLab(uniquePrefix("lua2"), false);
-    const rows = await fields(file, ["tapnet.version", "tapnet.epoch", "tapnet.counter", "tapnet.tag", "ip.src", "tcp.srcport"]);
-    expect(rows.length).toBeGreaterThan(5);
-    // The tunnel's datagrams (an ICMP error quoting one, if the kernel sent any, is not the tunnel's).
-    const datagrams = rows.filter((r) => r[0] !== "" && !r[4].includes(","));
-    expect(datagrams.length).toBeGreaterThan(5);
-    for (const r of datagrams) {
-      expect(r[0]).toMatch(/^2(,2)*$/);
-      expect(r[1]).toMatch(/^\d+(,\d+)*$/);
-      expect(r[2]).toMatch(/^\d+(,\d+)*$/);
-      expect(r[3]).toMatch(/^[0-9a-f]{32}(,[0-9a-f]{32})*$/);
-      expect(r[4]).toMatch(/^192\.168\.56\.1[12]$/);
-      expect(r[5]).toBe("");
     }
   });
 });

@@ -1,27 +1,27 @@
-// `tapnet web` in a real browser: Debian's chromium, headless, driven by puppeteer-core over the
-// DevTools protocol, on a real lab of 2 nodes for each backend. The page lists the lab's pods
-// (with their addresses and MACs, and each switch's FDB); two clicks on the drawing trace a ping
-// between two pods and the page shows every hop the switches recorded (the same hops, node by
-// node, as `tapnet trace --json` gives), played on the drawing; on the tapnet backend also: a
-// pod added while the page is open appears without a reload, bad requests get a 4xx and a
-// message, the same page is served on Deno, a port taken is refused, and Ctrl-C stops the server
-// cleanly while a page listens.
-// Chromium and each server are killed by pid and every lab is taken down, also when a test fails.
-// TAPNET_WEB_PREFIX=NAME names the labs NAME-<backend> instead of tapnet-it-… (a run beside CI's).
+// The checks of `tapnet web` in a real browser: Debian's chromium, headless, driven by
+// puppeteer-core over the DevTools protocol, run by trace.test.ts on the 2-node lab of each
+// backend it shares with the trace, follow and dissector checks (trace-lab.ts). The page lists
+// the lab's pods (with their addresses and MACs, and each switch's FDB); two clicks on the
+// drawing trace a ping between two pods and the page shows every hop the switches recorded (the
+// same hops, node by node, as `tapnet trace --json` gives), played on the drawing; on the tapnet
+// backend also: a pod added while the page is open appears without a reload, bad requests get a
+// 4xx and a message, the same page is served on Deno, a port taken is refused, and Ctrl-C stops
+// the server cleanly while a page listens. webListenChecks: a bad --listen, with no lab.
+// Chromium and each server are killed by pid after the checks, also when one failed.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { request } from "node:http";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { exited, journal, pidAlive, REPO, TAPNET, tapnet, uniquePrefix } from "./helpers.ts";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { exited, journal, pidAlive, REPO, TAPNET, tapnet } from "./helpers.ts";
+import type { SharedLab } from "./trace-lab.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 // What runs in the page (page.evaluate, waitForFunction): the project's types have no DOM.
 declare const document: { querySelector(s: string): { getAttribute(a: string): string | null } | null };
 declare const window: Record<string, unknown>;
-const labName = (tag: string) => (process.env.TAPNET_WEB_PREFIX ? `${process.env.TAPNET_WEB_PREFIX}-${tag}` : uniquePrefix(tag));
 
-/** The hops of each node in their order (two switches' clocks may interleave their hops either way; see trace.test.ts). */
+/** The hops of each node in their order (two switches' clocks may interleave their hops either way; see trace-checks.ts). */
 const perNode = (list: { node: string; stage: string }[]) => {
   const out: Record<string, string[]> = {};
   for (const h of list) (out[h.node] ??= []).push(h.stage);
@@ -74,46 +74,30 @@ async function traceByClicks(page: Page, from: string, to: string) {
   return page.$$eval(".hop", (ds) => ds.map((d) => ({ node: d.getAttribute("data-node")!, stage: d.getAttribute("data-stage")!, text: d.textContent! })));
 }
 
-let browser: Browser | undefined;
-let browserPid: number | undefined;
-
-beforeAll(async () => {
-  expect(existsSync(CHROMIUM), "chromium is missing: sh scripts/install-deps.sh installs it").toBe(true);
-  browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"], defaultViewport: { width: 1400, height: 900 } });
-  browserPid = browser.process()?.pid;
-}, 60_000);
-
-afterAll(async () => {
-  await Promise.race([browser?.close(), new Promise((r) => setTimeout(r, 5_000))]).catch(() => {});
-  // puppeteer starts chromium as the leader of a process group of its own: its helpers go with it.
-  if (browserPid !== undefined) for (const pid of [-browserPid, browserPid]) try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
-}, 30_000);
-
-it("refuses a bad --listen with a message saying what is wrong", async () => {
-  for (const [arg, why] of [["8080", "no port"], ["example.org:80", '"example.org" is not an IPv4 address'], ["127.0.0.1:99999", "port 99999 is over 65535"], ["127.0.0.1:http", "the port must be a number"]]) {
-    const r = await tapnet(["web", "--listen", arg]);
-    expect([r.code, r.stderr]).toEqual([2, `tapnet: --listen "${arg}": ${why} (write HOST:PORT, such as 127.0.0.1:8080; port 0 takes any free port)\n`]);
-  }
-});
-
-describe.each(["tapnet", "udp", "vxlan"] as const)("tapnet web on a lab of 2 nodes, %s backend", (backend) => {
-  const prefix = labName(`web${backend[0]}`);
+/** Registers the web checks in the calling describe, against `shared`: a browser and a server of their own. */
+export function webChecks(shared: SharedLab): void {
+  const { backend, prefix } = shared;
+  let browser: Browser | undefined;
+  let browserPid: number | undefined;
   let web: Awaited<ReturnType<typeof startWeb>> | undefined;
   let page: Page;
 
   beforeAll(async () => {
-    const up = await tapnet(["lab", "up", "--prefix", prefix, "--backend", backend], { timeoutMs: 170_000 });
-    expect(up.code, up.stderr).toBe(0);
+    expect(existsSync(CHROMIUM), "chromium is missing: sh scripts/install-deps.sh installs it").toBe(true);
+    browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"], defaultViewport: { width: 1400, height: 900 } });
+    browserPid = browser.process()?.pid;
     web = await startWeb(prefix);
-    page = await browser!.newPage();
+    page = await browser.newPage();
     await page.goto(web.url);
-  }, 240_000);
+  }, 120_000);
 
   afterAll(async () => {
     await page?.close().catch(() => {});
     await stopWeb(web?.child);
-    await tapnet(["lab", "down", "--prefix", prefix]);
-  }, 90_000);
+    await Promise.race([browser?.close(), new Promise((r) => setTimeout(r, 5_000))]).catch(() => {});
+    // puppeteer starts chromium as the leader of a process group of its own: its helpers go with it.
+    if (browserPid !== undefined) for (const pid of [-browserPid, browserPid]) try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+  }, 60_000);
 
   it("draws the lab's pods with their addresses and MACs, and each switch's FDB, live", async () => {
     const st = await tapnet(["lab", "status", "--prefix", prefix, "--json"]);
@@ -247,4 +231,15 @@ describe.each(["tapnet", "udp", "vxlan"] as const)("tapnet web on a lab of 2 nod
     expect(web!.stderr()).toContain("tapnet web: stopped");
     await page.waitForSelector('#conn[data-state="lost"]', { timeout: 10_000 });
   });
-});
+}
+
+/** A bad --listen, refused before any lab is looked at. */
+export function webListenChecks(): void {
+  it("refuses a bad --listen with a message saying what is wrong", async () => {
+    // All at once: each is a command of its own, and most of its time is Node starting.
+    await Promise.all([["8080", "no port"], ["example.org:80", '"example.org" is not an IPv4 address'], ["127.0.0.1:99999", "port 99999 is over 65535"], ["127.0.0.1:http", "the port must be a number"]].map(async ([arg, why]) => {
+      const r = await tapnet(["web", "--listen", arg]);
+      expect([r.code, r.stderr]).toEqual([2, `tapnet: --listen "${arg}": ${why} (write HOST:PORT, such as 127.0.0.1:8080; port 0 takes any free port)\n`]);
+    }));
+  });
+}
