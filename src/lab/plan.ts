@@ -271,11 +271,14 @@ export function supervisorCommand(): string[] {
  * threads): its young generation fixed at 4 MB a semi-space. V8 otherwise starts it at 1 to 2 MB
  * and doubles it, up to 16 MB, when many objects survive a scavenge: an hour's soak showed that
  * as a one-time RSS step of about 17 MB per switch, 40 minutes in. Fixed, the switch's memory
- * does not step. The datapath allocates nothing per packet, so a small young generation costs it
- * little. (`--heap-growing-percent=20` was tried too, to hold the old generation closer to what
- * lives in it: an hour's soak crept as much with it as without, so it is not used.)
+ * does not step. The datapath allocates little per packet (the sealed backend boxes the
+ * addresses it hands OpenSSL, a few numbers a datagram), so a small young generation costs it
+ * little. And `gc` exposed, for the datapath's full collection every few minutes
+ * (datapath-worker.ts): its old generation otherwise fills with what scavenges promoted for an
+ * hour or more before V8 collects it. (`--heap-growing-percent=20` was tried too, to hold the
+ * old generation closer to what lives in it: an hour's soak crept as much with it as without.)
  */
-export const SWITCH_V8_FLAGS = ["--max-semi-space-size=4", "--min-semi-space-size=4"];
+export const SWITCH_V8_FLAGS = ["--max-semi-space-size=4", "--min-semi-space-size=4", "--expose-gc"];
 
 /** How a switch process is started for the given runtime. */
 export function switchCommand(runtime: "node" | "deno"): string[] {
