@@ -5,8 +5,8 @@
  *              arms the session's filters (replacing its own; [] ends it). proto is "icmp",
  *              "tcp", "udp" or a number, src and dst dotted IPv4 addresses, each left out for
  *              any; sport is the ICMP echo identifier for icmp. count: frames to mark (1 to 1000).
- *   trace.read {session}  → {node, records, lost}: what the session's filters marked since its
- *              last read. session: a token the trace picks (up to 64 of A-Z a-z 0-9 . _ : -),
+ *   trace.read {session}  → {node, records, lost, armed}: what the session's filters marked
+ *              since its last read; armed: the filters the switch has armed, all sessions'. session: a token the trace picks (up to 64 of A-Z a-z 0-9 . _ : -),
  *              so that traces at once keep apart (trace-sessions.ts); left out, "".
  *   trace.egress {dst}  → {source, dev}: the address and device the node's own route to `dst`
  *              leaves by (`ip route get`, run where the switch runs: the node's namespace): the
@@ -69,7 +69,10 @@ export function traceHandlers(sw: TraceSource, node: string): Record<string, (p:
       const filters = list.map((f, k) => parseFilter(f, k));
       return { armed: await sessions.set(session, filters) };
     },
-    "trace.read": async (p) => ({ node, ...(await sessions.read(parseSession(p.session, "trace.read"))) }),
+    "trace.read": async (p) => {
+      const got = await sessions.read(parseSession(p.session, "trace.read"));
+      return { node, ...got, armed: sessions.armed };
+    },
     "trace.egress": async (p) => egress(p.dst),
   };
 }

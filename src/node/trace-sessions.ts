@@ -110,6 +110,13 @@ export class TraceSessions {
     return this.sessions.size;
   }
 
+  /** How many filters the tracer has armed, every session's together: 0 is a switch disarmed. */
+  get armed(): number {
+    let n = 0;
+    for (const s of this.sessions.values()) n += s.filters.length;
+    return n;
+  }
+
   private serial<T>(f: () => Promise<T>): Promise<T> {
     const run = this.queue.then(f, f);
     this.queue = run.catch(() => undefined);

@@ -3,7 +3,8 @@
 // with a ping loop running it prints the journeys of the next packets across both nodes, both
 // ways; with a loop of TCP transfers it follows the connection's packets, super-frames and
 // their segments included, and after --pcapng says how tshark reads the backend's datagrams.
-// On the tapnet lab also: a probe's trace too (the line given runs);
+// On the tapnet lab also: a probe's trace too (the line given runs); a follow and a probe trace
+// at once, each with only its own packets;
 // SIGINT mid-follow stops it, prints what it had, and leaves every switch disarmed (trace.read
 // stays empty while the pings go on); with no traffic it waits out --seconds, sends nothing
 // (tcpdump on the pod's eth0 sees no IPv4 packet) and exits 1 with "no packet matched"; bad
@@ -130,7 +131,35 @@ export function followChecks(lab: SharedLab): void {
     // Disarmed: with the pings still going, no switch records anything more.
     for (const s of switchSockets(lab)) await rpcCall(s, "trace.read", {});
     await new Promise((r) => setTimeout(r, 1_000));
-    for (const s of switchSockets(lab)) expect(await rpcCall(s, "trace.read", {})).toMatchObject({ records: [], lost: 0 });
+    for (const s of switchSockets(lab)) expect(await rpcCall(s, "trace.read", {})).toMatchObject({ records: [], lost: 0, armed: 0 });
+  });
+
+  it("a follow and a probe trace at once each get only their own packets, and leave the switches disarmed", async () => {
+    // node1-pod2 pings node2-pod2 in a loop and is followed, while a probe trace goes from node1-pod1 to node2-pod1.
+    const c = labPod(lab, "node2-pod2").ip;
+    const a2 = labPod(lab, "node1-pod2").ip;
+    const a1 = labPod(lab, "node1-pod1").ip;
+    bg.start("ip", ["netns", "exec", `${prefix}-node1-pod2`, "ping", "-n", "-i", "0.1", "-c", "300", c]);
+    const [f, p] = await Promise.all([
+      tapnet(["trace", "--prefix", prefix, "--follow", "--from", "node1-pod2", "--to", "node2-pod2", "--count", "6", "--json"]),
+      tapnet(["trace", "--prefix", prefix, "--from", "node1-pod1", "--to", "node2-pod1", "--count", "3", "--json"]),
+    ]);
+    expect(f.code, f.stderr).toBe(0);
+    expect(p.code, p.stderr).toBe(0);
+    /** The IPv4 ends of each hop where a pod's frame is read or delivered (virtio_net_hdr 10, Ethernet 14, IPv4 src at 12). */
+    const ends = (hops: Hop[]) => new Set(hops.filter((h) => h.stage === "read" || h.stage === "deliver").map((h) => {
+      const x = Buffer.from(h.head, "hex");
+      return `${x.subarray(36, 40).join(".")} > ${x.subarray(40, 44).join(".")}`;
+    }));
+    const fj = JSON.parse(f.stdout) as { follow: { packets: number; ended: string }; hops: Hop[] };
+    expect(fj.follow).toMatchObject({ packets: 6, ended: "count" });
+    expect([...ends(fj.hops)].sort()).toEqual([`${a2} > ${c}`, `${c} > ${a2}`].sort());
+    const pj = JSON.parse(p.stdout) as { hops: Hop[] };
+    expect([...ends(pj.hops)].sort()).toEqual([`${a1} > ${b}`, `${b} > ${a1}`].sort());
+    // Each of the probe's 3 pings read on node1 and delivered on node2, and its reply back.
+    expect(pj.hops.filter((h) => h.node === "node1" && h.stage === "read").length).toBe(3);
+    expect(pj.hops.filter((h) => h.node === "node1" && h.stage === "deliver").length).toBe(3);
+    for (const s of switchSockets(lab)) expect(await rpcCall(s, "trace.read", {})).toMatchObject({ armed: 0 });
   });
 
   it("with no traffic waits out --seconds, sends nothing, and says no packet matched", async () => {
@@ -150,7 +179,7 @@ export function followChecks(lab: SharedLab): void {
     await e;
     const read = await runCmd("tcpdump", ["-r", pcap, "-n"]);
     expect(read.stdout.trim()).toBe(""); // the pod sent (and got) no IPv4 packet
-    for (const s of switchSockets(lab)) expect(await rpcCall(s, "trace.read", {})).toMatchObject({ records: [], lost: 0 });
+    for (const s of switchSockets(lab)) expect(await rpcCall(s, "trace.read", {})).toMatchObject({ records: [], lost: 0, armed: 0 });
   });
 
   it("refuses bad input, naming the option", async () => {

@@ -262,7 +262,7 @@ export function traceChecks(lab: SharedLab): void {
   it("leaves every switch disarmed, and refuses pods that are not there", async () => {
     for (const n of ["node1", "node2"]) {
       const ctl = `/run/tapnet/${prefix}/${n}.sock`;
-      expect(await rpcCall(ctl, "trace.read", {})).toEqual({ node: n, records: [], lost: 0 });
+      expect(await rpcCall(ctl, "trace.read", {})).toEqual({ node: n, records: [], lost: 0, armed: 0 });
     }
     const [bad, bad2] = await Promise.all([
       tapnet(["trace", "--prefix", prefix, "--from", "nosuch", "--to", "node2-pod1"]),

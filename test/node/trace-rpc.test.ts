@@ -27,10 +27,10 @@ describe("trace.set and trace.read", () => {
       { id: 2, proto: 6, a: 0, b: 0, aPort: 0, bPort: 0, bothWays: false, count: 1, group: 1 },
     ]]);
     // The stand-in's record names datapath filter 1: the session's own 9.
-    expect(await h["trace.read"]({ session: "t-1" })).toEqual({ node: "node1", records: [{ ...record, filter: 9 }], lost: 2 });
+    expect(await h["trace.read"]({ session: "t-1" })).toEqual({ node: "node1", records: [{ ...record, filter: 9 }], lost: 2, armed: 2 });
     expect(await h["trace.set"]({ session: "t-1", filters: [] })).toEqual({ armed: 0 });
     expect(armed.at(-1)).toEqual([]);
-    expect(await h["trace.read"]({ session: "t-1" })).toEqual({ node: "node1", records: [], lost: 0 });
+    expect(await h["trace.read"]({ session: "t-1" })).toEqual({ node: "node1", records: [], lost: 0, armed: 0 });
   });
 
   it("refuses a session name that is not a short token", async () => {
