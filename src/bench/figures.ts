@@ -2,6 +2,9 @@
  * What `tapnet bench` measures: the figures of one round (each with its unit and which way is
  * better), the reference setup every ratio is taken to, the bench's error, and how a figure
  * is written (3 significant digits).
+ *
+ * Each throughput test also gives its CPU cost (cpu.ts): the whole machine's busy time over the
+ * test divided by what it delivered, in cores per Gbit/s, and the switches' part of it.
  */
 import type { UdpRateProbe } from "./rate-search.ts";
 
@@ -12,7 +15,20 @@ export const REFERENCE = "kernel-vxlan";
 export type FigureKey =
   | "tcp_cross_1" | "tcp_cross_4" | "tcp_same_1"
   | "udp1400_kpps" | "udp1400_loss" | "udp1400_kpps_1pct" | "udp64_kpps" | "udp64_loss"
-  | "rtt_p50" | "rtt_p99" | "switch_cpu" | "switch_mem";
+  | "rtt_p50" | "rtt_p99" | "switch_cpu" | "switch_mem"
+  | "cpu_tcp_cross_1" | "cpu_tcp_cross_4" | "cpu_tcp_same_1" | "cpu_udp1400"
+  | "swcpu_tcp_cross_1" | "swcpu_tcp_cross_4" | "swcpu_tcp_same_1" | "swcpu_udp1400";
+
+/** The unit of the CPU cost figures: CPU-seconds per second (busy cores) per Gbit/s delivered. */
+export const CPU_UNIT = "cores per Gbit/s";
+
+/** The throughput tests whose CPU cost is measured: the figure, its machine CPU figure, its switches' share. */
+export const CPU_COSTS = [
+  { test: "tcp_cross_1", machine: "cpu_tcp_cross_1", switches: "swcpu_tcp_cross_1" },
+  { test: "tcp_cross_4", machine: "cpu_tcp_cross_4", switches: "swcpu_tcp_cross_4" },
+  { test: "tcp_same_1", machine: "cpu_tcp_same_1", switches: "swcpu_tcp_same_1" },
+  { test: "udp1400_kpps", machine: "cpu_udp1400", switches: "swcpu_udp1400" },
+] as const satisfies readonly { test: FigureKey; machine: FigureKey; switches: FigureKey }[];
 
 export interface FigureSpec {
   key: FigureKey;
@@ -34,6 +50,14 @@ export const FIGURES: FigureSpec[] = [
   { key: "rtt_p99", label: "ping-pong RTT p99", unit: "µs", better: "lower" },
   { key: "switch_cpu", label: "switch CPU, both nodes", unit: "s/s", better: "lower" },
   { key: "switch_mem", label: "switch peak memory per node", unit: "MB", better: "lower" },
+  { key: "cpu_tcp_cross_1", label: "CPU per Gbit/s, TCP across nodes, 1 stream", unit: CPU_UNIT, better: "lower" },
+  { key: "cpu_tcp_cross_4", label: "CPU per Gbit/s, TCP across nodes, 4 streams", unit: CPU_UNIT, better: "lower" },
+  { key: "cpu_tcp_same_1", label: "CPU per Gbit/s, TCP same node", unit: CPU_UNIT, better: "lower" },
+  { key: "cpu_udp1400", label: "CPU per Gbit/s, UDP 1400 B delivered", unit: CPU_UNIT, better: "lower" },
+  { key: "swcpu_tcp_cross_1", label: "of which the switches, TCP across nodes, 1 stream", unit: CPU_UNIT, better: "lower" },
+  { key: "swcpu_tcp_cross_4", label: "of which the switches, TCP across nodes, 4 streams", unit: CPU_UNIT, better: "lower" },
+  { key: "swcpu_tcp_same_1", label: "of which the switches, TCP same node", unit: CPU_UNIT, better: "lower" },
+  { key: "swcpu_udp1400", label: "of which the switches, UDP 1400 B delivered", unit: CPU_UNIT, better: "lower" },
 ];
 
 /** One setup's figures in one round; null where a figure does not apply (a kernel setup's switch). */

@@ -1,12 +1,12 @@
 /**
  * What the bench reads of the machine: a process and its descendants, their CPU time and peak
- * memory (from /proc), and the machine's kernel, CPUs and runtime for the report.
+ * memory (from /proc), samples of the machine's and the switches' CPU time for a measurement's
+ * window (cpu.ts does the arithmetic), and the machine's kernel, CPUs and runtime for the report.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
+import { CLK_TCK, parsePidStat, parseProcStat, type CpuSample } from "./cpu.ts";
 import type { Machine } from "./report.ts";
-
-const CLK_TCK = 100; // USER_HZ: what /proc/<pid>/stat counts in, on every Linux architecture tapnet runs on
 
 /** `pid` and its descendants, from /proc. */
 export function processTree(pid: number): number[] {
@@ -27,15 +27,41 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-/** utime + stime of a process (all its threads), in seconds. */
-export function cpuSeconds(pid: number): number {
+/** utime + stime of a process (all its threads), in ticks; undefined if it is gone. */
+function cpuTicks(pid: number): number | undefined {
+  let text: string;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // f[0] is field 3 (state)
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15
+    text = readFileSync(`/proc/${pid}/stat`, "utf8");
   } catch {
-    return 0;
+    return undefined; // gone
   }
+  return parsePidStat(text);
+}
+
+/** utime + stime of a process (all its threads), in seconds; 0 if it is gone. */
+export function cpuSeconds(pid: number): number {
+  return (cpuTicks(pid) ?? 0) / CLK_TCK;
+}
+
+/** pid → utime + stime in ticks, for each of `roots` and their descendants that still run. */
+export function treeTicks(roots: readonly number[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const root of roots) {
+    for (const pid of processTree(root)) {
+      const t = cpuTicks(pid);
+      if (t !== undefined) out.set(pid, t);
+    }
+  }
+  return out;
+}
+
+/**
+ * A sample for a measurement's window: /proc/stat's "cpu" line and, if `switchRoots` is not
+ * null, the CPU time of those processes and their descendants.
+ */
+export function sampleCpu(switchRoots: readonly number[] | null): CpuSample {
+  const machine = parseProcStat(readFileSync("/proc/stat", "utf8"));
+  return { machine, switches: switchRoots ? treeTicks(switchRoots) : null, atMs: Date.now() };
 }
 
 /** VmHWM (peak resident set) in MB; 0 if the process is gone. */

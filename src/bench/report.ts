@@ -2,12 +2,13 @@
  * The bench's report: what a run returns (machine, setups, every round's figures, the summary,
  * offloads, failures, targets, the policy load's comparisons), and its plain-text form: medians
  * with ratios, spreads, failed measurements, the cost of the policy load and targets, as tables.
+ * Columns go reference first, then the ceiling (host-gw) beside it, then the others in order.
  */
 import { formatTable } from "../node/table.ts";
-import { FIGURES, fmtNumber, type RoundResult } from "./figures.ts";
+import { CPU_UNIT, FIGURES, fmtNumber, type RoundResult } from "./figures.ts";
 import { POLICY_MAX_COST, type PolicyComparison } from "./policy-compare.ts";
 import type { Summary } from "./statistics.ts";
-import type { TargetResult } from "./targets.ts";
+import { CEILING, type TargetResult } from "./targets.ts";
 
 export interface Machine {
   kernel: string;
@@ -63,8 +64,26 @@ export function formatCell(median: number | null, ratio: number | null, isRefere
   return `${fmtNumber(median)} (${ratio.toFixed(2)}×)`;
 }
 
+/** The order of a report's columns: the reference, the ceiling beside it, then the rest as measured. */
+export function displayOrder(setups: readonly string[], reference: string): string[] {
+  const first = [reference, CEILING].filter((s) => setups.includes(s));
+  return [...first, ...setups.filter((s) => !first.includes(s))];
+}
+
+/** How the CPU figures are taken, and where the ceiling is: said once in every report. */
+export function cpuAndCeilingNotes(setups: readonly string[], reference: string): string[] {
+  return [
+    `CPU per Gbit/s, in ${CPU_UNIT}: the machine's busy time over each throughput test (user + nice + system + irq`,
+    "+ softirq of all CPUs, from /proc/stat), per second, over the Gbit/s it delivered; of which the switches: both",
+    "nodes' tapnet processes (each lab supervisor, its switch and its standby; utime + stime of all their threads)",
+    setups.includes(CEILING) ? `the ceiling, ${CEILING} (routed, no encapsulation), is beside ${reference} in every table`
+      : `the ceiling (${CEILING}) was not measured: add it to --setups to see how far ${reference} is from it`,
+  ];
+}
+
 /** The plain-text report: machine, command, offloads, medians with ratios, spreads, targets. */
-export function formatReport(r: BenchReport): string {
+export function formatReport(report: BenchReport): string {
+  const r = { ...report, setups: displayOrder(report.setups, report.reference) };
   const lines: string[] = [];
   lines.push(`tapnet bench, ${r.date}: ${r.rounds} round(s) of ${r.seconds} s per test, setups interleaved, ${Math.round(r.durationSeconds)} s in all`);
   lines.push(`machine: ${r.machine.kernel}, ${r.machine.nproc} CPUs (${r.machine.cpu}), ${r.machine.runtime}`);
@@ -89,6 +108,8 @@ export function formatReport(r: BenchReport): string {
     lines.push("offloads: all of tx-checksumming, TSO, GSO and GRO are on for the underlay veths and VXLAN devices");
   }
   lines.push("");
+  lines.push(...cpuAndCeilingNotes(r.setups, r.reference));
+  lines.push("");
   lines.push(`median over rounds (ratio to ${r.reference}'s median)`);
   const rows = FIGURES.map((f) => [`${f.label} (${f.unit}, ${f.better} is better)`, ...r.setups.map((s) => formatCell(r.medians[s]?.[f.key] ?? null, r.ratios[s]?.[f.key] ?? null, s === r.reference))]);
   lines.push(formatTable(["figure", ...r.setups], rows));
@@ -106,10 +127,11 @@ export function formatReport(r: BenchReport): string {
   if (r.policyLoad) lines.push("", ...formatPolicyLoad(r.policyLoad));
   if (r.targets) {
     lines.push("");
-    lines.push(`targets (issue 4), for ${r.targets.setup}:`);
+    lines.push(`targets (issue 16), for ${r.targets.setup}:`);
     const pf = (b: boolean | null) => (b === null ? "n/a" : b ? "pass" : "FAIL");
-    lines.push(formatTable(["figure", "measured", "floor", "", "target", ""], r.targets.rows.map((t) =>
-      [t.label, t.value, t.floor, pf(t.meetsFloor), t.target, pf(t.meetsTarget)])));
+    const ceiling = r.targets.rows.some((t) => t.ceiling !== null);
+    lines.push(formatTable(["figure", "measured", "floor", "", "target", "", ...(ceiling ? [`ceiling (${CEILING})`] : [])], r.targets.rows.map((t) =>
+      [t.label, t.value, t.floor, pf(t.meetsFloor), t.target, pf(t.meetsTarget), ...(ceiling ? [t.ceiling ?? ""] : [])])));
   } else {
     lines.push("");
     lines.push(`targets: not checked (they need ${r.reference} and a tapnet setup)`);

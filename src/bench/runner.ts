@@ -15,7 +15,12 @@
  *   for 1400 B, the rate search (rate-search.ts): packets per second delivered at ≤ 1% loss;
  *   sockperf ping-pong (UDP): round-trip p50 and p99;
  *   the switch processes' CPU time (utime + stime from /proc, per second of the round) and
- *   peak memory (VmHWM) per node; the kernel setups have no switch: n/a.
+ *   peak memory (VmHWM) per node; the kernel setups have no switch: n/a;
+ *   for each throughput test but UDP 64 B and the rate search, its CPU cost (cpu.ts): /proc/stat
+ *   and the node's tapnet processes sampled just before and after the iperf3 client runs.
+ * The switches' CPU is every process the node's lab supervisor runs: the supervisor, the
+ * running switch and the standby it keeps loaded (they wait, and cost next to nothing, but
+ * nothing tapnet runs for the node is left out). Peak memory is the running switch's alone.
  *
  * A +policy setup's lab is its twin's with the policy load applied and checked to be in force
  * (policy-setup.ts) before the first round; the report compares the two round by round
@@ -26,21 +31,23 @@
  * and targets.ts summarise it, report.ts and svg.ts render it, all with plain objects, and the
  * command line prints them.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { run } from "../node/exec.ts";
 import { labDown, labUp } from "../lab/lab.ts";
 import { readLabState, type LabPod, type LabState } from "../lab/plan.ts";
-import { BenchError, FIGURES, fmtNumber, REFERENCE, type Figures, type PairedSlice, type RoundResult } from "./figures.ts";
+import { coresPerGbit, cpuWindow, udpGbps, type CpuWindow } from "./cpu.ts";
+import { BenchError, CPU_COSTS, FIGURES, fmtNumber, REFERENCE, type FigureKey, type Figures, type PairedSlice, type RoundResult } from "./figures.ts";
 import { comparePolicyLoad } from "./policy-compare.ts";
 import { BENCH_PORTS, POLICY_LOAD } from "./policy-load.ts";
 import { applyPolicyLoad } from "./policy-setup.ts";
 import { offloadsOff, parseIperfTcp, parseIperfUdp, parseSockperf, type IperfJson } from "./parsers.ts";
-import { cpuSeconds, machineInfo, peakMemoryMb, processTree } from "./proc.ts";
+import { machineInfo, peakMemoryMb, processTree, sampleCpu } from "./proc.ts";
 import { probeSocketBuffer, searchUdpRate, UDP_SEARCH_PROBES, type UdpRateProbe, type UdpRun } from "./rate-search.ts";
 import type { BenchFailure, BenchReport, OffloadFinding } from "./report.ts";
 import { policyTwin, setupLab, setupPrefix } from "./setups.ts";
 import { summarize } from "./statistics.ts";
 import { evaluateTargets } from "./targets.ts";
+import { Runner } from "./tool-runs.ts";
 
 export interface BenchOptions {
   setups: string[];
@@ -60,56 +67,6 @@ export interface BenchOptions {
 const IPERF_PORT = BENCH_PORTS.iperf;
 const SOCKPERF_PORT = BENCH_PORTS.sockperf;
 
-class Runner {
-  private children = new Set<ChildProcess>();
-  constructor(private signal?: AbortSignal) {
-    signal?.addEventListener("abort", () => this.killAll(), { once: true });
-  }
-
-  check(): void {
-    if (this.signal?.aborted) throw new BenchError("interrupted");
-  }
-
-  /** Starts `cmd` in `netns`; it is killed by killAll. */
-  start(netns: string, cmd: string, args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-    const child = spawn("ip", ["netns", "exec", netns, cmd, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    this.children.add(child);
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d) => (stdout += d));
-    child.stderr!.on("data", (d) => (stderr += d));
-    const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      child.on("error", (e) => { stderr += e.message; });
-      child.on("close", (code) => { this.children.delete(child); resolve({ code, stdout, stderr }); });
-    });
-    return { child, done };
-  }
-
-  /** Runs `cmd` in `netns` to completion, killed after `timeoutMs`. */
-  async run(netns: string, cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    this.check();
-    const { child, done } = this.start(netns, cmd, args);
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    const r = await done;
-    clearTimeout(timer);
-    this.check();
-    return r;
-  }
-
-  killAll(): void {
-    for (const c of this.children) c.kill("SIGKILL");
-  }
-
-  async stop(child: ChildProcess): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const closed = new Promise((r) => child.once("close", r));
-    child.kill("SIGTERM");
-    const t = setTimeout(() => child.kill("SIGKILL"), 2_000);
-    await closed;
-    clearTimeout(t);
-  }
-}
-
 interface Lab {
   setup: string;
   state: LabState;
@@ -117,6 +74,8 @@ interface Lab {
   cross: LabPod;
   same: LabPod;
   switchPids: number[];
+  /** Each node's supervisor (or its switch, in a journal without one): their trees are the switches' CPU; null for a kernel setup. */
+  tapnetPids: number[] | null;
   /** The sockperf server in `cross`, running for the whole bench. */
   sockperf?: ChildProcess;
 }
@@ -133,16 +92,22 @@ function labPods(setup: string, state: LabState): Lab {
     cross: pod("node2-pod1"),
     same: pod("node1-pod2"),
     switchPids: state.nodes.map((n) => n.pid).filter((p) => p > 0),
+    tapnetPids: state.nodes.some((n) => n.pid > 0) ? state.nodes.map((n) => (n.supervisor && n.supervisor > 0 ? n.supervisor : n.pid)).filter((p) => p > 0) : null,
   };
 }
 
-/** One iperf3 test: a one-shot server in `server`, the client in the lab's client pod. */
-async function iperf(runner: Runner, lab: Lab, server: { netns: string; ip: string }, seconds: number, extra: string[]): Promise<string> {
+/**
+ * One iperf3 test: a one-shot server in `server`, the client in the lab's client pod. With
+ * `meter`, it is given the CPU window of the client's run (of the last attempt).
+ */
+async function iperf(runner: Runner, lab: Lab, server: { netns: string; ip: string }, seconds: number, extra: string[], meter?: (w: CpuWindow) => void): Promise<string> {
   const srv = runner.start(server.netns, "iperf3", ["-s", "-1", "-p", String(IPERF_PORT), "--idle-timeout", String(seconds + 20)]);
   try {
     let last = "";
     for (let attempt = 0; attempt < 50; attempt++) {
+      const before = meter ? sampleCpu(lab.tapnetPids) : undefined;
       const r = await runner.run(lab.client.netns, "iperf3", ["-c", server.ip, "-p", String(IPERF_PORT), "-t", String(seconds), "-J", "--connect-timeout", "2000", ...extra], (seconds + 30) * 1000);
+      if (meter && before) meter(cpuWindow(before, sampleCpu(lab.tapnetPids)));
       last = r.stdout || JSON.stringify({ error: r.stderr.trim() || `exit status ${r.code}` });
       let err = "";
       try { err = (JSON.parse(last) as IperfJson).error ?? ""; } catch { /* parsed below, with its message */ }
@@ -228,8 +193,17 @@ async function pairedPingPong(runner: Runner, self: Lab, twin: Lab, pairs: numbe
 
 async function measure(runner: Runner, lab: Lab, round: number, seconds: number, step: (what: string) => void, failures: BenchFailure[]): Promise<{ figures: Figures; udpSearch?: UdpRateProbe[] }> {
   const f = Object.fromEntries(FIGURES.map((x) => [x.key, null])) as Figures;
-  const cpu0 = lab.switchPids.map((p) => processTree(p).reduce((a, q) => a + cpuSeconds(q), 0));
-  const t0 = Date.now();
+  const round0 = sampleCpu(lab.tapnetPids);
+  // A throughput test's CPU cost, from the window its meter was given.
+  let metered: CpuWindow | undefined;
+  const meter = (w: CpuWindow) => { metered = w; };
+  const cost = (test: FigureKey, gbps: number) => {
+    const c = CPU_COSTS.find((x) => x.test === test)!;
+    const per = metered ? coresPerGbit(metered, gbps) : { machine: null, switches: null };
+    f[c.machine] = per.machine;
+    f[c.switches] = per.switches;
+    metered = undefined;
+  };
   // One test failing (a tool's hiccup, a datapath that stalls) costs its figures, not the run.
   const test = async (what: string, body: () => Promise<void>) => {
     step(what);
@@ -240,15 +214,16 @@ async function measure(runner: Runner, lab: Lab, round: number, seconds: number,
       failures.push({ round, setup: lab.setup, test: what, error: (e as Error).message.split("\n")[0] });
     }
   };
-  await test("TCP across nodes, 1 stream", async () => { f.tcp_cross_1 = parseIperfTcp(await iperf(runner, lab, lab.cross, seconds, [])).gbps; });
-  await test("TCP across nodes, 4 streams", async () => { f.tcp_cross_4 = parseIperfTcp(await iperf(runner, lab, lab.cross, seconds, ["-P", "4"])).gbps; });
-  await test("TCP same node, 1 stream", async () => { f.tcp_same_1 = parseIperfTcp(await iperf(runner, lab, lab.same, seconds, [])).gbps; });
+  await test("TCP across nodes, 1 stream", async () => { cost("tcp_cross_1", f.tcp_cross_1 = parseIperfTcp(await iperf(runner, lab, lab.cross, seconds, [], meter)).gbps); });
+  await test("TCP across nodes, 4 streams", async () => { cost("tcp_cross_4", f.tcp_cross_4 = parseIperfTcp(await iperf(runner, lab, lab.cross, seconds, ["-P", "4"], meter)).gbps); });
+  await test("TCP same node, 1 stream", async () => { cost("tcp_same_1", f.tcp_same_1 = parseIperfTcp(await iperf(runner, lab, lab.same, seconds, [], meter)).gbps); });
   let full1400: UdpRun | undefined;
   let udpSearch: UdpRateProbe[] | undefined;
   await test("UDP 1400 B", async () => {
-    full1400 = parseIperfUdp(await iperf(runner, lab, lab.cross, seconds, ["-u", "-b", "0", "-l", "1400"]));
+    full1400 = parseIperfUdp(await iperf(runner, lab, lab.cross, seconds, ["-u", "-b", "0", "-l", "1400"], meter));
     f.udp1400_kpps = full1400.pps / 1000;
     f.udp1400_loss = full1400.lossPercent;
+    cost("udp1400_kpps", udpGbps(full1400.pps, 1400));
   });
   if (full1400) {
     const full = full1400;
@@ -274,9 +249,8 @@ async function measure(runner: Runner, lab: Lab, round: number, seconds: number,
     f.rtt_p99 = lat.p99;
   });
   if (lab.switchPids.length) {
-    const wall = (Date.now() - t0) / 1000;
-    const cpu1 = lab.switchPids.map((p) => processTree(p).reduce((a, q) => a + cpuSeconds(q), 0));
-    f.switch_cpu = cpu1.reduce((a, c, i) => a + (c - cpu0[i]), 0) / wall;
+    const w = cpuWindow(round0, sampleCpu(lab.tapnetPids));
+    f.switch_cpu = w.switchCpuSeconds === null || !(w.seconds > 0) ? null : w.switchCpuSeconds / w.seconds;
     f.switch_mem = Math.max(0, ...lab.switchPids.map((p) => processTree(p).reduce((a, q) => a + peakMemoryMb(q), 0)));
   }
   return { figures: f, ...(udpSearch ? { udpSearch } : {}) };

@@ -30,8 +30,34 @@ describe("rendering", () => {
     const mem = lines.find((l) => l.startsWith("switch peak memory per node (MB"))!;
     expect(mem.split(/\s{2,}/)).toEqual(["switch peak memory per node (MB, lower is better)", "n/a", "n/a", "130"]);
     expect(lines.find((l) => l.startsWith("TCP across nodes, 1 stream  "))!.split(/\s{2,}/)).toEqual(["TCP across nodes, 1 stream", "10.0..12.0", "15.0..15.0", "6.00..8.00"]);
-    expect(text).toContain("targets (issue 4), for tapnet-udp:");
-    expect(lines.find((l) => l.startsWith("cross-node TCP, 1 stream"))!.split(/\s{2,}/)).toEqual(["cross-node TCP, 1 stream", "0.64×", "≥ 0.6×", "pass", "≥ 1×", "FAIL"]);
+    expect(text).toContain("targets (issue 16), for tapnet-udp:");
+    const targetsAt = lines.indexOf("targets (issue 16), for tapnet-udp:");
+    expect(lines[targetsAt + 1].split(/\s{2,}/)).toEqual(["figure", "measured", "floor", "target", "ceiling (host-gw)"]);
+    expect(lines.find((l) => l.startsWith("cross-node TCP, 1 stream"))!.split(/\s{2,}/)).toEqual(["cross-node TCP, 1 stream", "0.64×", "≥ 0.8×", "FAIL", "≥ 1×", "FAIL", "1.36×"]);
+    expect(lines.find((l) => l.startsWith("CPU per Gbit/s, cross node, 1 stream"))!.split(/\s{2,}/)).toEqual(["CPU per Gbit/s, cross node, 1 stream", "1.40×", "≤ 1.5×", "pass", "≤ 1×", "FAIL", "0.75×"]);
+    expect(lines.slice(targetsAt).find((l) => l.startsWith("switch peak memory per node"))!.split(/\s{2,}/)).toEqual(["switch peak memory per node", "130 MB", "≤ 150 MB", "pass", "≤ 100 MB", "FAIL"]);
+  });
+
+  it("CPU per Gbit/s: how it is taken, the machine's with ratios (host-gw's too), the switches' part without", () => {
+    const text = formatReport(report());
+    const lines = text.split("\n");
+    expect(text).toContain("CPU per Gbit/s, in cores per Gbit/s: the machine's busy time over each throughput test (user + nice + system + irq\n+ softirq of all CPUs, from /proc/stat)");
+    expect(text).toContain("the ceiling, host-gw (routed, no encapsulation), is beside kernel-vxlan in every table");
+    const row = (label: string) => lines.find((l) => l.startsWith(label))!.split(/\s{2,}/);
+    expect(row("CPU per Gbit/s, TCP across nodes, 1 stream (")).toEqual(["CPU per Gbit/s, TCP across nodes, 1 stream (cores per Gbit/s, lower is better)", "0.20", "0.15 (0.75×)", "0.28 (1.40×)"]);
+    expect(row("of which the switches, TCP across nodes, 1 stream (")).toEqual(["of which the switches, TCP across nodes, 1 stream (cores per Gbit/s, lower is better)", "n/a", "n/a", "0.11"]);
+    expect(row("of which the switches, TCP across nodes, 1 stream  ")).toEqual(["of which the switches, TCP across nodes, 1 stream", "n/a", "n/a", "0.10..0.12"]);
+  });
+
+  it("the ceiling goes beside the reference whatever the order measured, and its absence is said", () => {
+    const r = report();
+    r.setups = ["tapnet-udp", "kernel-vxlan", "host-gw"];
+    const header = formatReport(r).split("\n").find((l) => l.startsWith("figure") && l.includes("host-gw"))!;
+    expect(header.split(/\s{2,}/)).toEqual(["figure", "kernel-vxlan", "host-gw", "tapnet-udp"]);
+    r.setups = ["kernel-vxlan", "tapnet-udp"];
+    const text = formatReport(r);
+    expect(text).toContain("the ceiling (host-gw) was not measured: add it to --setups to see how far kernel-vxlan is from it");
+    expect(text).not.toContain("is beside kernel-vxlan");
   });
 
   it("says when the switches were not pinned, and nothing of switches without a tapnet setup", () => {
@@ -76,7 +102,7 @@ describe("rendering", () => {
     expect(row("TCP same node")).toEqual(["TCP same node, 1 stream (higher is better)", "0.95× (0.95..0.95)"]);
     expect(row("ping-pong RTT p50")).toEqual(["ping-pong RTT p50 (lower is better)", "1.13× (1.05..1.20) FAIL"]);
     expect(lines.slice(at).find((l) => l.startsWith("UDP 1400 B loss"))).toBeUndefined();
-    expect(text.indexOf("policy load:")).toBeLessThan(text.indexOf("targets (issue 4)"));
+    expect(text.indexOf("policy load:")).toBeLessThan(text.indexOf("targets (issue 16)"));
     expect(text).not.toContain("(ping-pong: each round's ratio");
     expect(formatReport(report())).not.toContain("policy load");
     // With paired slices, the latency rows come from them, and the section says so.

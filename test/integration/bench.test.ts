@@ -1,6 +1,7 @@
 // tapnet bench, as small as it goes: the reference and one tapnet setup, one round of 1-second
-// tests. Checks the JSON's shape and that every figure is a positive number; never how fast
-// anything is (a benchmark is not a test). Nothing of the bench's labs is left afterwards.
+// tests, once and with --repeat 2. Checks the JSON's shape and that every figure is a positive
+// number; never how fast anything is (a benchmark is not a test). Nothing of the bench's labs is
+// left afterwards.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,6 +57,16 @@ describe("tapnet bench", () => {
       expect(j.medians[setup].tcp_cross_1).toBe(f.tcp_cross_1);
       expect(j.spreads[setup].tcp_cross_1).toEqual([f.tcp_cross_1, f.tcp_cross_1]);
     }
+    // CPU per Gbit/s for every throughput test, the whole machine's; the switches' part only where there are switches
+    const costs = [["cpu_tcp_cross_1", "swcpu_tcp_cross_1"], ["cpu_tcp_cross_4", "swcpu_tcp_cross_4"], ["cpu_tcp_same_1", "swcpu_tcp_same_1"], ["cpu_udp1400", "swcpu_udp1400"]];
+    for (const [machine, switches] of costs) {
+      for (const setup of j.setups) expect(j.results[setup][0].figures[machine], `${setup} ${machine}`).toBeGreaterThan(0);
+      expect(j.results["kernel-vxlan"][0].figures[switches], switches).toBeNull();
+      const tap = j.results["tapnet-udp"][0].figures;
+      expect(tap[switches], switches).toBeGreaterThan(0);
+      expect(tap[switches], switches).toBeLessThanOrEqual(tap[machine]);
+    }
+    expect(j.ratios["tapnet-udp"].cpu_tcp_cross_1).toBeCloseTo(j.medians["tapnet-udp"].cpu_tcp_cross_1 / j.medians["kernel-vxlan"].cpu_tcp_cross_1, 9);
     expect(j.results["kernel-vxlan"][0].figures.switch_cpu).toBeNull();
     expect(j.results["kernel-vxlan"][0].figures.switch_mem).toBeNull();
     expect(j.results["tapnet-udp"][0].figures.switch_cpu).toBeGreaterThan(0);
@@ -63,13 +74,36 @@ describe("tapnet bench", () => {
     expect(j.ratios["kernel-vxlan"].tcp_cross_1).toBe(1);
     expect(j.ratios["tapnet-udp"].tcp_cross_1).toBeCloseTo(j.medians["tapnet-udp"].tcp_cross_1 / j.medians["kernel-vxlan"].tcp_cross_1, 9);
     expect(j.targets.setup).toBe("tapnet-udp");
-    expect(j.targets.rows).toHaveLength(6);
+    expect(j.targets.rows).toHaveLength(8);
+    expect(j.targets.rows[5]).toMatchObject({ label: "CPU per Gbit/s, cross node, 1 stream", ceiling: null });
     expect(j.targets.rows[3].label).toBe("UDP 1400 B delivered pps, loss ≤ 1%");
     expect(readFileSync(svg, "utf8")).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
     // nothing left: no namespace of the bench's labs, no journal
     expect(netnsList().filter((n) => n.startsWith(prefix))).toEqual([]);
     for (const p of labs) expect(existsSync(`/run/tapnet/${p}`)).toBe(false);
   });
+
+  it("--repeat 2: the whole bench twice, each run's report kept, ratio spreads and targets held k of 2", async () => {
+    const r = await tapnet(["bench", "--setups", "kernel-vxlan,tapnet-udp", "--seconds", "1", "--rounds", "1", "--repeat", "2", "--json", "--prefix", prefix], { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("run 2/2: round 1/1, tapnet-udp: ping-pong latency");
+    const j = JSON.parse(r.stdout);
+    expect(Object.keys(j).sort()).toEqual(["command", "date", "durationSeconds", "needed", "ratios", "reference", "referenceFigures", "repeat", "runs", "setups", "targets"].sort());
+    expect(j).toMatchObject({ repeat: 2, needed: 2, setups: ["kernel-vxlan", "tapnet-udp"], reference: "kernel-vxlan" });
+    expect(j.runs).toHaveLength(2);
+    for (const run of j.runs) expect(run.results["tapnet-udp"]).toHaveLength(1);
+    const ratios = j.runs.map((run: { ratios: Record<string, Record<string, number>> }) => run.ratios["tapnet-udp"].tcp_cross_1);
+    expect(j.ratios["tapnet-udp"].tcp_cross_1).toMatchObject({ min: Math.min(...ratios), max: Math.max(...ratios), n: 2 });
+    expect(j.referenceFigures.tcp_cross_1.n).toBe(2);
+    expect(j.targets.rows).toHaveLength(8);
+    for (const row of j.targets.rows) {
+      expect(row.values).toHaveLength(2);
+      expect(row.meetsFloor).toBe(row.floorHeld === 2);
+      expect(row.meetsTarget).toBe(row.targetHeld === 2);
+    }
+    expect(netnsList().filter((n) => n.startsWith(prefix))).toEqual([]);
+    for (const p of labs) expect(existsSync(`/run/tapnet/${p}`)).toBe(false);
+  }, 300_000);
 
   it("removes its labs when interrupted while it measures (SIGINT), and exits 1", async () => {
     const child = spawn(process.execPath, [TAPNET, "bench", "--setups", "kernel-vxlan,tapnet-udp", "--seconds", "5", "--rounds", "1", "--prefix", prefix], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });

@@ -2,6 +2,7 @@
 import { writeFileSync } from "node:fs";
 import { isDeno } from "../../io/runtime.ts";
 import { BenchError } from "../../bench/figures.ts";
+import { formatRepeatReport, runRepeated } from "../../bench/repeat.ts";
 import { formatReport } from "../../bench/report.ts";
 import { runBench } from "../../bench/runner.ts";
 import { allSetups, parseSetups } from "../../bench/setups.ts";
@@ -18,10 +19,11 @@ export const benchCommand: Command = {
     quick: { type: "boolean", help: "a short run: 2 rounds of 2-second tests (well under 5 minutes on 2 cores)" },
     rounds: { type: "string", value: "N", help: "rounds; each round measures every setup in turn (default: 5, or 2 with --quick)" },
     seconds: { type: "string", value: "S", help: "seconds per test (default: 5, or 2 with --quick)" },
+    repeat: { type: "string", value: "N", help: "run the whole bench N times in a row (labs built and removed each time; 1 to 20) and report each ratio's spread over the runs (median, min..max) and, per target, in how many runs it was met: it holds when met in at least 80 % of them, rounded up (4 of 5, 8 of 10); --json has every run's report in runs" },
     setups: { type: "string", value: "LIST", help: `comma-separated setups (default: all: ${allSetups().join(",")}); tapnet-<backend>+policy is that setup with 100 Services and 100 NetworkPolicies applied, measured with its twin tapnet-<backend> (added if not listed)` },
     "default-backend": { type: "string", value: "B", help: "the backend checked against the targets, as udp or tapnet-udp (default: the first tapnet-* setup, in the order of tapnet's backends)" },
-    json: { type: "boolean", help: "print one JSON object: raw per-round results, medians, spreads, ratios, offloads, targets, and with a +policy setup policyLoad (each figure over its twin's)" },
-    svg: { type: "string", value: "FILE", help: "also write a bar chart of every figure's ratio to kernel-vxlan to FILE (SVG)" },
+    json: { type: "boolean", help: "print one JSON object: raw per-round results, medians, spreads, ratios, offloads, targets, and with a +policy setup policyLoad (each figure over its twin's); with --repeat, the spreads over the runs and each run's object in runs" },
+    svg: { type: "string", value: "FILE", help: "also write a bar chart of every figure's ratio to kernel-vxlan to FILE (SVG; with --repeat, of the last run)" },
     prefix: { type: "string", value: "NAME", help: "names the labs: NAME-kvxlan, NAME-hostgw, NAME-<backend>, NAME-<backend>-pol", default: "tapnet-bench" },
     runtime: { type: "string", value: "RT", help: "what runs the switches: node or deno", default: isDeno ? "deno" : "node" },
     "no-pin": { type: "boolean", help: "leave the switches' datapath threads to the scheduler (by default each node's is pinned to a CPU of its own, as on separate machines; see tapnet lab up --help)" },
@@ -35,8 +37,14 @@ export const benchCommand: Command = {
     "(-b; the first the rate delivered at full rate, then ×1.2 up after a pass, ×0.75 down while none passed, never up to",
     "a rate that failed; iperf3 -w 4M, or net.core.rmem_max if lower, so that the receiving iperf3's socket buffer is",
     "not what drops) for the most delivered at ≤ 1% loss (0 if none; the UDP target is judged on it), sockperf",
-    "ping-pong round trips (p50, p99), and the switches' CPU time and peak memory. Prints medians, each as a ratio to",
-    "kernel-vxlan, the spread, and issue 4's targets for the default backend.",
+    "ping-pong round trips (p50, p99), and the switches' CPU time and peak memory. Each throughput test but UDP 64 B",
+    "and the rate search also gives its CPU cost in cores per Gbit/s: the machine's busy time over the iperf3 client's",
+    "run (/proc/stat: user + nice + system + irq + softirq of all CPUs; idle, iowait and steal are not ours, guest is",
+    "already in user) per second, over the Gbit/s delivered (UDP: 1400-byte payloads delivered), and of it the",
+    "switches' part: utime + stime of every thread of both nodes' tapnet processes (each lab supervisor, its switch",
+    "and the standby it keeps; n/a for the kernel setups). Prints medians, each as a ratio to kernel-vxlan, with",
+    "host-gw (the ceiling) beside it when measured, the spread, and issue 16's targets for the default backend",
+    "(with host-gw's ratio beside each).",
     "tapnet-<backend>+policy (by default for the first backend) is the same tapnet lab with a policy load applied before",
     "the first round: 100 Services (ClusterIPs given, 10.96.100.1 on) and 100 NetworkPolicies over the lab's pods, which",
     "isolate the client (egress), the servers (ingress) and an idle pod (default deny) and allow every flow the bench",
@@ -55,6 +63,7 @@ export const benchCommand: Command = {
     if (p.values.rounds === undefined) p.values.rounds = quick ? "2" : "5";
     if (p.values.seconds === undefined) p.values.seconds = quick ? "2" : "5";
     const rounds = intOption(p, "rounds", 1, 100);
+    const repeat = p.values.repeat === undefined ? undefined : intOption(p, "repeat", 1, 20);
     const seconds = intOption(p, "seconds", 1, 600);
     const runtime = choiceOption(p, "runtime", ["node", "deno"] as const);
     let setups: string[];
@@ -84,16 +93,27 @@ export const benchCommand: Command = {
       } else process.stderr.write(line + "\n");
     };
     try {
-      const report = await runBench({
+      const opts = {
         setups, rounds, seconds, prefix: String(p.values.prefix), runtime, defaultSetup, pin: !p.values["no-pin"],
         command: ["tapnet", "bench", ...process.argv.slice(process.argv.findIndex((a) => a === "bench") + 1)].join(" "),
         progress, signal: abort.signal,
-      });
-      if (pending) process.stderr.write("\r\x1b[K");
-      if (p.values.svg !== undefined) writeFileSync(String(p.values.svg), renderSvg(report));
-      out(p.values.json ? JSON.stringify(report, null, 2) : formatReport(report));
-      if (report.failures.length) process.stderr.write(`tapnet: ${report.failures.length} measurement(s) failed: ${report.failures.map((f) => `${f.setup} ${f.test}`).join(", ")}\n`);
-      return report.failures.length ? 1 : 0;
+      };
+      let failures: { setup: string; test: string }[];
+      if (repeat !== undefined) {
+        const report = await runRepeated(opts, repeat);
+        if (pending) process.stderr.write("\r\x1b[K");
+        if (p.values.svg !== undefined) writeFileSync(String(p.values.svg), renderSvg(report.runs[report.runs.length - 1]));
+        out(p.values.json ? JSON.stringify(report, null, 2) : formatRepeatReport(report));
+        failures = report.runs.flatMap((r) => r.failures);
+      } else {
+        const report = await runBench(opts);
+        if (pending) process.stderr.write("\r\x1b[K");
+        if (p.values.svg !== undefined) writeFileSync(String(p.values.svg), renderSvg(report));
+        out(p.values.json ? JSON.stringify(report, null, 2) : formatReport(report));
+        failures = report.failures;
+      }
+      if (failures.length) process.stderr.write(`tapnet: ${failures.length} measurement(s) failed: ${failures.map((f) => `${f.setup} ${f.test}`).join(", ")}\n`);
+      return failures.length ? 1 : 0;
     } catch (e) {
       if (pending) process.stderr.write("\n");
       if (abort.signal.aborted) throw new BenchError("interrupted; the bench's labs were removed");
