@@ -24,7 +24,7 @@ import { formatIpv4, parseIpv4Address } from "../../wire/ipv4.ts";
 import { parseCidr } from "../../wire/cidr.ts";
 import { gatewayOf } from "../../node/ipam.ts";
 import { intOption, UsageError, type Command } from "../args.ts";
-import { controlPath } from "./pod.ts";
+import { controlOptions, controlPath } from "./pod.ts";
 import type { NodeStatusAnswer } from "./status.ts";
 import type { Pod } from "../../cluster/objects.ts";
 
@@ -52,8 +52,7 @@ export const checkCommand: Command = {
     "Example: tapnet check --to 10.244.2.2,10.244.2.3",
   ].join("\n"),
   options: {
-    node: { type: "string", value: "NAME", help: "the switch of node NAME (its socket /run/tapnet/NAME.sock)" },
-    control: { type: "string", value: "PATH", help: "the switch's control socket (default: the only one in /run/tapnet)" },
+    ...controlOptions,
     to: { type: "string", value: "IP[,IP...]", help: "other nodes' pods to ping from every pod here and from the node, and to move TCP to from every pod here (each must serve iperf3 on port 5201, as the demo pods do)" },
     bytes: { type: "string", value: "N", help: "bytes of TCP per transfer", default: "2000000" },
     json: { type: "boolean", help: "print the results as one JSON object" },

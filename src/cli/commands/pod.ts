@@ -5,7 +5,8 @@ import type { PodRecord } from "../../node/agent.ts";
 import { UsageError, type Command, type Parsed } from "../args.ts";
 import { formatTable } from "../../node/table.ts";
 
-const controlOptions = {
+/** --node and --control, which say what switch a command asks (controlPath). */
+export const controlOptions = {
   node: { type: "string", value: "NAME", help: "the switch of node NAME (its socket /run/tapnet/NAME.sock)" },
   control: { type: "string", value: "PATH", help: "the switch's control socket (default: the only one in /run/tapnet)" },
 } as const;

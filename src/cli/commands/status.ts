@@ -9,7 +9,7 @@
 import { rpcCall, RpcError } from "../../node/rpc.ts";
 import { formatTable } from "../../node/table.ts";
 import { intOption, type Command } from "../args.ts";
-import { controlPath } from "./pod.ts";
+import { controlOptions, controlPath } from "./pod.ts";
 
 /** The part of the switch's `status` answer this command prints. */
 export interface NodeStatusAnswer {
@@ -36,8 +36,7 @@ export const statusCommand: Command = {
     "Example: tapnet status --wait 30      # as tapnet.service's start does: wait until the switch answers",
   ].join("\n"),
   options: {
-    node: { type: "string", value: "NAME", help: "the switch of node NAME (its socket /run/tapnet/NAME.sock)" },
-    control: { type: "string", value: "PATH", help: "the switch's control socket (default: the only one in /run/tapnet)" },
+    ...controlOptions,
     json: { type: "boolean", help: "print the switch's whole answer as one JSON object" },
     wait: { type: "string", value: "SECONDS", help: "wait up to this long for the switch to answer (default: ask once)" },
     quiet: { type: "boolean", help: "print nothing: the exit status says whether the switch answered" },
