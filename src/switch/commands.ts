@@ -5,6 +5,7 @@
  * drains its port when the sequence has moved (between rounds) and answers with a Reply when the
  * command has an id. DatapathInput is what the worker is started with.
  */
+import { threadStat, type ThreadStat } from "../io/thread-stat.ts";
 import { getHeapSpaceStatistics, getHeapStatistics } from "node:v8";
 import type { MessagePort } from "node:worker_threads";
 import type { NetworkView } from "../cluster/network-view.ts";
@@ -59,6 +60,12 @@ export function heapFigures(): HeapFigures {
   return { used: h.used_heap_size ?? 0, total: h.total_heap_size ?? 0, external: h.external_memory ?? 0, young };
 }
 
+/** The datapath's answer to "memory": its thread's heap and scheduling, read on that thread. */
+export function memoryReply(id: number): Reply {
+  const thread = threadStat();
+  return { op: "memory", id, heap: heapFigures(), ...(thread ? { thread } : {}) };
+}
+
 export type Reply =
   | { op: "removed"; id: number }
   | { op: "fdb"; id: number; entries: FdbEntry[] }
@@ -72,7 +79,8 @@ export type Reply =
   | { op: "denied"; event: DeniedEvent }
   | { op: "trace"; id: number; error?: string }
   | { op: "traceRead"; id: number; records: TraceRecord[]; lost: number }
-  | { op: "memory"; id: number; heap: HeapFigures }
+  /** The datapath thread's heap, and its scheduling (io/thread-stat.ts) where /proc gives it. */
+  | { op: "memory"; id: number; heap: HeapFigures; thread?: ThreadStat }
   | { op: "fatal"; message: string };
 
 export interface DatapathInput {

@@ -42,7 +42,7 @@ import { openSslAead } from "../io/aead.ts";
 import { Counters, DROP_BASE, PORT_COUNTERS, PortCounter, SwitchCounter } from "./counters.ts";
 import { SwitchDrop } from "./drops.ts";
 import { Fdb } from "./fdb.ts";
-import { Ctrl, heapFigures, type Command, type DatapathInput, type Reply } from "./commands.ts";
+import { Ctrl, memoryReply, type Command, type DatapathInput, type Reply } from "./commands.ts";
 import { Frames, TUNNEL } from "./frames.ts";
 import { TapWriter, TunnelSocket } from "./io.ts";
 import { Pipeline } from "./pipeline.ts";
@@ -282,7 +282,7 @@ export class Datapath {
         break;
       }
       case "memory":
-        port.postMessage({ op: "memory", id: cmd.id, heap: heapFigures() } satisfies Reply);
+        port.postMessage(memoryReply(cmd.id));
         break;
       case "traceRead":
         port.postMessage({ op: "traceRead", id: cmd.id, ...(this.tracer?.drain((w) => this.stageAt(w)) ?? { records: [], lost: 0 }) } satisfies Reply);

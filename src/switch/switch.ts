@@ -8,6 +8,7 @@
  */
 import { MessageChannel, type MessagePort, type Worker } from "node:worker_threads";
 import { EFD_CLOEXEC, EFD_NONBLOCK, loadLibc, type Libc } from "../io/libc.ts";
+import type { ThreadStat } from "../io/thread-stat.ts";
 import { prebootWorker, startWorker } from "../io/runtime.ts";
 import { closeTap, openTap, type Tap } from "../io/tap.ts";
 import { openUdp, type UdpSocket } from "../io/udp.ts";
@@ -293,11 +294,15 @@ export class Switch {
     return r.op === "traceRead" ? { records: r.records, lost: r.lost } : { records: [], lost: 0 };
   }
 
-  /** The JavaScript heaps of this (the control) thread and of the datapath thread. */
-  async heaps(): Promise<{ control: HeapFigures; datapath: HeapFigures }> {
+  /**
+   * The JavaScript heaps of this (the control) thread and of the datapath thread, and the
+   * datapath thread's scheduling: CPU, run-queue wait, sleeps (its wakeups) and preemptions.
+   */
+  async heaps(): Promise<{ control: HeapFigures; datapath: HeapFigures; datapathThread?: ThreadStat }> {
     const r = await this.request((id) => ({ op: "memory", id }));
     const none = { used: 0, total: 0, external: 0, young: 0 };
-    return { control: heapFigures(), datapath: r.op === "memory" ? r.heap : none };
+    if (r.op !== "memory") return { control: heapFigures(), datapath: none };
+    return { control: heapFigures(), datapath: r.heap, ...(r.thread ? { datapathThread: r.thread } : {}) };
   }
 
   /** Turns the logging of denied flows (through options.onPolicyDenied) on or off. */

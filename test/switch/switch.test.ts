@@ -147,6 +147,9 @@ describe("Switch", { timeout: 60_000 }, () => {
     // The worker holds its batch's slots (4 of 64 KB and more) outside its heap; this thread does not hold them.
     expect(h.datapath.external).toBeGreaterThanOrEqual(4 * 65536);
     expect(h.datapath.used).not.toBe(h.control.used);
+    // The datapath thread's scheduling, read by that thread: it has run and slept in poll().
+    expect(h.datapathThread?.cpuMs).toBeGreaterThan(0);
+    expect(h.datapathThread?.sleeps).toBeGreaterThan(0);
   });
 
   it("arms trace filters in the datapath, refusing a bad one with its fault, and reads their records", async () => {

@@ -6,6 +6,7 @@
  * switch answers (tapnet.service's ExecStartPost uses it, so that `systemctl start` returns
  * once the switch is up); `--quiet` prints nothing, the exit status says it all.
  */
+import type { ThreadStat } from "../../io/thread-stat.ts";
 import { rpcCall, RpcError } from "../../node/rpc.ts";
 import { formatTable } from "../../node/table.ts";
 import { intOption, type Command } from "../args.ts";
@@ -21,7 +22,7 @@ export interface NodeStatusAnswer {
   fdb: unknown[];
   counters: Record<string, number>;
   tunnel?: Record<string, number>;
-  memory?: { rss: number };
+  memory?: { rss: number; datapathThread?: ThreadStat };
 }
 
 const out = (s: string) => process.stdout.write(s + "\n");
@@ -72,8 +73,10 @@ export function formatStatus(s: NodeStatusAnswer): string {
   const lines = [
     `node ${n.name}: address ${n.address}, pod CIDR ${n.podCidr}, gateway ${n.gateway} (tapnet0), backend ${n.backend}, pod MTU ${n.podMtu}`,
     `switch: pid ${n.pid} on ${n.runtime}${s.memory ? `, ${Math.round(s.memory.rss / 1048576)} MB resident` : ""}${s.store ? `; store ${s.store.description}, cluster ${s.store.cluster}` : ""}`,
-    "",
   ];
+  const t = s.memory?.datapathThread;
+  if (t) lines.push(`datapath thread: ${(t.cpuMs / 1000).toFixed(1)} s of CPU, ${(t.waitMs / 1000).toFixed(1)} s waiting for one; woken ${t.sleeps} times, preempted ${t.preempted}`);
+  lines.push("");
   const byPort = new Map(s.ports.map((pt) => [pt.port, pt]));
   lines.push(`pods: ${s.pods.length}`);
   if (s.pods.length) {
