@@ -62,7 +62,7 @@ export class TraceSessions {
     return this.serial(async () => {
       await this.distribute();
       this.expire(session);
-      const others = [...this.sessions].filter(([name]) => name !== session).reduce((n, [, s]) => n + s.filters.length, 0);
+      const others = this.armed - (this.sessions.get(session)?.filters.length ?? 0);
       if (others + filters.length > MAX_FILTERS) {
         throw new RpcError(`trace.set: the tracer holds ${MAX_FILTERS} filters and other traces have ${others} of them armed; try again when they end`);
       }
