@@ -13,6 +13,7 @@
  * and IP forwarding with the same masquerade rule as a tapnet node's.
  */
 import { formatIpv4 } from "../wire/ipv4.ts";
+import { macForIpv4 } from "../wire/mac.ts";
 import { formatCidr } from "../wire/cidr.ts";
 import type { ClusterConfig, NodeConfig } from "../node/config.ts";
 import { ipBatch } from "../node/exec.ts";
@@ -22,7 +23,7 @@ import { forwardAndMasquerade, KERNEL_BRIDGE } from "./kernel-node.ts";
 /** Commands (for `ip -batch`) that make `node` a host-gw node of `config`. */
 export function hostGwNodeCommands(config: ClusterConfig, node: NodeConfig, underlayDev: string): string[] {
   const lines = [
-    `link add ${KERNEL_BRIDGE} type bridge`,
+    `link add ${KERNEL_BRIDGE} address ${macForIpv4(gatewayOf(node.podCidr))} type bridge`, // its own MAC: see kernel-node.ts
     `link set ${KERNEL_BRIDGE} mtu ${config.mtu} up`,
     `addr add ${formatIpv4(gatewayOf(node.podCidr))}/${node.podCidr.prefix} dev ${KERNEL_BRIDGE}`,
   ];

@@ -4,7 +4,10 @@
  * against. Everything here is the kernel's own:
  *
  *   cni0        a bridge holding the node's gateway address (the pod CIDR's first address);
- *               each pod's eth0 is one end of a veth pair whose other end is on cni0
+ *               each pod's eth0 is one end of a veth pair whose other end is on cni0. Its MAC
+ *               is set, to the one tapnet gives a gateway (0a:58:<address>): a bridge without
+ *               one takes its ports' lowest and changes it as pods come and go, and the pods'
+ *               ARP entries for the gateway go stale.
  *   flannel.1   a vxlan device: VNI, dstport 8472, nolearning, its MAC the node's VTEP MAC,
  *               holding the pod CIDR's network address as a /32
  *   for each remote node:
@@ -15,6 +18,7 @@
  * and IP forwarding with the same masquerade rule as a tapnet node's.
  */
 import { formatIpv4 } from "../wire/ipv4.ts";
+import { macForIpv4 } from "../wire/mac.ts";
 import { formatCidr } from "../wire/cidr.ts";
 import type { ClusterConfig, NodeConfig } from "../node/config.ts";
 import { inNetns, ip, ipBatch, run } from "../node/exec.ts";
@@ -27,7 +31,7 @@ export const KERNEL_VXLAN = "flannel.1";
 export function kernelNodeCommands(config: ClusterConfig, node: NodeConfig, underlayDev: string): string[] {
   const gw = formatIpv4(gatewayOf(node.podCidr));
   const lines = [
-    `link add ${KERNEL_BRIDGE} type bridge`,
+    `link add ${KERNEL_BRIDGE} address ${macForIpv4(gatewayOf(node.podCidr))} type bridge`, // its own MAC: see the top
     `link set ${KERNEL_BRIDGE} mtu ${config.podMtu} up`,
     `addr add ${gw}/${node.podCidr.prefix} dev ${KERNEL_BRIDGE}`,
     `link add ${KERNEL_VXLAN} type vxlan id ${config.backend.vni} local ${formatIpv4(node.address)} dev ${underlayDev} dstport ${config.backend.port} nolearning`,

@@ -52,7 +52,7 @@ import { addNetns, attachPod, cableNode, nodeRunning, spawnSwitch, startNode, st
 import { stopSwitchesIn } from "./reap.ts";
 import {
   checkLabOptions, checkPrefix, labConfig, labConfigFile, labDir, LabError, labStore, OUTSIDE_ADDRESS, podNetnsMade, OUTSIDE_NODE_ADDRESS, readLabState,
-  saveLabState, switchCommand, UNDERLAY_CIDR_BASE, type LabNode, type LabOptions, type LabPod, type LabState,
+  saveLabState, switchCommand, UNDERLAY_BRIDGE_MAC, UNDERLAY_CIDR_BASE, type LabNode, type LabOptions, type LabPod, type LabState,
 } from "./plan.ts";
 
 export async function labUp(opts: LabOptions): Promise<LabState> {
@@ -82,7 +82,7 @@ export async function labUp(opts: LabOptions): Promise<LabState> {
     const underlay = `${opts.prefix}-underlay`;
     say(`underlay: namespace ${underlay}, bridge br0`);
     await addNetns(state, underlay, opts.signal);
-    await ipBatch(["link add br0 type bridge", "link set br0 up", "link set lo up"], underlay);
+    await ipBatch([`link add br0 address ${UNDERLAY_BRIDGE_MAC} type bridge`, "link set br0 up", "link set lo up"], underlay);
     if (store === "etcd") await startLabEtcd(state, say);
 
     for (const [i, n] of config.nodes.entries()) {

@@ -32,6 +32,13 @@ export const OUTSIDE_NODE_ADDRESS = "203.0.113.1";
 export const OUTSIDE_ADDRESS = "203.0.113.2";
 /** The lab's etcd, on br0 in the underlay namespace, next to the nodes (192.168.56.<10+i>). */
 export const ETCD_ADDRESS = "192.168.56.2";
+/**
+ * br0's MAC, set when it is made. A Linux bridge with no MAC of its own takes its ports' lowest,
+ * so it changed whenever `lab node add` cabled a node with a lower one; every node's ARP entry
+ * for etcd's address on br0 then pointed at a MAC gone, their lease renewals hung for seconds,
+ * and every old node's lease expired at once. A MAC set by hand stays.
+ */
+export const UNDERLAY_BRIDGE_MAC = "02:00:c0:a8:38:02";
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
 /** Seconds a node's subnet lease lives without renewal (etcd store): the switch's own default. */

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cidrContains, cidrInside, parseCidr, type Cidr } from "../../src/wire/cidr.ts";
 import { parseIpv4Address } from "../../src/wire/ipv4.ts";
+import { UNDERLAY_BRIDGE_MAC } from "../../src/lab/plan.ts";
 import { netnsList, pidAlive, runCmd, sh, tapnet, uniquePrefix } from "./helpers.ts";
 
 const prefix = process.env.TAPNET_LAB_PREFIX ?? uniquePrefix("store");
@@ -123,6 +124,10 @@ describe("lab on the etcd store", () => {
   });
 
   it("a fourth node joins: the others reach its pod, with no restart and no ping lost between them", async () => {
+    // br0 keeps the MAC it was made with: a bridge's own follows its ports' lowest, and a change
+    // left every node's ARP entry for etcd stale, so that their leases all expired at once.
+    const br0Mac = () => JSON.parse(sh("ip", ["-n", `${prefix}-underlay`, "-j", "link", "show", "br0"]))[0].address;
+    expect(br0Mac()).toBe(UNDERLAY_BRIDGE_MAC);
     const ping = runCmd("ip", ["netns", "exec", pod("node1-pod1").netns, "ping", "-c", "150", "-i", "0.1", "-q", pod("node2-pod1").ip], { timeoutMs: 60_000 });
     const out = await ok(["lab", "node", "add", "--pods", "1"]);
     const during = await ping;
@@ -130,6 +135,7 @@ describe("lab on the etcd store", () => {
     expect(during.stdout).toMatch(/150 packets transmitted, 150 received, 0% packet loss/);
     const n4 = node("node4");
     expect(n4.address).toBe("192.168.56.14");
+    expect(br0Mac()).toBe(UNDERLAY_BRIDGE_MAC);
     expect(n4.pid).toBeGreaterThan(0);
     expect(journal().nodes.filter((n) => n.podCidr === n4.podCidr)).toHaveLength(1);
     for (const n of ["node1", "node2", "node3"]) expect(node(n).pid).toBe(pids.get(n));

@@ -7,6 +7,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
+import { UNDERLAY_BRIDGE_MAC } from "../../src/lab/plan.ts";
 import { REPO, sh } from "./helpers.ts";
 
 const FIXTURE = `${REPO}test/integration/fixtures/membership-node.ts`;
@@ -42,7 +43,8 @@ export class Testbed {
   /** The underlay: a bridge in its own namespace. */
   up(): void {
     this.netns(this.underlay);
-    sh("ip", ["-n", this.underlay, "link", "add", "br0", "type", "bridge"]);
+    // Its own MAC, as the lab's br0 has (plan.ts): hosts cabled later would otherwise change it.
+    sh("ip", ["-n", this.underlay, "link", "add", "br0", "address", UNDERLAY_BRIDGE_MAC, "type", "bridge"]);
     sh("ip", ["-n", this.underlay, "link", "set", "br0", "up"]);
   }
 

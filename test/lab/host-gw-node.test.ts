@@ -12,7 +12,7 @@ const config = checkClusterConfig({
 describe("hostGwNodeCommands", () => {
   it("routes the other nodes' pod CIDRs via their underlay addresses", () => {
     expect(hostGwNodeCommands(config, config.nodes[1], "eth0")).toEqual([
-      "link add cni0 type bridge",
+      "link add cni0 address 0a:58:0a:f4:02:01 type bridge", // the gateway's own MAC, which no pod's veth changes
       "link set cni0 mtu 1500 up",
       "addr add 10.244.2.1/24 dev cni0",
       "route replace 10.244.1.0/24 via 192.168.56.11 dev eth0",

@@ -17,6 +17,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { UNDERLAY_BRIDGE_MAC } from "../../src/lab/plan.ts";
 
 export const REPO = fileURLToPath(new URL("../../", import.meta.url));
 export const CACHE = "/var/cache/tapnet-vm";
@@ -104,7 +105,7 @@ export async function boot(c: Cluster, root: string, opts: { underlayAddress?: s
     c.mountedPropagate = true;
   }
   must("ip", ["netns", "add", c.underlay]);
-  must("ip", ["-n", c.underlay, "link", "add", "br0", "type", "bridge"]);
+  must("ip", ["-n", c.underlay, "link", "add", "br0", "address", UNDERLAY_BRIDGE_MAC, "type", "bridge"]); // fixed, as the lab's (plan.ts)
   must("ip", ["-n", c.underlay, "link", "set", "br0", "up"]);
   must("ip", ["-n", c.underlay, "link", "set", "lo", "up"]);
   // An address of the underlay's own (a service every node reaches, as etcd at 192.168.56.2).
