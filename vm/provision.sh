@@ -136,9 +136,10 @@ fi
 node_bin=$(command -v node)
 
 # 3. tapnet into /opt/tapnet: the sources, and node_modules built for this kind of machine
-# (esbuild, which tsx runs on, is a binary per platform), else npm ci of the dependencies a node
-# runs on: yaml, ip-num, koffi, tsx (bin/tapnet.mjs runs the TypeScript through it) and esbuild
-# (tsx's, and `tapnet cni install` bundles the plugin with it); not the test and build tools.
+# (esbuild is a binary per platform), else npm ci of the dependencies a node runs on: yaml,
+# ip-num, koffi, esbuild (bin/tapnet.mjs bundles the TypeScript with it, into $dest/.build at
+# the first run, and `tapnet cni install` the plugin) and tsx (what runs the sources without a
+# bundle); not the test and build tools.
 case $(uname -m) in x86_64) esb=linux-x64 ;; aarch64) esb=linux-arm64 ;; *) esb=none ;; esac
 dest=/opt/tapnet
 rm -rf "$dest.new"

@@ -21,7 +21,7 @@ import { captureCommand } from "./commands/capture.ts";
 import { statusCommand } from "./commands/status.ts";
 import { checkCommand } from "./commands/check.ts";
 import { webCommand } from "./commands/web.ts";
-import { runtimeName } from "../io/runtime.ts";
+import { repoUrl, runtimeName } from "../io/runtime.ts";
 
 export const COMMANDS: Command[] = [
   labUpCommand, labStatusCommand, labCheckCommand, labDownCommand, labNodeAddCommand, labNodeStopCommand, labNodeStartCommand,
@@ -48,7 +48,7 @@ function systemError(e: unknown): string | undefined {
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  const pkg = JSON.parse(readFileSync(repoUrl("package.json"), "utf8")) as { version: string };
   return pkg.version;
 }
 

@@ -5,6 +5,7 @@
  * small PATH. esbuild is a development dependency: it is loaded only here.
  */
 import { fileURLToPath } from "node:url";
+import { repoUrl } from "../io/runtime.ts";
 
 /** The first line of every plugin file tapnet writes: how `cni uninstall` knows its own. */
 export const PLUGIN_MARK = "// tapnet CNI plugin";
@@ -20,7 +21,7 @@ export async function buildPlugin(nodeBin: string): Promise<string> {
     throw new CniBuildError("cannot build the CNI plugin: esbuild is not installed (run npm install in tapnet's directory)");
   }
   const r = await esbuild.build({
-    entryPoints: [fileURLToPath(new URL("./main.ts", import.meta.url))],
+    entryPoints: [fileURLToPath(repoUrl("src/cni/main.ts"))],
     bundle: true,
     platform: "node",
     format: "esm",

@@ -100,7 +100,7 @@ export function isOurSupervisor(pid: number | undefined, control: string): boole
   if (!pid || pid < 0) return false;
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    return argv.some((a) => a.endsWith("supervise.ts")) && argv.includes(control);
+    return argv.some((a) => /(^|\/)supervise\.(ts|mjs)$/.test(a)) && argv.includes(control); // from the sources or the bundle
   } catch {
     return false;
   }

@@ -20,7 +20,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Deno, isDeno } from "../io/runtime.ts";
+import { bundled, Deno, entryUrl, isDeno, REPO_URL } from "../io/runtime.ts";
 import { findBackend } from "../tunnel/index.ts";
 import { checkClusterConfig, formatClusterConfig, type BackendType, type ClusterConfig } from "../node/config.ts";
 import { which } from "../node/exec.ts";
@@ -45,7 +45,7 @@ export const ETCD_PEER_PORT = 2380;
 export const DEFAULT_LEASE_TTL = 30;
 /** `lab up` makes at most 16 nodes; `lab node add` may grow an etcd lab to this many. */
 export const MAX_LAB_NODES = 64;
-export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const REPO_ROOT = fileURLToPath(REPO_URL);
 
 /** How the lab's nodes are built: see the top of lab.ts. */
 export const LAB_MODES = ["tapnet", "kernel-vxlan", "host-gw"] as const;
@@ -265,11 +265,11 @@ export function supervisorFile(prefix: string, node: string): string {
 
 /**
  * How the lab starts a node's supervisor (src/lab/supervise.ts), on the runtime running this:
- * Node through tsx (the repository's own), Deno as it is.
+ * Node from the bundle this runs from (or through tsx, if this runs from the sources), Deno as it is.
  */
 export function supervisorCommand(): string[] {
-  const entry = join(REPO_ROOT, "src/lab/supervise.ts");
-  if (!isDeno) return [process.execPath, "--import", "tsx", entry];
+  const entry = fileURLToPath(entryUrl("src/lab/supervise.ts"));
+  if (!isDeno) return bundled ? [process.execPath, entry] : [process.execPath, "--import", "tsx", entry];
   return [Deno.execPath(), "run", "--allow-all", "--quiet", entry];
 }
 

@@ -22,7 +22,7 @@ export interface NetnsProcess {
 export function isSwitchCommand(argv: string[]): boolean {
   // `tapnet switch ...`: the command comes right after the entry point.
   const entry = argv.findIndex((a) => /(^|\/)(tapnet\.mjs|tapnet|cli\/main\.ts)$/.test(a));
-  return entry >= 0 && argv[entry + 1] === "switch" && !argv.some((a) => /(^|\/)supervise\.ts$/.test(a));
+  return entry >= 0 && argv[entry + 1] === "switch" && !argv.some((a) => /(^|\/)supervise\.(ts|mjs)$/.test(a));
 }
 
 /** The processes whose network namespace is one of `names` (under /run/netns). */

@@ -9,7 +9,7 @@
 import { MessageChannel, type MessagePort, type Worker } from "node:worker_threads";
 import { EFD_CLOEXEC, EFD_NONBLOCK, loadLibc, type Libc } from "../io/libc.ts";
 import type { ThreadStat } from "../io/thread-stat.ts";
-import { prebootWorker, startWorker } from "../io/runtime.ts";
+import { entryUrl, prebootWorker, startWorker } from "../io/runtime.ts";
 import { closeTap, openTap, type Tap } from "../io/tap.ts";
 import { openUdp, type UdpSocket } from "../io/udp.ts";
 import { formatMac, parseMac } from "../wire/mac.ts";
@@ -72,7 +72,7 @@ export interface PortIdentity {
 
 export class SwitchError extends Error {}
 
-const DATAPATH_WORKER = new URL("./datapath-worker.ts", import.meta.url);
+const DATAPATH_WORKER = entryUrl("src/switch/datapath-worker.ts");
 
 export class Switch {
   readonly counters: Counters;

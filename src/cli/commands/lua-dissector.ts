@@ -8,11 +8,12 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "../args.ts";
 import { tapnetBackend } from "../../tunnel/tapnet.ts";
+import { repoUrl } from "../../io/runtime.ts";
 import { udpBackend } from "../../tunnel/udp.ts";
 import { vxlanBackend } from "../../tunnel/vxlan.ts";
 
 /** Where the dissector lies in the package: dissector/tapnet.lua, from src/cli/commands/. */
-export const LUA_DISSECTOR_URL = new URL("../../../dissector/tapnet.lua", import.meta.url);
+export const LUA_DISSECTOR_URL = repoUrl("dissector/tapnet.lua");
 
 /**
  * The decode-as flags (tshark, wireshark) for the backends Wireshark decodes without a plugin,

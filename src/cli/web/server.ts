@@ -19,6 +19,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { hostname } from "node:os";
 import type { AddressInfo } from "node:net";
+import { repoUrl } from "../../io/runtime.ts";
 import type { SwitchTarget } from "../commands/cluster-client.ts";
 import { ClusterSampler, type PageState } from "./state.ts";
 import { pageTrace, parseTraceRequest, RequestError } from "./trace.ts";
@@ -45,7 +46,7 @@ const KEEPALIVE_MS = 15_000;
 
 /** The page's files, read once: the server answers from memory. */
 function readAssets(): Map<string, Uint8Array> {
-  return new Map(Object.entries(ASSETS).map(([path, a]) => [path, readFileSync(new URL(`./page/${a.file}`, import.meta.url))]));
+  return new Map(Object.entries(ASSETS).map(([path, a]) => [path, readFileSync(repoUrl(`src/cli/web/page/${a.file}`))]));
 }
 
 /** Is `host` (a Host header's name part) one the page answers to: an address, localhost, this machine? */
