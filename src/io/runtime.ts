@@ -43,7 +43,7 @@ function nodeWorker(entry: URL, workerData: Record<string, unknown>, transferLis
   const ts = entry.pathname.endsWith(".ts");
   // deno-lint-ignore no-explicit-any
   const options = { workerData: { entry: entry.href, ...workerData }, ...(transferList ? { transferList: transferList as any[] } : {}) };
-  return new Worker(ts ? new URL("./worker-boot.mjs", repoUrl("src/io/")) : entry, options);
+  return new Worker(ts ? repoUrl("src/io/worker-boot.mjs") : entry, options);
 }
 
 /**
