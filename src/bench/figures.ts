@@ -4,7 +4,10 @@
  * is written (3 significant digits).
  *
  * Each throughput test also gives its CPU cost (cpu.ts): the whole machine's busy time over the
- * test divided by what it delivered, in cores per Gbit/s, and the switches' part of it.
+ * test divided by what it delivered, in cores per Gbit/s, and the switches' part of it. The
+ * ping-pong test also gives what each round trip cost the switches in scheduling: how often their
+ * threads were woken (both nodes: a frame out and one in per node and direction would be 4), and
+ * how long they waited, runnable, for a CPU.
  */
 import type { UdpRateProbe } from "./rate-search.ts";
 
@@ -15,7 +18,7 @@ export const REFERENCE = "kernel-vxlan";
 export type FigureKey =
   | "tcp_cross_1" | "tcp_cross_4" | "tcp_same_1"
   | "udp1400_kpps" | "udp1400_loss" | "udp1400_kpps_1pct" | "udp64_kpps" | "udp64_loss"
-  | "rtt_p50" | "rtt_p99" | "switch_cpu" | "switch_mem"
+  | "rtt_p50" | "rtt_p99" | "rtt_wakeups" | "rtt_wait" | "switch_cpu" | "switch_mem"
   | "cpu_tcp_cross_1" | "cpu_tcp_cross_4" | "cpu_tcp_same_1" | "cpu_udp1400"
   | "swcpu_tcp_cross_1" | "swcpu_tcp_cross_4" | "swcpu_tcp_same_1" | "swcpu_udp1400";
 
@@ -48,6 +51,8 @@ export const FIGURES: FigureSpec[] = [
   { key: "udp64_loss", label: "UDP 64 B loss", unit: "%", better: "lower" },
   { key: "rtt_p50", label: "ping-pong RTT p50", unit: "µs", better: "lower" },
   { key: "rtt_p99", label: "ping-pong RTT p99", unit: "µs", better: "lower" },
+  { key: "rtt_wakeups", label: "switch wakeups per round trip", unit: "per round trip", better: "lower" },
+  { key: "rtt_wait", label: "switch wait for a CPU per round trip", unit: "µs", better: "lower" },
   { key: "switch_cpu", label: "switch CPU, both nodes", unit: "s/s", better: "lower" },
   { key: "switch_mem", label: "switch peak memory per node", unit: "MB", better: "lower" },
   { key: "cpu_tcp_cross_1", label: "CPU per Gbit/s, TCP across nodes, 1 stream", unit: CPU_UNIT, better: "lower" },

@@ -45,8 +45,13 @@ export function parseIperfUdp(json: string): { pps: number; lossPercent: number;
   return { pps: (r.packets - lost) / r.seconds, lossPercent: r.lost_percent ?? (r.packets ? (100 * lost) / r.packets : 0), sentPps: r.packets / r.seconds };
 }
 
-/** `sockperf ping-pong` output: its percentile lines (µs; round trips with --full-rtt). */
-export function parseSockperf(text: string): { p50: number; p99: number; observations: number } {
+/**
+ * `sockperf ping-pong` output: its percentile lines (µs; round trips with --full-rtt) over the
+ * valid part of the run, how many observations they are of, and the round trips of the whole
+ * run, warm-up included ("[Total Run] ... ReceivedMessages=N": every reply received), 0 if it
+ * did not say.
+ */
+export function parseSockperf(text: string): { p50: number; p99: number; observations: number; roundTrips: number } {
   // eslint-disable-next-line no-control-regex
   const plain = text.replace(/\x1b\[[0-9;]*m/g, "");
   const pct = (p: string) => {
@@ -55,7 +60,8 @@ export function parseSockperf(text: string): { p50: number; p99: number; observa
     return Number(m[1]);
   };
   const obs = /Total (\d+) observations/.exec(plain);
-  return { p50: pct("50.000"), p99: pct("99.000"), observations: obs ? Number(obs[1]) : 0 };
+  const total = /\[Total Run\][^\n]*ReceivedMessages=(\d+)/.exec(plain);
+  return { p50: pct("50.000"), p99: pct("99.000"), observations: obs ? Number(obs[1]) : 0, roundTrips: total ? Number(total[1]) : 0 };
 }
 
 /** The offload features that matter for a fair comparison, as `ethtool -k` names them. */

@@ -1,10 +1,11 @@
 /**
- * What the bench reads of the machine: a process and its descendants, their CPU time and peak
- * memory (from /proc), samples of the machine's and the switches' CPU time for a measurement's
+ * What the bench reads of the machine: a process and its descendants, their CPU time, peak
+ * memory and their threads' wakeups (from /proc), samples of the machine's and the switches' CPU time for a measurement's
  * window (cpu.ts does the arithmetic), and the machine's kernel, CPUs and runtime for the report.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
+import { threadStat } from "../io/thread-stat.ts";
 import { CLK_TCK, parsePidStat, parseProcStat, type CpuSample } from "./cpu.ts";
 import type { Machine } from "./report.ts";
 
@@ -62,6 +63,30 @@ export function treeTicks(roots: readonly number[]): Map<number, number> {
 export function sampleCpu(switchRoots: readonly number[] | null): CpuSample {
   const machine = parseProcStat(readFileSync("/proc/stat", "utf8"));
   return { machine, switches: switchRoots ? treeTicks(switchRoots) : null, atMs: Date.now() };
+}
+
+/**
+ * The scheduling of every thread of `roots` and their descendants, summed: how often they slept
+ * and were woken (voluntary context switches) and how long they waited, runnable, for a CPU (ms),
+ * from /proc/<pid>/task/<tid>. Threads that end between two samples take their counts with them,
+ * so compare samples of processes that keep their threads (a switch does).
+ */
+export function treeSched(roots: readonly number[]): { sleeps: number; waitMs: number } {
+  let sleeps = 0;
+  let waitMs = 0;
+  for (const root of roots) {
+    for (const pid of processTree(root)) {
+      let tids: string[];
+      try { tids = readdirSync(`/proc/${pid}/task`); } catch { continue; } // gone
+      for (const tid of tids) {
+        const t = threadStat(`/proc/${pid}/task/${tid}`);
+        if (!t) continue;
+        sleeps += t.sleeps;
+        waitMs += t.waitMs;
+      }
+    }
+  }
+  return { sleeps, waitMs };
 }
 
 /** VmHWM (peak resident set) in MB; 0 if the process is gone. */

@@ -65,6 +65,8 @@ export interface RepeatSummary {
   ratios: Record<string, Record<FigureKey, Spread | null>>;
   /** The reference's own figures (each run's median) over the runs. */
   referenceFigures: Record<FigureKey, Spread | null>;
+  /** Per setup and figure, its own figure (each run's median) over the runs: shown where the reference has none (a switch's). */
+  figures: Record<string, Record<FigureKey, Spread | null>>;
   targets?: { setup: string; rows: RepeatTargetRow[] };
 }
 
@@ -73,11 +75,14 @@ export function summarizeRuns(runs: readonly BenchReport[]): RepeatSummary {
   const first = runs[0];
   const needed = neededRuns(runs.length);
   const ratios: RepeatSummary["ratios"] = {};
+  const figures: RepeatSummary["figures"] = {};
+  const own = (setup: string) => Object.fromEntries(FIGURES.map((f) => [f.key, spreadOf(runs.map((r) => r.medians[setup]?.[f.key]))])) as Record<FigureKey, Spread | null>;
   for (const s of first.setups) {
     ratios[s] = Object.fromEntries(FIGURES.map((f) => [f.key, spreadOf(runs.map((r) => r.ratios[s]?.[f.key]))])) as Record<FigureKey, Spread | null>;
+    figures[s] = own(s);
   }
-  const referenceFigures = Object.fromEntries(FIGURES.map((f) => [f.key, spreadOf(runs.map((r) => r.medians[first.reference]?.[f.key]))])) as Record<FigureKey, Spread | null>;
-  const summary: RepeatSummary = { needed, setups: first.setups, reference: first.reference, ratios, referenceFigures };
+  const referenceFigures = own(first.reference);
+  const summary: RepeatSummary = { needed, setups: first.setups, reference: first.reference, ratios, referenceFigures, figures };
   const setup = first.targets?.setup;
   if (setup) {
     summary.targets = {
@@ -134,10 +139,10 @@ export function formatRepeatReport(r: RepeatReport): string {
     "",
     ...cpuAndCeilingNotes(setups, r.reference),
     "",
-    `each run's ratio to ${r.reference}, over the ${r.repeat} runs: median (min..max); ${r.reference}'s own figures the same way`,
+    `each run's ratio to ${r.reference}, over the ${r.repeat} runs: median (min..max); ${r.reference}'s own figures the same way, and a figure ${r.reference} does not have (a switch's) as it is`,
     formatTable(["figure", ...setups], FIGURES.map((f) => [
       `${f.label} (${f.unit}, ${f.better} is better)`,
-      ...setups.map((s) => (s === r.reference ? formatSpread(r.referenceFigures[f.key], false) : formatSpread(r.ratios[s]?.[f.key] ?? null, true))),
+      ...setups.map((s) => (s === r.reference || !r.referenceFigures[f.key] ? formatSpread(r.figures[s]?.[f.key] ?? null, false) : formatSpread(r.ratios[s]?.[f.key] ?? null, true))),
     ])),
   ];
   lines.push(...failureLines(r.runs));

@@ -13,7 +13,8 @@
  *   iperf3 TCP across nodes, 1 stream and -P 4; TCP same node, 1 stream;
  *   iperf3 UDP -b 0 with 1400 and 64-byte datagrams: packets per second delivered and loss;
  *   for 1400 B, the rate search (rate-search.ts): packets per second delivered at ≤ 1% loss;
- *   sockperf ping-pong (UDP): round-trip p50 and p99;
+ *   sockperf ping-pong (UDP): round-trip p50 and p99, and per round trip the running switches'
+ *   wakeups and their wait for a CPU (every thread's, from /proc; n/a for the kernel setups);
  *   the switch processes' CPU time (utime + stime from /proc, per second of the round) and
  *   peak memory (VmHWM) per node; the kernel setups have no switch: n/a;
  *   for each throughput test but UDP 64 B and the rate search, its CPU cost (cpu.ts): /proc/stat
@@ -41,7 +42,7 @@ import { comparePolicyLoad } from "./policy-compare.ts";
 import { BENCH_PORTS, POLICY_LOAD } from "./policy-load.ts";
 import { applyPolicyLoad } from "./policy-setup.ts";
 import { offloadsOff, parseIperfTcp, parseIperfUdp, parseSockperf, type IperfJson } from "./parsers.ts";
-import { machineInfo, peakMemoryMb, processTree, sampleCpu } from "./proc.ts";
+import { machineInfo, peakMemoryMb, processTree, sampleCpu, treeSched } from "./proc.ts";
 import { probeSocketBuffer, searchUdpRate, UDP_SEARCH_PROBES, type UdpRateProbe, type UdpRun } from "./rate-search.ts";
 import type { BenchFailure, BenchReport, OffloadFinding } from "./report.ts";
 import { policyTwin, setupLab, setupPrefix } from "./setups.ts";
@@ -121,7 +122,7 @@ async function iperf(runner: Runner, lab: Lab, server: { netns: string; ip: stri
 }
 
 /** sockperf ping-pong from the lab's client to its cross-node server (which runs all along), for `seconds`; on CPU `cpu` if given. */
-async function pingPong(runner: Runner, lab: Lab, seconds: number, cpu?: number): Promise<{ p50: number; p99: number }> {
+async function pingPong(runner: Runner, lab: Lab, seconds: number, cpu?: number): Promise<{ p50: number; p99: number; roundTrips: number }> {
   const args = ["ping-pong", "-i", lab.cross.ip, "-p", String(SOCKPERF_PORT), "-t", String(seconds), "--full-rtt"];
   const pp = cpu === undefined
     ? await runner.run(lab.client.netns, "sockperf", args, (seconds + 30) * 1000)
@@ -244,9 +245,15 @@ async function measure(runner: Runner, lab: Lab, round: number, seconds: number,
     f.udp64_loss = u.lossPercent;
   });
   await test("ping-pong latency", async () => {
+    const before = lab.switchPids.length ? treeSched(lab.switchPids) : undefined;
     const lat = await pingPong(runner, lab, seconds);
     f.rtt_p50 = lat.p50;
     f.rtt_p99 = lat.p99;
+    if (before && lat.roundTrips > 0) {
+      const after = treeSched(lab.switchPids);
+      f.rtt_wakeups = (after.sleeps - before.sleeps) / lat.roundTrips;
+      f.rtt_wait = (1000 * (after.waitMs - before.waitMs)) / lat.roundTrips;
+    }
   });
   if (lab.switchPids.length) {
     const w = cpuWindow(round0, sampleCpu(lab.tapnetPids));

@@ -26,10 +26,12 @@ describe("parsing tools' output", () => {
     expect(() => parseIperfUdp(JSON.stringify({ end: {} }))).toThrow(/no end.sum_received/);
   });
 
-  it("sockperf ping-pong: p50 and p99 from its percentile lines, colour codes and all", () => {
+  it("sockperf ping-pong: p50 and p99 from its percentile lines, colour codes and all; the whole run's round trips", () => {
     const text = fixture("sockperf-ping-pong.txt");
     expect(text).toContain("\x1b[");
-    expect(parseSockperf(text)).toEqual({ p50: 18.554, p99: 90.358, observations: 24736 });
+    // observations: the valid part of the run; round trips: every reply of the whole run, warm-up included
+    expect(parseSockperf(text)).toEqual({ p50: 18.554, p99: 90.358, observations: 24736, roundTrips: 44563 });
+    expect(parseSockperf(text.replace(/^.*\[Total Run\].*$/m, "")).roundTrips).toBe(0);
     expect(() => parseSockperf("sockperf: ERROR: no server")).toThrow(/sockperf printed no 50.000 percentile: sockperf: ERROR: no server/);
   });
 

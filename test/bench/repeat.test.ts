@@ -1,6 +1,6 @@
 // tapnet bench --repeat N: spreads of ratios over runs, and how many runs met each target.
 import { describe, expect, it } from "vitest";
-import type { Figures } from "../../src/bench/figures.ts";
+import { FIGURES, type Figures } from "../../src/bench/figures.ts";
 import { formatRepeatReport, neededRuns, spreadOf, summarizeRuns, type RepeatReport } from "../../src/bench/repeat.ts";
 import type { BenchReport } from "../../src/bench/report.ts";
 import { summarize } from "../../src/bench/statistics.ts";
@@ -71,6 +71,11 @@ describe("--repeat", () => {
     expect(s.ratios["tapnet-udp"].tcp_cross_1).toEqual({ median: 1, min: 0.8, max: 1, n: 3 });
     expect(s.ratios["host-gw"].tcp_cross_1).toEqual({ median: 15 / 9, min: 1.5, max: 2.5, n: 3 });
     expect(s.ratios["tapnet-udp"].swcpu_tcp_cross_1).toBeNull(); // the kernel has no switch: no ratio
+    // every setup's own figures, each run's median
+    expect(s.figures["tapnet-udp"].tcp_cross_1).toEqual({ median: 8, min: 6, max: 9, n: 3 });
+    expect(s.figures["tapnet-udp"].swcpu_tcp_cross_1).toEqual({ median: 8, min: 8, max: 8, n: 3 });
+    expect(s.figures["kernel-vxlan"].swcpu_tcp_cross_1).toBeNull();
+    expect(s.figures["kernel-vxlan"]).toEqual(s.referenceFigures);
   });
 
   it("randomized: each row's counts and verdicts against a naive count of the runs", () => {
@@ -102,9 +107,11 @@ describe("--repeat", () => {
     expect(lines[0]).toBe("tapnet bench, 2026-12-03T17:00:00.000Z: the whole bench 5 times (each 1 round(s) of 2 s per test), 1500 s in all");
     expect(lines[2]).toBe("command: tapnet bench --quick --repeat 5");
     expect(lines).toContain("the ceiling, host-gw (routed, no encapsulation), is beside kernel-vxlan in every table");
-    const at = lines.indexOf("each run's ratio to kernel-vxlan, over the 5 runs: median (min..max); kernel-vxlan's own figures the same way");
+    const at = lines.indexOf("each run's ratio to kernel-vxlan, over the 5 runs: median (min..max); kernel-vxlan's own figures the same way, and a figure kernel-vxlan does not have (a switch's) as it is");
     expect(lines[at + 1].split(/\s{2,}/)).toEqual(["figure", "kernel-vxlan", "host-gw", "tapnet-udp"]);
     expect(lines[at + 2].split(/\s{2,}/)).toEqual(["TCP across nodes, 1 stream (Gbit/s, higher is better)", "10.0 (10.0..10.0)", "1.50× (1.50..1.50)", "0.82× (0.70..0.90)"]);
+    // a switch's figure the reference has not: as it is, not as a ratio
+    expect(lines[at + 1 + 1 + FIGURES.findIndex((f) => f.key === "rtt_wakeups")].split(/\s{2,}/)).toEqual(["switch wakeups per round trip (per round trip, lower is better)", "n/a", "n/a", "8.00 (8.00..8.00)"]);
     expect(lines).toContain("  run 3, round 1, tapnet-udp, UDP 64 B: iperf3: the server has terminated");
     const t = lines.indexOf("targets (issue 16), for tapnet-udp: each holds if met in at least 4 of 5 runs (80 %, rounded up)");
     expect(t).toBeGreaterThan(at);

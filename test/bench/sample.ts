@@ -12,7 +12,7 @@ export function figures(v: number, over: Partial<Figures> = {}): Figures {
 
 /** The figures a setup without a switch (kernel-vxlan, host-gw) has none of. */
 export const NO_SWITCH: Partial<Figures> = {
-  switch_cpu: null, switch_mem: null, swcpu_tcp_cross_1: null, swcpu_tcp_cross_4: null, swcpu_tcp_same_1: null, swcpu_udp1400: null,
+  rtt_wakeups: null, rtt_wait: null, switch_cpu: null, switch_mem: null, swcpu_tcp_cross_1: null, swcpu_tcp_cross_4: null, swcpu_tcp_same_1: null, swcpu_udp1400: null,
 };
 
 /**

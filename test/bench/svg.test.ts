@@ -13,10 +13,10 @@ describe("the SVG chart", () => {
     expect(svg).toContain("A&lt;B&amp;C");
     expect(svg.startsWith("<svg xmlns=\"http://www.w3.org/2000/svg\"")).toBe(true);
     expect(svg.trimEnd().endsWith("</svg>")).toBe(true);
-    // figures with a ratio: all but the switch's six (two, and its share of four CPU costs: the
-    // kernel has no switch) and the two losses
+    // figures with a ratio: all but the switch's eight (four, and its share of four CPU costs:
+    // the kernel has no switch) and the two losses
     const bars = svg.match(/<rect x="\d+" y="[\d.]+" width="[\d.]+" height="14"/g) ?? [];
-    expect(bars).toHaveLength((FIGURES.length - 8) * 3);
+    expect(bars).toHaveLength((FIGURES.length - 10) * 3);
     expect(svg).toContain("CPU per Gbit/s, TCP across nodes, 1 stream");
     expect(svg).not.toContain("of which the switches");
     expect(svg).not.toContain("UDP 1400 B loss");

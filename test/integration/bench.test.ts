@@ -71,6 +71,13 @@ describe("tapnet bench", () => {
     expect(j.results["kernel-vxlan"][0].figures.switch_mem).toBeNull();
     expect(j.results["tapnet-udp"][0].figures.switch_cpu).toBeGreaterThan(0);
     expect(j.results["tapnet-udp"][0].figures.switch_mem).toBeGreaterThan(0);
+    // per round trip, the switches' wakeups (each switch is woken at least once per frame it
+    // carries, unless a frame finds it awake) and their wait for a CPU; none for a kernel setup
+    expect(j.results["kernel-vxlan"][0].figures.rtt_wakeups).toBeNull();
+    expect(j.results["kernel-vxlan"][0].figures.rtt_wait).toBeNull();
+    expect(j.results["tapnet-udp"][0].figures.rtt_wakeups).toBeGreaterThan(0.5);
+    expect(j.results["tapnet-udp"][0].figures.rtt_wakeups).toBeLessThan(50);
+    expect(j.results["tapnet-udp"][0].figures.rtt_wait).toBeGreaterThanOrEqual(0);
     expect(j.ratios["kernel-vxlan"].tcp_cross_1).toBe(1);
     expect(j.ratios["tapnet-udp"].tcp_cross_1).toBeCloseTo(j.medians["tapnet-udp"].tcp_cross_1 / j.medians["kernel-vxlan"].tcp_cross_1, 9);
     expect(j.targets.setup).toBe("tapnet-udp");
@@ -88,13 +95,15 @@ describe("tapnet bench", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain("run 2/2: round 1/1, tapnet-udp: ping-pong latency");
     const j = JSON.parse(r.stdout);
-    expect(Object.keys(j).sort()).toEqual(["command", "date", "durationSeconds", "needed", "ratios", "reference", "referenceFigures", "repeat", "runs", "setups", "targets"].sort());
+    expect(Object.keys(j).sort()).toEqual(["command", "date", "durationSeconds", "figures", "needed", "ratios", "reference", "referenceFigures", "repeat", "runs", "setups", "targets"].sort());
     expect(j).toMatchObject({ repeat: 2, needed: 2, setups: ["kernel-vxlan", "tapnet-udp"], reference: "kernel-vxlan" });
     expect(j.runs).toHaveLength(2);
     for (const run of j.runs) expect(run.results["tapnet-udp"]).toHaveLength(1);
     const ratios = j.runs.map((run: { ratios: Record<string, Record<string, number>> }) => run.ratios["tapnet-udp"].tcp_cross_1);
     expect(j.ratios["tapnet-udp"].tcp_cross_1).toMatchObject({ min: Math.min(...ratios), max: Math.max(...ratios), n: 2 });
     expect(j.referenceFigures.tcp_cross_1.n).toBe(2);
+    const wakeups = j.runs.map((run: { medians: Record<string, Record<string, number>> }) => run.medians["tapnet-udp"].rtt_wakeups);
+    expect(j.figures["tapnet-udp"].rtt_wakeups).toMatchObject({ min: Math.min(...wakeups), max: Math.max(...wakeups), n: 2 });
     expect(j.targets.rows).toHaveLength(8);
     for (const row of j.targets.rows) {
       expect(row.values).toHaveLength(2);
