@@ -1,7 +1,8 @@
 /**
  * What the bench reads of the machine: a process and its descendants, their CPU time, peak
- * memory and their threads' wakeups (from /proc), samples of the machine's and the switches' CPU time for a measurement's
- * window (cpu.ts does the arithmetic), and the machine's kernel, CPUs and runtime for the report.
+ * memory and their threads' wakeups (from /proc), samples of the machine's and the switches'
+ * CPU time for a measurement's window (cpu.ts does the arithmetic), and the machine's kernel,
+ * CPUs and runtime for the report.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
